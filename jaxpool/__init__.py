@@ -1,0 +1,37 @@
+"""jaxpool: differentiable pooling operators for JAX.
+
+Pure functions over channels-last arrays ``(*batch, *spatial, features)``
+with torch semantics (``strides=None`` means ``strides = window_shape``).
+Flax layers live in :mod:`jaxpool.nnx` and :mod:`jaxpool.linen`;
+importing :mod:`jaxpool` does not import Flax.
+"""
+
+from jaxpool._src.adaptive import adaptive_avg_pool as adaptive_avg_pool
+from jaxpool._src.adaptive import adaptive_max_pool as adaptive_max_pool
+from jaxpool._src.adaptive import global_avg_pool as global_avg_pool
+from jaxpool._src.adaptive import global_max_pool as global_max_pool
+from jaxpool._src.classic import avg_max_pool as avg_max_pool
+from jaxpool._src.classic import avg_pool as avg_pool
+from jaxpool._src.classic import lp_pool as lp_pool
+from jaxpool._src.classic import max_pool as max_pool
+from jaxpool._src.classic import median_pool as median_pool
+from jaxpool._src.classic import min_pool as min_pool
+from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
+from jaxpool._src.indices import max_unpool as max_unpool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "adaptive_avg_pool",
+    "adaptive_max_pool",
+    "avg_max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "global_max_pool",
+    "lp_pool",
+    "max_pool",
+    "max_pool_with_indices",
+    "max_unpool",
+    "median_pool",
+    "min_pool",
+]

@@ -1,0 +1,247 @@
+"""Adaptive pooling (fixed output size, torch's bins) and global pooling.
+
+torch's adaptive bins along an axis of length ``L`` pooled to ``T`` cells:
+``bin i = [floor(i * L / T), ceil((i + 1) * L / T))``. Bins overlap when ``T``
+does not divide ``L``. Every shape here is static (it depends only on
+``x.shape`` and ``output_shape``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool._src import dtypes
+from jaxpool._src.classic import extremum_pool
+from jaxpool._src.windows import (
+    normalize_spatial_shape,
+    spatial_axes,
+    window_geometry,
+)
+
+__all__ = [
+    "adaptive_avg_pool",
+    "adaptive_max_pool",
+    "adaptive_bins",
+    "global_avg_pool",
+    "global_max_pool",
+]
+
+
+def adaptive_bins(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+  """``(starts, ends)`` of torch's adaptive bins, as int arrays of length out."""
+  i = np.arange(out)
+  starts = (i * size) // out
+  ends = -((-(i + 1) * size) // out)
+  return starts, ends
+
+
+def _adaptive_setup(x, output_shape, op):
+  output_shape = normalize_spatial_shape("output_shape", output_shape)
+  axes = spatial_axes(x.ndim, len(output_shape), "output_shape", x.shape)
+  in_shape = tuple(x.shape[a] for a in axes)
+  if any(n == 0 for n in in_shape):
+    raise ValueError(
+        f"{op} needs non-empty spatial axes; got x.shape={x.shape}."
+    )
+  return output_shape, axes, in_shape
+
+
+def _uniform_window(in_shape, output_shape):
+  """The equivalent window when every output size divides its input size."""
+  if all(n % t == 0 for n, t in zip(in_shape, output_shape)):
+    return tuple(n // t for n, t in zip(in_shape, output_shape))
+  return None
+
+
+def adaptive_avg_pool(
+    x: jax.typing.ArrayLike, output_shape: Sequence[int]
+) -> jax.Array:
+  """Average over torch's adaptive bins, for a fixed output size.
+
+  ``y[i] = mean(x[floor(i L / T) : ceil((i + 1) L / T)])`` along every spatial
+  axis (``L`` input size, ``T`` output size); equal to
+  ``torch.nn.functional.adaptive_avg_pool{1,2,3}d``. Bins overlap when ``T``
+  does not divide ``L`` (Equinox's ``AdaptivePool`` partitions instead and
+  gives other numbers). ``T`` may exceed ``L``.
+
+  Args:
+    x: floating-point input of shape ``(*batch, *spatial, features)``.
+    output_shape: output size per spatial axis; its length sets the number of
+      spatial axes.
+
+  Returns:
+    Array of shape ``(*batch, *output_shape, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(5.0).reshape(5, 1)
+    >>> jaxpool.adaptive_avg_pool(x, (3,))[:, 0]
+    Array([0.5, 2. , 3.5], dtype=float32)
+  """
+  x = dtypes.float_input(x, "adaptive_avg_pool")
+  output_shape, axes, in_shape = _adaptive_setup(
+      x, output_shape, "adaptive_avg_pool"
+  )
+  ct = dtypes.compute_dtype(x.dtype)
+  xc = x.astype(ct)
+  window = _uniform_window(in_shape, output_shape)
+  if window is not None:
+    geom = window_geometry(x.shape, window)
+    total = lax.reduce_window(xc, 0.0, lax.add, **geom.reduce_window_args(x.ndim))
+    return (total / np.asarray(geom.window_size, dtype=ct)).astype(x.dtype)
+  for axis, size, out in zip(axes, in_shape, output_shape):
+    starts, ends = adaptive_bins(size, out)
+    weights = np.zeros((out, size))
+    for i, (lo, hi) in enumerate(zip(starts, ends)):
+      weights[i, lo:hi] = 1.0 / (hi - lo)
+    moved = jnp.moveaxis(xc, axis, -1)
+    pooled = jnp.matmul(
+        moved, jnp.asarray(weights.T, dtype=ct), precision=lax.Precision.HIGHEST
+    )
+    xc = jnp.moveaxis(pooled, -1, axis)
+  return xc.astype(x.dtype)
+
+
+def _adaptive_max_axis(x: jax.Array, axis: int, out: int) -> jax.Array:
+  """Adaptive max along one axis; the first maximum of each bin is selected."""
+  size = x.shape[axis]
+  starts, ends = adaptive_bins(size, out)
+  width = int((ends - starts).max())
+  index = starts[:, None] + np.arange(width)[None, :]
+  valid = index < ends[:, None]
+  index = np.minimum(index, size - 1)
+  moved = jnp.moveaxis(x, axis, -1)
+  gathered = jnp.take(moved, jnp.asarray(index.ravel()), axis=-1)
+  gathered = gathered.reshape(moved.shape[:-1] + (out, width))
+  gathered = jnp.where(
+      valid, gathered, jnp.array(dtypes.lowest(x.dtype), dtype=x.dtype)
+  )
+  pick = jnp.argmax(gathered, axis=-1, keepdims=True)
+  pooled = jnp.take_along_axis(gathered, pick, axis=-1)[..., 0]
+  return jnp.moveaxis(pooled, -1, axis)
+
+
+def adaptive_max_pool(
+    x: jax.typing.ArrayLike, output_shape: Sequence[int]
+) -> jax.Array:
+  """Maximum over torch's adaptive bins, for a fixed output size.
+
+  Bins as in :func:`adaptive_avg_pool`; equal to
+  ``torch.nn.functional.adaptive_max_pool{1,2,3}d`` in values and gradients:
+  the gradient reaches the first maximum of each bin in row-major order. The
+  bins are separable, so the maximum is taken one axis at a time, last axis
+  first (which keeps the row-major tie rule). Integers keep their dtype.
+
+  Args:
+    x: input of shape ``(*batch, *spatial, features)``.
+    output_shape: output size per spatial axis.
+
+  Returns:
+    Array of shape ``(*batch, *output_shape, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.array([0.0, 4.0, 1.0, 3.0, 2.0]).reshape(5, 1)
+    >>> jaxpool.adaptive_max_pool(x, (3,))[:, 0]
+    Array([4., 4., 3.], dtype=float32)
+  """
+  x = dtypes.numeric_input(x, "adaptive_max_pool")
+  output_shape, axes, in_shape = _adaptive_setup(
+      x, output_shape, "adaptive_max_pool"
+  )
+  window = _uniform_window(in_shape, output_shape)
+  if window is not None:
+    return extremum_pool(x, window_geometry(x.shape, window), "max")
+  for axis, out in reversed(list(zip(axes, output_shape))):
+    if x.shape[axis] != out:
+      x = _adaptive_max_axis(x, axis, out)
+  return x
+
+
+def _global_axes(x: jax.Array, spatial_ndim: int | None, op: str):
+  if spatial_ndim is None:
+    if x.ndim < 3:
+      raise ValueError(
+          f"{op} expects x of shape (batch, *spatial, features) with at least"
+          f" one spatial axis; got x.shape={x.shape}. Pass spatial_ndim=N for"
+          " other batch layouts."
+      )
+    return tuple(range(1, x.ndim - 1))
+  if isinstance(spatial_ndim, bool) or not isinstance(spatial_ndim, int):
+    raise TypeError(f"spatial_ndim must be an int; got {spatial_ndim!r}.")
+  if spatial_ndim < 1:
+    raise ValueError(f"spatial_ndim must be >= 1; got {spatial_ndim}.")
+  return spatial_axes(x.ndim, spatial_ndim, "spatial_ndim", x.shape)
+
+
+def global_avg_pool(
+    x: jax.typing.ArrayLike,
+    *,
+    keepdims: bool = False,
+    spatial_ndim: int | None = None,
+) -> jax.Array:
+  """Mean over every spatial axis.
+
+  Args:
+    x: floating-point input; by default ``(batch, *spatial, features)`` and the
+      axes ``1 .. ndim - 2`` are reduced.
+    keepdims: keep the reduced axes with size 1.
+    spatial_ndim: reduce the ``spatial_ndim`` axes just before the feature
+      axis instead (for zero or several batch axes).
+
+  Returns:
+    ``(batch, features)`` (or ``(*batch, features)``), ``x``'s dtype; with
+    ``keepdims`` the spatial axes stay as ones.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> jaxpool.global_avg_pool(jnp.ones((2, 4, 4, 3))).shape
+    (2, 3)
+  """
+  x = dtypes.float_input(x, "global_avg_pool")
+  axes = _global_axes(x, spatial_ndim, "global_avg_pool")
+  ct = dtypes.compute_dtype(x.dtype)
+  return jnp.mean(x.astype(ct), axis=axes, keepdims=keepdims).astype(x.dtype)
+
+
+def global_max_pool(
+    x: jax.typing.ArrayLike,
+    *,
+    keepdims: bool = False,
+    spatial_ndim: int | None = None,
+) -> jax.Array:
+  """Maximum over every spatial axis.
+
+  Equal to ``adaptive_max_pool(x, (1,) * n)``: the gradient goes to the first
+  maximum in row-major order (``jnp.max`` would split it between ties).
+
+  Args:
+    x: input; by default ``(batch, *spatial, features)``.
+    keepdims: keep the reduced axes with size 1.
+    spatial_ndim: reduce the ``spatial_ndim`` axes just before the feature
+      axis instead.
+
+  Returns:
+    ``(batch, features)`` (or ``(*batch, features)``), ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(8.0).reshape(1, 2, 2, 2)
+    >>> jaxpool.global_max_pool(x)
+    Array([[6., 7.]], dtype=float32)
+  """
+  x = dtypes.numeric_input(x, "global_max_pool")
+  axes = _global_axes(x, spatial_ndim, "global_max_pool")
+  lead = x.shape[: axes[0]]
+  flat = x.reshape(lead + (math.prod(x.shape[a] for a in axes),) + x.shape[-1:])
+  pick = jnp.argmax(flat, axis=-2, keepdims=True)
+  pooled = jnp.take_along_axis(flat, pick, axis=-2)
+  if keepdims:
+    return pooled.reshape(lead + (1,) * len(axes) + x.shape[-1:])
+  return pooled[..., 0, :]

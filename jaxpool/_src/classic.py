@@ -1,0 +1,492 @@
+"""Classic sliding-window pooling: max, min, average, power-average, median.
+
+All operators take ``x`` of shape ``(*batch, *spatial, features)`` and the
+window arguments of :func:`jaxpool._src.windows.window_geometry` (torch
+semantics; ``strides=None`` means ``strides = window_shape``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool._src import dtypes
+from jaxpool._src.windows import (
+    PaddingLike,
+    WindowGeometry,
+    pad_input,
+    spatial_axes,
+    window_geometry,
+    window_slice,
+)
+
+__all__ = [
+    "max_pool",
+    "min_pool",
+    "avg_pool",
+    "lp_pool",
+    "median_pool",
+    "avg_max_pool",
+]
+
+_Kind = Literal["max", "min"]
+
+
+# ---------------------------------------------------------------------------
+# Max / min pooling: reduce_window forward, first-extremum derivative.
+# ---------------------------------------------------------------------------
+
+
+def _reduce_extremum(x: jax.Array, geom: WindowGeometry, kind: _Kind):
+  if kind == "max":
+    init, op = dtypes.lowest(x.dtype), lax.max
+  else:
+    init, op = dtypes.highest(x.dtype), lax.min
+  return lax.reduce_window(x, init, op, **geom.reduce_window_args(x.ndim))
+
+
+def winning_taps(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
+  """Row-major window offset of the selected element of every window.
+
+  torch's rule: the first extremum in window order wins ties; a NaN always
+  wins (so the last NaN of a window is selected); padding never wins (a window
+  of only -inf selects its first real cell).
+
+  Returns:
+    int32 array of shape ``(*batch, *out_shape, features)``.
+  """
+  fill = dtypes.lowest(x.dtype) if kind == "max" else dtypes.highest(x.dtype)
+  better = lax.gt if kind == "max" else lax.lt
+  padded = pad_input(x, geom, fill)
+  out_shape = x.shape[: x.ndim - geom.num_spatial - 1] + geom.out_shape
+  out_shape += x.shape[-1:]
+  first = geom.first_valid_tap().astype(np.int32)[..., None]
+  winner = jnp.broadcast_to(first, out_shape)
+  best = jnp.full(out_shape, fill, dtype=x.dtype)
+  check_nan = dtypes.is_float(x.dtype)
+  for flat, tap in geom.offsets():
+    value = window_slice(padded, geom, tap)
+    take = better(value, best)
+    if check_nan:
+      take = take | jnp.isnan(value)
+    winner = jnp.where(take, np.int32(flat), winner)
+    best = jnp.where(take, value, best)
+  return winner
+
+
+def select_taps(
+    values: jax.Array, winner: jax.Array, geom: WindowGeometry
+) -> jax.Array:
+  """Gathers, for every window, the element at row-major offset ``winner``.
+
+  Linear in ``values``: its transpose scatters each output back onto the one
+  input cell it was taken from.
+  """
+  padded = pad_input(values, geom, 0)
+  out = None
+  for flat, tap in geom.offsets():
+    value = window_slice(padded, geom, tap)
+    out = value if out is None else jnp.where(winner == flat, value, out)
+  return out
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind):
+  return _reduce_extremum(x, geom, kind)
+
+
+@_extremum_pool.defjvp
+def _extremum_pool_jvp(geom, kind, primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = _reduce_extremum(x, geom, kind)
+  return y, select_taps(t, winning_taps(x, geom, kind), geom)
+
+
+def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
+  """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows."""
+  if not dtypes.is_float(x.dtype):
+    return _reduce_extremum(x, geom, kind)
+  return _extremum_pool(x, geom, kind)
+
+
+def _extremum(x, window_shape, strides, padding, dilation, ceil_mode, kind, op):
+  x = dtypes.numeric_input(x, op)
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  return extremum_pool(x, geom, kind)
+
+
+def max_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> jax.Array:
+  """Max pooling: ``y = max_{i in window} x_i`` per channel.
+
+  Equal to ``torch.nn.functional.max_pool{1,2,3}d`` (values and gradients) on
+  channels-last input. The gradient goes to the first maximum of each window
+  in row-major window order (torch's tie rule); padding never wins; a NaN in a
+  window gives NaN. Dilated windows are differentiable (JAX's built-in
+  max-pool derivative refuses dilation). Forward- and reverse-mode derivatives
+  both work.
+
+  Args:
+    x: input of shape ``(*batch, *spatial, features)``; float or integer
+      (integers keep their dtype).
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: stride per axis (int or tuple). ``None`` means ``window_shape``
+      (as torch and Keras; note that Flax's default is 1).
+    padding: ``'VALID'``, ``'SAME'``, int, ints or ``(low, high)`` pairs.
+      Explicit padding is at most half the dilated window.
+    dilation: spacing between window taps (int or tuple), default 1.
+    ceil_mode: round the output size up, dropping windows that would start in
+      the right padding (torch semantics).
+
+  Returns:
+    Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jaxpool.max_pool(x, (2, 2))[..., 0]
+    Array([[[ 5.,  7.],
+            [13., 15.]]], dtype=float32)
+  """
+  return _extremum(
+      x, window_shape, strides, padding, dilation, ceil_mode, "max", "max_pool"
+  )
+
+
+def min_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> jax.Array:
+  """Min pooling: ``y = min_{i in window} x_i`` per channel.
+
+  The mirror of :func:`max_pool` (``min_pool(x) == -max_pool(-x)`` for
+  floats): the gradient goes to the first minimum of each window, padding
+  never wins, NaN propagates. Integers keep their dtype.
+
+  Args:
+    x: input of shape ``(*batch, *spatial, features)``.
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`max_pool`.
+
+  Returns:
+    Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jaxpool.min_pool(x, (2, 2))[..., 0]
+    Array([[[ 0.,  2.],
+            [ 8., 10.]]], dtype=float32)
+  """
+  return _extremum(
+      x, window_shape, strides, padding, dilation, ceil_mode, "min", "min_pool"
+  )
+
+
+# ---------------------------------------------------------------------------
+# Sum-based pooling: average and power-average.
+# ---------------------------------------------------------------------------
+
+
+def _window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
+  return lax.reduce_window(
+      x, 0.0, lax.add, **geom.reduce_window_args(x.ndim)
+  )
+
+
+def avg_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor: int | None = None,
+) -> jax.Array:
+  """Average pooling: ``y = sum_{i in window} x_i / n`` per channel.
+
+  Equal to ``torch.nn.functional.avg_pool{1,2,3}d`` on channels-last input.
+  The divisor ``n`` is ``divisor`` when given (torch's ``divisor_override``),
+  else the number of window cells inside the padded input
+  (``count_include_pad=True``, torch's and Flax's default) or inside the
+  unpadded input (``count_include_pad=False``). Cells a ceil-mode window hangs
+  past the padded input are never counted, as in torch. Padded cells are zero.
+
+  Args:
+    x: floating-point input of shape ``(*batch, *spatial, features)``
+      (float16/bfloat16 are summed in float32 and cast back).
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`max_pool` (torch has no dilated average pooling; here it works).
+    count_include_pad: whether explicit padding counts in the divisor.
+    divisor: a fixed positive divisor for every window.
+
+  Returns:
+    Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jaxpool.avg_pool(x, (2, 2))[..., 0]
+    Array([[[ 2.5,  4.5],
+            [10.5, 12.5]]], dtype=float32)
+  """
+  x = dtypes.float_input(x, "avg_pool")
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  if divisor is not None:
+    if isinstance(divisor, bool) or not isinstance(divisor, (int, np.integer)):
+      raise TypeError(f"divisor must be a positive int or None; got {divisor!r}.")
+    if divisor <= 0:
+      raise ValueError(f"divisor must be a positive int or None; got {divisor!r}.")
+  ct = dtypes.compute_dtype(x.dtype)
+  total = _window_sum(x.astype(ct), geom)
+  if divisor is not None:
+    counts = np.asarray(divisor)
+  else:
+    counts = geom.window_counts(include_pad=bool(count_include_pad))[..., None]
+  return (total / counts.astype(ct)).astype(x.dtype)
+
+
+def _spatial_abs_max(x: jax.Array, num_spatial: int) -> jax.Array:
+  axes = spatial_axes(x.ndim, num_spatial, "window_shape", x.shape)
+  return jnp.max(jnp.abs(x), axis=axes, keepdims=True)
+
+
+def lp_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    p: float,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> jax.Array:
+  """Power-average (LP) pooling: ``y = (sum_{i in window} |x_i|^p)^(1/p)``.
+
+  For non-negative input and windows that lie inside the input this equals
+  ``torch.nn.functional.lp_pool{1,2,3}d(x, p, ...)``, which computes
+  ``(avg_pool(x**p) * k)^(1/p)``. jaxpool deliberately differs in two places:
+
+  * it uses ``|x|^p``: torch's ``x**p`` gives NaN for negative input with
+    non-integer ``p`` or a negative window sum (pytorch#184037);
+  * a ceil-mode window that hangs past the input sums its real cells only;
+    torch divides by the clipped count and multiplies by the full window size,
+    scaling such partial windows up.
+
+  Padded cells count as zero. Numerics: the input is scaled by its per-channel
+  maximum magnitude (a constant for the derivative), so ``|x|^p`` cannot
+  overflow; the output and gradient are finite for every finite input, and the
+  gradient of a window whose sum is zero is zero (as torch).
+
+  Args:
+    x: floating-point input of shape ``(*batch, *spatial, features)``.
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`max_pool`.
+    p: the power, a positive finite number (``p=1`` is sum pooling of
+      ``|x|``; large ``p`` approaches max pooling of ``|x|``).
+
+  Returns:
+    Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.array([3.0, -4.0]).reshape(2, 1)
+    >>> jaxpool.lp_pool(x, (2,), p=2)
+    Array([[5.]], dtype=float32)
+  """
+  x = dtypes.float_input(x, "lp_pool")
+  if (
+      isinstance(p, bool)
+      or not isinstance(p, (int, float, np.integer, np.floating))
+      or not np.isfinite(p)
+      or p <= 0
+  ):
+    raise ValueError(
+        f"p must be a positive finite number; got p={p!r}. (For p=inf use"
+        " max_pool of |x|.)"
+    )
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  ct = dtypes.compute_dtype(x.dtype)
+  xc = x.astype(ct)
+  scale = lax.stop_gradient(_spatial_abs_max(xc, geom.num_spatial))
+  scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
+  magnitude = jnp.abs(xc) / scale
+  positive = magnitude > 0
+  safe = jnp.where(positive, magnitude, jnp.ones_like(magnitude))
+  powered = jnp.where(positive, safe ** float(p), jnp.zeros_like(safe))
+  total = _window_sum(powered, geom)
+  nonzero = total > 0
+  safe_total = jnp.where(nonzero, total, jnp.ones_like(total))
+  root = jnp.where(nonzero, safe_total ** (1.0 / float(p)), jnp.zeros_like(total))
+  return (root * scale).astype(x.dtype)
+
+
+# ---------------------------------------------------------------------------
+# Median pooling: sort the window taps.
+# ---------------------------------------------------------------------------
+
+
+def median_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    even: Literal["lower", "mean"] = "lower",
+) -> jax.Array:
+  """Median pooling: the median of the real cells of each window.
+
+  Padded cells are excluded (a border window takes the median of the cells it
+  covers; kornia's ``median_blur`` zero-pads instead). A window with an even
+  number ``n`` of cells has two middle values; ``even='lower'`` (default) takes
+  the lower one, like ``torch.median``, so the result is always an input
+  element and integer inputs keep their dtype; ``even='mean'`` averages them,
+  like ``numpy.median``. A NaN in a window gives NaN. The gradient goes to the
+  selected element (half to each for ``'mean'``).
+
+  Args:
+    x: input of shape ``(*batch, *spatial, features)``; floating point, or
+      integer with ``even='lower'``.
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`max_pool`.
+    even: rule for windows with an even number of cells, ``'lower'`` or
+      ``'mean'``.
+
+  Returns:
+    Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.array([1.0, 9.0, 2.0, 4.0, 3.0, 8.0]).reshape(6, 1)
+    >>> jaxpool.median_pool(x, (3,))[:, 0]
+    Array([2., 4.], dtype=float32)
+  """
+  if even not in ("lower", "mean"):
+    raise ValueError(f"even must be 'lower' or 'mean'; got {even!r}.")
+  if even == "mean":
+    x = dtypes.float_input(x, "median_pool(even='mean')")
+  else:
+    x = dtypes.numeric_input(x, "median_pool")
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  # Padding sorts last (+inf / integer max), after every real cell but NaN.
+  padded = pad_input(x, geom, dtypes.highest(x.dtype))
+  taps = jnp.stack(
+      [window_slice(padded, geom, tap) for _, tap in geom.offsets()], axis=-1
+  )
+  ordered = jnp.sort(taps, axis=-1)
+  count = geom.window_counts(include_pad=False)[..., None, None]
+
+  def order_statistic(rank: np.ndarray) -> jax.Array:
+    index = jnp.broadcast_to(
+        jnp.asarray(rank, dtype=jnp.int32), ordered.shape[:-1] + (1,)
+    )
+    return jnp.take_along_axis(ordered, index, axis=-1)[..., 0]
+
+  lower = order_statistic((count - 1) // 2)
+  if even == "lower":
+    result = lower
+  else:
+    ct = dtypes.compute_dtype(x.dtype)
+    upper = order_statistic(count // 2)
+    result = ((lower.astype(ct) + upper.astype(ct)) * 0.5).astype(x.dtype)
+  if dtypes.is_float(x.dtype):
+    result = jnp.where(
+        jnp.any(jnp.isnan(taps), axis=-1), jnp.array(jnp.nan, x.dtype), result
+    )
+  return result
+
+
+# ---------------------------------------------------------------------------
+# Average and max together.
+# ---------------------------------------------------------------------------
+
+
+def avg_max_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    combine: Literal["add", "mean", "concat"] = "add",
+) -> jax.Array:
+  """Average and max pooling of the same windows, combined.
+
+  * ``combine='add'``: ``avg_pool(x) + max_pool(x)`` (as in CBAM-style
+    attention blocks);
+  * ``combine='mean'``: ``(avg_pool(x) + max_pool(x)) / 2`` (timm's
+    ``avgmax``);
+  * ``combine='concat'``: ``concatenate([avg, max], axis=-1)``, so the
+    feature axis doubles (timm's ``catavgmax``).
+
+  Args:
+    x: floating-point input of shape ``(*batch, *spatial, features)``.
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`max_pool`.
+    count_include_pad: passed to :func:`avg_pool`.
+    combine: ``'add'``, ``'mean'`` or ``'concat'``.
+
+  Returns:
+    Array of shape ``(*batch, *out_spatial, features)`` (``2 * features`` for
+    ``'concat'``) and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.array([1.0, 3.0]).reshape(2, 1)
+    >>> jaxpool.avg_max_pool(x, (2,), combine="concat")
+    Array([[2., 3.]], dtype=float32)
+  """
+  if combine not in ("add", "mean", "concat"):
+    raise ValueError(
+        f"combine must be 'add', 'mean' or 'concat'; got {combine!r}."
+    )
+  x = dtypes.float_input(x, "avg_max_pool")
+  window = dict(
+      window_shape=window_shape, strides=strides, padding=padding,
+      dilation=dilation, ceil_mode=ceil_mode,
+  )
+  avg = avg_pool(x, count_include_pad=count_include_pad, **window)
+  top = max_pool(x, **window)
+  if combine == "concat":
+    return jnp.concatenate([avg, top], axis=-1)
+  ct = dtypes.compute_dtype(x.dtype)
+  total = avg.astype(ct) + top.astype(ct)
+  if combine == "mean":
+    total = total * 0.5
+  return total.astype(x.dtype)

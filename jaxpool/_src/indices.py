@@ -1,0 +1,167 @@
+"""Max pooling that returns where each maximum came from, and its inverse."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpool._src import dtypes
+from jaxpool._src.classic import extremum_pool, winning_taps
+from jaxpool._src.windows import (
+    PaddingLike,
+    normalize_spatial_shape,
+    spatial_axes,
+    window_geometry,
+)
+
+__all__ = ["max_pool_with_indices", "max_unpool"]
+
+
+def _plane_strides(shape: Sequence[int]) -> np.ndarray:
+  """Row-major strides of a flat index into a plane of ``shape``."""
+  return np.array(
+      [math.prod(shape[a + 1:]) for a in range(len(shape))], dtype=np.int64
+  )
+
+
+def max_pool_with_indices(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+  """Max pooling that also returns the flat index of every maximum.
+
+  ``values`` equals :func:`max_pool`. ``indices[..., i, c]`` is the flat
+  row-major index of the selected element in its unpadded spatial plane
+  (``h * W + w`` in 2-D, ``(d * H + h) * W + w`` in 3-D), exactly as
+  ``torch.nn.functional.max_pool{1,2,3}d(..., return_indices=True)``: the first
+  maximum of the window wins ties, the last NaN wins when the window holds NaN,
+  and a window of only ``-inf`` points at its first real cell. Feed the
+  indices to :func:`max_unpool` to invert the pooling.
+
+  Args:
+    x: input of shape ``(*batch, *spatial, features)``.
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`max_pool`.
+
+  Returns:
+    ``(values, indices)``, both of shape ``(*batch, *out_spatial, features)``;
+    ``values`` has ``x``'s dtype and is differentiable, ``indices`` is int32.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.array([[1.0, 5.0], [7.0, 2.0]]).reshape(2, 2, 1)
+    >>> values, indices = jaxpool.max_pool_with_indices(x, (2, 2))
+    >>> values[..., 0], indices[..., 0]
+    (Array([[7.]], dtype=float32), Array([[2]], dtype=int32))
+  """
+  x = dtypes.numeric_input(x, "max_pool_with_indices")
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  values = extremum_pool(x, geom, "max")
+  winner = winning_taps(jax.lax.stop_gradient(x), geom, "max")
+  plane = _plane_strides(geom.in_shape)
+  # Flat index of tap j in window i = start(i) . plane + (j * dilation) . plane
+  start = np.zeros((), dtype=np.int64)
+  for axis in range(geom.num_spatial):
+    first = geom.tap_positions(axis)[:, 0]
+    start = np.add.outer(start, first * plane[axis])
+  tap_offset = np.array(
+      [np.dot(np.array(tap) * geom.dilation, plane) for _, tap in geom.offsets()],
+      dtype=np.int64,
+  )
+  indices = jnp.asarray(start[..., None], dtype=jnp.int32) + jnp.take(
+      jnp.asarray(tap_offset, dtype=jnp.int32), winner
+  )
+  return values, indices
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _scatter_plane(values, indices, size):
+  batch, _, features = values.shape
+  rows = jnp.arange(batch)[:, None, None]
+  cols = jnp.arange(features)[None, None, :]
+  out = jnp.zeros((batch, size, features), values.dtype)
+  return out.at[rows, indices, cols].set(values, mode="drop")
+
+
+@_scatter_plane.defjvp
+def _scatter_plane_jvp(size, primals, tangents):
+  values, indices = primals
+  t = tangents[0]
+  batch, _, features = values.shape
+  rows = jnp.arange(batch)[:, None, None]
+  cols = jnp.arange(features)[None, None, :]
+  # Linear in t; its transpose gathers the output gradient at each index,
+  # which is torch's max_unpool backward (duplicates each receive it).
+  t_out = jnp.zeros((batch, size, features), t.dtype)
+  t_out = t_out.at[rows, indices, cols].add(t, mode="drop")
+  return _scatter_plane(values, indices, size), t_out
+
+
+def max_unpool(
+    x: jax.typing.ArrayLike,
+    indices: jax.typing.ArrayLike,
+    output_shape: Sequence[int],
+) -> jax.Array:
+  """Inverse of :func:`max_pool_with_indices`: scatter values back, zeros elsewhere.
+
+  ``y[..., indices[..., i, c], c] = x[..., i, c]`` on the flattened spatial
+  plane of shape ``output_shape``; every other cell is zero. Equal to
+  ``torch.nn.functional.max_unpool{1,2,3}d`` with ``output_size`` set. Indices
+  outside ``[0, prod(output_shape))`` are ignored. When several entries share
+  an index (overlapping windows that picked the same maximum) the forward
+  keeps one of them (they hold the same value when they come from
+  :func:`max_pool_with_indices`) and the gradient reaches every one of them,
+  as in torch.
+
+  Args:
+    x: pooled values of shape ``(*batch, *in_spatial, features)``.
+    indices: integer array of the same shape (e.g. from
+      :func:`max_pool_with_indices`).
+    output_shape: spatial shape of the result, one int per spatial axis,
+      usually the spatial shape of the input that was pooled.
+
+  Returns:
+    Array of shape ``(*batch, *output_shape, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.array([[1.0, 5.0], [7.0, 2.0]]).reshape(2, 2, 1)
+    >>> values, indices = jaxpool.max_pool_with_indices(x, (2, 2))
+    >>> jaxpool.max_unpool(values, indices, (2, 2))[..., 0]
+    Array([[0., 0.],
+           [7., 0.]], dtype=float32)
+  """
+  output_shape = normalize_spatial_shape("output_shape", output_shape)
+  x = dtypes.numeric_input(x, "max_unpool")
+  indices = jnp.asarray(indices)
+  if not jnp.issubdtype(indices.dtype, jnp.integer):
+    raise TypeError(
+        f"indices must be an integer array; got dtype {indices.dtype}."
+    )
+  if indices.shape != x.shape:
+    raise ValueError(
+        f"indices must have the shape of x; got indices.shape={indices.shape}"
+        f" and x.shape={x.shape}."
+    )
+  n = len(output_shape)
+  axes = spatial_axes(x.ndim, n, "output_shape", x.shape)
+  batch_shape = x.shape[: axes[0]]
+  size = math.prod(output_shape)
+  flat_x = x.reshape(math.prod(batch_shape), -1, x.shape[-1])
+  flat_i = indices.reshape(flat_x.shape).astype(jnp.int32)
+  flat_i = jnp.where(flat_i < 0, size, flat_i)  # negative: drop, never wrap
+  out = _scatter_plane(flat_x, flat_i, size)
+  return out.reshape(batch_shape + output_shape + x.shape[-1:])
