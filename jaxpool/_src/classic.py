@@ -64,11 +64,11 @@ def winning_taps(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
   fill = dtypes.lowest(x.dtype) if kind == "max" else dtypes.highest(x.dtype)
   better = lax.gt if kind == "max" else lax.lt
   padded = pad_input(x, geom, fill)
-  out_shape = x.shape[: x.ndim - geom.num_spatial - 1] + geom.out_shape
-  out_shape += x.shape[-1:]
+  # Built from a slice of x so that they carry x's sharding.
+  like = window_slice(padded, geom, (0,) * geom.num_spatial)
   first = geom.first_valid_tap().astype(np.int32)[..., None]
-  winner = jnp.broadcast_to(first, out_shape)
-  best = jnp.full(out_shape, fill, dtype=x.dtype)
+  winner = jnp.zeros_like(like, dtype=jnp.int32) + first
+  best = jnp.full_like(like, fill)
   check_nan = dtypes.is_float(x.dtype)
   for flat, tap in geom.offsets():
     value = window_slice(padded, geom, tap)
@@ -404,17 +404,26 @@ def median_pool(
   )
   # Padding sorts last (+inf / integer max), after every real cell but NaN.
   padded = pad_input(x, geom, dtypes.highest(x.dtype))
-  taps = jnp.stack(
-      [window_slice(padded, geom, tap) for _, tap in geom.offsets()], axis=-1
-  )
-  ordered = jnp.sort(taps, axis=-1)
+  taps = [window_slice(padded, geom, tap) for _, tap in geom.offsets()]
+  stacked = jnp.stack(taps, axis=-1)
+  ordered = jnp.sort(lax.stop_gradient(stacked), axis=-1)
   count = geom.window_counts(include_pad=False)[..., None, None]
 
   def order_statistic(rank: np.ndarray) -> jax.Array:
-    index = jnp.broadcast_to(
-        jnp.asarray(rank, dtype=jnp.int32), ordered.shape[:-1] + (1,)
+    """The rank-th smallest real cell; its derivative reaches that cell."""
+    index = jnp.zeros_like(ordered[..., :1], dtype=jnp.int32) + rank.astype(
+        np.int32
     )
-    return jnp.take_along_axis(ordered, index, axis=-1)[..., 0]
+    value = jnp.take_along_axis(ordered, index, axis=-1)[..., 0]
+    # Differentiate through the first tap holding the value rather than
+    # through the sort (cheaper, and sort's derivative breaks explicit
+    # sharding): adds exactly zero to the value.
+    found = jnp.zeros_like(value, dtype=bool)
+    for tap in taps:
+      hit = (tap == value) & ~found
+      value = value + jnp.where(hit, tap - lax.stop_gradient(tap), 0)
+      found = found | hit
+    return value
 
   lower = order_statistic((count - 1) // 2)
   if even == "lower":
@@ -425,7 +434,7 @@ def median_pool(
     result = ((lower.astype(ct) + upper.astype(ct)) * 0.5).astype(x.dtype)
   if dtypes.is_float(x.dtype):
     result = jnp.where(
-        jnp.any(jnp.isnan(taps), axis=-1), jnp.array(jnp.nan, x.dtype), result
+        jnp.any(jnp.isnan(stacked), axis=-1), jnp.nan, result
     )
   return result
 

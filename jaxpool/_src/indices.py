@@ -77,36 +77,41 @@ def max_pool_with_indices(
   for axis in range(geom.num_spatial):
     first = geom.tap_positions(axis)[:, 0]
     start = np.add.outer(start, first * plane[axis])
-  tap_offset = np.array(
-      [np.dot(np.array(tap) * geom.dilation, plane) for _, tap in geom.offsets()],
-      dtype=np.int64,
-  )
-  indices = jnp.asarray(start[..., None], dtype=jnp.int32) + jnp.take(
-      jnp.asarray(tap_offset, dtype=jnp.int32), winner
-  )
+  # Decode the row-major tap index arithmetically (a gather from a constant
+  # table cannot follow the input's sharding).
+  indices = jnp.zeros_like(winner) + start[..., None].astype(np.int32)
+  remaining = winner
+  for axis in reversed(range(geom.num_spatial)):
+    k = geom.window_shape[axis]
+    step = int(geom.dilation[axis] * plane[axis])
+    indices = indices + (remaining % k) * step
+    remaining = remaining // k
   return values, indices
+
+
+def _scatter_one(values, indices, size, *, add):
+  """One sample: ``(in_cells, C)`` values onto a ``(size, C)`` plane."""
+  features = jnp.arange(values.shape[-1])[None, :]
+  plane = jnp.zeros((size, values.shape[-1]), values.dtype).at[indices, features]
+  return plane.add(values, mode="drop") if add else plane.set(values, mode="drop")
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _scatter_plane(values, indices, size):
-  batch, _, features = values.shape
-  rows = jnp.arange(batch)[:, None, None]
-  cols = jnp.arange(features)[None, None, :]
-  out = jnp.zeros((batch, size, features), values.dtype)
-  return out.at[rows, indices, cols].set(values, mode="drop")
+  # vmap over the batch keeps a batch-sharded input sharded.
+  return jax.vmap(functools.partial(_scatter_one, size=size, add=False))(
+      values, indices
+  )
 
 
 @_scatter_plane.defjvp
 def _scatter_plane_jvp(size, primals, tangents):
   values, indices = primals
-  t = tangents[0]
-  batch, _, features = values.shape
-  rows = jnp.arange(batch)[:, None, None]
-  cols = jnp.arange(features)[None, None, :]
-  # Linear in t; its transpose gathers the output gradient at each index,
-  # which is torch's max_unpool backward (duplicates each receive it).
-  t_out = jnp.zeros((batch, size, features), t.dtype)
-  t_out = t_out.at[rows, indices, cols].add(t, mode="drop")
+  # Linear in the tangent; its transpose gathers the output gradient at each
+  # index, which is torch's max_unpool backward (duplicates each receive it).
+  t_out = jax.vmap(functools.partial(_scatter_one, size=size, add=True))(
+      tangents[0], indices
+  )
   return _scatter_plane(values, indices, size), t_out
 
 
