@@ -1,0 +1,32 @@
+"""The main job, examples/train.py, runs end to end and learns."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_train_example_max_pooling_reaches_90_percent(tmp_path):
+  out = tmp_path / "run"
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "train.py"), "--pool", "max", "--pool", "median",
+       "--epochs", "10", "--out", str(out)],
+      capture_output=True, text=True, timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((out / "results.json").read_text())["results"]
+  assert set(results) == {"max", "median"}
+  assert results["max"]["test_accuracy"] >= 0.90
+  assert len(results["max"]["accuracy_per_epoch"]) == 10
+  assert (out / "accuracy.png").stat().st_size > 10_000
+  assert "| max |" in proc.stdout
+
+
+def test_train_example_rejects_unknown_pooling(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "train.py"), "--pool", "nope", "--out", str(tmp_path)],
+      capture_output=True, text=True, timeout=120,
+  )
+  assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr

@@ -1,0 +1,132 @@
+"""Flax NNX and Linen layers: same results as the functions, train under jit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import linen as nn
+from flax import nnx
+
+import jaxpool
+from jaxpool import linen as jplinen
+from jaxpool import nnx as jpnnx
+
+X = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+
+# (layer name, constructor args, constructor kwargs, function call)
+LAYERS = [
+    ("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True}, lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True)),
+    ("MinPool", ((2, 2),), {}, lambda x: jaxpool.min_pool(x, (2, 2))),
+    ("AvgPool", ((3, 3), 2, 1), {"count_include_pad": False}, lambda x: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)),
+    ("LpPool", ((2, 2),), {"p": 3.0}, lambda x: jaxpool.lp_pool(x, (2, 2), p=3.0)),
+    ("MedianPool", ((3, 3), 1, 1), {}, lambda x: jaxpool.median_pool(x, (3, 3), 1, 1)),
+    ("AvgMaxPool", ((2, 2),), {"combine": "concat"}, lambda x: jaxpool.avg_max_pool(x, (2, 2), combine="concat")),
+    ("AdaptiveAvgPool", ((3, 5),), {}, lambda x: jaxpool.adaptive_avg_pool(x, (3, 5))),
+    ("AdaptiveMaxPool", ((3, 5),), {}, lambda x: jaxpool.adaptive_max_pool(x, (3, 5))),
+    ("GlobalAvgPool", (), {"keepdims": True}, lambda x: jaxpool.global_avg_pool(x, keepdims=True)),
+    ("GlobalMaxPool", (), {}, jaxpool.global_max_pool),
+    ("MaxPoolWithIndices", ((2, 2),), {}, lambda x: jaxpool.max_pool_with_indices(x, (2, 2))),
+]
+LINEN_FIELDS = {"MaxPool": ("window_shape", "strides", "padding"), "AvgPool": ("window_shape", "strides", "padding"),
+                "MedianPool": ("window_shape", "strides", "padding"), "AdaptiveAvgPool": ("output_shape",),
+                "AdaptiveMaxPool": ("output_shape",)}
+
+
+@pytest.mark.parametrize("name,args,kwargs,function", LAYERS, ids=[l[0] for l in LAYERS])
+def test_nnx_layer_equals_function(name, args, kwargs, function):
+  layer = getattr(jpnnx, name)(*args, **kwargs)
+  expected = function(X)
+  jax.tree.map(np.testing.assert_array_equal, layer(X), expected)
+  jitted = nnx.jit(lambda m, x: m(x))(layer, X)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), jitted, expected)
+
+
+@pytest.mark.parametrize("name,args,kwargs,function", LAYERS, ids=[l[0] for l in LAYERS])
+def test_linen_layer_equals_function(name, args, kwargs, function):
+  fields = LINEN_FIELDS.get(name, ("window_shape",)[: len(args)])
+  layer = getattr(jplinen, name)(**dict(zip(fields, args)), **kwargs)
+  variables = layer.init(jax.random.key(0), X)
+  out = jax.jit(layer.apply)(variables, X)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), out, function(X))
+
+
+def test_unpool_layers_invert_indices_layers():
+  values, indices = jpnnx.MaxPoolWithIndices((2, 2))(X)
+  np.testing.assert_array_equal(jpnnx.MaxUnpool((8, 8))(values, indices), jaxpool.max_unpool(values, indices, (8, 8)))
+  out = jplinen.MaxUnpool(output_shape=(8, 8)).apply({}, values, indices)
+  np.testing.assert_array_equal(out, jaxpool.max_unpool(values, indices, (8, 8)))
+
+
+def test_nnx_layer_rejects_unknown_options_at_construction():
+  with pytest.raises(TypeError, match="MaxPool: got an unexpected keyword argument 'paddin'"):
+    jpnnx.MaxPool((2, 2), paddin=1)
+  with pytest.raises(TypeError, match="takes 1 array input"):
+    jpnnx.MaxPool((2, 2))(X, X)
+
+
+def test_registry_builds_every_named_layer_in_both_apis():
+  assert set(jpnnx.available_pools()) >= {"max", "min", "avg", "lp", "median", "avgmax", "catavgmax"}
+  for name in jpnnx.available_pools():
+    layer = jpnnx.make_pool(name, (2, 2), rngs=nnx.Rngs(0))
+    out = layer(X)
+    assert out.shape == (2, 4, 4, 3 * layer.feature_multiplier)
+    linen_out = jplinen.make_pool(name, (2, 2)).apply({}, X)
+    np.testing.assert_allclose(linen_out, out, rtol=1e-6)
+  with pytest.raises(ValueError, match="unknown pooling 'maxx'; available: avg"):
+    jpnnx.make_pool("maxx", (2, 2))
+
+
+def test_register_pool_extends_make_pool():
+  jpnnx.register_pool("wide_lp", jpnnx.LpPool, p=4.0)
+  try:
+    layer = jpnnx.make_pool("wide_lp", (2, 2))
+    np.testing.assert_allclose(layer(X), jaxpool.lp_pool(X, (2, 2), p=4.0), rtol=1e-6)
+    assert "wide_lp" in jpnnx.available_pools()
+  finally:
+    jpnnx._registered.pop("wide_lp")
+
+
+class _Net(nnx.Module):
+  def __init__(self, pool: str, *, rngs: nnx.Rngs):
+    self.conv = nnx.Conv(1, 4, (3, 3), rngs=rngs)
+    self.pool = jpnnx.make_pool(pool, (2, 2), rngs=rngs)
+    self.head = nnx.Linear(4 * 4 * 4 * self.pool.feature_multiplier, 2, rngs=rngs)
+
+  def __call__(self, x):
+    x = self.pool(nnx.relu(self.conv(x)))
+    return self.head(x.reshape(x.shape[0], -1))
+
+
+@pytest.mark.parametrize("pool", ["max", "lp", "median", "catavgmax"])
+def test_nnx_training_step_under_jit(pool):
+  model = _Net(pool, rngs=nnx.Rngs(0))
+  optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+  x = jax.random.normal(jax.random.key(1), (8, 8, 8, 1))
+  labels = (x.mean(axis=(1, 2, 3)) > 0).astype(jnp.int32)
+
+  @nnx.jit
+  def step(model, optimizer):
+    def loss_fn(model):
+      return optax.softmax_cross_entropy_with_integer_labels(model(x), labels).mean()
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return loss
+
+  with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 step counts
+    losses = [float(step(model, optimizer)) for _ in range(15)]
+  assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_linen_layer_inside_a_linen_model_trains():
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      x = jplinen.MaxPool(window_shape=(2, 2), dilation=1)(nn.relu(nn.Conv(4, (3, 3))(x)))
+      return nn.Dense(2)(x.reshape(x.shape[0], -1))
+
+  net = Net()
+  x = jax.random.normal(jax.random.key(1), (8, 8, 8, 1))
+  params = net.init(jax.random.key(0), x)
+  grads = jax.jit(jax.grad(lambda p: net.apply(p, x).sum()))(params)
+  assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
