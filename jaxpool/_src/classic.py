@@ -43,31 +43,53 @@ _Kind = Literal["max", "min"]
 # ---------------------------------------------------------------------------
 
 
+def _is_unpadded(geom: WindowGeometry) -> bool:
+  return all(lo == hi == 0 for lo, hi in geom.full_padding)
+
+
 def _reduce_extremum(x: jax.Array, geom: WindowGeometry, kind: _Kind):
-  if kind == "max":
-    init, op = dtypes.lowest(x.dtype), lax.max
-  else:
-    init, op = dtypes.highest(x.dtype), lax.min
+  """Max/min of every window (NaN propagates)."""
+  op = lax.max if kind == "max" else lax.min
+  if _is_unpadded(geom):
+    # A chain of strided slices: faster than reduce_window on XLA:CPU, and
+    # fused into one pass. (Fused pads are slow there, so padded inputs use
+    # reduce_window, which pads internally.)
+    out = None
+    for _, tap in geom.offsets():
+      value = window_slice(x, geom, tap)
+      out = value if out is None else op(out, value)
+    return out
+  init = dtypes.lowest(x.dtype) if kind == "max" else dtypes.highest(x.dtype)
   return lax.reduce_window(x, init, op, **geom.reduce_window_args(x.ndim))
 
 
-def winning_taps(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
-  """Row-major window offset of the selected element of every window.
+def _tap_dtype(geom: WindowGeometry):
+  """Smallest integer dtype that holds a row-major tap index."""
+  return np.int8 if geom.window_size <= np.iinfo(np.int8).max else np.int32
+
+
+def extremum_and_winner(
+    x: jax.Array, geom: WindowGeometry, kind: _Kind
+) -> tuple[jax.Array, jax.Array]:
+  """One pass over the taps: every window's max (min) and the tap it came from.
 
   torch's rule: the first extremum in window order wins ties; a NaN always
-  wins (so the last NaN of a window is selected); padding never wins (a window
-  of only -inf selects its first real cell).
+  wins (so the last NaN of a window is selected, and the value is NaN);
+  padding never wins (a window of only -inf selects its first real cell).
 
   Returns:
-    int32 array of shape ``(*batch, *out_shape, features)``.
+    ``(values, winner)``, both of shape ``(*batch, *out_shape, features)``;
+    ``winner`` holds row-major window offsets (int8 for windows of at most
+    127 taps, else int32).
   """
   fill = dtypes.lowest(x.dtype) if kind == "max" else dtypes.highest(x.dtype)
   better = lax.gt if kind == "max" else lax.lt
-  padded = pad_input(x, geom, fill)
+  padded = x if _is_unpadded(geom) else pad_input(x, geom, fill)
+  index_dtype = _tap_dtype(geom)
   # Built from a slice of x so that they carry x's sharding.
   like = window_slice(padded, geom, (0,) * geom.num_spatial)
-  first = geom.first_valid_tap().astype(np.int32)[..., None]
-  winner = jnp.zeros_like(like, dtype=jnp.int32) + first
+  first = geom.first_valid_tap().astype(index_dtype)[..., None]
+  winner = jnp.zeros_like(like, dtype=index_dtype) + first
   best = jnp.full_like(like, fill)
   check_nan = dtypes.is_float(x.dtype)
   for flat, tap in geom.offsets():
@@ -75,9 +97,9 @@ def winning_taps(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
     take = better(value, best)
     if check_nan:
       take = take | jnp.isnan(value)
-    winner = jnp.where(take, np.int32(flat), winner)
+    winner = jnp.where(take, index_dtype(flat), winner)
     best = jnp.where(take, value, best)
-  return winner
+  return best, winner
 
 
 def select_taps(
@@ -85,14 +107,15 @@ def select_taps(
 ) -> jax.Array:
   """Gathers, for every window, the element at row-major offset ``winner``.
 
-  Linear in ``values``: its transpose scatters each output back onto the one
-  input cell it was taken from.
+  Linear in ``values``. Written as a sum of disjointly masked tap slices (not
+  a chain of selects), so that its transpose, which scatters each output back
+  onto the one input cell it came from, costs O(taps) per cell.
   """
-  padded = pad_input(values, geom, 0)
+  padded = values if _is_unpadded(geom) else pad_input(values, geom, 0)
   out = None
   for flat, tap in geom.offsets():
-    value = window_slice(padded, geom, tap)
-    out = value if out is None else jnp.where(winner == flat, value, out)
+    term = jnp.where(winner == flat, window_slice(padded, geom, tap), 0)
+    out = term if out is None else out + term
   return out
 
 
@@ -104,8 +127,8 @@ def _extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind):
 @_extremum_pool.defjvp
 def _extremum_pool_jvp(geom, kind, primals, tangents):
   (x,), (t,) = primals, tangents
-  y = _reduce_extremum(x, geom, kind)
-  return y, select_taps(t, winning_taps(x, geom, kind), geom)
+  y, winner = extremum_and_winner(x, geom, kind)
+  return y, select_taps(t, winner, geom)
 
 
 def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
@@ -209,10 +232,34 @@ def min_pool(
 # ---------------------------------------------------------------------------
 
 
-def _window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
-  return lax.reduce_window(
-      x, 0.0, lax.add, **geom.reduce_window_args(x.ndim)
-  )
+def _sum_of_taps(x: jax.Array, geom: WindowGeometry) -> jax.Array:
+  padded = x if _is_unpadded(geom) else pad_input(x, geom, 0)
+  out = None
+  for _, tap in geom.offsets():
+    value = window_slice(padded, geom, tap)
+    out = value if out is None else out + value
+  return out
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
+  """Sum of every window (padding counts as zero).
+
+  The sum is linear, so its derivative is the same map applied to the
+  tangent; the two directions use the formulation XLA:CPU runs fastest:
+  unpadded windows are summed as strided slices (one fused pass); padded ones
+  use reduce_window, which pads internally, for the value, while the tangent
+  is always written as slices, whose transpose (a fused sum of interior pads)
+  is several times faster than the transpose of reduce_window.
+  """
+  if _is_unpadded(geom):
+    return _sum_of_taps(x, geom)
+  return lax.reduce_window(x, 0.0, lax.add, **geom.reduce_window_args(x.ndim))
+
+
+@window_sum.defjvp
+def _window_sum_jvp(geom, primals, tangents):
+  return window_sum(primals[0], geom), _sum_of_taps(tangents[0], geom)
 
 
 def avg_pool(
@@ -264,7 +311,7 @@ def avg_pool(
     if divisor <= 0:
       raise ValueError(f"divisor must be a positive int or None; got {divisor!r}.")
   ct = dtypes.compute_dtype(x.dtype)
-  total = _window_sum(x.astype(ct), geom)
+  total = window_sum(x.astype(ct), geom)
   if divisor is not None:
     counts = np.asarray(divisor)
   else:
@@ -343,7 +390,7 @@ def lp_pool(
   positive = magnitude > 0
   safe = jnp.where(positive, magnitude, jnp.ones_like(magnitude))
   powered = jnp.where(positive, safe ** float(p), jnp.zeros_like(safe))
-  total = _window_sum(powered, geom)
+  total = window_sum(powered, geom)
   nonzero = total > 0
   safe_total = jnp.where(nonzero, total, jnp.ones_like(total))
   root = jnp.where(nonzero, safe_total ** (1.0 / float(p)), jnp.zeros_like(total))

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src import dtypes
-from jaxpool._src.classic import extremum_pool, winning_taps
+from jaxpool._src.classic import extremum_and_winner, extremum_pool
 from jaxpool._src.windows import (
     PaddingLike,
     normalize_spatial_shape,
@@ -70,7 +70,8 @@ def max_pool_with_indices(
       ceil_mode=ceil_mode,
   )
   values = extremum_pool(x, geom, "max")
-  winner = winning_taps(jax.lax.stop_gradient(x), geom, "max")
+  _, winner = extremum_and_winner(jax.lax.stop_gradient(x), geom, "max")
+  winner = winner.astype(jnp.int32)
   plane = _plane_strides(geom.in_shape)
   # Flat index of tap j in window i = start(i) . plane + (j * dilation) . plane
   start = np.zeros((), dtype=np.int64)

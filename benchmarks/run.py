@@ -1,0 +1,269 @@
+"""Benchmark jaxpool against torch and JAX's own defaults, in one process.
+
+For each case it times, with the same input and the same output cotangent:
+
+* jaxpool: forward, and forward+backward (``jax.vjp``), both jitted;
+* JAX's default: ``flax.linen.max_pool``/``avg_pool`` (explicit strides), whose
+  gradient is XLA's ``select_and_scatter_add``;
+* torch CPU (or CUDA when JAX runs on a GPU and torch sees one): channels-last
+  tensors (``torch.channels_last``/``channels_last_3d``), ``set_num_threads`` =
+  cores, forward and forward + ``backward``;
+
+and reads XLA's ``compiled.memory_analysis()`` temp bytes of the jitted
+forward+backward, as a multiple of the input's size. Times are medians of
+repeats after warm-up; the table reports ratios (jaxpool time / other time,
+lower is better), which are robust on shared, noisy machines. On a GPU it also
+reports achieved bandwidth of the forward pass as a fraction of ``--peak-gbs``.
+
+Usage:
+  python benchmarks/run.py                 # full table -> benchmarks/results.md
+  python benchmarks/run.py --quick         # the (32, 64, 64, 64) cases only
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen
+
+import jaxpool
+
+try:
+  import torch
+  import torch.nn.functional as F
+except ImportError:  # torch is optional: its columns are left empty
+  torch = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  op: str  # "max" or "avg"
+  shape: tuple[int, ...]  # channels-last
+  window: int
+  stride: int
+  dtype: str = "float32"
+  padding: int = 0
+
+  @property
+  def nd(self) -> int:
+    return len(self.shape) - 2
+
+  @property
+  def label(self) -> str:
+    pad = f"/p{self.padding}" if self.padding else ""
+    return (
+        f"{self.op}_pool {self.nd}-D {self.shape} k{self.window}/s{self.stride}"
+        f"{pad} {self.dtype}"
+    )
+
+
+def cases(quick: bool) -> list[Case]:
+  typical = (32, 64, 64, 64)
+  out = [Case(op, typical, k, 2) for op in ("max", "avg") for k in (2, 3)]
+  out += [Case(op, typical, 3, 2, padding=1) for op in ("max", "avg")]
+  if quick:
+    return out
+  for op in ("max", "avg"):
+    out += [
+        Case(op, (8, 32, 32, 16), 2, 2),
+        Case(op, (16, 128, 128, 64), 3, 2),
+        Case(op, (64, 4096, 64), 2, 2),
+        Case(op, (64, 4096, 64), 3, 2),
+        Case(op, (8, 32, 32, 32, 32), 2, 2),
+        Case(op, (8, 32, 32, 32, 32), 3, 2),
+        Case(op, typical, 3, 1, padding=1),
+        Case(op, typical, 2, 2, "bfloat16"),
+        Case(op, typical, 3, 2, "bfloat16"),
+    ]
+  return out
+
+
+def median_time(fn, repeats: int, warmup: int = 2) -> float:
+  for _ in range(warmup):
+    fn()
+  times = []
+  for _ in range(repeats):
+    tick = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - tick)
+  return statistics.median(times)
+
+
+def jax_functions(case: Case):
+  window = (case.window,) * case.nd
+  strides = (case.stride,) * case.nd
+  pads = ((case.padding, case.padding),) * case.nd
+  if case.op == "max":
+    ours = lambda x: jaxpool.max_pool(x, window, strides, pads)
+    default = lambda x: linen.max_pool(x, window, strides, pads)
+  else:
+    ours = lambda x: jaxpool.avg_pool(x, window, strides, pads)
+    default = lambda x: linen.avg_pool(x, window, strides, pads)
+  return ours, default
+
+
+def time_jax(fn, x, cot, repeats):
+  forward = jax.jit(fn)
+  def forward_backward(v, g):  # returns y too, as a training step needs it
+    y, pullback = jax.vjp(fn, v)
+    return y, pullback(g)[0]
+
+  both = jax.jit(forward_backward)
+  fwd = median_time(lambda: forward(x).block_until_ready(), repeats)
+  bwd = median_time(lambda: jax.block_until_ready(both(x, cot)), repeats)
+  memory = both.lower(x, cot).compile().memory_analysis()
+  temp = None if memory is None else memory.temp_size_in_bytes / x.nbytes
+  return fwd, bwd, temp
+
+
+def time_torch(case: Case, x: np.ndarray, cot: np.ndarray, repeats: int, device: str):
+  """Medians (forward, forward+backward) in torch's faster memory layout.
+
+  Returns ``(forward, both, layout)``: each time is the faster of
+  channels-first (contiguous) and channels-last tensors, and ``layout`` names
+  the layout of the faster forward+backward.
+  """
+  perm = (0, x.ndim - 1) + tuple(range(1, x.ndim - 1))
+  dtype = getattr(torch, case.dtype)
+  pool = getattr(F, f"{case.op}_pool{case.nd}d")
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+  layouts = {"NC...": torch.contiguous_format}
+  if case.nd in (2, 3):
+    layouts["channels-last"] = {2: torch.channels_last, 3: torch.channels_last_3d}[case.nd]
+  best = None
+  for name, fmt in layouts.items():
+    def tensor(a):
+      t = torch.from_numpy(np.ascontiguousarray(a.astype(np.float32).transpose(perm)))
+      return t.to(device=device, dtype=dtype).contiguous(memory_format=fmt)
+
+    xt, gt = tensor(x), tensor(cot)
+
+    def forward():
+      with torch.no_grad():
+        pool(xt, case.window, case.stride, case.padding)
+      sync()
+
+    def both():
+      leaf = xt.detach().requires_grad_()
+      pool(leaf, case.window, case.stride, case.padding).backward(gt)
+      sync()
+
+    timing = (median_time(forward, repeats), median_time(both, repeats), name)
+    if best is None or timing[1] < best[1]:
+      best = (min(timing[0], best[0]) if best else timing[0], timing[1], name)
+    elif best is not None:
+      best = (min(timing[0], best[0]), best[1], best[2])
+  return best
+
+
+def run(args) -> str:
+  if torch is not None:
+    torch.set_num_threads(os.cpu_count() or 1)
+  on_gpu = jax.default_backend() == "gpu"
+  torch_device = "cuda" if on_gpu and torch is not None and torch.cuda.is_available() else "cpu"
+  rows = []
+  for case in cases(args.quick):
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal(case.shape).astype(np.float32)
+    ours, default = jax_functions(case)
+    x = jnp.asarray(x_np, dtype=case.dtype)
+    cot_np = rng.standard_normal(ours(x).shape).astype(np.float32)
+    cot = jnp.asarray(cot_np, dtype=case.dtype)
+    repeats = args.repeats
+    ours_f, ours_b, ours_mem = time_jax(ours, x, cot, repeats)
+    def_f, def_b, def_mem = time_jax(default, x, cot, repeats)
+    if torch is not None and not (torch_device == "cpu" and on_gpu):
+      torch_f, torch_b, layout = time_torch(case, x_np, cot_np, repeats, torch_device)
+    else:
+      torch_f = torch_b = float("nan")
+      layout = "-"
+    row = dict(
+        case=case.label, ours_f=ours_f, ours_b=ours_b, def_f=def_f, def_b=def_b,
+        torch_f=torch_f, torch_b=torch_b, layout=layout, ours_mem=ours_mem,
+        def_mem=def_mem,
+    )
+    if on_gpu:
+      # The forward reads x once and writes y (x / stride^nd bytes).
+      row["gbs"] = (x.nbytes + x.nbytes / case.stride**case.nd) / ours_f / 1e9
+    rows.append(row)
+    print(
+        f"{case.label}: fwd+bwd {1e3 * ours_b:.2f} ms (torch {1e3 * torch_b:.2f},"
+        f" flax {1e3 * def_b:.2f}); temp {ours_mem:.2f}x input", flush=True,
+    )
+  return table(rows, on_gpu, torch_device, args)
+
+
+def table(rows, on_gpu, torch_device, args) -> str:
+  device = jax.devices()[0].device_kind
+  lines = [
+      f"Device: {device} ({jax.default_backend()}), {os.cpu_count()} CPU threads;"
+      f" jax {jax.__version__}, torch {torch.__version__ if torch else 'absent'}"
+      f" ({torch_device}); {platform.python_version()}; median of {args.repeats}"
+      " repeats after warm-up.",
+      "",
+      "Ratios are jaxpool time / other time (lower is better; < 1 means jaxpool"
+      " is faster). `flax` is `flax.linen.max_pool`/`avg_pool`. torch is timed"
+      " with channels-first and channels-last tensors and the faster is used"
+      " (column `torch layout`, the faster forward+backward). Temp memory is"
+      " XLA's temp bytes of the jitted forward+backward (returning the output"
+      " and the input gradient) as a multiple of the input's bytes.",
+      "",
+  ]
+  header = (
+      "| case | fwd ms | fwd / torch | fwd / flax | fwd+bwd ms | fwd+bwd / torch"
+      " | fwd+bwd / flax | torch layout | temp (jaxpool) | temp (flax) |"
+  )
+  if on_gpu:
+    header += f" fwd GB/s (% of {args.peak_gbs:.0f}) |"
+  lines += [header, header_rule(header)]
+  for r in rows:
+    line = (
+        f"| {r['case']} | {1e3 * r['ours_f']:.2f} | {r['ours_f'] / r['torch_f']:.2f}"
+        f" | {r['ours_f'] / r['def_f']:.2f} | {1e3 * r['ours_b']:.2f}"
+        f" | {r['ours_b'] / r['torch_b']:.2f} | {r['ours_b'] / r['def_b']:.2f}"
+        f" | {r['layout']} | {fmt_mem(r['ours_mem'])} | {fmt_mem(r['def_mem'])} |"
+    )
+    if on_gpu:
+      line += f" {r['gbs']:.0f} ({100 * r['gbs'] / args.peak_gbs:.0f}%) |"
+    lines.append(line)
+  return "\n".join(lines) + "\n"
+
+
+def header_rule(header: str) -> str:
+  return "|" + "---|" * (header.count("|") - 1)
+
+
+def fmt_mem(value) -> str:
+  return "n/a" if value is None else f"{value:.2f}x"
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--quick", action="store_true", help="only the (32, 64, 64, 64) cases")
+  parser.add_argument("--repeats", type=int, default=15)
+  parser.add_argument("--out", type=pathlib.Path, default=None,
+                      help="markdown output (default: benchmarks/results[-gpu].md)")
+  parser.add_argument("--peak-gbs", type=float, default=3350.0,
+                      help="device peak memory bandwidth in GB/s (H100 SXM: 3350)")
+  args = parser.parse_args(argv)
+  text = run(args)
+  out = args.out or pathlib.Path(__file__).with_name(
+      "results-gpu.md" if jax.default_backend() == "gpu" else "results.md"
+  )
+  out.write_text(f"# jaxpool benchmark\n\nCommand: `python benchmarks/run.py {' '.join(sys.argv[1:])}`\n\n" + text)
+  print("\n" + text)
+  print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  main()
