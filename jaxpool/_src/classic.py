@@ -82,6 +82,8 @@ def extremum_and_winner(
     ``winner`` holds row-major window offsets (int8 for windows of at most
     127 taps, else int32).
   """
+  out_dtype = x.dtype
+  x = x.astype(dtypes.compute_dtype(x.dtype))  # exact; bf16 is emulated on CPU
   fill = dtypes.lowest(x.dtype) if kind == "max" else dtypes.highest(x.dtype)
   better = lax.gt if kind == "max" else lax.lt
   padded = x if _is_unpadded(geom) else pad_input(x, geom, fill)
@@ -99,7 +101,7 @@ def extremum_and_winner(
       take = take | jnp.isnan(value)
     winner = jnp.where(take, index_dtype(flat), winner)
     best = jnp.where(take, value, best)
-  return best, winner
+  return best.astype(out_dtype), winner
 
 
 def select_taps(
@@ -111,12 +113,16 @@ def select_taps(
   a chain of selects), so that its transpose, which scatters each output back
   onto the one input cell it came from, costs O(taps) per cell.
   """
-  padded = values if _is_unpadded(geom) else pad_input(values, geom, 0)
+  # Half precision runs in float32 (XLA:CPU emulates bf16 arithmetic); the
+  # selection is exact in any dtype.
+  ct = dtypes.compute_dtype(values.dtype)
+  values_c = values.astype(ct)
+  padded = values_c if _is_unpadded(geom) else pad_input(values_c, geom, 0)
   out = None
   for flat, tap in geom.offsets():
     term = jnp.where(winner == flat, window_slice(padded, geom, tap), 0)
     out = term if out is None else out + term
-  return out
+  return out.astype(values.dtype)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
