@@ -61,7 +61,7 @@ class CNN(nnx.Module):
     features = 1
     for width in widths:
       self.convs.append(nnx.Conv(features, width, (3, 3), rngs=rngs))
-      layer = jpnnx.make_pool(pool, (2, 2), rngs=rngs)
+      layer = jpnnx.make_pool(pool, (2, 2), features=width, rngs=rngs)
       self.pools.append(layer)
       features = width * layer.feature_multiplier
     cells = (size // 2 ** len(widths)) ** 2

@@ -18,6 +18,9 @@ from jaxpool._src.classic import median_pool as median_pool
 from jaxpool._src.classic import min_pool as min_pool
 from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
 from jaxpool._src.indices import max_unpool as max_unpool
+from jaxpool._src.weighted import dpp_pool as dpp_pool
+from jaxpool._src.weighted import lip_pool as lip_pool
+from jaxpool._src.weighted import soft_pool as soft_pool
 
 __version__ = "0.1.0"
 
@@ -26,12 +29,15 @@ __all__ = [
     "adaptive_max_pool",
     "avg_max_pool",
     "avg_pool",
+    "dpp_pool",
     "global_avg_pool",
     "global_max_pool",
+    "lip_pool",
     "lp_pool",
     "max_pool",
     "max_pool_with_indices",
     "max_unpool",
     "median_pool",
     "min_pool",
+    "soft_pool",
 ]

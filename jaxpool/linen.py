@@ -31,14 +31,18 @@ __all__ = [
     "AdaptiveMaxPool",
     "AvgMaxPool",
     "AvgPool",
+    "DPP",
     "GlobalAvgPool",
     "GlobalMaxPool",
+    "LIP",
+    "LipPool",
     "LpPool",
     "MaxPool",
     "MaxPoolWithIndices",
     "MaxUnpool",
     "MedianPool",
     "MinPool",
+    "SoftPool",
     "make_pool",
 ]
 
@@ -174,6 +178,101 @@ class GlobalMaxPool(nn.Module):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     return jaxpool.global_max_pool(
         x, keepdims=self.keepdims, spatial_ndim=self.spatial_ndim
+    )
+
+
+class SoftPool(_WindowPool):
+  """SoftPool layer over :func:`jaxpool.soft_pool`."""
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    return jaxpool.soft_pool(x, **self.window())
+
+
+class LipPool(_WindowPool):
+  """LIP with logits given at call time: ``layer(x, logits)``."""
+
+  def __call__(
+      self, x: jax.typing.ArrayLike, logits: jax.typing.ArrayLike
+  ) -> jax.Array:
+    return jaxpool.lip_pool(x, logits, **self.window())
+
+
+class LIP(nn.Module):
+  """LIP with the paper's learned logit module (see :class:`jaxpool.nnx.LIP`).
+
+  ``logits = 12 * sigmoid(instance_norm(f(x)))``, ``f`` a zero-initialised 3x3
+  convolution (``'simplified'``) or the bottleneck 1x1-3x3-1x1 stack
+  (``'bottleneck'``); starts as average pooling.
+  """
+
+  window_shape: Sequence[int] = (3, 3)
+  strides: int | Sequence[int] | None = 2
+  padding: PaddingLike = 1
+  logit_module: Literal["simplified", "bottleneck"] = "simplified"
+  bottleneck_width: int | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    x = jax.numpy.asarray(x)
+    features, n = x.shape[-1], len(self.window_shape)
+    zeros = nn.initializers.zeros_init()
+    if self.logit_module == "simplified":
+      h = nn.Conv(features, (3,) * n, kernel_init=zeros)(x)
+    elif self.logit_module == "bottleneck":
+      width = self.bottleneck_width or max(features // 2, 1)
+      h = nn.relu(nn.InstanceNorm()(nn.Conv(width, (1,) * n)(x)))
+      h = nn.relu(nn.InstanceNorm()(nn.Conv(width, (3,) * n)(h)))
+      h = nn.Conv(features, (1,) * n, kernel_init=zeros)(h)
+    else:
+      raise ValueError(
+          "logit_module must be 'simplified' or 'bottleneck'; got"
+          f" {self.logit_module!r}."
+      )
+    logits = 12.0 * nn.sigmoid(nn.InstanceNorm()(h))
+    return jaxpool.lip_pool(
+        x, logits, self.window_shape, self.strides, self.padding
+    )
+
+
+class DPP(nn.Module):
+  """Detail-Preserving Pooling with learned per-feature ``alpha``, ``lam``.
+
+  See :class:`jaxpool.nnx.DPP`; parameters ``log_alpha``/``log_lam`` start at
+  0 (``alpha = lam = 1``); ``variant='full'`` learns a depthwise reference
+  filter initialised to the box filter.
+  """
+
+  window_shape: Sequence[int] = (2, 2)
+  strides: int | Sequence[int] | None = None
+  padding: PaddingLike = "VALID"
+  variant: Literal["lite", "full"] = "lite"
+  reward: Literal["sym", "asym"] = "sym"
+  normalize: Literal["none", "mean"] = "none"
+
+  @nn.compact
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    x = jax.numpy.asarray(x)
+    features = x.shape[-1]
+    log_alpha = self.param("log_alpha", nn.initializers.zeros_init(), (features,))
+    log_lam = self.param("log_lam", nn.initializers.zeros_init(), (features,))
+    reference = None
+    if self.variant == "full":
+      size = 1
+      for k in self.window_shape:
+        size *= k
+      reference = nn.Conv(
+          features, tuple(self.window_shape),
+          strides=tuple(self.window_shape) if self.strides is None else self.strides,
+          padding=self.padding, feature_group_count=features,
+          kernel_init=nn.initializers.constant(1.0 / size),
+      )(x)
+    elif self.variant != "lite":
+      raise ValueError(f"variant must be 'lite' or 'full'; got {self.variant!r}.")
+    return jaxpool.dpp_pool(
+        x, self.window_shape, self.strides, self.padding,
+        alpha=jax.numpy.exp(jax.numpy.minimum(log_alpha, 10.0)),
+        lam=jax.numpy.exp(log_lam), reward=self.reward, reference=reference,
+        normalize=self.normalize,
     )
 
 

@@ -42,14 +42,18 @@ __all__ = [
     "AdaptiveMaxPool",
     "AvgMaxPool",
     "AvgPool",
+    "DPP",
     "GlobalAvgPool",
     "GlobalMaxPool",
+    "LIP",
+    "LipPool",
     "LpPool",
     "MaxPool",
     "MaxPoolWithIndices",
     "MaxUnpool",
     "MedianPool",
     "MinPool",
+    "SoftPool",
     "available_pools",
     "make_pool",
     "register_pool",
@@ -181,6 +185,176 @@ class MaxUnpool(FunctionLayer):
   """Max unpooling: ``MaxUnpool(output_shape)(values, indices)``."""
 
 
+@_layer(jaxpool.soft_pool)
+class SoftPool(FunctionLayer):
+  """SoftPool layer: ``SoftPool((2, 2))(x) == jaxpool.soft_pool(x, (2, 2))``."""
+
+
+@_layer(jaxpool.lip_pool, num_inputs=2)
+class LipPool(FunctionLayer):
+  """LIP with logits given at call time: ``LipPool((3, 3), 2, 1)(x, logits)``.
+
+  See :class:`LIP` for the layer that learns its logits.
+  """
+
+
+LIP_LOGIT_BOUND = 12.0
+
+
+class LIP(nnx.Module):
+  """Local Importance-based Pooling with the paper's learned logit module.
+
+  ``y = lip_pool(x, logits(x), window_shape, strides, padding)`` where
+  ``logits(x) = 12 * sigmoid(instance_norm(f(x)))`` is bounded to ``[0, 12]``
+  as in the official code (sebgao/LIP). ``logit_module``:
+
+  * ``'simplified'`` (the paper's stem module): ``f`` is a 3x3 convolution;
+  * ``'bottleneck'``: ``f`` is 1x1 conv -> IN -> ReLU -> 3x3 conv -> IN ->
+    ReLU -> 1x1 conv back to ``features`` (``bottleneck_width`` channels
+    inside, default ``features // 2``).
+
+  The last convolution is zero-initialised, so the logits start constant and
+  the layer starts as average pooling over the real cells of each window.
+
+  Args:
+    features: number of input (and output) features.
+    window_shape, strides, padding: the pooling window (official LIP: 3x3,
+      stride 2, padding 1).
+    logit_module: ``'simplified'`` or ``'bottleneck'``.
+    bottleneck_width: inner width of the bottleneck module.
+    rngs: initialisation randomness.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> layer = jpnnx.LIP(4, (3, 3), 2, 1, rngs=nnx.Rngs(0))
+    >>> layer(jnp.ones((2, 8, 8, 4))).shape
+    (2, 4, 4, 4)
+  """
+
+  def __init__(
+      self,
+      features: int,
+      window_shape=(3, 3),
+      strides=2,
+      padding=1,
+      *,
+      logit_module: str = "simplified",
+      bottleneck_width: int | None = None,
+      rngs: nnx.Rngs,
+  ):
+    if logit_module not in ("simplified", "bottleneck"):
+      raise ValueError(
+          "logit_module must be 'simplified' or 'bottleneck'; got"
+          f" {logit_module!r}."
+      )
+    n = len(window_shape)
+    zeros = nnx.initializers.zeros_init()
+    if logit_module == "simplified":
+      self.layers = nnx.List([
+          nnx.Conv(features, features, (3,) * n, kernel_init=zeros, rngs=rngs),
+          nnx.InstanceNorm(features, rngs=rngs),
+      ])
+    else:
+      width = bottleneck_width or max(features // 2, 1)
+      self.layers = nnx.List([
+          nnx.Conv(features, width, (1,) * n, rngs=rngs),
+          nnx.InstanceNorm(width, rngs=rngs),
+          nnx.relu,
+          nnx.Conv(width, width, (3,) * n, rngs=rngs),
+          nnx.InstanceNorm(width, rngs=rngs),
+          nnx.relu,
+          nnx.Conv(width, features, (1,) * n, kernel_init=zeros, rngs=rngs),
+          nnx.InstanceNorm(features, rngs=rngs),
+      ])
+    self.window = dict(
+        window_shape=_freeze(window_shape), strides=_freeze(strides),
+        padding=_freeze(padding),
+    )
+
+  def logits(self, x: jax.Array) -> jax.Array:
+    for layer in self.layers:
+      x = layer(x)
+    return LIP_LOGIT_BOUND * nnx.sigmoid(x)
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    return jaxpool.lip_pool(x, self.logits(x), **self.window)
+
+
+class DPP(nnx.Module):
+  """Detail-Preserving Pooling with learned per-feature ``alpha`` and ``lam``.
+
+  ``y = dpp_pool(x, ..., alpha=exp(min(a, 10)), lam=exp(l), reference=r)``
+  with parameters ``a``, ``l`` (one per feature, initialised to 0, i.e.
+  ``alpha = lam = 1`` as the official CUDA layer). ``variant='lite'`` uses the
+  window mean as reference; ``'full'`` learns a depthwise filter over the
+  window (same window, strides and padding; initialised to the box filter, so
+  it starts as Lite-DPP).
+
+  Args:
+    features: number of input (and output) features.
+    window_shape, strides, padding: the pooling window (paper: 2x2, stride 2).
+    variant: ``'lite'`` or ``'full'``.
+    reward: ``'sym'`` or ``'asym'``.
+    normalize: ``'none'`` (paper) or ``'mean'`` (official code).
+    rngs: initialisation randomness (used by ``'full'``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> layer = jpnnx.DPP(3, (2, 2), variant="full", rngs=nnx.Rngs(0))
+    >>> layer(jnp.ones((1, 8, 8, 3))).shape
+    (1, 4, 4, 3)
+  """
+
+  def __init__(
+      self,
+      features: int,
+      window_shape=(2, 2),
+      strides=None,
+      padding="VALID",
+      *,
+      variant: str = "lite",
+      reward: str = "sym",
+      normalize: str = "none",
+      rngs: nnx.Rngs | None = None,
+  ):
+    if variant not in ("lite", "full"):
+      raise ValueError(f"variant must be 'lite' or 'full'; got {variant!r}.")
+    self.log_alpha = nnx.Param(jax.numpy.zeros((features,)))
+    self.log_lam = nnx.Param(jax.numpy.zeros((features,)))
+    self.filter = nnx.data(None)
+    if variant == "full":
+      if rngs is None:
+        raise ValueError("DPP(variant='full') needs rngs for its filter.")
+      size = 1
+      for k in window_shape:
+        size *= k
+      self.filter = nnx.Conv(
+          features, features, tuple(window_shape),
+          strides=tuple(window_shape) if strides is None else strides,
+          padding=padding, feature_group_count=features,
+          kernel_init=nnx.initializers.constant(1.0 / size), rngs=rngs,
+      )
+    self.window = dict(
+        window_shape=_freeze(window_shape), strides=_freeze(strides),
+        padding=_freeze(padding),
+    )
+    self.options = dict(reward=reward, normalize=normalize)
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    x = jax.numpy.asarray(x)
+    reference = None if self.filter is None else self.filter(x)
+    alpha = jax.numpy.exp(jax.numpy.minimum(self.log_alpha[...], 10.0))
+    lam = jax.numpy.exp(self.log_lam[...])
+    return jaxpool.dpp_pool(
+        x, alpha=alpha, lam=lam, reference=reference, **self.window,
+        **self.options,
+    )
+
+
 _registered: dict[str, tuple[Any, dict]] = {}
 
 
@@ -207,6 +381,7 @@ def make_pool(
     strides=None,
     padding="VALID",
     *,
+    features: int | None = None,
     rngs: nnx.Rngs | None = None,
     **options,
 ) -> nnx.Module:
@@ -215,10 +390,14 @@ def make_pool(
   Args:
     name: one of :func:`available_pools` (``"max"``, ``"min"``, ``"avg"``,
       ``"lp"`` (p=2 by default), ``"median"``, ``"avgmax"`` (mean of avg and
-      max), ``"catavgmax"`` (avg and max concatenated), plus anything added
-      with :func:`register_pool`).
+      max), ``"catavgmax"`` (avg and max concatenated), ``"soft"``,
+      ``"lip"`` (simplified logit module), ``"dpp"`` (symmetric lite), plus
+      anything added with :func:`register_pool`).
     window_shape, strides, padding: the window, as in :func:`jaxpool.max_pool`.
-    rngs: passed to layers that draw random numbers; ignored by the others.
+    features: number of input features, passed to layers with learned
+      parameters (``"lip"``, ``"dpp"``); ignored by the others.
+    rngs: passed to layers that draw random numbers or initialise parameters;
+      ignored by the others.
     **options: further keyword options of the layer (override the defaults).
 
   Returns:
@@ -233,6 +412,11 @@ def make_pool(
   if isinstance(layer, str):
     layer = globals()[layer]
   kwargs = {**defaults, **options}
-  if "rngs" in inspect.signature(layer.__init__).parameters:
+  parameters = inspect.signature(layer.__init__).parameters
+  if "rngs" in parameters:
     kwargs["rngs"] = rngs
+  if "features" in parameters:
+    if features is None:
+      raise ValueError(f"make_pool({name!r}, ...) needs features=<int>.")
+    return layer(features, window_shape, strides, padding, **kwargs)
   return layer(window_shape, strides, padding, **kwargs)

@@ -27,6 +27,7 @@ LAYERS = [
     ("GlobalAvgPool", (), {"keepdims": True}, lambda x: jaxpool.global_avg_pool(x, keepdims=True)),
     ("GlobalMaxPool", (), {}, jaxpool.global_max_pool),
     ("MaxPoolWithIndices", ((2, 2),), {}, lambda x: jaxpool.max_pool_with_indices(x, (2, 2))),
+    ("SoftPool", ((3, 3), 2, 1), {}, lambda x: jaxpool.soft_pool(x, (3, 3), 2, 1)),
 ]
 LINEN_FIELDS = {"MaxPool": ("window_shape", "strides", "padding"), "AvgPool": ("window_shape", "strides", "padding"),
                 "MedianPool": ("window_shape", "strides", "padding"), "AdaptiveAvgPool": ("output_shape",),
@@ -37,18 +38,18 @@ LINEN_FIELDS = {"MaxPool": ("window_shape", "strides", "padding"), "AvgPool": ("
 def test_nnx_layer_equals_function(name, args, kwargs, function):
   layer = getattr(jpnnx, name)(*args, **kwargs)
   expected = function(X)
-  jax.tree.map(np.testing.assert_array_equal, layer(X), expected)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), layer(X), expected)
   jitted = nnx.jit(lambda m, x: m(x))(layer, X)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), jitted, expected)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), jitted, expected)
 
 
 @pytest.mark.parametrize("name,args,kwargs,function", LAYERS, ids=[l[0] for l in LAYERS])
 def test_linen_layer_equals_function(name, args, kwargs, function):
-  fields = LINEN_FIELDS.get(name, ("window_shape",)[: len(args)])
+  fields = LINEN_FIELDS.get(name, ("window_shape", "strides", "padding")[: len(args)])
   layer = getattr(jplinen, name)(**dict(zip(fields, args)), **kwargs)
   variables = layer.init(jax.random.key(0), X)
   out = jax.jit(layer.apply)(variables, X)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), out, function(X))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), out, function(X))
 
 
 def test_unpool_layers_invert_indices_layers():
@@ -68,11 +69,14 @@ def test_nnx_layer_rejects_unknown_options_at_construction():
 def test_registry_builds_every_named_layer_in_both_apis():
   assert set(jpnnx.available_pools()) >= {"max", "min", "avg", "lp", "median", "avgmax", "catavgmax"}
   for name in jpnnx.available_pools():
-    layer = jpnnx.make_pool(name, (2, 2), rngs=nnx.Rngs(0))
+    layer = jpnnx.make_pool(name, (2, 2), features=3, rngs=nnx.Rngs(0))
     out = layer(X)
-    assert out.shape == (2, 4, 4, 3 * layer.feature_multiplier)
-    linen_out = jplinen.make_pool(name, (2, 2)).apply({}, X)
-    np.testing.assert_allclose(linen_out, out, rtol=1e-6)
+    assert out.shape == (2, 4, 4, 3 * getattr(layer, "feature_multiplier", 1))
+    linen_layer = jplinen.make_pool(name, (2, 2))
+    linen_out = linen_layer.apply(linen_layer.init(jax.random.key(0), X), X)
+    np.testing.assert_allclose(linen_out, out, rtol=1e-6, atol=1e-6)
+  with pytest.raises(ValueError, match="needs features=<int>"):
+    jpnnx.make_pool("lip", (2, 2), rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="unknown pooling 'maxx'; available: avg"):
     jpnnx.make_pool("maxx", (2, 2))
 
@@ -90,15 +94,15 @@ def test_register_pool_extends_make_pool():
 class _Net(nnx.Module):
   def __init__(self, pool: str, *, rngs: nnx.Rngs):
     self.conv = nnx.Conv(1, 4, (3, 3), rngs=rngs)
-    self.pool = jpnnx.make_pool(pool, (2, 2), rngs=rngs)
-    self.head = nnx.Linear(4 * 4 * 4 * self.pool.feature_multiplier, 2, rngs=rngs)
+    self.pool = jpnnx.make_pool(pool, (2, 2), features=4, rngs=rngs)
+    self.head = nnx.Linear(4 * 4 * 4 * getattr(self.pool, "feature_multiplier", 1), 2, rngs=rngs)
 
   def __call__(self, x):
     x = self.pool(nnx.relu(self.conv(x)))
     return self.head(x.reshape(x.shape[0], -1))
 
 
-@pytest.mark.parametrize("pool", ["max", "lp", "median", "catavgmax"])
+@pytest.mark.parametrize("pool", ["max", "lp", "median", "catavgmax", "soft", "lip", "dpp"])
 def test_nnx_training_step_under_jit(pool):
   model = _Net(pool, rngs=nnx.Rngs(0))
   optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
@@ -130,3 +134,21 @@ def test_linen_layer_inside_a_linen_model_trains():
   params = net.init(jax.random.key(0), x)
   grads = jax.jit(jax.grad(lambda p: net.apply(p, x).sum()))(params)
   assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+
+
+def test_learned_layers_start_as_average_pooling_and_have_parameters():
+  x = jax.random.normal(jax.random.key(3), (2, 8, 8, 3))
+  avg = jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)
+  for logit_module in ("simplified", "bottleneck"):
+    lip = jpnnx.LIP(3, (3, 3), 2, 1, logit_module=logit_module, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(lip(x), avg, rtol=1e-5, atol=1e-5)
+    assert nnx.state(lip, nnx.Param)
+    linen_lip = jplinen.LIP(logit_module=logit_module)
+    np.testing.assert_allclose(linen_lip.apply(linen_lip.init(jax.random.key(0), x), x), avg, rtol=1e-5, atol=1e-5)
+  lite, full = jpnnx.DPP(3, rngs=nnx.Rngs(0)), jpnnx.DPP(3, variant="full", rngs=nnx.Rngs(0))
+  np.testing.assert_allclose(full(x), lite(x), rtol=1e-5, atol=1e-5)  # box-filter init
+  np.testing.assert_allclose(lite(x), jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=1.0), rtol=1e-6)
+  with pytest.raises(ValueError, match="logit_module must be"):
+    jpnnx.LIP(3, logit_module="deep", rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="variant must be"):
+    jpnnx.DPP(3, variant="heavy")

@@ -29,7 +29,11 @@ OPERATORS = {
     "max_unpool": lambda x: jaxpool.max_unpool(
         *jaxpool.max_pool_with_indices(x, (2, 2)), (7, 9)
     ),
+    "soft_pool": lambda x: jaxpool.soft_pool(x, (3, 3), 2, 1, ceil_mode=True),
+    "lip_pool": lambda x: jaxpool.lip_pool(x, 0.5 * x, (2, 2), 1),  # exact in bf16
+    "dpp_pool": lambda x: jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=2.0),
 }
+REVERSE_ONLY = {"median_pool", "median_pool_mean", "soft_pool", "lip_pool"}
 
 
 def _x(dtype=jnp.float32, shape=(4, 7, 9, 3), seed=0):
@@ -69,7 +73,7 @@ def test_gradients_are_the_true_derivative(name, x64):
   # Distinct values, away from ties, so finite differences are meaningful.
   x = jax.random.permutation(jax.random.key(1), 4 * 7 * 9 * 3).reshape(4, 7, 9, 3)
   x = x.astype(jnp.float64) / 7.0 + 0.5
-  modes = ["rev"] if name in ("median_pool", "median_pool_mean") else ["fwd", "rev"]
+  modes = ["rev"] if name in REVERSE_ONLY else ["fwd", "rev"]
   check_grads(OPERATORS[name], (x,), order=1, modes=modes, eps=1e-4)
 
 

@@ -19,6 +19,9 @@ OPERATORS = {
     "median_pool": lambda x: jaxpool.median_pool(x, (2, 2)),
     "adaptive_max_pool": lambda x: jaxpool.adaptive_max_pool(x, (3, 3)),
     "adaptive_avg_pool": lambda x: jaxpool.adaptive_avg_pool(x, (3, 3)),
+    "soft_pool": lambda x: jaxpool.soft_pool(x, (3, 3), 2, 1),
+    "lip_pool": lambda x: jaxpool.lip_pool(x, x * 0.5, (2, 2)),
+    "dpp_pool": lambda x: jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=2.0),
     "unpool": lambda x: jaxpool.max_unpool(*jaxpool.max_pool_with_indices(x, (2, 2)), (8, 8)),
 }
 

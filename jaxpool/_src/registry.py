@@ -20,6 +20,9 @@ POOL_LAYERS = types.MappingProxyType({
     "median": ("MedianPool", {}),
     "avgmax": ("AvgMaxPool", {"combine": "mean"}),
     "catavgmax": ("AvgMaxPool", {"combine": "concat"}),
+    "soft": ("SoftPool", {}),
+    "lip": ("LIP", {}),
+    "dpp": ("DPP", {}),
 })
 
 

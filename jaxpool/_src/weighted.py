@@ -9,7 +9,8 @@ The exponential weights of SoftPool and LIP subtract the window maximum of the
 logits (a constant for the derivative), so they stay finite for any finite
 input. Their derivatives are hand-written VJPs that recompute the weights from
 the input in the backward pass instead of storing them: no per-tap tensor is
-ever materialised.
+ever materialised (the backward recomputes each tap's weight from a saved
+per-window log-normalizer).
 """
 
 from __future__ import annotations
@@ -62,53 +63,74 @@ def _taps(x: jax.Array, geom: WindowGeometry) -> list[jax.Array]:
   return [window_slice(padded, geom, tap) for _, tap in geom.offsets()]
 
 
-def _softmax_weights(logit_taps, masks):
-  """Unnormalised weights ``exp(l_i - max l)`` per tap and their sum."""
+def _window_max(logit_taps, masks):
   shift = None
   for logit, mask in zip(logit_taps, masks):
     value = logit if mask is None else jnp.where(mask, logit, -jnp.inf)
     shift = value if shift is None else jnp.maximum(shift, value)
-  weights, total = [], None
+  return shift
+
+
+def _weight(logit, normalizer, mask):
+  """``exp(l_i - normalizer)`` of one tap, zero on padding."""
+  weight = jnp.exp(logit - normalizer)
+  return weight if mask is None else jnp.where(mask, weight, 0.0)
+
+
+def _lip_forward(x, logits, geom):
+  """``(y, log sum exp l)`` per window.
+
+  ``y = c + sum_i (x_i - c) w_i`` with ``c`` the window maximum of ``x``: equal
+  to ``sum_i x_i w_i`` since the weights sum to one, but the rounding of the
+  float32 log-normaliser (an ulp is 1e-3 at 1e4) then only scales the
+  deviations from ``c``, not ``|x|`` itself.
+
+  The weights are exponentiated twice (once for the normaliser, once for
+  ``y``) on purpose: sharing them between two sums makes XLA materialise one
+  output-sized buffer per tap, which costs more than the extra exponentials.
+  """
+  masks = _tap_masks(geom)
+  logit_taps, x_taps = _taps(logits, geom), _taps(x, geom)
+  shift = _window_max(logit_taps, masks)
+  total = None
   for logit, mask in zip(logit_taps, masks):
-    weight = jnp.exp(logit - shift)
-    if mask is not None:
-      weight = jnp.where(mask, weight, 0.0)
-    weights.append(weight)
+    weight = _weight(logit, shift, mask)
     total = weight if total is None else total + weight
-  return weights, total
-
-
-def _weighted_mean(x_taps, weights, total):
-  num = None
-  for value, weight in zip(x_taps, weights):
-    term = value * weight
-    num = term if num is None else num + term
-  return num / total
+  normalizer = shift + jnp.log(total)
+  center = jax.lax.stop_gradient(_window_max(x_taps, masks))
+  y = center
+  for value, logit, mask in zip(x_taps, logit_taps, masks):
+    deviation = value - center
+    if mask is not None:
+      deviation = jnp.where(mask, deviation, 0.0)
+    y = y + deviation * _weight(logit, normalizer, mask)
+  return y, normalizer
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _lip(x: jax.Array, logits: jax.Array, geom: WindowGeometry) -> jax.Array:
-  masks = _tap_masks(geom)
-  weights, total = _softmax_weights(_taps(logits, geom), masks)
-  return _weighted_mean(_taps(x, geom), weights, total)
+  return _lip_forward(x, logits, geom)[0]
 
 
 def _lip_fwd(x, logits, geom):
-  return _lip(x, logits, geom), (x, logits)
+  y, normalizer = _lip_forward(x, logits, geom)
+  return y, (x, logits, y, normalizer)
 
 
 def _lip_bwd(geom, residuals, g):
-  # dy/dx_i = w_i and dy/dl_i = w_i (x_i - y), with w_i = e_i / sum e.
-  # The weights are recomputed from the inputs (cheap) rather than stored.
-  x, logits = residuals
+  # dy/dx_i = w_i and dy/dl_i = w_i (x_i - y). Each tap's weight is
+  # recomputed from the saved log-normalizer and used once, so XLA fuses the
+  # whole backward into the scatter: no per-tap tensor is materialised.
+  # The barrier keeps XLA from merging the recomputed weights with the
+  # forward's identical expressions (which would materialise one
+  # output-sized buffer per tap).
+  x, logits, y, normalizer = jax.lax.optimization_barrier(residuals)
   masks = _tap_masks(geom)
-  x_taps = _taps(x, geom)
-  weights, total = _softmax_weights(_taps(logits, geom), masks)
-  y = _weighted_mean(x_taps, weights, total)
-  scale = g / total
   dx = dl = None
-  for (_, tap), value, weight in zip(geom.offsets(), x_taps, weights):
-    gw = scale * weight
+  for (_, tap), value, logit, mask in zip(
+      geom.offsets(), _taps(x, geom), _taps(logits, geom), masks
+  ):
+    gw = g * _weight(logit, normalizer, mask)
     dx_tap = window_unslice(gw, geom, tap)
     dl_tap = window_unslice(gw * (value - y), geom, tap)
     dx = dx_tap if dx is None else dx + dx_tap
@@ -121,23 +143,22 @@ _lip.defvjp(_lip_fwd, _lip_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def _soft(x: jax.Array, geom: WindowGeometry) -> jax.Array:
-  return _lip(x, x, geom)
+  return _lip_forward(x, x, geom)[0]
 
 
 def _soft_fwd(x, geom):
-  return _soft(x, geom), x
+  y, normalizer = _lip_forward(x, x, geom)
+  return y, (x, y, normalizer)
 
 
-def _soft_bwd(geom, x, g):
+def _soft_bwd(geom, residuals, g):
   # dy/dx_i = w_i (1 + x_i - y): the sum of LIP's two partials.
+  x, y, normalizer = jax.lax.optimization_barrier(residuals)  # see _lip_bwd
   masks = _tap_masks(geom)
-  x_taps = _taps(x, geom)
-  weights, total = _softmax_weights(x_taps, masks)
-  y = _weighted_mean(x_taps, weights, total)
-  scale = g / total
   dx = None
-  for (_, tap), value, weight in zip(geom.offsets(), x_taps, weights):
-    dx_tap = window_unslice(scale * weight * (1.0 + value - y), geom, tap)
+  for (_, tap), value, mask in zip(geom.offsets(), _taps(x, geom), masks):
+    term = g * _weight(value, normalizer, mask) * (1.0 + value - y)
+    dx_tap = window_unslice(term, geom, tap)
     dx = dx_tap if dx is None else dx + dx_tap
   return (dx,)
 
@@ -248,3 +269,134 @@ def lip_pool(
   )
   ct = dtypes.compute_dtype(jnp.result_type(x.dtype, logits.dtype))
   return _lip(x.astype(ct), logits.astype(ct), geom).astype(x.dtype)
+
+
+def _per_feature(value, name: str, features: int, ct) -> jax.Array:
+  value = jnp.asarray(value, dtype=ct)
+  if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, features)):
+    raise ValueError(
+        f"{name} must be a scalar or have shape ({features},) (one per"
+        f" feature); got shape {value.shape}."
+    )
+  return value
+
+
+def dpp_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    alpha: jax.typing.ArrayLike,
+    lam: jax.typing.ArrayLike,
+    reward: Literal["sym", "asym"] = "sym",
+    reference: jax.typing.ArrayLike | None = None,
+    normalize: Literal["none", "mean"] = "none",
+    epsilon: float = float(np.sqrt(1e-3)),
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> jax.Array:
+  """Detail-Preserving Pooling (Saeedan, Weber, Goesele, Roth, CVPR 2018).
+
+  A weighted window mean that rewards cells deviating from a local reference
+  ``r`` (the linearly downscaled image):
+
+  ``y = sum_i w_i x_i / sum_i w_i``,  ``w_i = alpha + rho(x_i - r)``, with the
+  symmetric reward ``rho(d) = (d^2 + epsilon^2)^(lam / 2)`` or the asymmetric
+  one ``rho(d) = (max(d, 0)^2 + epsilon^2)^(lam / 2)`` (favours cells brighter
+  than the reference). ``lam = 0`` or large ``alpha`` give average pooling;
+  asymmetric with large ``lam`` approaches max pooling.
+
+  * Lite-DPP: ``reference=None`` uses the mean of the window's real cells.
+  * Full-DPP: pass ``reference``, the output of a learned filter, with the
+    output's shape (see :class:`jaxpool.nnx.DPP`).
+
+  This is the paper's formula. The official Torch7 code additionally divides
+  ``d^2 + epsilon^2`` by its window mean before raising it to ``lam / 2``
+  (the CUDA layer by its window sum); ``normalize='mean'`` reproduces the
+  nngraph version. Padded cells have zero weight. The weights are computed in
+  log space relative to their largest term, so large ``lam`` cannot overflow.
+  The derivative (to ``x``, ``alpha``, ``lam`` and ``reference``) is JAX's
+  autodiff of this formula.
+
+  Args:
+    x: floating-point input of shape ``(*batch, *spatial, features)``.
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`jaxpool.max_pool` (the paper uses 2x2 windows, stride 2).
+    alpha: positive reward offset, a scalar or one per feature.
+    lam: non-negative reward exponent, a scalar or one per feature.
+    reward: ``'sym'`` or ``'asym'``.
+    reference: optional reference of the output's shape; default the window
+      mean of the real cells.
+    normalize: ``'none'`` (paper) or ``'mean'`` (official code).
+    epsilon: the reward's smoothing constant; default ``sqrt(1e-3)`` as in the
+      official code.
+
+  Returns:
+    Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.array([0.0, 0.0, 0.0, 4.0]).reshape(4, 1)
+    >>> y = jaxpool.dpp_pool(x, (4,), alpha=1.0, lam=2.0)
+    >>> bool(y[0, 0] > 1.0)  # pulled towards the outlier, unlike avg (1.0)
+    True
+  """
+  if reward not in ("sym", "asym"):
+    raise ValueError(f"reward must be 'sym' or 'asym'; got {reward!r}.")
+  if normalize not in ("none", "mean"):
+    raise ValueError(f"normalize must be 'none' or 'mean'; got {normalize!r}.")
+  if not (isinstance(epsilon, (int, float)) and epsilon > 0):
+    raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
+  x = dtypes.float_input(x, "dpp_pool")
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  ct = dtypes.compute_dtype(x.dtype)
+  features = x.shape[-1]
+  alpha = _per_feature(alpha, "alpha", features, ct)
+  lam = _per_feature(lam, "lam", features, ct)
+  xc = x.astype(ct)
+  masks = _tap_masks(geom)
+  x_taps = _taps(xc, geom)
+  counts = geom.window_counts(include_pad=False)[..., None].astype(ct)
+  out_shape = x.shape[: x.ndim - geom.num_spatial - 1] + geom.out_shape
+  out_shape += (features,)
+  if reference is None:
+    reference = window_sum(xc, geom) / counts
+  else:
+    reference = dtypes.float_input(reference, "dpp_pool (reference)")
+    if reference.shape != out_shape:
+      raise ValueError(
+          f"reference must have the output's shape {out_shape}; got"
+          f" {reference.shape}."
+      )
+    reference = reference.astype(ct)
+  squares = []
+  for value in x_taps:
+    deviation = value - reference
+    if reward == "asym":
+      deviation = jnp.maximum(deviation, 0.0)
+    squares.append(deviation * deviation + epsilon**2)
+  if normalize == "mean":
+    total = None
+    for square, mask in zip(squares, masks):
+      term = square if mask is None else jnp.where(mask, square, 0.0)
+      total = term if total is None else total + term
+    squares = [square / (total / counts) for square in squares]
+  # log w_i = log(alpha + exp(log_rho_i)), shifted by the largest term.
+  log_rho = [0.5 * lam * jnp.log(square) for square in squares]
+  shift = jnp.log(alpha) + jnp.zeros_like(reference)
+  for value, mask in zip(log_rho, masks):
+    shift = jnp.maximum(shift, value if mask is None else jnp.where(mask, value, -jnp.inf))
+  shift = jax.lax.stop_gradient(shift)
+  base = alpha * jnp.exp(-shift)
+  num = den = None
+  for value, term, mask in zip(x_taps, log_rho, masks):
+    weight = base + jnp.exp(term - shift)
+    if mask is not None:
+      weight = jnp.where(mask, weight, 0.0)
+    num = value * weight if num is None else num + value * weight
+    den = weight if den is None else den + weight
+  return (num / den).astype(x.dtype)

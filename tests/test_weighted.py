@@ -1,0 +1,207 @@
+"""SoftPool, LIP and DPP against float64 numpy formulas written from the papers."""
+
+import itertools
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import jaxpool
+
+# (spatial shape, window, strides, padding, dilation, ceil_mode)
+CONFIGS = [
+    ((7, 8), (2, 2), None, 0, 1, False),
+    ((7, 8), (3, 3), (2, 2), 1, 1, False),
+    ((7, 8), (3, 3), (2, 2), 1, 1, True),
+    ((7, 8), (3, 2), (1, 2), [(1, 0), (0, 1)], 1, True),
+    ((7, 8), (2, 2), (1, 1), 0, 2, False),
+    ((9,), (3,), (2,), 1, 1, True),
+    ((5, 6, 5), (2, 2, 2), None, 0, 1, True),
+]
+
+
+def _windows(shape, window, strides, padding, dilation, ceil):
+  """Yields (output index, list of input indices of the real cells), numpy only."""
+  nd = len(shape)
+  strides = window if strides is None else strides
+  if isinstance(padding, int):
+    padding = [(padding, padding)] * nd
+  out = []
+  for n, k, s, (lo, hi) in zip(shape, window, strides, padding):
+    eff = (k - 1) * dilation + 1
+    span = n + lo + hi - eff
+    o = (-(-span // s) + 1) if ceil else (span // s + 1)
+    if ceil and (o - 1) * s >= n + lo:
+      o -= 1
+    out.append(o)
+  for idx in itertools.product(*[range(o) for o in out]):
+    cells = []
+    for taps in itertools.product(*[range(k) for k in window]):
+      pos = tuple(i * s - lo + t * dilation for i, s, (lo, _), t in zip(idx, strides, padding, taps))
+      if all(0 <= p < n for p, n in zip(pos, shape)):
+        cells.append(pos)
+    yield idx, cells, tuple(out)
+
+
+def _reference(x, weight_fn, config):
+  """float64 weighted mean of every window; weight_fn(values, b, c) -> weights."""
+  shape, window, strides, padding, dilation, ceil = config
+  windows = list(_windows(shape, window, strides, padding, dilation, ceil))
+  out_shape = windows[0][2]
+  y = np.zeros((x.shape[0],) + out_shape + (x.shape[-1],))
+  for idx, cells, _ in windows:
+    for b in range(x.shape[0]):
+      for c in range(x.shape[-1]):
+        values = np.array([x[(b,) + cell + (c,)] for cell in cells])
+        w = weight_fn(values, b, c, cells, idx)
+        y[(b,) + idx + (c,)] = np.sum(w * values) / np.sum(w)
+  return y
+
+
+def _jax_args(config):
+  _, window, strides, padding, dilation, ceil = config
+  return dict(window_shape=window, strides=strides, padding=padding, dilation=dilation, ceil_mode=ceil)
+
+
+def _input(config, seed=0):
+  return np.random.default_rng(seed).standard_normal((2,) + config[0] + (3,))
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_soft_pool_matches_formula(config, x64):
+  x = _input(config)
+  ref = _reference(x, lambda v, *_: np.exp(v - v.max()), config)
+  np.testing.assert_allclose(jaxpool.soft_pool(x, **_jax_args(config)), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_lip_pool_matches_formula(config, x64):
+  x, logits = _input(config), 3 * _input(config, seed=1)
+  ref = _reference(x, lambda v, b, c, cells, _: np.exp(np.array([logits[(b,) + q + (c,)] for q in cells])), config)
+  np.testing.assert_allclose(jaxpool.lip_pool(x, logits, **_jax_args(config)), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("reward", ["sym", "asym"])
+@pytest.mark.parametrize("normalize", ["none", "mean"])
+@pytest.mark.parametrize("config", CONFIGS[:4])
+def test_dpp_pool_matches_paper_formula(config, reward, normalize, x64):
+  x = _input(config)
+  alpha = np.array([0.5, 1.0, 2.0])
+  lam = np.array([0.5, 2.0, 3.0])
+  eps2 = 1e-3
+
+  def weights(v, b, c, cells, idx):
+    d = v - v.mean()  # Lite-DPP: reference = mean of the window's real cells
+    if reward == "asym":
+      d = np.maximum(d, 0)
+    s = d**2 + eps2
+    if normalize == "mean":
+      s = s / s.mean()
+    return alpha[c] + s ** (lam[c] / 2)
+
+  ref = _reference(x, weights, config)
+  y = jaxpool.dpp_pool(x, alpha=alpha, lam=lam, reward=reward, normalize=normalize, **_jax_args(config))
+  np.testing.assert_allclose(y, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_dpp_pool_with_reference_and_special_cases(x64):
+  x = np.random.default_rng(2).standard_normal((2, 6, 6, 3))
+  ref_map = np.random.default_rng(3).standard_normal((2, 3, 3, 3))
+  config = ((6, 6), (2, 2), None, 0, 1, False)
+  expected = _reference(
+      x, lambda v, b, c, cells, idx: 1.0 + ((v - ref_map[(b,) + idx + (c,)]) ** 2 + 1e-3) ** 1.5, config
+  )
+  y = jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=3.0, reference=ref_map)
+  np.testing.assert_allclose(y, expected, rtol=1e-10)
+  avg = jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)
+  np.testing.assert_allclose(jaxpool.dpp_pool(x, (3, 3), 2, 1, alpha=1.0, lam=0.0), avg, rtol=1e-12)
+  np.testing.assert_allclose(jaxpool.dpp_pool(x, (3, 3), 2, 1, alpha=1e12, lam=2.0), avg, rtol=1e-9)
+
+
+def test_lip_special_cases_and_softpool_identity():
+  x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
+  kw = dict(window_shape=(3, 3), strides=2, padding=1)
+  np.testing.assert_allclose(jaxpool.lip_pool(x, x, **kw), jaxpool.soft_pool(x, **kw), rtol=1e-6)
+  np.testing.assert_allclose(
+      jaxpool.lip_pool(x, jnp.zeros_like(x), **kw),
+      jaxpool.avg_pool(x, count_include_pad=False, **kw), rtol=1e-6, atol=1e-6,
+  )
+  np.testing.assert_allclose(jaxpool.lip_pool(x, 5000 * x, **kw), jaxpool.max_pool(x, **kw), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_custom_vjps_are_the_true_derivative(config, x64):
+  x, logits = _input(config), _input(config, seed=1)
+  kw = _jax_args(config)
+  check_grads(lambda v: jaxpool.soft_pool(v, **kw), (x,), order=1, modes=["rev"])
+  check_grads(lambda v, l: jaxpool.lip_pool(v, l, **kw), (x, logits), order=1, modes=["rev"])
+
+
+@pytest.mark.parametrize("reward", ["sym", "asym"])
+def test_dpp_gradients_to_every_argument(reward, x64):
+  x = np.random.default_rng(4).standard_normal((2, 6, 6, 3))
+  reference = np.random.default_rng(5).standard_normal((2, 3, 3, 3))
+  fn = lambda v, a, l, r: jaxpool.dpp_pool(v, (2, 2), alpha=a, lam=l, reference=r, reward=reward)
+  check_grads(fn, (x, np.array([0.5, 1.0, 2.0]), np.array([1.0, 2.0, 0.7]), reference), order=1, modes=["rev", "fwd"])
+  check_grads(lambda v: jaxpool.dpp_pool(v, (3, 3), 2, 1, alpha=1.0, lam=2.0, normalize="mean"), (x,), order=1)
+
+
+def test_stable_for_extreme_values_in_float32():
+  x = jnp.array([1e4, -1e4, 5e3, 1e4 - 1.0, -1e4, -1e4 + 2.0], jnp.float32).reshape(1, 6, 1)
+  y = jaxpool.soft_pool(x, (2,))
+  pairs = np.asarray(x, np.float64).reshape(3, 2)
+  w = np.exp(pairs - pairs.max(axis=1, keepdims=True))
+  expected = (w * pairs).sum(axis=1) / w.sum(axis=1)  # e.g. -9998 - 2 e^-2 / (1 + e^-2)
+  np.testing.assert_allclose(y[0, :, 0], expected, rtol=1e-6)
+  grad = jax.grad(lambda v: jaxpool.soft_pool(v, (2,)).sum())(x)
+  assert np.isfinite(np.asarray(grad)).all()
+  big_logits = jnp.full_like(x, 1e4)
+  assert np.isfinite(np.asarray(jaxpool.lip_pool(x, big_logits, (2,)))).all()
+  d = jaxpool.dpp_pool(x, (2,), alpha=1.0, lam=40.0)
+  assert np.isfinite(np.asarray(d)).all()
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision(dtype):
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
+  for fn in (
+      lambda v: jaxpool.soft_pool(v, (2, 2)),
+      lambda v: jaxpool.lip_pool(v, v * 0.5, (3, 3), 2, 1),
+      lambda v: jaxpool.dpp_pool(v, (2, 2), alpha=1.0, lam=2.0),
+  ):
+    y = fn(x.astype(dtype))
+    assert y.dtype == dtype
+    np.testing.assert_allclose(np.asarray(y, np.float32), fn(x.astype(dtype).astype(jnp.float32)), rtol=2e-2, atol=2e-2)
+
+
+def test_soft_pool_gradient_memory_under_three_quarters_of_input():
+  x = jax.ShapeDtypeStruct((32, 64, 64, 64), jnp.float32)
+
+  def forward_backward(v):
+    y, pullback = jax.vjp(lambda z: jaxpool.soft_pool(z, (3, 3), 2), v)
+    return y, pullback(jnp.ones_like(y))[0]
+
+  analysis = jax.jit(forward_backward).lower(x).compile().memory_analysis()
+  if analysis is None:
+    pytest.skip("no memory analysis on this backend")
+  assert analysis.temp_size_in_bytes < 0.75 * 32 * 64 * 64 * 64 * 4
+
+
+@pytest.mark.parametrize(
+    "call,error,message",
+    [
+        (lambda x: jaxpool.lip_pool(x, x[..., :1], (2, 2)), ValueError, "logits must have the shape of x"),
+        (lambda x: jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=1.0, reward="max"), ValueError, "reward must be"),
+        (lambda x: jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=1.0, normalize="sum"), ValueError, "normalize must be"),
+        (lambda x: jaxpool.dpp_pool(x, (2, 2), alpha=jnp.ones(5), lam=1.0), ValueError, "alpha must be a scalar or have shape (2,)"),
+        (lambda x: jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=1.0, reference=x), ValueError, "reference must have the output's shape"),
+        (lambda x: jaxpool.soft_pool(x.astype(jnp.int32), (2, 2)), TypeError, "floating-point input"),
+        (lambda x: jaxpool.soft_pool(x, 2), TypeError, "window_shape must be a tuple"),
+    ],
+)
+def test_bad_inputs(call, error, message):
+  with pytest.raises(error, match=re.escape(message)):
+    call(jnp.ones((1, 4, 4, 2)))
