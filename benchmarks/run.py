@@ -247,18 +247,89 @@ def fmt_mem(value) -> str:
   return "n/a" if value is None else f"{value:.2f}x"
 
 
+def run_weighted(args) -> str:
+  """SoftPool/LIP against jaxpool's avg/max pooling and the official torch formula.
+
+  The torch formula is the official SoftPool repository's pure-PyTorch idea,
+  per channel: ``avg_pool(x * exp(x)) / avg_pool(exp(x))``, forward and
+  backward through autograd, in torch's faster layout.
+  """
+  if torch is not None:
+    torch.set_num_threads(os.cpu_count() or 1)
+  shape = (32, 64, 64, 64)
+  rng = np.random.default_rng(0)
+  x_np = rng.standard_normal(shape).astype(np.float32)
+  logits = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+  x = jnp.asarray(x_np)
+  rows = []
+  for k in (2, 3):
+    window, strides = (k, k), (2, 2)
+    ops = {
+        "soft_pool": lambda v: jaxpool.soft_pool(v, window, strides),
+        "lip_pool": lambda v: jaxpool.lip_pool(v, logits, window, strides),
+        "avg_pool": lambda v: jaxpool.avg_pool(v, window, strides),
+        "max_pool": lambda v: jaxpool.max_pool(v, window, strides),
+    }
+    cot = jnp.asarray(rng.standard_normal(ops["avg_pool"](x).shape).astype(np.float32))
+    timings = {name: time_jax(fn, x, cot, args.repeats) for name, fn in ops.items()}
+    torch_b = float("nan")
+    if torch is not None:
+      perm = (0, 3, 1, 2)
+      best = None
+      for fmt in (torch.contiguous_format, torch.channels_last):
+        xt = torch.from_numpy(np.ascontiguousarray(x_np.transpose(perm))).contiguous(memory_format=fmt)
+        gt = torch.from_numpy(np.ascontiguousarray(np.asarray(cot).transpose(perm))).contiguous(memory_format=fmt)
+
+        def both():
+          leaf = xt.detach().requires_grad_()
+          e = torch.exp(leaf)
+          (F.avg_pool2d(leaf * e, k, 2) / F.avg_pool2d(e, k, 2)).backward(gt)
+
+        t = median_time(both, args.repeats)
+        best = t if best is None else min(best, t)
+      torch_b = best
+    avg_b = timings["avg_pool"][1]
+    for name, (f, b, mem) in timings.items():
+      rows.append(
+          f"| {name} {shape} k{k}/s2 | {1e3 * f:.2f} | {1e3 * b:.2f} |"
+          f" {b / avg_b:.2f} | {b / torch_b:.2f} | {fmt_mem(mem)} |"
+      )
+      print(rows[-1], flush=True)
+    rows.append(
+        f"| torch formula {shape} k{k}/s2 | | {1e3 * torch_b:.2f} | {torch_b / avg_b:.2f} | 1.00 | |"
+    )
+  device = jax.devices()[0].device_kind
+  header = [
+      f"Device: {device} ({jax.default_backend()}), {os.cpu_count()} CPU threads;"
+      f" jax {jax.__version__}, torch {torch.__version__ if torch else 'absent'};"
+      f" median of {args.repeats} repeats after warm-up.",
+      "",
+      "fwd+bwd returns the output and the input gradient. Ratios: time / jaxpool"
+      " avg_pool's fwd+bwd, and time / the official SoftPool torch formula"
+      " (`avg_pool(x*exp(x)) / avg_pool(exp(x))`, faster torch layout). Temp is"
+      " XLA's temp memory of the jitted fwd+bwd / the input's bytes.",
+      "",
+      "| case | fwd ms | fwd+bwd ms | fwd+bwd / avg_pool | fwd+bwd / torch formula | temp |",
+      "|---|---|---|---|---|---|",
+  ]
+  return "\n".join(header + rows) + "\n"
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--quick", action="store_true", help="only the (32, 64, 64, 64) cases")
+  parser.add_argument("--suite", choices=("classic", "weighted"), default="classic",
+                      help="classic pooling vs torch/flax, or SoftPool/LIP vs avg and the torch formula")
   parser.add_argument("--repeats", type=int, default=15)
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="markdown output (default: benchmarks/results[-gpu].md)")
   parser.add_argument("--peak-gbs", type=float, default=3350.0,
                       help="device peak memory bandwidth in GB/s (H100 SXM: 3350)")
   args = parser.parse_args(argv)
-  text = run(args)
+  text = run(args) if args.suite == "classic" else run_weighted(args)
+  stem = "results" if args.suite == "classic" else "results-weighted"
   out = args.out or pathlib.Path(__file__).with_name(
-      "results-gpu.md" if jax.default_backend() == "gpu" else "results.md"
+      f"{stem}-gpu.md" if jax.default_backend() == "gpu" else f"{stem}.md"
   )
   out.write_text(f"# jaxpool benchmark\n\nCommand: `python benchmarks/run.py {' '.join(sys.argv[1:])}`\n\n" + text)
   print("\n" + text)
