@@ -30,3 +30,17 @@ def test_train_example_rejects_unknown_pooling(tmp_path):
       capture_output=True, text=True, timeout=120,
   )
   assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
+
+
+def test_detail_preservation_example_writes_table_and_panel(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "detail_preservation.py"), "--out", str(tmp_path)],
+      capture_output=True, text=True, timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads((tmp_path / "detail.json").read_text())
+  for method in ("max", "avg", "soft"):
+    assert 10.0 < report["mean"][method]["psnr"] < 60.0
+    assert 0.0 < report["mean"][method]["ssim"] <= 1.0
+  assert (tmp_path / "detail.png").stat().st_size > 10_000
+  assert "| **mean** |" in (tmp_path / "detail.md").read_text()
