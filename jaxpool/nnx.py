@@ -53,6 +53,7 @@ __all__ = [
     "MaxUnpool",
     "MedianPool",
     "MinPool",
+    "PoolLayer",
     "SoftPool",
     "available_pools",
     "make_pool",
@@ -67,7 +68,16 @@ def _freeze(value):
   return value
 
 
-class FunctionLayer(nnx.Module):
+class PoolLayer(nnx.Module):
+  """Base of every jaxpool NNX layer."""
+
+  @property
+  def feature_multiplier(self) -> int:
+    """Output features per input feature (2 for concatenating layers)."""
+    return 1
+
+
+class FunctionLayer(PoolLayer):
   """A layer that applies a fixed jaxpool function with bound options.
 
   Subclasses set ``function`` (the jaxpool function) and ``num_inputs`` (how
@@ -98,11 +108,6 @@ class FunctionLayer(nnx.Module):
           f" got {len(inputs)}."
       )
     return type(self).function(*inputs, *self.args, **self.kwargs)
-
-  @property
-  def feature_multiplier(self) -> int:
-    """Output features per input feature (2 for concatenating layers)."""
-    return 1
 
 
 def _layer(function: Callable[..., Any], *, num_inputs: int = 1):
@@ -201,7 +206,7 @@ class LipPool(FunctionLayer):
 LIP_LOGIT_BOUND = 12.0
 
 
-class LIP(nnx.Module):
+class LIP(PoolLayer):
   """Local Importance-based Pooling with the paper's learned logit module.
 
   ``y = lip_pool(x, logits(x), window_shape, strides, padding)`` where
@@ -282,7 +287,7 @@ class LIP(nnx.Module):
     return jaxpool.lip_pool(x, self.logits(x), **self.window)
 
 
-class DPP(nnx.Module):
+class DPP(PoolLayer):
   """Detail-Preserving Pooling with learned per-feature ``alpha`` and ``lam``.
 
   ``y = dpp_pool(x, ..., alpha=exp(min(a, 10)), lam=exp(l), reference=r)``

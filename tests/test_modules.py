@@ -71,7 +71,7 @@ def test_registry_builds_every_named_layer_in_both_apis():
   for name in jpnnx.available_pools():
     layer = jpnnx.make_pool(name, (2, 2), features=3, rngs=nnx.Rngs(0))
     out = layer(X)
-    assert out.shape == (2, 4, 4, 3 * getattr(layer, "feature_multiplier", 1))
+    assert out.shape == (2, 4, 4, 3 * layer.feature_multiplier)
     linen_layer = jplinen.make_pool(name, (2, 2))
     linen_out = linen_layer.apply(linen_layer.init(jax.random.key(0), X), X)
     np.testing.assert_allclose(linen_out, out, rtol=1e-6, atol=1e-6)
@@ -95,7 +95,7 @@ class _Net(nnx.Module):
   def __init__(self, pool: str, *, rngs: nnx.Rngs):
     self.conv = nnx.Conv(1, 4, (3, 3), rngs=rngs)
     self.pool = jpnnx.make_pool(pool, (2, 2), features=4, rngs=rngs)
-    self.head = nnx.Linear(4 * 4 * 4 * getattr(self.pool, "feature_multiplier", 1), 2, rngs=rngs)
+    self.head = nnx.Linear(4 * 4 * 4 * self.pool.feature_multiplier, 2, rngs=rngs)
 
   def __call__(self, x):
     x = self.pool(nnx.relu(self.conv(x)))
