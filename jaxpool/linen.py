@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -257,9 +258,7 @@ class DPP(nn.Module):
     log_lam = self.param("log_lam", nn.initializers.zeros_init(), (features,))
     reference = None
     if self.variant == "full":
-      size = 1
-      for k in self.window_shape:
-        size *= k
+      size = math.prod(self.window_shape)
       reference = nn.Conv(
           features, tuple(self.window_shape),
           strides=tuple(self.window_shape) if self.strides is None else self.strides,

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -334,9 +335,7 @@ class DPP(PoolLayer):
     if variant == "full":
       if rngs is None:
         raise ValueError("DPP(variant='full') needs rngs for its filter.")
-      size = 1
-      for k in window_shape:
-        size *= k
+      size = math.prod(window_shape)
       self.filter = nnx.Conv(
           features, features, tuple(window_shape),
           strides=tuple(window_shape) if strides is None else strides,

@@ -152,3 +152,24 @@ def test_random_geometry_matches_torch(nd, data):
         return
     y = jaxpool.avg_pool(x, (k,) * nd, count_include_pad=cip, **jargs)
     np.testing.assert_allclose(y, from_torch(ref), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [dict(window_shape=(3, 3), strides=2, padding=1, ceil_mode=True),
+     dict(window_shape=(2, 3), strides=(1, 2), padding=[(1, 0), (0, 1)], dilation=(2, 1)),
+     dict(window_shape=(2, 2))],
+)
+def test_tap_masks_count_the_real_cells_and_taps_cover_them(args):
+  g = windows.window_geometry((2, 7, 8, 3), **args)
+  masks = g.tap_masks()
+  assert len(masks) == g.window_size
+  if g.is_unpadded:
+    assert all(m is None for m in masks)
+    counted = np.full(g.out_shape, g.window_size)
+  else:
+    counted = sum(np.broadcast_to(m, g.out_shape + (1,))[..., 0].astype(int) for m in masks)
+  np.testing.assert_array_equal(counted, g.window_counts(include_pad=False))
+  taps = windows.window_taps(jnp.ones((2, 7, 8, 3)), g, fill=0.0)
+  total = sum(np.asarray(t) for t in taps)[0, ..., 0]
+  np.testing.assert_array_equal(total, g.window_counts(include_pad=False))

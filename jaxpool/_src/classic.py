@@ -8,6 +8,7 @@ semantics; ``strides=None`` means ``strides = window_shape``).
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,10 +21,9 @@ from jaxpool._src import dtypes
 from jaxpool._src.windows import (
     PaddingLike,
     WindowGeometry,
-    pad_input,
     spatial_axes,
     window_geometry,
-    window_slice,
+    window_taps,
 )
 
 __all__ = [
@@ -43,22 +43,14 @@ _Kind = Literal["max", "min"]
 # ---------------------------------------------------------------------------
 
 
-def _is_unpadded(geom: WindowGeometry) -> bool:
-  return all(lo == hi == 0 for lo, hi in geom.full_padding)
-
-
 def _reduce_extremum(x: jax.Array, geom: WindowGeometry, kind: _Kind):
   """Max/min of every window (NaN propagates)."""
   op = lax.max if kind == "max" else lax.min
-  if _is_unpadded(geom):
+  if geom.is_unpadded:
     # A chain of strided slices: faster than reduce_window on XLA:CPU, and
     # fused into one pass. (Fused pads are slow there, so padded inputs use
     # reduce_window, which pads internally.)
-    out = None
-    for _, tap in geom.offsets():
-      value = window_slice(x, geom, tap)
-      out = value if out is None else op(out, value)
-    return out
+    return functools.reduce(op, window_taps(x, geom))
   init = dtypes.lowest(x.dtype) if kind == "max" else dtypes.highest(x.dtype)
   return lax.reduce_window(x, init, op, **geom.reduce_window_args(x.ndim))
 
@@ -86,16 +78,15 @@ def extremum_and_winner(
   x = x.astype(dtypes.compute_dtype(x.dtype))  # exact; bf16 is emulated on CPU
   fill = dtypes.lowest(x.dtype) if kind == "max" else dtypes.highest(x.dtype)
   better = lax.gt if kind == "max" else lax.lt
-  padded = x if _is_unpadded(geom) else pad_input(x, geom, fill)
+  taps = window_taps(x, geom, fill)
   index_dtype = _tap_dtype(geom)
   # Built from a slice of x so that they carry x's sharding.
-  like = window_slice(padded, geom, (0,) * geom.num_spatial)
+  like = taps[0]
   first = geom.first_valid_tap().astype(index_dtype)[..., None]
   winner = jnp.zeros_like(like, dtype=index_dtype) + first
   best = jnp.full_like(like, fill)
   check_nan = dtypes.is_float(x.dtype)
-  for flat, tap in geom.offsets():
-    value = window_slice(padded, geom, tap)
+  for flat, value in enumerate(taps):
     take = better(value, best)
     if check_nan:
       take = take | jnp.isnan(value)
@@ -115,13 +106,11 @@ def select_taps(
   """
   # Half precision runs in float32 (XLA:CPU emulates bf16 arithmetic); the
   # selection is exact in any dtype.
-  ct = dtypes.compute_dtype(values.dtype)
-  values_c = values.astype(ct)
-  padded = values_c if _is_unpadded(geom) else pad_input(values_c, geom, 0)
-  out = None
-  for flat, tap in geom.offsets():
-    term = jnp.where(winner == flat, window_slice(padded, geom, tap), 0)
-    out = term if out is None else out + term
+  taps = window_taps(values.astype(dtypes.compute_dtype(values.dtype)), geom)
+  out = functools.reduce(
+      operator.add,
+      (jnp.where(winner == flat, value, 0) for flat, value in enumerate(taps)),
+  )
   return out.astype(values.dtype)
 
 
@@ -239,12 +228,7 @@ def min_pool(
 
 
 def _sum_of_taps(x: jax.Array, geom: WindowGeometry) -> jax.Array:
-  padded = x if _is_unpadded(geom) else pad_input(x, geom, 0)
-  out = None
-  for _, tap in geom.offsets():
-    value = window_slice(padded, geom, tap)
-    out = value if out is None else out + value
-  return out
+  return functools.reduce(operator.add, window_taps(x, geom))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
@@ -258,7 +242,7 @@ def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   is always written as slices, whose transpose (a fused sum of interior pads)
   is several times faster than the transpose of reduce_window.
   """
-  if _is_unpadded(geom):
+  if geom.is_unpadded:
     return _sum_of_taps(x, geom)
   return lax.reduce_window(x, 0.0, lax.add, **geom.reduce_window_args(x.ndim))
 
@@ -456,8 +440,7 @@ def median_pool(
       ceil_mode=ceil_mode,
   )
   # Padding sorts last (+inf / integer max), after every real cell but NaN.
-  padded = pad_input(x, geom, dtypes.highest(x.dtype))
-  taps = [window_slice(padded, geom, tap) for _, tap in geom.offsets()]
+  taps = window_taps(x, geom, dtypes.highest(x.dtype))
   stacked = jnp.stack(taps, axis=-1)
   ordered = jnp.sort(lax.stop_gradient(stacked), axis=-1)
   count = geom.window_counts(include_pad=False)[..., None, None]

@@ -28,39 +28,12 @@ from jaxpool._src.classic import window_sum
 from jaxpool._src.windows import (
     PaddingLike,
     WindowGeometry,
-    pad_input,
     window_geometry,
-    window_slice,
+    window_taps,
     window_unslice,
 )
 
 __all__ = ["soft_pool", "lip_pool", "dpp_pool"]
-
-
-def _tap_masks(geom: WindowGeometry):
-  """Per tap, a static boolean array (out_shape + (1,)) of real cells, or None.
-
-  None for every tap when the windows never touch padding.
-  """
-  if all(lo == hi == 0 for lo, hi in geom.full_padding):
-    return [None] * geom.window_size
-  per_axis = [
-      geom.tap_valid(axis, include_pad=False) for axis in range(geom.num_spatial)
-  ]
-  masks = []
-  for _, tap in geom.offsets():
-    mask = np.ones((), dtype=bool)
-    for axis, t in enumerate(tap):
-      mask = np.logical_and.outer(mask, per_axis[axis][:, t])
-    masks.append(mask[..., None])
-  return masks
-
-
-def _taps(x: jax.Array, geom: WindowGeometry) -> list[jax.Array]:
-  padded = x if all(lo == hi == 0 for lo, hi in geom.full_padding) else (
-      pad_input(x, geom, 0)
-  )
-  return [window_slice(padded, geom, tap) for _, tap in geom.offsets()]
 
 
 def _window_max(logit_taps, masks):
@@ -89,8 +62,8 @@ def _lip_forward(x, logits, geom):
   ``y``) on purpose: sharing them between two sums makes XLA materialise one
   output-sized buffer per tap, which costs more than the extra exponentials.
   """
-  masks = _tap_masks(geom)
-  logit_taps, x_taps = _taps(logits, geom), _taps(x, geom)
+  masks = geom.tap_masks()
+  logit_taps, x_taps = window_taps(logits, geom), window_taps(x, geom)
   shift = _window_max(logit_taps, masks)
   total = None
   for logit, mask in zip(logit_taps, masks):
@@ -129,10 +102,10 @@ def _lip_bwd(geom, residuals, g):
   # forward's identical expressions (which would materialise one
   # output-sized buffer per tap).
   x, logits, y, normalizer = jax.lax.optimization_barrier(residuals)
-  masks = _tap_masks(geom)
+  masks = geom.tap_masks()
   dx = dl = None
   for (_, tap), value, logit, mask in zip(
-      geom.offsets(), _taps(x, geom), _taps(logits, geom), masks
+      geom.offsets(), window_taps(x, geom), window_taps(logits, geom), masks
   ):
     gw = g * _weight(logit, normalizer, mask)
     dx_tap = window_unslice(gw, geom, tap)
@@ -158,9 +131,9 @@ def _soft_fwd(x, geom):
 def _soft_bwd(geom, residuals, g):
   # dy/dx_i = w_i (1 + x_i - y): the sum of LIP's two partials.
   x, y, normalizer = jax.lax.optimization_barrier(residuals)  # see _lip_bwd
-  masks = _tap_masks(geom)
+  masks = geom.tap_masks()
   dx = None
-  for (_, tap), value, mask in zip(geom.offsets(), _taps(x, geom), masks):
+  for (_, tap), value, mask in zip(geom.offsets(), window_taps(x, geom), masks):
     term = g * _weight(value, normalizer, mask) * (1.0 + value - y)
     dx_tap = window_unslice(term, geom, tap)
     dx = dx_tap if dx is None else dx + dx_tap
@@ -362,8 +335,8 @@ def dpp_pool(
   alpha = _per_feature(alpha, "alpha", features, ct)
   lam = _per_feature(lam, "lam", features, ct)
   xc = x.astype(ct)
-  masks = _tap_masks(geom)
-  x_taps = _taps(xc, geom)
+  masks = geom.tap_masks()
+  x_taps = window_taps(xc, geom)
   counts = geom.window_counts(include_pad=False)[..., None].astype(ct)
   out_shape = x.shape[: x.ndim - geom.num_spatial - 1] + geom.out_shape
   out_shape += (features,)

@@ -47,6 +47,7 @@ __all__ = [
     "normalize_spatial_shape",
     "spatial_axes",
     "window_slice",
+    "window_taps",
     "window_unslice",
     "pad_input",
 ]
@@ -210,6 +211,11 @@ class WindowGeometry:
     )
 
   @property
+  def is_unpadded(self) -> bool:
+    """True when no window touches padding or the ceil-mode overhang."""
+    return all(lo == hi == 0 for lo, hi in self.full_padding)
+
+  @property
   def padded_shape(self) -> tuple[int, ...]:
     return tuple(
         n + lo + hi for n, (lo, hi) in zip(self.in_shape, self.full_padding)
@@ -250,6 +256,25 @@ class WindowGeometry:
       per_axis = self.tap_valid(axis, include_pad=include_pad).sum(axis=1)
       counts = np.multiply.outer(counts, per_axis)
     return counts
+
+  def tap_masks(self) -> list[np.ndarray | None]:
+    """Per tap (row-major), a boolean ``out_shape + (1,)`` array of real cells.
+
+    ``None`` for every tap when the windows never touch padding, so callers
+    can skip masking entirely.
+    """
+    if self.is_unpadded:
+      return [None] * self.window_size
+    per_axis = [
+        self.tap_valid(axis, include_pad=False) for axis in range(self.num_spatial)
+    ]
+    masks = []
+    for _, tap in self.offsets():
+      mask = np.ones((), dtype=bool)
+      for axis, t in enumerate(tap):
+        mask = np.logical_and.outer(mask, per_axis[axis][:, t])
+      masks.append(mask[..., None])
+    return masks
 
   def first_valid_tap(self) -> np.ndarray:
     """Row-major window offset of the first real (unpadded) cell, per output."""
@@ -399,6 +424,17 @@ def window_slice(
   )
   step = [1] * batch + list(geom.strides) + [1]
   return lax.slice(x_padded, start, limit, step)
+
+
+def window_taps(x: jax.Array, geom: WindowGeometry, fill=0) -> list[jax.Array]:
+  """The value under every tap (row-major) for every output position.
+
+  Pads with ``fill`` only when some window touches padding (XLA:CPU runs
+  fused pads slowly). Each element has shape ``(*batch, *out_shape,
+  features)``.
+  """
+  padded = x if geom.is_unpadded else pad_input(x, geom, fill)
+  return [window_slice(padded, geom, tap) for _, tap in geom.offsets()]
 
 
 def window_unslice(
