@@ -174,7 +174,7 @@ def main(argv=None) -> dict:
       json.dumps({"config": config, "results": results}, indent=2)
   )
   plot(results, args.out / "accuracy.png")
-  print(f"\n| pooling | test accuracy | train time (s) | step time (ms) |")
+  print("\n| pooling | test accuracy | train time (s) | step time (ms) |")
   print("|---|---|---|---|")
   for pool, r in results.items():
     print(

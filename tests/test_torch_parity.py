@@ -1,14 +1,12 @@
 """Values, gradients and indices against torch 2.13 CPU (the oracle)."""
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import jaxpool
-from oracle import F, torch, from_torch, to_torch, torch_op, value_and_grad
+from oracle import F, from_torch, to_torch, torch_op, value_and_grad
 
 SPATIAL = {1: (11,), 2: (7, 8), 3: (5, 6, 5)}
 # (window, stride, padding, dilation, ceil_mode); padding <= window // 2 (torch).
@@ -77,7 +75,6 @@ def test_max_pool_values_gradients_indices(nd, k, s, p, d, ceil, kind):
 def test_min_pool_is_mirrored_torch_max_pool(nd, k, s, p, d, ceil, kind):
   x = _input(nd, kind)
   targs = _torch_args(k, s, p, d, ceil)
-  cot = None
   ref = -from_torch(torch_op("max_pool", nd)(to_torch(-x), **targs))
   cot = np.random.default_rng(2).standard_normal(ref.shape).astype(np.float32)
   _, ref_g = value_and_grad(

@@ -197,13 +197,6 @@ class WindowGeometry:
     return math.prod(self.window_shape)
 
   @property
-  def effective_window(self) -> tuple[int, ...]:
-    """Dilated window extent ``(k - 1) * d + 1`` per axis."""
-    return tuple(
-        (k - 1) * d + 1 for k, d in zip(self.window_shape, self.dilation)
-    )
-
-  @property
   def full_padding(self) -> tuple[tuple[int, int], ...]:
     """Padding that covers every window: ``padding`` plus the overhang."""
     return tuple(
@@ -214,12 +207,6 @@ class WindowGeometry:
   def is_unpadded(self) -> bool:
     """True when no window touches padding or the ceil-mode overhang."""
     return all(lo == hi == 0 for lo, hi in self.full_padding)
-
-  @property
-  def padded_shape(self) -> tuple[int, ...]:
-    return tuple(
-        n + lo + hi for n, (lo, hi) in zip(self.in_shape, self.full_padding)
-    )
 
   def offsets(self) -> Iterator[tuple[int, tuple[int, ...]]]:
     """``(flat, tap)`` for every tap in row-major window order."""
