@@ -184,3 +184,52 @@ def test_clipped_runs_group_interior_windows_and_clip_border_ones():
   assert geom.clipped_runs(1) == [(1, 0, 2), (3, 1, 3), (1, 7, 2)]
   dilated = windows.window_geometry((1, 10, 1), (3,), 1, 2, dilation=2)
   assert dilated.clipped_runs(0) == [(1, 0, 2), (1, 1, 2), (6, 0, 3), (1, 6, 2), (1, 7, 2)]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nd=st.integers(1, 3), data=st.data())
+def test_scatter_to_input_equals_sum_of_unslices(nd, data):
+  """The phase-layout scatter is the transpose of reading taps, any geometry."""
+  size = data.draw(st.lists(st.integers(1, 8), min_size=nd, max_size=nd))
+  k = data.draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd))
+  d = data.draw(st.lists(st.integers(1, 2), min_size=nd, max_size=nd))
+  s = data.draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd))
+  p = [data.draw(st.integers(0, ((kk - 1) * dd + 1) // 2)) for kk, dd in zip(k, d)]
+  ceil = data.draw(st.booleans())
+  try:
+    geom = windows.window_geometry((2, *size, 3), k, s, p, dilation=d, ceil_mode=ceil)
+  except ValueError:
+    assume(False)
+  g = jnp.asarray(np.random.default_rng(1).normal(size=(2, *geom.out_shape, 3)), jnp.float32)
+  # A tap-dependent contribution: tap t sends (t + 1) * g.
+  got = windows.scatter_to_input(
+      lambda taps, v: jnp.where(taps >= 0, v * (taps + 1).astype(v.dtype), 0),
+      geom, (g,), (0,),
+  )
+  want = sum(
+      windows.window_unslice(g * (flat + 1), geom, tap)
+      for flat, tap in geom.offsets()
+  )
+  assert got.shape == (2, *size, 3)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
+
+
+def test_phase_shifts_list_earliest_window_first():
+  geom = windows.window_geometry((1, 9, 1), (3,), 2)
+  # Taps 0, 1, 2 sit at (shift, phase) (0, 0), (0, 1), (1, 0): block q gets
+  # tap 2 of window q - 1 first, then taps 0 and 1 of window q.
+  shifts = windows.phase_shifts(geom)
+  assert [sh for sh, _ in shifts] == [(1,), (0,)]
+  np.testing.assert_array_equal(shifts[0][1], [2, -1])
+  np.testing.assert_array_equal(shifts[1][1], [0, 1])
+
+
+def test_dilated_window_entirely_on_padding_is_minus_inf_like_torch():
+  x = np.arange(3.0, dtype=np.float32).reshape(1, 1, 3)  # one cell, 3 features
+  y = jaxpool.max_pool(x, (2,), 1, 1, dilation=2)  # taps at -1 and +1: padding
+  ref = from_torch(F.max_pool1d(to_torch(x), 2, 1, 1, dilation=2))
+  np.testing.assert_array_equal(y, ref)
+  assert np.all(np.isneginf(y))
+  grad = jax.grad(lambda v: jaxpool.max_pool(v, (2,), 1, 1, dilation=2).sum())(x)
+  np.testing.assert_array_equal(grad, 0.0)
+  np.testing.assert_array_equal(jaxpool.avg_pool(x, (2,), 1, 1, dilation=2), 0.0)

@@ -38,6 +38,7 @@ from jaxpool._src.classic import avg_pool, max_pool, select_taps
 from jaxpool._src.windows import (
     PaddingLike,
     normalize_spatial_shape,
+    sharding_like,
     spatial_axes,
     window_geometry,
     window_taps,
@@ -56,35 +57,11 @@ __all__ = [
 # Random draws that keep the input's sharding.
 
 
-def _draw_sharding(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
-  """``out_sharding`` for a draw of ``shape`` made for ``like``.
-
-  Axes in ``keep`` (same rank as ``like``) take ``like``'s sharding, the
-  others are unsharded. ``None`` where JAX has no sharding-in-types.
-  """
-  typeof = getattr(jax, "typeof", None)
-  if like is None or typeof is None or len(shape) != like.ndim:
-    return None
-  sharding = getattr(typeof(like), "sharding", None)
-  spec = getattr(sharding, "spec", None)
-  if spec is None:
-    return None
-  spec = tuple(spec) + (None,) * (like.ndim - len(spec))
-  keep = {a % like.ndim for a in keep}
-  return jax.sharding.NamedSharding(
-      sharding.mesh,
-      jax.sharding.PartitionSpec(*(
-          s if a in keep and shape[a] == like.shape[a] else None
-          for a, s in enumerate(spec)
-      )),
-  )
-
-
 def _uniform(key, shape, like=None, keep: Sequence[int] = (), dtype=jnp.float32):
   """``U[0, 1)`` draws of ``shape`` with ``like``'s sharding on ``keep`` axes."""
   _check_key(key)
   shape = tuple(shape)
-  sharding = _draw_sharding(like, shape, keep)
+  sharding = sharding_like(like, shape, keep)
   if sharding is not None:
     try:
       return jax.random.uniform(key, shape, dtype, out_sharding=sharding)

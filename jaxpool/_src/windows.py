@@ -18,17 +18,34 @@ Conventions (torch semantics, channels-last layout):
   window that would start in the right padding is dropped. The cells the last
   ceil-mode window hangs past the padded input ("overhang") are never counted.
 * Explicit padding on either side must be at most half the dilated window
-  (``pad <= eff // 2``), so every window holds at least one real cell.
+  (``pad <= eff // 2``). A dilated window can still fall entirely on padding
+  (its taps straddle the input, e.g. ``in=1, k=2, d=2, pad=1``): max pooling
+  then gives ``-inf`` (as torch), sums give zero.
 
-The module also holds the two array primitives that window operators are built
+The module also holds the array primitives that window operators are built
 from: :func:`window_slice` (the strided view of one window tap for every output
 position) and :func:`window_unslice` (its transpose, scattering back onto the
-unpadded input).
+unpadded input), and :func:`scatter_to_input`, which scatters every window's
+per-tap contributions back onto the input in one fused pass (the backward pass
+of every pooling operator).
+
+Phase layout (used by :func:`scatter_to_input`): along an axis with stride
+``s``, input cell ``p`` is written ``p = q * s + r`` (block ``q``, phase
+``r``). Tap ``t`` of window ``o`` sits at ``p = o * s + t * d - low``, that is
+in block ``q = o + shift`` and phase ``r`` with ``(shift, r) =
+divmod(t * d - low, s)``. So the cells of block ``q`` receive contributions
+only from the windows ``o = q - shift``, one per distinct ``shift`` (about
+``ceil(k * d / s)`` of them), and which tap a window contributes through is a
+constant of ``(shift, r)``. Reshaping the input to ``(..., Q, s, ...)`` (a
+free reshape) turns the scatter into a sum of a few broadcasts of
+output-sized arrays shifted by whole blocks: no interior padding, no
+``select_and_scatter``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import numbers
 from collections.abc import Iterator, Sequence
@@ -51,6 +68,10 @@ __all__ = [
     "window_taps",
     "window_unslice",
     "pad_input",
+    "phase_shifts",
+    "phase_view",
+    "scatter_to_input",
+    "sharding_like",
 ]
 
 
@@ -446,34 +467,65 @@ def window_taps(x: jax.Array, geom: WindowGeometry, fill=0) -> list[jax.Array]:
   return [window_slice(padded, geom, tap) for _, tap in geom.offsets()]
 
 
-def map_unpadded_blocks(fn, x: jax.Array, geom: WindowGeometry) -> jax.Array:
+def map_unpadded_blocks(
+    fn, x: jax.Array, geom: WindowGeometry, empty=0, *, with_first_taps=False
+):
   """``fn(block, block_geom)`` over padding-free blocks of the windows.
 
   Splits the output grid into the product of every axis's
   :meth:`WindowGeometry.clipped_runs`, calls ``fn`` on the slice of ``x``
   under each block with an unpadded geometry (the windows clipped to the
-  input), and concatenates the results. For operators that ignore padded
-  cells (max, min): their fast unpadded path then serves padded windows too.
+  input), and concatenates the results (arrays or tuples of arrays). For
+  operators that ignore padded cells (max, min): their fast unpadded path
+  then serves padded windows too.
+
+  Args:
+    fn: ``fn(block, block_geom)``, or with ``with_first_taps``
+      ``fn(block, block_geom, first_taps)`` where ``first_taps`` gives, per
+      axis, the index in the full window of the block's first tap (to
+      translate tap indices of the clipped windows).
+    x: the input.
+    geom: the (padded) geometry.
+    empty: the value of windows with no real cell (possible with dilation): a
+      scalar, or ``empty(shape)`` returning ``fn``'s output structure.
+    with_first_taps: see ``fn``.
   """
   batch = x.ndim - geom.num_spatial - 1
-  runs = [geom.clipped_runs(axis) for axis in range(geom.num_spatial)]
+  runs = []
+  for axis in range(geom.num_spatial):
+    out, lo = 0, geom.padding[axis][0]
+    axis_runs = []
+    for count, start, taps in geom.clipped_runs(axis):
+      first = (start - (out * geom.strides[axis] - lo)) // geom.dilation[axis]
+      axis_runs.append((count, start, taps, first))
+      out += count
+    runs.append(axis_runs)
 
   def block(chosen):
+    if any(taps == 0 for _, _, taps, _ in chosen):
+      shape = x.shape[:batch] + tuple(c for c, _, _, _ in chosen) + x.shape[-1:]
+      return empty(shape) if callable(empty) else jnp.full(shape, empty, x.dtype)
     index = [slice(None)] * batch
-    for (count, start, taps), s, d in zip(chosen, geom.strides, geom.dilation):
+    for (count, start, taps, _), s, d in zip(chosen, geom.strides, geom.dilation):
       index.append(slice(start, start + (count - 1) * s + (taps - 1) * d + 1))
     part = x[tuple(index)]
     part_geom = window_geometry(
-        part.shape, tuple(taps for _, _, taps in chosen), geom.strides,
+        part.shape, tuple(taps for _, _, taps, _ in chosen), geom.strides,
         dilation=geom.dilation,
     )
+    if with_first_taps:
+      return fn(part, part_geom, tuple(first for *_, first in chosen))
     return fn(part, part_geom)
 
   def assemble(axis, chosen):
     if axis == geom.num_spatial:
       return block(chosen)
     parts = [assemble(axis + 1, chosen + (run,)) for run in runs[axis]]
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=batch + axis)
+    if len(parts) == 1:
+      return parts[0]
+    return jax.tree.map(
+        lambda *leaves: jnp.concatenate(leaves, axis=batch + axis), *parts
+    )
 
   return assemble(0, ())
 
@@ -498,3 +550,177 @@ def window_unslice(
     config.append((low, high, s - 1))
   config.append((0, 0, 0))
   return lax.pad(values, np.array(0, dtype=values.dtype), config)
+
+
+def sharding_like(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
+  """An ``out_sharding`` for an array of ``shape`` made from ``like``.
+
+  Axes in ``keep`` (same rank as ``like``) take ``like``'s sharding, the
+  others are unsharded. ``None`` where JAX has no sharding-in-types, or for
+  ranks that differ.
+  """
+  typeof = getattr(jax, "typeof", None)
+  if like is None or typeof is None or len(shape) != like.ndim:
+    return None
+  sharding = getattr(typeof(like), "sharding", None)
+  spec = getattr(sharding, "spec", None)
+  if spec is None:
+    return None
+  spec = tuple(spec) + (None,) * (like.ndim - len(spec))
+  keep = {a % like.ndim for a in keep}
+  return jax.sharding.NamedSharding(
+      sharding.mesh,
+      jax.sharding.PartitionSpec(*(
+          s if a in keep and shape[a] == like.shape[a] else None
+          for a, s in enumerate(spec)
+      )),
+  )
+
+
+def _reshape_spatial(x: jax.Array, shape: Sequence[int], batch: int) -> jax.Array:
+  """Reshapes the spatial axes of ``x``, keeping batch and feature sharding.
+
+  Under explicit sharding JAX asks reshapes for their output sharding: the
+  batch axes and the feature axis keep theirs, the new spatial axes are
+  unsharded.
+  """
+  shape = tuple(shape)
+  typeof = getattr(jax, "typeof", None)
+  sharding = getattr(typeof(x), "sharding", None) if typeof else None
+  spec = tuple(getattr(sharding, "spec", None) or ())
+  if not any(spec):
+    return x.reshape(shape)
+  spec = spec + (None,) * (x.ndim - len(spec))
+  new = spec[:batch] + (None,) * (len(shape) - batch - 1) + spec[-1:]
+  out = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*new))
+  return lax.reshape(x, shape, out_sharding=out)
+
+
+def phase_shifts(geom: WindowGeometry) -> list[tuple[tuple[int, ...], np.ndarray]]:
+  """The block shifts of the phase layout and the tap each phase receives.
+
+  Returns ``(shift, taps)`` pairs, one per combination of per-axis shifts
+  that reaches some tap, ordered so that the contributing windows come in
+  row-major order (earliest window first, torch's accumulation order).
+  ``taps`` has shape ``strides``: the row-major tap index through which window
+  ``q - shift`` reaches phase ``r`` of block ``q``, or ``-1`` where none does.
+  """
+  per_axis = []
+  for k, s, d, (lo, _) in zip(
+      geom.window_shape, geom.strides, geom.dilation, geom.padding
+  ):
+    by_shift: dict[int, dict[int, int]] = {}
+    for t in range(k):
+      shift, phase = divmod(t * d - lo, s)
+      by_shift.setdefault(shift, {})[phase] = t
+    per_axis.append(by_shift)
+  pairs = []
+  for shift in itertools.product(*(sorted(a, reverse=True) for a in per_axis)):
+    taps = np.full(geom.strides, -1, dtype=np.int64)
+    for phase in np.ndindex(*geom.strides):
+      tap = [a[sh].get(r) for a, sh, r in zip(per_axis, shift, phase)]
+      if None not in tap:
+        taps[phase] = np.ravel_multi_index(tap, geom.window_shape)
+    if (taps >= 0).any():
+      pairs.append((tuple(int(v) for v in shift), taps))
+  return pairs
+
+
+def _blocks(geom: WindowGeometry) -> tuple[int, ...]:
+  """Blocks ``Q = ceil(in / s)`` per axis of the phase layout."""
+  return tuple(-(-n // s) for n, s in zip(geom.in_shape, geom.strides))
+
+
+def _interleaved(shape, batch: int, pairs) -> tuple[int, ...]:
+  """``shape``'s spatial axes replaced by ``(a, b)`` pairs."""
+  pairs = list(pairs)
+  spatial = [v for pair in pairs for v in pair]
+  return tuple(shape[:batch]) + tuple(spatial) + tuple(shape[batch + len(pairs):])
+
+
+def phase_view(x: jax.Array, geom: WindowGeometry, fill=0) -> jax.Array:
+  """``x`` (input-shaped) as ``(*batch, Q1, s1, Q2, s2, ..., features)``.
+
+  Cells past the input (when ``s`` does not divide its size) are ``fill``.
+  """
+  batch = x.ndim - geom.num_spatial - 1
+  blocks = _blocks(geom)
+  config = [(0, 0, 0)] * x.ndim
+  for axis, (q, s, n) in enumerate(zip(blocks, geom.strides, geom.in_shape)):
+    config[batch + axis] = (0, q * s - n, 0)
+  if any(hi for _, hi, _ in config):
+    x = lax.pad(x, np.array(fill, dtype=x.dtype), config)
+  return _reshape_spatial(
+      x, _interleaved(x.shape, batch, zip(blocks, geom.strides)), batch
+  )
+
+
+def scatter_to_input(contribution, geom: WindowGeometry, operands, fills):
+  """Every window's per-tap contributions summed onto the input cells.
+
+  Computes ``dx[p] = sum over (window o, tap t) with position(o, t) = p of
+  contribution(t, *operands[o])``, the transpose of reading ``x`` through
+  :func:`window_taps`: the backward pass of a pooling operator, in one fused
+  pass over the input (see the phase layout in the module docstring).
+
+  Args:
+    contribution: ``contribution(taps, *values)``, elementwise: ``taps`` is an
+      int array broadcastable to the phase layout holding the row-major tap
+      index (``-1`` where the window has no tap at that cell; the result must
+      then be zero), ``values`` are the operands at the contributing window,
+      of shape ``(*batch, Q1, 1, Q2, 1, ..., features)``. Returns an array
+      broadcastable to ``(*batch, Q1, s1, Q2, s2, ..., features)``; it may
+      close over :func:`phase_view` arrays of the input.
+    geom: the geometry.
+    operands: output-shaped arrays ``(*batch, *out_shape, features)`` (or
+      with a size-1 feature axis).
+    fills: one value per operand for windows outside the output grid; the
+      contribution of a window made of fills must be zero.
+
+  Returns:
+    Array of shape ``(*batch, *in_shape, features)``.
+  """
+  n = geom.num_spatial
+  batch = operands[0].ndim - n - 1
+  blocks = _blocks(geom)
+  pairs = phase_shifts(geom)
+  high = [max(sh[a] for sh, _ in pairs) for a in range(n)]
+  low = [min(sh[a] for sh, _ in pairs) for a in range(n)]
+  padded = []
+  for value, fill in zip(operands, fills):
+    config = [(0, 0, 0)] * value.ndim
+    for a in range(n):
+      config[batch + a] = (high[a], blocks[a] - geom.out_shape[a] - low[a], 0)
+    padded.append(lax.pad(value, np.array(fill, dtype=value.dtype), config))
+  total = None
+  for shift, taps in pairs:
+    shifted = []
+    for value in padded:
+      start = [0] * value.ndim
+      limit = list(value.shape)
+      for a in range(n):
+        start[batch + a] = high[a] - shift[a]
+        limit[batch + a] = start[batch + a] + blocks[a]
+      part = lax.slice(value, start, limit)
+      shifted.append(_reshape_spatial(
+          part, _interleaved(part.shape, batch, zip(blocks, (1,) * n)), batch
+      ))
+    table = taps.reshape(
+        (1,) * batch + _interleaved(taps.shape + (1,), 0, zip((1,) * n, geom.strides))
+    )
+    term = contribution(table, *shifted)
+    total = term if total is None else total + term
+  spatial = tuple(v for pair in zip(blocks, geom.strides) for v in pair)
+  full = jnp.broadcast_to(
+      total, total.shape[:batch] + spatial + total.shape[batch + 2 * n:]
+  )
+  merged = _reshape_spatial(
+      full,
+      full.shape[:batch] + tuple(q * s for q, s in zip(blocks, geom.strides))
+      + full.shape[batch + 2 * n:],
+      batch,
+  )
+  if merged.shape[batch:batch + n] != geom.in_shape:
+    index = (slice(None),) * batch + tuple(slice(0, v) for v in geom.in_shape)
+    merged = merged[index]
+  return merged
