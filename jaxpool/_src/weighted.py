@@ -28,9 +28,12 @@ from jaxpool._src.classic import window_sum
 from jaxpool._src.windows import (
     PaddingLike,
     WindowGeometry,
+    phase_view,
+    scatter_to_input,
     window_geometry,
     window_taps,
     window_unslice,
+    windows_tile_input,
 )
 
 __all__ = ["soft_pool", "lip_pool", "dpp_pool"]
@@ -94,25 +97,52 @@ def _lip_fwd(x, logits, geom):
   return y, (x, logits, y, normalizer)
 
 
+def _scatter_cells(cell_terms, geom, cells, g, normalizer, y):
+  """Sums ``cell_terms(cells at p, g, normalizer, y of window o)`` over the
+  windows ``o`` holding each input cell ``p`` (padded cells excluded).
+
+  ``cells`` are input-shaped arrays (``x``, logits). When the windows tile
+  the input (one block shift per axis, as 2x2 stride 2), this is one pass of
+  :func:`scatter_to_input`; overlapping windows would make it pad every
+  output-sized operand (3x the output in temp memory), so they sum one
+  scatter per tap instead, each fused with its weight (no per-tap tensor is
+  materialised either way).
+  """
+  operands = (g, normalizer, y)
+  if windows_tile_input(geom):
+    views = [phase_view(c, geom) for c in cells]
+
+    def contribution(taps, *window):
+      terms = cell_terms(*views, *window)
+      return tuple(jnp.where(taps >= 0, t, 0.0) for t in terms)
+
+    # Windows outside the output grid: g = 0, weight exp(-inf) = 0.
+    return scatter_to_input(contribution, geom, operands, (0.0, np.inf, 0.0))
+  masks = geom.tap_masks()
+  tap_values = list(zip(*(window_taps(c, geom) for c in cells)))
+  total = None
+  for (_, tap), values, mask in zip(geom.offsets(), tap_values, masks):
+    terms = cell_terms(*values, *operands)
+    if mask is not None:
+      terms = tuple(jnp.where(mask, t, 0.0) for t in terms)
+    terms = tuple(window_unslice(t, geom, tap) for t in terms)
+    total = terms if total is None else tuple(a + b for a, b in zip(total, terms))
+  return total
+
+
 def _lip_bwd(geom, residuals, g):
-  # dy/dx_i = w_i and dy/dl_i = w_i (x_i - y). Each tap's weight is
-  # recomputed from the saved log-normalizer and used once, so XLA fuses the
-  # whole backward into the scatter: no per-tap tensor is materialised.
+  # dy/dx_i = w_i and dy/dl_i = w_i (x_i - y), with every cell's weight in
+  # each of its windows recomputed from the window's saved log-normalizer.
   # The barrier keeps XLA from merging the recomputed weights with the
   # forward's identical expressions (which would materialise one
   # output-sized buffer per tap).
   x, logits, y, normalizer = jax.lax.optimization_barrier(residuals)
-  masks = geom.tap_masks()
-  dx = dl = None
-  for (_, tap), value, logit, mask in zip(
-      geom.offsets(), window_taps(x, geom), window_taps(logits, geom), masks
-  ):
-    gw = g * _weight(logit, normalizer, mask)
-    dx_tap = window_unslice(gw, geom, tap)
-    dl_tap = window_unslice(gw * (value - y), geom, tap)
-    dx = dx_tap if dx is None else dx + dx_tap
-    dl = dl_tap if dl is None else dl + dl_tap
-  return dx, dl
+
+  def cell_terms(value, logit, g, normalizer, y):
+    gw = g * jnp.exp(logit - normalizer)
+    return gw, gw * (value - y)
+
+  return _scatter_cells(cell_terms, geom, (x, logits), g, normalizer, y)
 
 
 _lip.defvjp(_lip_fwd, _lip_bwd)
@@ -131,13 +161,11 @@ def _soft_fwd(x, geom):
 def _soft_bwd(geom, residuals, g):
   # dy/dx_i = w_i (1 + x_i - y): the sum of LIP's two partials.
   x, y, normalizer = jax.lax.optimization_barrier(residuals)  # see _lip_bwd
-  masks = geom.tap_masks()
-  dx = None
-  for (_, tap), value, mask in zip(geom.offsets(), window_taps(x, geom), masks):
-    term = g * _weight(value, normalizer, mask) * (1.0 + value - y)
-    dx_tap = window_unslice(term, geom, tap)
-    dx = dx_tap if dx is None else dx + dx_tap
-  return (dx,)
+
+  def cell_terms(value, g, normalizer, y):
+    return (g * jnp.exp(value - normalizer) * (1.0 + value - y),)
+
+  return _scatter_cells(cell_terms, geom, (x,), g, normalizer, y)
 
 
 _soft.defvjp(_soft_fwd, _soft_bwd)

@@ -72,6 +72,7 @@ __all__ = [
     "phase_view",
     "scatter_to_input",
     "sharding_like",
+    "windows_tile_input",
 ]
 
 
@@ -626,6 +627,21 @@ def phase_shifts(geom: WindowGeometry) -> list[tuple[tuple[int, ...], np.ndarray
   return pairs
 
 
+def windows_tile_input(geom: WindowGeometry) -> bool:
+  """True when every input cell lies in exactly one window's block row.
+
+  That is, :func:`scatter_to_input` reads each operand unshifted and
+  unpadded (one block shift, zero, per axis, and one window per block:
+  e.g. 2x2 windows with stride 2 on an even-sized input).
+  """
+  shifts = phase_shifts(geom)
+  return (
+      len(shifts) == 1
+      and not any(shifts[0][0])
+      and _blocks(geom) == geom.out_shape
+  )
+
+
 def _blocks(geom: WindowGeometry) -> tuple[int, ...]:
   """Blocks ``Q = ceil(in / s)`` per axis of the phase layout."""
   return tuple(-(-n // s) for n, s in zip(geom.in_shape, geom.strides))
@@ -669,8 +685,9 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills):
       index (``-1`` where the window has no tap at that cell; the result must
       then be zero), ``values`` are the operands at the contributing window,
       of shape ``(*batch, Q1, 1, Q2, 1, ..., features)``. Returns an array
-      broadcastable to ``(*batch, Q1, s1, Q2, s2, ..., features)``; it may
-      close over :func:`phase_view` arrays of the input.
+      broadcastable to ``(*batch, Q1, s1, Q2, s2, ..., features)``, or a
+      tuple of them (then so is the result); it may close over
+      :func:`phase_view` arrays of the input.
     geom: the geometry.
     operands: output-shaped arrays ``(*batch, *out_shape, features)`` (or
       with a size-1 feature axis).
@@ -709,7 +726,13 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills):
         (1,) * batch + _interleaved(taps.shape + (1,), 0, zip((1,) * n, geom.strides))
     )
     term = contribution(table, *shifted)
-    total = term if total is None else total + term
+    total = term if total is None else jax.tree.map(jnp.add, total, term)
+  return jax.tree.map(lambda t: _merge_phases(t, geom, batch, blocks), total)
+
+
+def _merge_phases(total, geom: WindowGeometry, batch: int, blocks) -> jax.Array:
+  """Phase layout ``(*batch, Q1, s1, ..., features)`` back to the input's."""
+  n = geom.num_spatial
   spatial = tuple(v for pair in zip(blocks, geom.strides) for v in pair)
   full = jnp.broadcast_to(
       total, total.shape[:batch] + spatial + total.shape[batch + 2 * n:]
