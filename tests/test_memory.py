@@ -1,5 +1,7 @@
 """XLA memory of the gradients (compile only; nothing large is executed)."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -34,3 +36,27 @@ def test_max_pool_gradient_temp_memory_at_most_input_size(window):
 
 def test_avg_pool_gradient_temp_memory_at_most_input_size():
   assert _temp_bytes_ratio(lambda v: jaxpool.avg_pool(v, (3, 3), 2)) <= 1.0
+
+
+def _gradient_hlo(fn) -> str:
+  x = jax.ShapeDtypeStruct(SHAPE, jnp.float32)
+  return jax.jit(jax.grad(lambda v: fn(v).sum())).lower(x).compile().as_text()
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_max_and_avg_gradients_are_one_phase_scatter(padding):
+  """No select_and_scatter, no interior-padded (strided) scatter per tap."""
+  for fn in (jaxpool.max_pool, jaxpool.avg_pool):
+    hlo = _gradient_hlo(lambda v: fn(v, (3, 3), 2, padding))
+    assert "select-and-scatter" not in hlo
+    # A pad's config is lo_hi[_interior] per axis; interior > 0 is the
+    # transpose of a strided slice.
+    configs = re.findall(r" pad\(.*?padding=([0-9_x-]+)", hlo)
+    assert configs, "expected the small edge pads of the shifted operands"
+    for config in configs:
+      assert all(
+          len(axis.split("_")) < 3 or int(axis.split("_")[2]) == 0
+          for axis in config.split("x")
+      ), config
+  ratio = _temp_bytes_ratio(lambda v: jaxpool.max_pool(v, (3, 3), 2, 1))
+  assert ratio <= 0.5, ratio
