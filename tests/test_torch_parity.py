@@ -171,9 +171,12 @@ def test_lp_pool_ceil_mode_partial_windows_differ_from_torch_as_documented():
   np.testing.assert_allclose(theirs[0, :, 0], [np.sqrt(2), np.sqrt(2), np.sqrt(2)], rtol=1e-6)
 
 
+# Uniform bins of more than 16 (avg) / 64 (max) cells take other paths:
+# (40,) -> (2,), (16, 18) -> (2, 2) and (20, 20) -> (1, 1) cover them.
 ADAPTIVE_SIZES = {
-    1: [((11,), (3,)), ((5,), (3,)), ((4,), (7,)), ((8,), (4,))],
-    2: [((7, 8), (3, 5)), ((6, 6), (3, 2)), ((5, 4), (1, 1)), ((3, 4), (5, 6))],
+    1: [((11,), (3,)), ((5,), (3,)), ((4,), (7,)), ((8,), (4,)), ((40,), (2,))],
+    2: [((7, 8), (3, 5)), ((6, 6), (3, 2)), ((5, 4), (1, 1)), ((3, 4), (5, 6)),
+        ((16, 18), (2, 2)), ((20, 20), (1, 1))],
     3: [((5, 6, 5), (2, 3, 4)), ((4, 4, 4), (2, 2, 2))],
 }
 ADAPTIVE_CASES = [(nd, i, o) for nd, sizes in ADAPTIVE_SIZES.items() for i, o in sizes]

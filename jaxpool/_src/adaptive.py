@@ -17,9 +17,10 @@ import numpy as np
 from jax import lax
 
 from jaxpool._src import dtypes
-from jaxpool._src.classic import extremum_pool
+from jaxpool._src.classic import extremum_pool, window_sum
 from jaxpool._src.windows import (
     normalize_spatial_shape,
+    reshape_spatial,
     spatial_axes,
     window_geometry,
 )
@@ -59,6 +60,16 @@ def _uniform_window(in_shape, output_shape):
   return None
 
 
+# Uniform bins of up to this many cells are pooled as one pass over their
+# taps (strided slices). Larger ones: a reshaped sum for the average (its
+# derivative is a broadcast), the separable path for the maximum. Measured
+# fwd+bwd on (32, 64, 64, 64): 8x8 average bins 4.7 ms sliced, 3.6 reshaped;
+# 8x8 max bins 57 ms sliced, 98 separable; 32x32 max bins: minutes to
+# compile sliced, 120 ms separable.
+_AVG_SLICED_TAPS = 16
+_MAX_SLICED_TAPS = 64
+
+
 def adaptive_avg_pool(
     x: jax.typing.ArrayLike, output_shape: Sequence[int]
 ) -> jax.Array:
@@ -93,7 +104,20 @@ def adaptive_avg_pool(
   window = _uniform_window(in_shape, output_shape)
   if window is not None:
     geom = window_geometry(x.shape, window)
-    total = lax.reduce_window(xc, 0.0, lax.add, **geom.reduce_window_args(x.ndim))
+    if geom.window_size <= _AVG_SLICED_TAPS:
+      # Slices forward, one-pass phase scatter back (4x4 bins: 25x faster
+      # fwd+bwd than reduce_window's derivative).
+      total = window_sum(xc, geom)
+    else:
+      # Large bins tile the input (stride = window): sum a reshape.
+      # reduce_window's derivative is far slower (32x32 bins: 1.5 s).
+      batch = x.ndim - len(window) - 1
+      split = xc.shape[:batch] + tuple(
+          v for o, k in zip(output_shape, window) for v in (o, k)
+      ) + xc.shape[-1:]
+      total = reshape_spatial(xc, split, batch).sum(
+          axis=tuple(batch + 2 * i + 1 for i in range(len(window)))
+      )
     return (total / np.asarray(geom.window_size, dtype=ct)).astype(x.dtype)
   for axis, size, out in zip(axes, in_shape, output_shape):
     starts, ends = adaptive_bins(size, out)
@@ -156,8 +180,9 @@ def adaptive_max_pool(
       x, output_shape, "adaptive_max_pool"
   )
   window = _uniform_window(in_shape, output_shape)
-  if window is not None:
+  if window is not None and math.prod(window) <= _MAX_SLICED_TAPS:
     return extremum_pool(x, window_geometry(x.shape, window), "max")
+  # Non-uniform bins, or bins too large for one pass over their taps.
   for axis, out in reversed(list(zip(axes, output_shape))):
     if x.shape[axis] != out:
       x = _adaptive_max_axis(x, axis, out)
