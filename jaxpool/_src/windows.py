@@ -71,7 +71,6 @@ __all__ = [
     "phase_shifts",
     "phase_view",
     "scatter_to_input",
-    "reshape_spatial",
     "sharding_like",
     "windows_tile_input",
 ]
@@ -579,7 +578,7 @@ def sharding_like(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
   )
 
 
-def reshape_spatial(x: jax.Array, shape: Sequence[int], batch: int) -> jax.Array:
+def _reshape_spatial(x: jax.Array, shape: Sequence[int], batch: int) -> jax.Array:
   """Reshapes the spatial axes of ``x``, keeping batch and feature sharding.
 
   Under explicit sharding JAX asks reshapes for their output sharding: the
@@ -667,7 +666,7 @@ def phase_view(x: jax.Array, geom: WindowGeometry, fill=0) -> jax.Array:
     config[batch + axis] = (0, q * s - n, 0)
   if any(hi for _, hi, _ in config):
     x = lax.pad(x, np.array(fill, dtype=x.dtype), config)
-  return reshape_spatial(
+  return _reshape_spatial(
       x, _interleaved(x.shape, batch, zip(blocks, geom.strides)), batch
   )
 
@@ -720,7 +719,7 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills):
         start[batch + a] = high[a] - shift[a]
         limit[batch + a] = start[batch + a] + blocks[a]
       part = lax.slice(value, start, limit)
-      shifted.append(reshape_spatial(
+      shifted.append(_reshape_spatial(
           part, _interleaved(part.shape, batch, zip(blocks, (1,) * n)), batch
       ))
     table = taps.reshape(
@@ -738,7 +737,7 @@ def _merge_phases(total, geom: WindowGeometry, batch: int, blocks) -> jax.Array:
   full = jnp.broadcast_to(
       total, total.shape[:batch] + spatial + total.shape[batch + 2 * n:]
   )
-  merged = reshape_spatial(
+  merged = _reshape_spatial(
       full,
       full.shape[:batch] + tuple(q * s for q, s in zip(blocks, geom.strides))
       + full.shape[batch + 2 * n:],
