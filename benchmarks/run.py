@@ -11,8 +11,9 @@ For each case it times, with the same input and the same output cotangent:
 
 and reads XLA's ``compiled.memory_analysis()`` temp bytes of the jitted
 forward+backward, as a multiple of the input's size. Times are medians of
-repeats after warm-up; the table reports ratios (jaxpool time / other time,
-lower is better), which are robust on shared, noisy machines. On a GPU it also
+repeats after warm-up, timed in interleaved rounds (each round calls every
+function of a case), so a slow phase of a shared machine slows all of them
+alike; the table reports ratios (jaxpool time / other time, lower is better). On a GPU it also
 reports achieved bandwidth of the forward pass as a fraction of ``--peak-gbs``.
 
 Allocator: with glibc's default settings every allocation of 32 MiB or more
@@ -100,15 +101,26 @@ def cases(quick: bool) -> list[Case]:
   return out
 
 
-def median_time(fn, repeats: int, warmup: int = 2) -> float:
-  for _ in range(warmup):
-    fn()
-  times = []
-  for _ in range(repeats):
-    tick = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - tick)
-  return statistics.median(times)
+def interleaved_medians(fns: dict, repeats: int, rounds: int = 5) -> dict:
+  """Median seconds of each zero-argument callable, timed in interleaved rounds.
+
+  Every round calls each function once untimed (warm-up; it also lets the
+  previous function's thread pool go idle) and then ``ceil(repeats /
+  rounds)`` times timed. A slow phase of a shared machine then hits every
+  function alike instead of whichever happened to be timed during it, so the
+  ratios between them are stable even when the absolute times drift.
+  """
+  rounds = max(1, min(rounds, repeats))
+  calls = -(-repeats // rounds)
+  times = {name: [] for name in fns}
+  for _ in range(rounds):
+    for name, fn in fns.items():
+      fn()
+      for _ in range(calls):
+        tick = time.perf_counter()
+        fn()
+        times[name].append(time.perf_counter() - tick)
+  return {name: statistics.median(values) for name, values in times.items()}
 
 
 def jax_functions(case: Case):
@@ -124,53 +136,70 @@ def jax_functions(case: Case):
   return ours, default
 
 
-def time_jax(fn, x, cot, repeats):
+def jax_callables(fn, x, cot):
+  """``(forward, forward_backward, temp)`` for ``fn`` on ``x``.
+
+  The first two are zero-argument callables running the jitted forward and
+  forward+backward (which returns ``y`` too, as a training step needs it) to
+  completion; ``temp`` is XLA's temp bytes of the forward+backward as a
+  multiple of ``x``'s bytes.
+  """
   forward = jax.jit(fn)
-  def forward_backward(v, g):  # returns y too, as a training step needs it
+
+  def forward_backward(v, g):
     y, pullback = jax.vjp(fn, v)
     return y, pullback(g)[0]
 
   both = jax.jit(forward_backward)
-  fwd = median_time(lambda: forward(x).block_until_ready(), repeats)
-  bwd = median_time(lambda: jax.block_until_ready(both(x, cot)), repeats)
   memory = both.lower(x, cot).compile().memory_analysis()
   temp = None if memory is None else memory.temp_size_in_bytes / x.nbytes
-  return fwd, bwd, temp
+  return (
+      lambda: forward(x).block_until_ready(),
+      lambda: jax.block_until_ready(both(x, cot)),
+      temp,
+  )
 
 
-def time_torch(case: Case, x: np.ndarray, cot: np.ndarray, repeats: int, device: str):
-  """Medians ``{layout: (forward, forward+backward)}`` of torch's pooling.
-
-  Layouts: ``"NC..."`` (channels-first, torch's default) and, for 2-D and 3-D,
-  ``"channels-last"``.
-  """
+def torch_tensors(x: np.ndarray, cot: np.ndarray, dtype, device, memory_format):
+  """Channels-last numpy arrays as torch tensors in ``memory_format``."""
   perm = (0, x.ndim - 1) + tuple(range(1, x.ndim - 1))
-  dtype = getattr(torch, case.dtype)
+
+  def tensor(a):
+    t = torch.from_numpy(np.ascontiguousarray(a.astype(np.float32).transpose(perm)))
+    return t.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
+
+  return tensor(x), tensor(cot)
+
+
+def torch_layouts(nd: int) -> dict:
+  """torch's memory formats to time: channels-first, and channels-last."""
+  layouts = {"NC...": torch.contiguous_format}
+  if nd in (2, 3):
+    layouts["channels-last"] = {2: torch.channels_last, 3: torch.channels_last_3d}[nd]
+  return layouts
+
+
+def torch_callables(case: Case, x: np.ndarray, cot: np.ndarray, device: str) -> dict:
+  """``{layout: (forward, forward_backward)}`` zero-argument callables of
+  torch's pooling, for each layout of :func:`torch_layouts`."""
   pool = getattr(F, f"{case.op}_pool{case.nd}d")
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-  layouts = {"NC...": torch.contiguous_format}
-  if case.nd in (2, 3):
-    layouts["channels-last"] = {2: torch.channels_last, 3: torch.channels_last_3d}[case.nd]
-  timings = {}
-  for name, fmt in layouts.items():
-    def tensor(a):
-      t = torch.from_numpy(np.ascontiguousarray(a.astype(np.float32).transpose(perm)))
-      return t.to(device=device, dtype=dtype).contiguous(memory_format=fmt)
+  out = {}
+  for name, fmt in torch_layouts(case.nd).items():
+    xt, gt = torch_tensors(x, cot, getattr(torch, case.dtype), device, fmt)
 
-    xt, gt = tensor(x), tensor(cot)
-
-    def forward():
+    def forward(xt=xt):
       with torch.no_grad():
         pool(xt, case.window, case.stride, case.padding)
       sync()
 
-    def both():
+    def both(xt=xt, gt=gt):
       leaf = xt.detach().requires_grad_()
       pool(leaf, case.window, case.stride, case.padding).backward(gt)
       sync()
 
-    timings[name] = (median_time(forward, repeats), median_time(both, repeats))
-  return timings
+    out[name] = (forward, both)
+  return out
 
 
 def run(args) -> str:
@@ -186,17 +215,23 @@ def run(args) -> str:
     x = jnp.asarray(x_np, dtype=case.dtype)
     cot_np = rng.standard_normal(ours(x).shape).astype(np.float32)
     cot = jnp.asarray(cot_np, dtype=case.dtype)
-    repeats = args.repeats
-    ours_f, ours_b, ours_mem = time_jax(ours, x, cot, repeats)
-    def_f, def_b, def_mem = time_jax(default, x, cot, repeats)
-    if torch is not None and not (torch_device == "cpu" and on_gpu):
-      timings = time_torch(case, x_np, cot_np, repeats, torch_device)
+    fns = {}
+    fns["ours_f"], fns["ours_b"], ours_mem = jax_callables(ours, x, cot)
+    fns["def_f"], fns["def_b"], def_mem = jax_callables(default, x, cot)
+    with_torch = torch is not None and not (torch_device == "cpu" and on_gpu)
+    if with_torch:
+      for name, (fwd, both) in torch_callables(case, x_np, cot_np, torch_device).items():
+        fns[("torch_f", name)], fns[("torch_b", name)] = fwd, both
+    t = interleaved_medians(fns, args.repeats)
+    ours_f, ours_b, def_f, def_b = t["ours_f"], t["ours_b"], t["def_f"], t["def_b"]
+    if with_torch:
       # The faster layout (by forward+backward) is the reference; torch's
       # default channels-first layout is reported beside it.
-      layout = min(timings, key=lambda name: timings[name][1])
-      torch_f = min(fwd for fwd, _ in timings.values())
-      torch_b = timings[layout][1]
-      torch_nc_b = timings["NC..."][1]
+      layouts = torch_layouts(case.nd)
+      layout = min(layouts, key=lambda name: t[("torch_b", name)])
+      torch_f = min(t[("torch_f", name)] for name in layouts)
+      torch_b = t[("torch_b", layout)]
+      torch_nc_b = t[("torch_b", "NC...")]
     else:
       torch_f = torch_b = torch_nc_b = float("nan")
       layout = "-"
@@ -223,7 +258,8 @@ def table(rows, on_gpu, torch_device, args) -> str:
       f"Device: {device} ({jax.default_backend()}), {os.cpu_count()} CPU threads;"
       f" jax {jax.__version__}, torch {torch.__version__ if torch else 'absent'}"
       f" ({torch_device}); {platform.python_version()}; median of {args.repeats}"
-      " repeats after warm-up.",
+      " repeats, timed in interleaved rounds (every function once per round)"
+      " after warm-up.",
       "",
       "Ratios are jaxpool time / other time (lower is better; < 1 means jaxpool"
       " is faster). `flax` is `flax.linen.max_pool`/`avg_pool`. torch is timed"
@@ -288,23 +324,24 @@ def run_weighted(args) -> str:
         "max_pool": lambda v: jaxpool.max_pool(v, window, strides),
     }
     cot = jnp.asarray(rng.standard_normal(ops["avg_pool"](x).shape).astype(np.float32))
-    timings = {name: time_jax(fn, x, cot, args.repeats) for name, fn in ops.items()}
-    torch_b = float("nan")
+    fns, memory = {}, {}
+    for name, fn in ops.items():
+      fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(fn, x, cot)
     if torch is not None:
-      perm = (0, 3, 1, 2)
-      best = None
-      for fmt in (torch.contiguous_format, torch.channels_last):
-        xt = torch.from_numpy(np.ascontiguousarray(x_np.transpose(perm))).contiguous(memory_format=fmt)
-        gt = torch.from_numpy(np.ascontiguousarray(np.asarray(cot).transpose(perm))).contiguous(memory_format=fmt)
+      for layout, fmt in torch_layouts(2).items():
+        xt, gt = torch_tensors(x_np, np.asarray(cot), torch.float32, "cpu", fmt)
 
-        def both():
+        def both(xt=xt, gt=gt):
           leaf = xt.detach().requires_grad_()
           e = torch.exp(leaf)
           (F.avg_pool2d(leaf * e, k, 2) / F.avg_pool2d(e, k, 2)).backward(gt)
 
-        t = median_time(both, args.repeats)
-        best = t if best is None else min(best, t)
-      torch_b = best
+        fns[("torch", layout)] = both
+    t = interleaved_medians(fns, args.repeats)
+    timings = {name: (t[(name, "f")], t[(name, "b")], memory[name]) for name in ops}
+    torch_b = min(
+        (v for key, v in t.items() if key[0] == "torch"), default=float("nan")
+    )
     avg_b = timings["avg_pool"][1]
     for name, (f, b, mem) in timings.items():
       rows.append(
@@ -319,7 +356,7 @@ def run_weighted(args) -> str:
   header = [
       f"Device: {device} ({jax.default_backend()}), {os.cpu_count()} CPU threads;"
       f" jax {jax.__version__}, torch {torch.__version__ if torch else 'absent'};"
-      f" median of {args.repeats} repeats after warm-up.",
+      f" median of {args.repeats} repeats in interleaved rounds after warm-up.",
       "",
       "fwd+bwd returns the output and the input gradient. Ratios: time / jaxpool"
       " avg_pool's fwd+bwd, and time / the official SoftPool torch formula"
@@ -368,30 +405,34 @@ def run_stochastic(args) -> str:
           lambda v: jaxpool.fractional_max_pool(
               v, frac_out, regions="pseudorandom", overlapping=True, key=key), None),
   }
-  naive = time_jax(lambda v: _naive_stochastic_pool(v, key), x, jnp.ones((32, 32, 32, 64)), args.repeats)
-  torch_frac = float("nan")
+  fns, memory = {}, {}
+  _, fns["naive"], _ = jax_callables(
+      lambda v: _naive_stochastic_pool(v, key), x, jnp.ones((32, 32, 32, 64))
+  )
+  for name, (fn, _) in ops.items():
+    cot = jnp.ones(jax.eval_shape(fn, x).shape, jnp.float32)
+    fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(fn, x, cot)
   if torch is not None:
-    perm = (0, 3, 1, 2)
-    gt_np = np.ones((shape[0], shape[-1]) + frac_out, np.float32)
-    best = None
-    for fmt in (torch.contiguous_format, torch.channels_last):
-      xt = torch.from_numpy(np.ascontiguousarray(x_np.transpose(perm))).contiguous(memory_format=fmt)
-      gt = torch.from_numpy(gt_np).contiguous(memory_format=fmt)
-      st = torch.from_numpy(samples_np)
+    gt_np = np.ones((shape[0],) + frac_out + (shape[-1],), np.float32)
+    st = torch.from_numpy(samples_np)
+    for layout, fmt in torch_layouts(2).items():
+      xt, gt = torch_tensors(x_np, gt_np, torch.float32, "cpu", fmt)
 
-      def both():
+      def both(xt=xt, gt=gt):
         leaf = xt.detach().requires_grad_()
         F.fractional_max_pool2d(leaf, 2, output_size=frac_out, _random_samples=st).backward(gt)
 
-      t = median_time(both, args.repeats)
-      best = t if best is None else min(best, t)
-    torch_frac = best
+      fns[("torch", layout)] = both
+  t = interleaved_medians(fns, args.repeats)
+  naive_b = t["naive"]
+  torch_frac = min(
+      (v for key, v in t.items() if key[0] == "torch"), default=float("nan")
+  )
   rows, base = [], None
-  for name, (fn, other) in ops.items():
-    cot = jnp.ones(jax.eval_shape(fn, x).shape, jnp.float32)
-    f, b, mem = time_jax(fn, x, cot, args.repeats)
+  for name, (_, other) in ops.items():
+    f, b, mem = t[(name, "f")], t[(name, "b")], memory[name]
     base = base or b
-    versus = {"naive": f"{b / naive[1]:.2f} (naive JAX {1e3 * naive[1]:.1f} ms)",
+    versus = {"naive": f"{b / naive_b:.2f} (naive JAX {1e3 * naive_b:.1f} ms)",
               "torch": f"{b / torch_frac:.2f} (torch {1e3 * torch_frac:.1f} ms)"}.get(other, "")
     rows.append(f"| {name} | {1e3 * f:.2f} | {1e3 * b:.2f} | {b / base:.2f} | {versus} | {fmt_mem(mem)} |")
     print(rows[-1], flush=True)
@@ -399,7 +440,7 @@ def run_stochastic(args) -> str:
   header = [
       f"Device: {device} ({jax.default_backend()}), {os.cpu_count()} CPU threads;"
       f" jax {jax.__version__}, torch {torch.__version__ if torch else 'absent'};"
-      f" median of {args.repeats} repeats after warm-up. Input {shape} float32"
+      f" median of {args.repeats} repeats in interleaved rounds after warm-up. Input {shape} float32"
       " (non-negative), training mode with a fixed key unless marked inference.",
       "",
       "Ratios are fwd+bwd time / jaxpool max_pool 2x2/2's fwd+bwd, and / the"
@@ -426,7 +467,9 @@ def allocator_line(args) -> str:
   """The allocator setting and the cost of one fresh input-sized output."""
   x = jnp.ones((32, 64, 64, 64), jnp.float32)
   double = jax.jit(lambda v: v * 2)
-  fresh = median_time(lambda: double(x).block_until_ready(), args.repeats)
+  fresh = interleaved_medians(
+      {"fresh": lambda: double(x).block_until_ready()}, args.repeats
+  )["fresh"]
   setting = (
       "glibc malloc keeps freed memory (`--malloc keep`: "
       + ", ".join(f"{k}={v}" for k, v in KEEP_MEMORY.items()) + ")"
