@@ -136,26 +136,28 @@ def jax_functions(case: Case):
   return ours, default
 
 
-def jax_callables(fn, x, cot):
-  """``(forward, forward_backward, temp)`` for ``fn`` on ``x``.
+def jax_callables(fn, x, cot, *args):
+  """``(forward, forward_backward, temp)`` for ``fn(x, *args)``.
 
   The first two are zero-argument callables running the jitted forward and
-  forward+backward (which returns ``y`` too, as a training step needs it) to
-  completion; ``temp`` is XLA's temp bytes of the forward+backward as a
-  multiple of ``x``'s bytes.
+  forward+backward in ``x`` (which returns ``y`` too, as a training step needs
+  it) to completion; ``temp`` is XLA's temp bytes of the forward+backward as
+  a multiple of ``x``'s bytes. ``args`` (logits, keys, samples) are passed as
+  jit arguments: closed over, they would be compile-time constants that XLA
+  may fold (a LIP whose weights are precomputed at compile time).
   """
   forward = jax.jit(fn)
 
-  def forward_backward(v, g):
-    y, pullback = jax.vjp(fn, v)
+  def forward_backward(v, g, *rest):
+    y, pullback = jax.vjp(lambda u: fn(u, *rest), v)
     return y, pullback(g)[0]
 
   both = jax.jit(forward_backward)
-  memory = both.lower(x, cot).compile().memory_analysis()
+  memory = both.lower(x, cot, *args).compile().memory_analysis()
   temp = None if memory is None else memory.temp_size_in_bytes / x.nbytes
   return (
-      lambda: forward(x).block_until_ready(),
-      lambda: jax.block_until_ready(both(x, cot)),
+      lambda: forward(x, *args).block_until_ready(),
+      lambda: jax.block_until_ready(both(x, cot, *args)),
       temp,
   )
 
@@ -318,15 +320,15 @@ def run_weighted(args) -> str:
   for k in (2, 3):
     window, strides = (k, k), (2, 2)
     ops = {
-        "soft_pool": lambda v: jaxpool.soft_pool(v, window, strides),
-        "lip_pool": lambda v: jaxpool.lip_pool(v, logits, window, strides),
-        "avg_pool": lambda v: jaxpool.avg_pool(v, window, strides),
-        "max_pool": lambda v: jaxpool.max_pool(v, window, strides),
+        "soft_pool": lambda v, _: jaxpool.soft_pool(v, window, strides),
+        "lip_pool": lambda v, logits: jaxpool.lip_pool(v, logits, window, strides),
+        "avg_pool": lambda v, _: jaxpool.avg_pool(v, window, strides),
+        "max_pool": lambda v, _: jaxpool.max_pool(v, window, strides),
     }
-    cot = jnp.asarray(rng.standard_normal(ops["avg_pool"](x).shape).astype(np.float32))
+    cot = jnp.asarray(rng.standard_normal(ops["avg_pool"](x, logits).shape).astype(np.float32))
     fns, memory = {}, {}
     for name, fn in ops.items():
-      fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(fn, x, cot)
+      fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(fn, x, cot, logits)
     if torch is not None:
       for layout, fmt in torch_layouts(2).items():
         xt, gt = torch_tensors(x_np, np.asarray(cot), torch.float32, "cpu", fmt)
@@ -392,26 +394,34 @@ def run_stochastic(args) -> str:
   samples = jnp.asarray(samples_np.transpose(0, 2, 1)[:, ::-1])
   frac_out = (45, 45)  # ratio ~ 1/sqrt(2), Graham's setting
   ops = {
-      "max_pool 2x2/2": (lambda v: jaxpool.max_pool(v, (2, 2)), None),
-      "mixed_pool 2x2/2": (lambda v: jaxpool.mixed_pool(v, (2, 2), key=key), None),
-      "stochastic_pool 2x2/2": (lambda v: jaxpool.stochastic_pool(v, (2, 2), key=key), "naive"),
-      "stochastic_pool 2x2/2, inference": (lambda v: jaxpool.stochastic_pool(v, (2, 2)), None),
-      "s3_pool s2, grid 16": (lambda v: jaxpool.s3_pool(v, (2, 2), grid_shape=(16, 16), key=key), None),
+      "max_pool 2x2/2": (lambda v, key, samples: jaxpool.max_pool(v, (2, 2)), None),
+      "mixed_pool 2x2/2": (
+          lambda v, key, samples: jaxpool.mixed_pool(v, (2, 2), key=key), None),
+      "stochastic_pool 2x2/2": (
+          lambda v, key, samples: jaxpool.stochastic_pool(v, (2, 2), key=key), "naive"),
+      "stochastic_pool 2x2/2, inference": (
+          lambda v, key, samples: jaxpool.stochastic_pool(v, (2, 2)), None),
+      "s3_pool s2, grid 16": (
+          lambda v, key, samples: jaxpool.s3_pool(v, (2, 2), grid_shape=(16, 16), key=key),
+          None),
       "fractional 64->45, k2": (
-          lambda v: jaxpool.fractional_max_pool(v, frac_out, (2, 2), samples=samples), "torch"),
+          lambda v, key, samples: jaxpool.fractional_max_pool(
+              v, frac_out, (2, 2), samples=samples), "torch"),
       "fractional 64->45, k2, inference": (
-          lambda v: jaxpool.fractional_max_pool(v, frac_out, (2, 2)), None),
+          lambda v, key, samples: jaxpool.fractional_max_pool(v, frac_out, (2, 2)), None),
       "fractional 64->45, pseudorandom overlapping": (
-          lambda v: jaxpool.fractional_max_pool(
+          lambda v, key, samples: jaxpool.fractional_max_pool(
               v, frac_out, regions="pseudorandom", overlapping=True, key=key), None),
   }
   fns, memory = {}, {}
   _, fns["naive"], _ = jax_callables(
-      lambda v: _naive_stochastic_pool(v, key), x, jnp.ones((32, 32, 32, 64))
+      _naive_stochastic_pool, x, jnp.ones((32, 32, 32, 64)), key
   )
   for name, (fn, _) in ops.items():
-    cot = jnp.ones(jax.eval_shape(fn, x).shape, jnp.float32)
-    fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(fn, x, cot)
+    cot = jnp.ones(jax.eval_shape(fn, x, key, samples).shape, jnp.float32)
+    fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(
+        fn, x, cot, key, samples
+    )
   if torch is not None:
     gt_np = np.ones((shape[0],) + frac_out + (shape[-1],), np.float32)
     st = torch.from_numpy(samples_np)
