@@ -152,21 +152,50 @@ def scatter_winners(
   return dx.astype(cotangent.dtype)
 
 
-def select_taps(
+def _gather_winners(values: jax.Array, winner: jax.Array, geom: WindowGeometry):
+  """Every window's element at row-major offset ``winner``: one fused chain
+  of selects over the strided taps (padded taps, never winners, read 0)."""
+  out = None
+  for flat, tap in enumerate(window_taps(values, geom, 0)):
+    hit = winner == np.asarray(flat, winner.dtype)
+    out = jnp.where(hit, tap, 0) if out is None else jnp.where(hit, tap, out)
+  return out
+
+
+def _select_taps_linear(
     values: jax.Array, winner: jax.Array, geom: WindowGeometry
 ) -> jax.Array:
-  """Gathers, for every window, the element at row-major offset ``winner``.
-
-  Linear in ``values``: the transpose of :func:`scatter_winners`, and written
-  as that transpose (``jax.linear_transpose``) so that reverse mode, which
-  transposes it back, runs the one-pass phase scatter.
-  """
+  """:func:`select_taps` written as the transpose of :func:`scatter_winners`
+  (``jax.linear_transpose``), so that reverse mode, which transposes it back,
+  runs the one-pass phase scatter. Evaluating it directly is slow on XLA:CPU
+  (a masked copy of the input reduced over the phase axes): it only serves as
+  a tangent map."""
   ct = dtypes.compute_dtype(values.dtype)
   like = jnp.zeros_like(winner, dtype=ct)  # only its type (and sharding) is read
   (out,) = jax.linear_transpose(
       lambda g: scatter_winners(g, winner, geom), like
   )(values.astype(ct))
   return out.astype(values.dtype)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def select_taps(
+    values: jax.Array, winner: jax.Array, geom: WindowGeometry
+) -> jax.Array:
+  """Gathers, for every window, the element at row-major offset ``winner``.
+
+  Linear in ``values``. Its value is a fused select chain over the window
+  taps; its derivative (the same gather of the tangent) is written as the
+  transpose of :func:`scatter_winners`, so that reverse mode runs the
+  one-pass phase scatter. Both modes differentiate it.
+  """
+  return _gather_winners(values, winner, geom)
+
+
+@select_taps.defjvp
+def _select_taps_jvp(geom, primals, tangents):
+  (values, winner), (t, _) = primals, tangents
+  return select_taps(values, winner, geom), _select_taps_linear(t, winner, geom)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
@@ -178,7 +207,7 @@ def _extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind):
 def _extremum_pool_jvp(geom, kind, primals, tangents):
   (x,), (t,) = primals, tangents
   y, winner = extremum_and_winner(x, geom, kind)
-  return y, select_taps(t, winner, geom)
+  return y, _select_taps_linear(t, winner, geom)
 
 
 def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
