@@ -73,3 +73,20 @@ def test_stochastic_pool_sample_is_a_select_chain_not_a_transposed_scatter():
   x = jax.ShapeDtypeStruct(SHAPE, jnp.float32)
   hlo = jax.jit(lambda v: jaxpool.stochastic_pool(v, (2, 2), key=key)).lower(x)
   assert " reduce(" not in hlo.compile().as_text()
+
+
+@pytest.mark.parametrize(
+    "fn, bound",
+    [
+        # only the shifted int8 winner is materialised
+        (lambda v: jaxpool.max_pool(v, (3, 3), 2), 0.1),
+        # the cotangent is padded inside the fused pass
+        (lambda v: jaxpool.avg_pool(v, (3, 3), 2), 0.01),
+        # only the shifted log-normaliser
+        (lambda v: jaxpool.soft_pool(v, (3, 3), 2), 0.3),
+    ],
+    ids=["max", "avg", "soft"],
+)
+def test_overlapping_window_gradients_materialise_only_what_they_must(fn, bound):
+  ratio = _temp_bytes_ratio(fn)
+  assert ratio <= bound, ratio

@@ -145,9 +145,12 @@ def scatter_winners(
   over the input through :func:`scatter_to_input`.
   """
   ct = dtypes.compute_dtype(cotangent.dtype)
+  # The winner is padded once and sliced per block shift; the cotangent is
+  # padded inside the fused pass (no temp; 10% faster for 3x3/2, while a
+  # winner padded there makes the pass 3x slower).
   dx = scatter_to_input(
       lambda taps, win, g: jnp.where(win == taps.astype(win.dtype), g, 0),
-      geom, (winner, cotangent.astype(ct)), (-1, 0),
+      geom, (winner, cotangent.astype(ct)), (-1, 0), pad_once=(True, False),
   )
   return dx.astype(cotangent.dtype)
 
@@ -322,7 +325,8 @@ def scatter_window_sums(cotangent: jax.Array, geom: WindowGeometry) -> jax.Array
   pooling), in one fused pass over the input (:func:`scatter_to_input`).
   """
   return scatter_to_input(
-      lambda taps, g: jnp.where(taps >= 0, g, 0), geom, (cotangent,), (0,)
+      lambda taps, g: jnp.where(taps >= 0, g, 0), geom, (cotangent,), (0,),
+      pad_once=(False,),  # padded inside the pass: no temp, and faster
   )
 
 
