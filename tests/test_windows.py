@@ -201,13 +201,16 @@ def test_scatter_to_input_equals_sum_of_unslices(nd, data):
   except ValueError:
     assume(False)
   g = jnp.asarray(np.random.default_rng(1).normal(size=(2, *geom.out_shape, 3)), jnp.float32)
-  # A tap-dependent contribution: tap t sends (t + 1) * g.
+  scale = 1 + jnp.asarray(np.random.default_rng(2).random((2, *geom.out_shape, 3)), jnp.float32)
+  # A tap-dependent contribution of two operands: tap t sends (t + 1) * g * c,
+  # with g padded once or inside the pass (drawn), c the other way.
+  g_once = data.draw(st.booleans())
   got = windows.scatter_to_input(
-      lambda taps, v: jnp.where(taps >= 0, v * (taps + 1).astype(v.dtype), 0),
-      geom, (g,), (0,),
+      lambda taps, v, c: jnp.where(taps >= 0, v * c * (taps + 1).astype(v.dtype), 0),
+      geom, (g, scale), (0, 1), pad_once=(g_once, not g_once),
   )
   want = sum(
-      windows.window_unslice(g * (flat + 1), geom, tap)
+      windows.window_unslice(g * scale * (flat + 1), geom, tap)
       for flat, tap in geom.offsets()
   )
   assert got.shape == (2, *size, 3)

@@ -655,7 +655,9 @@ def phase_view(x: jax.Array, geom: WindowGeometry, fill=0) -> jax.Array:
   )
 
 
-def scatter_to_input(contribution, geom: WindowGeometry, operands, fills, pad_once=None):
+def scatter_to_input(
+    contribution, geom: WindowGeometry, operands, fills, pad_once=None
+):
   """Every window's per-tap contributions summed onto the input cells.
 
   Computes ``dx[p] = sum over (window o, tap t) with position(o, t) = p of
