@@ -13,8 +13,9 @@ and reads XLA's ``compiled.memory_analysis()`` temp bytes of the jitted
 forward+backward, as a multiple of the input's size. Times are medians of
 repeats after warm-up, timed in interleaved rounds (each round calls every
 function of a case), so a slow phase of a shared machine slows all of them
-alike; the table reports ratios (jaxpool time / other time, lower is better). On a GPU it also
-reports achieved bandwidth of the forward pass as a fraction of ``--peak-gbs``.
+alike; the table reports ratios (jaxpool time / other time, lower is better).
+On a GPU it also reports achieved bandwidth of the forward pass as a fraction
+of ``--peak-gbs``.
 
 Allocator: with glibc's default settings every allocation of 32 MiB or more
 is a fresh ``mmap``, so each call page-faults its output in (10-15 ms for a
@@ -181,6 +182,13 @@ def torch_layouts(nd: int) -> dict:
   return layouts
 
 
+def fastest_torch(times: dict) -> float:
+  """The fastest of the ``("torch", layout)`` entries of ``times`` (NaN if none)."""
+  return min(
+      (v for key, v in times.items() if key[0] == "torch"), default=float("nan")
+  )
+
+
 def torch_callables(case: Case, x: np.ndarray, cot: np.ndarray, device: str) -> dict:
   """``{layout: (forward, forward_backward)}`` zero-argument callables of
   torch's pooling, for each layout of :func:`torch_layouts`."""
@@ -341,9 +349,7 @@ def run_weighted(args) -> str:
         fns[("torch", layout)] = both
     t = interleaved_medians(fns, args.repeats)
     timings = {name: (t[(name, "f")], t[(name, "b")], memory[name]) for name in ops}
-    torch_b = min(
-        (v for key, v in t.items() if key[0] == "torch"), default=float("nan")
-    )
+    torch_b = fastest_torch(t)
     avg_b = timings["avg_pool"][1]
     for name, (f, b, mem) in timings.items():
       rows.append(
@@ -435,9 +441,7 @@ def run_stochastic(args) -> str:
       fns[("torch", layout)] = both
   t = interleaved_medians(fns, args.repeats)
   naive_b = t["naive"]
-  torch_frac = min(
-      (v for key, v in t.items() if key[0] == "torch"), default=float("nan")
-  )
+  torch_frac = fastest_torch(t)
   rows, base = [], None
   for name, (_, other) in ops.items():
     f, b, mem = t[(name, "f")], t[(name, "b")], memory[name]
