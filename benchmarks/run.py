@@ -32,6 +32,7 @@ Usage:
   python benchmarks/run.py --quick         # the (32, 64, 64, 64) cases only
   python benchmarks/run.py --suite weighted    # SoftPool / LIP
   python benchmarks/run.py --suite stochastic  # the random family
+  python benchmarks/run.py --suite training    # a training step's temp memory
 """
 
 from __future__ import annotations
@@ -412,12 +413,14 @@ def run_stochastic(args) -> str:
           None),
       "fractional 64->45, k2": (
           lambda v, key, samples: jaxpool.fractional_max_pool(
-              v, frac_out, (2, 2), samples=samples), "torch"),
+              v, (2, 2), output_shape=frac_out, samples=samples), "torch"),
       "fractional 64->45, k2, inference": (
-          lambda v, key, samples: jaxpool.fractional_max_pool(v, frac_out, (2, 2)), None),
+          lambda v, key, samples: jaxpool.fractional_max_pool(
+              v, (2, 2), output_shape=frac_out), None),
       "fractional 64->45, pseudorandom overlapping": (
           lambda v, key, samples: jaxpool.fractional_max_pool(
-              v, frac_out, regions="pseudorandom", overlapping=True, key=key), None),
+              v, output_shape=frac_out, regions="pseudorandom", overlapping=True,
+              key=key), None),
   }
   fns, memory = {}, {}
   _, fns["naive"], _ = jax_callables(
@@ -477,6 +480,77 @@ KEEP_MEMORY = {
 }
 
 
+def _conv(v, w):
+  return jax.lax.conv_general_dilated(
+      v, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
+
+
+def _naive_soft_pool(x):
+  """SoftPool by plain autodiff of ``sum(e^x x) / sum(e^x)`` over windows."""
+  e = jnp.exp(x - jax.lax.stop_gradient(x.max()))
+  return jaxpool.avg_pool(e * x, (2, 2)) / jaxpool.avg_pool(e, (2, 2))
+
+
+def run_training(args) -> str:
+  """What a training step pays for its pooling, in XLA temp memory.
+
+  The step is conv -> relu -> pool -> conv with gradients to both kernels,
+  the loss a dot with a target (a jit argument, so no cotangent is a folded
+  constant). Reported: temp bytes of that step minus the same step with a 2x2
+  strided slice in place of the pool, as a multiple of the activation's bytes,
+  and the step's time against the slice step's.
+  """
+  shape = (32, 64, 64, 64)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+  w = jnp.asarray(0.05 * rng.standard_normal((3, 3, 64, 64)).astype(np.float32))
+  target = jnp.asarray(rng.standard_normal((32, 32, 32, 64)).astype(np.float32))
+  logits = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+  pools = {
+      "strided slice (baseline)": lambda h: h[:, ::2, ::2, :],
+      "jaxpool.max_pool 2x2": lambda h: jaxpool.max_pool(h, (2, 2)),
+      "jaxpool.avg_pool 2x2": lambda h: jaxpool.avg_pool(h, (2, 2)),
+      "jaxpool.soft_pool 2x2": lambda h: jaxpool.soft_pool(h, (2, 2)),
+      "jaxpool.lip_pool 2x2 (fixed logits)": lambda h: jaxpool.lip_pool(h, logits, (2, 2)),
+      "jaxpool.lp_pool 2x2, p=3": lambda h: jaxpool.lp_pool(h, (2, 2), p=3.0),
+      "flax.linen.max_pool 2x2": lambda h: linen.max_pool(h, (2, 2), (2, 2)),
+      "naive SoftPool (autodiff)": _naive_soft_pool,
+  }
+  fns, temps = {}, {}
+  for name, pool in pools.items():
+    def loss(w1, w2, v, t, pool=pool):
+      return jnp.vdot(_conv(pool(jax.nn.relu(_conv(v, w1))), w2), t)
+    step = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    memory = step.lower(w, w, x, target).compile().memory_analysis()
+    temps[name] = None if memory is None else memory.temp_size_in_bytes / x.nbytes
+    fns[name] = lambda step=step: jax.block_until_ready(step(w, w, x, target))
+  t = interleaved_medians(fns, args.repeats)
+  base_name = "strided slice (baseline)"
+  rows = []
+  for name in pools:
+    extra = None if temps[name] is None else temps[name] - temps[base_name]
+    rows.append(
+        f"| {name} | {1e3 * t[name]:.1f} | {t[name] / t[base_name]:.2f} |"
+        f" {fmt_mem(temps[name])} | {'' if extra is None else f'{extra:+.2f}x'} |"
+    )
+    print(rows[-1], flush=True)
+  header = [
+      f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}),"
+      f" {os.cpu_count()} CPU threads; jax {jax.__version__}; median of"
+      f" {args.repeats} repeats in interleaved rounds after warm-up.",
+      "",
+      "Training step: conv3x3 -> relu -> pool -> conv3x3 on (32, 64, 64, 64)"
+      " float32, gradients to both kernels, loss a dot with a target passed as"
+      " a jit argument. Extra temp: the step's XLA temp bytes minus the"
+      " strided-slice step's, over the activation's bytes.",
+      "",
+      "| pool | step ms | / slice step | temp | extra temp |",
+      "|---|---|---|---|---|",
+  ]
+  return "\n".join(header + rows) + "\n"
+
+
 def allocator_line(args) -> str:
   """The allocator setting and the cost of one fresh input-sized output."""
   x = jnp.ones((32, 64, 64, 64), jnp.float32)
@@ -497,7 +571,8 @@ def allocator_line(args) -> str:
 
 
 SUITES = {"classic": ("results", run), "weighted": ("results-weighted", run_weighted),
-          "stochastic": ("results-stochastic", run_stochastic)}
+          "stochastic": ("results-stochastic", run_stochastic),
+          "training": ("results-training", run_training)}
 
 
 def main(argv=None):
@@ -505,7 +580,8 @@ def main(argv=None):
   parser.add_argument("--quick", action="store_true", help="only the (32, 64, 64, 64) cases")
   parser.add_argument("--suite", choices=tuple(SUITES), default="classic",
                       help="classic pooling vs torch/flax; SoftPool/LIP vs avg and the torch"
-                      " formula; the random family vs max pooling, torch and naive JAX")
+                      " formula; the random family vs max pooling, torch and naive JAX;"
+                      " a training step's temp memory per pooling")
   parser.add_argument("--repeats", type=int, default=15)
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="markdown output (default: benchmarks/results[-gpu].md)")

@@ -18,9 +18,9 @@ from jaxpool._src.classic import median_pool as median_pool
 from jaxpool._src.classic import min_pool as min_pool
 from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
 from jaxpool._src.indices import max_unpool as max_unpool
-from jaxpool._src.stochastic import fractional_max_pool as fractional_max_pool
-from jaxpool._src.stochastic import gated_pool as gated_pool
-from jaxpool._src.stochastic import mixed_pool as mixed_pool
+from jaxpool._src.fractional import fractional_max_pool as fractional_max_pool
+from jaxpool._src.mixed import gated_pool as gated_pool
+from jaxpool._src.mixed import mixed_pool as mixed_pool
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
 from jaxpool._src.weighted import dpp_pool as dpp_pool

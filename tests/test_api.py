@@ -1,4 +1,15 @@
-"""Public API conventions (dm-pix style) and packaging facts."""
+"""Public API conventions (dm-pix style) and packaging facts.
+
+The argument rule, for every public function and layer constructor:
+
+* arrays positional: ``x``, then the required learned arrays (``logits``,
+  ``gate``, ``alpha``, ``lam``) or ``indices``;
+* then the window triple ``window_shape, strides=None, padding="VALID"`` (or a
+  prefix of it) where the operator has windows, or ``output_shape`` where the
+  output size is given instead;
+* everything else keyword-only; random draws take ``key`` (never ``rng``);
+  ``features`` is keyword-only in every layer.
+"""
 
 import inspect
 import pathlib
@@ -14,7 +25,68 @@ from jaxpool import nnx as jpnnx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC = [getattr(jaxpool, name) for name in jaxpool.__all__]
-POSITIONAL_OK = {"x", "window_shape", "strides", "padding", "indices", "output_shape", "logits", "gate"}
+ARRAYS = ("x", "logits", "gate", "alpha", "lam", "indices")
+SPECS = [(), ("window_shape",), ("window_shape", "strides"),
+         ("window_shape", "strides", "padding"), ("output_shape",)]
+
+# Function -> its layer classes (the same names in jaxpool.nnx and
+# jaxpool.linen). An explicit table: names are chosen, not derived.
+LAYERS = {
+    "adaptive_avg_pool": ("AdaptiveAvgPool",),
+    "adaptive_max_pool": ("AdaptiveMaxPool",),
+    "avg_max_pool": ("AvgMaxPool",),
+    "avg_pool": ("AvgPool",),
+    "dpp_pool": ("DPP",),
+    "fractional_max_pool": ("FractionalMaxPool",),
+    "gated_pool": ("GatedPool",),
+    "global_avg_pool": ("GlobalAvgPool",),
+    "global_max_pool": ("GlobalMaxPool",),
+    "lip_pool": ("LipPool", "LIP"),
+    "lp_pool": ("LpPool",),
+    "max_pool": ("MaxPool",),
+    "max_pool_with_indices": ("MaxPoolWithIndices",),
+    "max_unpool": ("MaxUnpool",),
+    "median_pool": ("MedianPool",),
+    "min_pool": ("MinPool",),
+    "mixed_pool": ("MixedPool", "LearnedMixedPool"),
+    "s3_pool": ("S3Pool",),
+    "soft_pool": ("SoftPool",),
+    "stochastic_pool": ("StochasticPool",),
+}
+NNX_BASES = {"FunctionLayer", "LearnedLayer", "PoolLayer", "RandomLayer"}
+LINEN_BASES = {"PoolModule", "RandomModule", "WindowModule"}
+
+
+def _layer_classes(module, bases):
+  return [
+      getattr(module, name) for name in module.__all__
+      if isinstance(getattr(module, name), type) and name not in bases
+  ]
+
+
+def _check_argument_rule(owner, signature, arrays_allowed):
+  params = [p for p in signature.parameters.values() if p.name not in ("self", "parent", "name")]
+  positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+  for p in params:
+    assert p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in ("options", "kwargs"), (
+        f"{owner}: *{p.name} hides the signature"
+    )
+    assert p.name != "rng", f"{owner}: random draws take `key`, not `rng`"
+  positional = [n for n in positional if n not in ("options", "kwargs")]
+  arrays = []
+  while positional and positional[0] in (ARRAYS if arrays_allowed else ()):
+    arrays.append(positional.pop(0))
+  if arrays_allowed:
+    assert arrays and arrays[0] == "x", f"{owner}: the input comes first, as x"
+  assert tuple(positional) in SPECS, (
+      f"{owner}: after the arrays only the window triple (or output_shape) is"
+      f" positional; got {positional}"
+  )
+  for p in params:
+    if p.name == "key":
+      assert p.kind is p.KEYWORD_ONLY and p.default is None, f"{owner}: key is keyword-only, None for inference"
+    if p.name == "features":
+      assert p.kind is p.KEYWORD_ONLY, f"{owner}: features is keyword-only"
 
 
 def test_import_jaxpool_does_not_import_flax():
@@ -29,21 +101,48 @@ def test_every_public_function_is_documented_with_an_example(fn):
 
 
 @pytest.mark.parametrize("fn", PUBLIC, ids=jaxpool.__all__)
-def test_options_are_keyword_only_and_keys_are_named_key(fn):
-  for name, param in inspect.signature(fn).parameters.items():
-    assert name != "rng", "random functions take `key`, not `rng`"
-    if name not in POSITIONAL_OK:
-      assert param.kind is inspect.Parameter.KEYWORD_ONLY, f"{fn.__name__}({name}) must be keyword-only"
+def test_functions_follow_the_argument_rule(fn):
+  _check_argument_rule(fn.__name__, inspect.signature(fn), arrays_allowed=True)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    _layer_classes(jpnnx, NNX_BASES) + _layer_classes(jplinen, LINEN_BASES),
+    ids=lambda c: f"{c.__module__.split('.')[1]}.{c.__name__}",
+)
+def test_layer_constructors_follow_the_argument_rule(layer):
+  # NNX's metaclass hides __init__ behind (*args, **kwargs); function layers
+  # publish their constructor as __signature__.
+  signature = getattr(layer, "__signature__", None) or inspect.signature(layer.__init__)
+  _check_argument_rule(layer.__name__, signature, arrays_allowed=False)
+
+
+def test_every_function_has_its_layers_in_both_apis():
+  assert sorted(LAYERS) == sorted(jaxpool.__all__)
+  for module, bases in ((jpnnx, NNX_BASES), (jplinen, LINEN_BASES)):
+    named = {n for names in LAYERS.values() for n in names}
+    public = {c.__name__ for c in _layer_classes(module, bases)}
+    assert named == public, f"{module.__name__}: {named ^ public}"
 
 
 def test_every_layer_is_documented():
   for module in (jpnnx, jplinen):
     for name in module.__all__:
       assert inspect.getdoc(getattr(module, name)), f"{module.__name__}.{name}"
-  learned = {"dpp_pool": "DPP"}  # layers that own their parameters
-  for name in jaxpool.__all__:
-    layer = learned.get(name) or "".join(part.capitalize() for part in name.split("_"))
-    assert hasattr(jpnnx, layer) and hasattr(jplinen, layer), f"no layer for {name}"
+
+
+def test_both_apis_register_the_same_names():
+  assert jpnnx.available_pools() == jplinen.available_pools()
+
+
+@pytest.mark.parametrize("module", [jpnnx, jplinen], ids=["nnx", "linen"])
+def test_register_pool_accepts_only_layer_classes(module):
+  for bad in (42, "MaxPool", jaxpool.max_pool, module.MaxPool((2, 2))):
+    with pytest.raises(TypeError, match="layer class"):
+      module.register_pool("bad", bad)
+  with pytest.raises(ValueError, match="non-empty string"):
+    module.register_pool("", module.MaxPool)
+  assert "bad" not in module.available_pools()
 
 
 def test_ci_runs_the_readme_test_command():

@@ -1,4 +1,8 @@
-"""XLA memory of the gradients (compile only; nothing large is executed)."""
+"""XLA memory of the gradients (compile only; nothing large is executed).
+
+The cotangent is a jit argument: a constant such as ``jnp.ones_like(y)`` is
+folded by XLA, which then measures a gradient no training step computes.
+"""
 
 import re
 
@@ -14,12 +18,13 @@ SHAPE = (32, 64, 64, 64)
 
 def _temp_bytes_ratio(fn):
   x = jax.ShapeDtypeStruct(SHAPE, jnp.float32)
+  y = jax.eval_shape(fn, x)
 
-  def forward_backward(v):
+  def forward_backward(v, cotangent):
     y, pullback = jax.vjp(fn, v)
-    return y, pullback(jnp.ones_like(y))[0]
+    return y, pullback(cotangent)[0]
 
-  compiled = jax.jit(forward_backward).lower(x).compile()
+  compiled = jax.jit(forward_backward).lower(x, y).compile()
   analysis = compiled.memory_analysis()
   if analysis is None:
     pytest.skip("this backend reports no memory analysis")
@@ -40,7 +45,8 @@ def test_avg_pool_gradient_temp_memory_at_most_input_size():
 
 def _gradient_hlo(fn) -> str:
   x = jax.ShapeDtypeStruct(SHAPE, jnp.float32)
-  return jax.jit(jax.grad(lambda v: fn(v).sum())).lower(x).compile().as_text()
+  y = jax.eval_shape(fn, x)
+  return jax.jit(lambda v, g: jax.vjp(fn, v)[1](g)[0]).lower(x, y).compile().as_text()
 
 
 @pytest.mark.parametrize("padding", [0, 1])
@@ -90,3 +96,44 @@ def test_stochastic_pool_sample_is_a_select_chain_not_a_transposed_scatter():
 def test_overlapping_window_gradients_materialise_only_what_they_must(fn, bound):
   ratio = _temp_bytes_ratio(fn)
   assert ratio <= bound, ratio
+
+
+def _training_step_temp(pool, shape=(32, 64, 64, 64)):
+  """Temp bytes of a conv -> relu -> pool -> conv step with gradients, where
+  the loss is a dot with a (non-constant) target, minus the same step with a
+  2x2 strided slice in place of the pool; as a fraction of the activation."""
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  c = shape[-1]
+  kernel = jax.ShapeDtypeStruct((3, 3, c, c), jnp.float32)
+  half = (shape[0], shape[1] // 2, shape[2] // 2, c)
+  target = jax.ShapeDtypeStruct(half, jnp.float32)
+
+  def conv(v, w):
+    return jax.lax.conv_general_dilated(v, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def temp(down):
+    def loss(w1, w2, v, t):
+      return jnp.vdot(conv(down(jax.nn.relu(conv(v, w1))), w2), t)
+    compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(kernel, kernel, x, target).compile()
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+      pytest.skip("this backend reports no memory analysis")
+    return analysis.temp_size_in_bytes
+
+  base = temp(lambda h: h[:, ::2, ::2, :])
+  return (temp(pool) - base) / (4 * jnp.prod(jnp.array(shape)).item())
+
+
+@pytest.mark.parametrize(
+    "pool, bound",
+    [
+        (lambda h: jaxpool.max_pool(h, (2, 2)), 0.15),
+        (lambda h: jaxpool.soft_pool(h, (2, 2)), 1.0),
+    ],
+    ids=["max", "soft"],
+)
+def test_training_step_pays_little_for_the_pool(pool, bound):
+  extra = _training_step_temp(pool)
+  assert extra <= bound, extra
+  flax_extra = _training_step_temp(lambda h: linen.max_pool(h, (2, 2), (2, 2)))
+  assert extra < flax_extra

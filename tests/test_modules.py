@@ -11,45 +11,37 @@ from flax import nnx
 import jaxpool
 from jaxpool import linen as jplinen
 from jaxpool import nnx as jpnnx
+from cases import CASES, SHAPE
 
 X = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+XT = jax.random.normal(jax.random.key(0), SHAPE)  # the operator table's input
 
-# (layer name, constructor args, constructor kwargs, function call)
-LAYERS = [
-    ("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True}, lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True)),
-    ("MinPool", ((2, 2),), {}, lambda x: jaxpool.min_pool(x, (2, 2))),
-    ("AvgPool", ((3, 3), 2, 1), {"count_include_pad": False}, lambda x: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)),
-    ("LpPool", ((2, 2),), {"p": 3.0}, lambda x: jaxpool.lp_pool(x, (2, 2), p=3.0)),
-    ("MedianPool", ((3, 3), 1, 1), {}, lambda x: jaxpool.median_pool(x, (3, 3), 1, 1)),
-    ("AvgMaxPool", ((2, 2),), {"combine": "concat"}, lambda x: jaxpool.avg_max_pool(x, (2, 2), combine="concat")),
-    ("AdaptiveAvgPool", ((3, 5),), {}, lambda x: jaxpool.adaptive_avg_pool(x, (3, 5))),
-    ("AdaptiveMaxPool", ((3, 5),), {}, lambda x: jaxpool.adaptive_max_pool(x, (3, 5))),
-    ("GlobalAvgPool", (), {"keepdims": True}, lambda x: jaxpool.global_avg_pool(x, keepdims=True)),
-    ("GlobalMaxPool", (), {}, jaxpool.global_max_pool),
-    ("MaxPoolWithIndices", ((2, 2),), {}, lambda x: jaxpool.max_pool_with_indices(x, (2, 2))),
-    ("SoftPool", ((3, 3), 2, 1), {}, lambda x: jaxpool.soft_pool(x, (3, 3), 2, 1)),
-]
-LINEN_FIELDS = {"MaxPool": ("window_shape", "strides", "padding"), "AvgPool": ("window_shape", "strides", "padding"),
-                "MedianPool": ("window_shape", "strides", "padding"), "AdaptiveAvgPool": ("output_shape",),
-                "AdaptiveMaxPool": ("output_shape",)}
+# (layer name, constructor args, constructor kwargs, function call) from the
+# operator table; random layers are compared in inference mode.
+LAYERS = [(*case.layer, case) for case in CASES if case.layer is not None]
 
 
-@pytest.mark.parametrize("name,args,kwargs,function", LAYERS, ids=[l[0] for l in LAYERS])
-def test_nnx_layer_equals_function(name, args, kwargs, function):
+def _inference(layer_is_random):
+  return {"deterministic": True} if layer_is_random else {}
+
+
+@pytest.mark.parametrize("name,args,kwargs,case", LAYERS, ids=[l[0] for l in LAYERS])
+def test_nnx_layer_equals_function(name, args, kwargs, case):
   layer = getattr(jpnnx, name)(*args, **kwargs)
-  expected = function(X)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), layer(X), expected)
-  jitted = nnx.jit(lambda m, x: m(x))(layer, X)
+  mode = _inference(case.random)
+  expected = case.call(XT, None)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), layer(XT, **mode), expected)
+  jitted = nnx.jit(lambda m, x: m(x, **mode))(layer, XT)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), jitted, expected)
 
 
-@pytest.mark.parametrize("name,args,kwargs,function", LAYERS, ids=[l[0] for l in LAYERS])
-def test_linen_layer_equals_function(name, args, kwargs, function):
-  fields = LINEN_FIELDS.get(name, ("window_shape", "strides", "padding")[: len(args)])
-  layer = getattr(jplinen, name)(**dict(zip(fields, args)), **kwargs)
-  variables = layer.init(jax.random.key(0), X)
-  out = jax.jit(layer.apply)(variables, X)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), out, function(X))
+@pytest.mark.parametrize("name,args,kwargs,case", LAYERS, ids=[l[0] for l in LAYERS])
+def test_linen_layer_equals_function(name, args, kwargs, case):
+  layer = getattr(jplinen, name)(*args, **kwargs)
+  mode = _inference(case.random)
+  variables = layer.init(jax.random.key(0), XT, **mode)
+  out = jax.jit(lambda v, x: layer.apply(v, x, **mode))(variables, XT)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), out, case.call(XT, None))
 
 
 def test_unpool_layers_invert_indices_layers():
@@ -80,8 +72,10 @@ def test_registry_builds_every_named_layer_in_both_apis():
       variables = {"params": {"gate": layer.gate[...]}}
     linen_out = linen_layer.apply(variables, X, **mode)
     np.testing.assert_allclose(linen_out, out, rtol=1e-6, atol=1e-6)
-  with pytest.raises(ValueError, match="needs features=<int>"):
+  with pytest.raises(ValueError, match="needs features=<int >= 1>"):
     jpnnx.make_pool("lip", (2, 2), rngs=nnx.Rngs(0))
+  with pytest.raises(TypeError, match="LIP needs rngs"):
+    jpnnx.make_pool("lip", (2, 2), features=3)
   with pytest.raises(ValueError, match="unknown pooling 'maxx'; available: avg"):
     jpnnx.make_pool("maxx", (2, 2))
 
@@ -93,7 +87,8 @@ def test_register_pool_extends_make_pool():
     np.testing.assert_allclose(layer(X), jaxpool.lp_pool(X, (2, 2), p=4.0), rtol=1e-6)
     assert "wide_lp" in jpnnx.available_pools()
   finally:
-    jpnnx._registered.pop("wide_lp")
+    from jaxpool.nnx import _registry
+    _registry._REGISTRY.pop("wide_lp")
 
 
 class _Net(nnx.Module):
@@ -148,18 +143,18 @@ def test_learned_layers_start_as_average_pooling_and_have_parameters():
   x = jax.random.normal(jax.random.key(3), (2, 8, 8, 3))
   avg = jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)
   for logit_module in ("simplified", "bottleneck"):
-    lip = jpnnx.LIP(3, (3, 3), 2, 1, logit_module=logit_module, rngs=nnx.Rngs(0))
+    lip = jpnnx.LIP((3, 3), 2, 1, features=3, logit_module=logit_module, rngs=nnx.Rngs(0))
     np.testing.assert_allclose(lip(x), avg, rtol=1e-5, atol=1e-5)
     assert nnx.state(lip, nnx.Param)
     linen_lip = jplinen.LIP(logit_module=logit_module)
     np.testing.assert_allclose(linen_lip.apply(linen_lip.init(jax.random.key(0), x), x), avg, rtol=1e-5, atol=1e-5)
-  lite, full = jpnnx.DPP(3, rngs=nnx.Rngs(0)), jpnnx.DPP(3, variant="full", rngs=nnx.Rngs(0))
+  lite, full = jpnnx.DPP(features=3), jpnnx.DPP(features=3, variant="full")
   np.testing.assert_allclose(full(x), lite(x), rtol=1e-5, atol=1e-5)  # box-filter init
-  np.testing.assert_allclose(lite(x), jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=1.0), rtol=1e-6)
+  np.testing.assert_allclose(lite(x), jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2)), rtol=1e-6)
   with pytest.raises(ValueError, match="logit_module must be"):
-    jpnnx.LIP(3, logit_module="deep", rngs=nnx.Rngs(0))
+    jpnnx.LIP(features=3, logit_module="deep", rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="variant must be"):
-    jpnnx.DPP(3, variant="heavy")
+    jpnnx.DPP(features=3, variant="heavy")
 
 
 # The random layers: (NNX layer, its function, constructor args and kwargs).
@@ -167,7 +162,7 @@ RANDOM_LAYERS = [
     (jpnnx.MixedPool, jaxpool.mixed_pool, ((2, 2),), {"granularity": "map"}),
     (jpnnx.StochasticPool, jaxpool.stochastic_pool, ((3, 3), 2, 1), {}),
     (jpnnx.S3Pool, jaxpool.s3_pool, ((2, 2),), {"grid_shape": (4, 4)}),
-    (jpnnx.FractionalMaxPool, jaxpool.fractional_max_pool, ((5, 5), (2, 2)), {}),
+    (jpnnx.FractionalMaxPool, jaxpool.fractional_max_pool, ((2, 2),), {"output_shape": (5, 5)}),
 ]
 
 
@@ -207,12 +202,7 @@ def test_random_nnx_layers_train_randomly_and_switch_with_eval_and_view(layer, f
   jitted = nnx.jit(lambda m, v, k: m(v, rngs=k))(pool, x, jax.random.key(9))
   np.testing.assert_array_equal(jitted, direct)
   # Linen: the 'pool' stream and a deterministic argument.
-  linen_layer = getattr(jplinen, layer.__name__)
-  fields = {
-      "MixedPool": ("window_shape",), "StochasticPool": ("window_shape", "strides", "padding"),
-      "S3Pool": ("strides",), "FractionalMaxPool": ("output_shape", "window_shape"),
-  }[layer.__name__]
-  module = linen_layer(**dict(zip(fields, args)), **kwargs)
+  module = getattr(jplinen, layer.__name__)(*args, **kwargs)
   out = module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(9)})
   np.testing.assert_array_equal(out, module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(9)}))
   assert not np.array_equal(out, module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(8)}))
@@ -244,9 +234,55 @@ def test_lee_layers_start_as_half_max_half_average_and_learn_their_parameters():
   assert gated.gate.shape == (3, 3)
   np.testing.assert_allclose(gated(x), jaxpool.gated_pool(x, gated.gate[...], (3, 3), 2, 1), rtol=1e-6)
   assert jpnnx.GatedPool((3, 3), features=3, per_feature=True, rngs=nnx.Rngs(0)).gate.shape == (3, 3, 3)
-  linen_gated = jplinen.GatedPool(window_shape=(3, 3), strides=2, padding=1, per_feature=True)
+  linen_gated = jplinen.GatedPool((3, 3), 2, 1, per_feature=True)
   assert linen_gated.init(jax.random.key(0), x)["params"]["gate"].shape == (3, 3, 3)
   with pytest.raises(ValueError, match="needs features"):
     jpnnx.LearnedMixedPool((2, 2), per_feature=True)
   with pytest.raises(TypeError, match="GatedPool needs rngs"):
     jpnnx.make_pool("gated", (2, 2))
+
+
+def test_layers_validate_their_options_at_construction():
+  """Reproducers of the layer fuzz: every bad option fails in the constructor."""
+  rngs = nnx.Rngs(0)
+  with pytest.raises(TypeError, match="unexpected keyword argument.*cout_include_pad"):
+    jpnnx.GatedPool((2, 2), cout_include_pad=False, rngs=rngs)
+  with pytest.raises(TypeError, match="unexpected keyword argument.*granularty"):
+    jpnnx.LearnedMixedPool((2, 2), granularty="map")
+  with pytest.raises(ValueError, match="features=<int >= 1>"):
+    jpnnx.LIP(features=0, rngs=rngs)
+  with pytest.raises(ValueError, match="reward must be one of"):
+    jpnnx.DPP(features=3, reward="bad")
+  with pytest.raises(TypeError, match="LIP needs rngs"):
+    jpnnx.make_pool("lip", (2, 2), features=3)
+  with pytest.raises(TypeError, match="deterministic must be a bool"):
+    jpnnx.StochasticPool((2, 2), deterministic="no")
+  for bad in (dict(reward="bad"), dict(variant="heavy"), dict(normalize="sum")):
+    with pytest.raises(ValueError, match="must be one of"):
+      jplinen.DPP(**bad)
+  with pytest.raises(ValueError, match="logit_module must be one of"):
+    jplinen.LIP(logit_module="deep")
+  with pytest.raises(ValueError, match="combine must be one of"):
+    jplinen.AvgMaxPool((2, 2), combine="mean")
+
+
+@pytest.mark.parametrize("logit_module", ["simplified", "bottleneck"])
+def test_nnx_and_linen_learned_layers_share_one_parametrisation(logit_module):
+  """The same parameters give the same output in both APIs: one implementation."""
+  x = jax.random.normal(jax.random.key(4), (2, 8, 8, 4))
+  lip = jpnnx.LIP(features=4, logit_module=logit_module, rngs=nnx.Rngs(1))
+  # Non-trivial parameters: perturb every one.
+  for i, param in enumerate(lip.logit_params.values()):
+    param[...] = param[...] + 0.1 * jax.random.normal(jax.random.key(i), param.shape)
+  linen_lip = jplinen.LIP(logit_module=logit_module)
+  params = {name: p[...] for name, p in lip.logit_params.items()}
+  out = linen_lip.apply({"params": {"logit_params": params}}, x)
+  np.testing.assert_allclose(out, lip(x), rtol=1e-5, atol=1e-6)
+  dpp = jpnnx.DPP(features=4, variant="full")
+  for i, param in enumerate(dpp.dpp_params.values()):
+    param[...] = param[...] + 0.1 * jax.random.normal(jax.random.key(10 + i), param.shape)
+  linen_dpp = jplinen.DPP(variant="full")
+  params = {name: p[...] for name, p in dpp.dpp_params.items()}
+  np.testing.assert_allclose(
+      linen_dpp.apply({"params": {"dpp_params": params}}, x), dpp(x), rtol=1e-5, atol=1e-6
+  )

@@ -1,4 +1,5 @@
-"""Properties every operator keeps: jit, vmap, dtypes, exact derivatives."""
+"""Properties every operator of the table (tests/cases.py) keeps: jit, vmap,
+dtypes, exact derivatives (random operators in inference mode)."""
 
 import itertools
 
@@ -10,41 +11,10 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxpool
+from cases import CASES
 
-# name -> function of a (batch, H, W, C) array
-OPERATORS = {
-    "max_pool": lambda x: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True),
-    "max_pool_dilated": lambda x: jaxpool.max_pool(x, (2, 2), 1, dilation=2),
-    "min_pool": lambda x: jaxpool.min_pool(x, (2, 3), (1, 2), "SAME"),
-    "avg_pool": lambda x: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False),
-    "lp_pool": lambda x: jaxpool.lp_pool(x, (2, 2), p=3.0),
-    "median_pool": lambda x: jaxpool.median_pool(x, (3, 3), 1, 1),
-    "median_pool_mean": lambda x: jaxpool.median_pool(x, (2, 2), 1, even="mean"),
-    "avg_max_pool": lambda x: jaxpool.avg_max_pool(x, (2, 2), combine="concat"),
-    "adaptive_avg_pool": lambda x: jaxpool.adaptive_avg_pool(x, (3, 4)),
-    "adaptive_max_pool": lambda x: jaxpool.adaptive_max_pool(x, (3, 4)),
-    "global_avg_pool": jaxpool.global_avg_pool,
-    "global_max_pool": jaxpool.global_max_pool,
-    "max_pool_with_indices": lambda x: jaxpool.max_pool_with_indices(x, (2, 2))[0],
-    "max_unpool": lambda x: jaxpool.max_unpool(
-        *jaxpool.max_pool_with_indices(x, (2, 2)), (7, 9)
-    ),
-    "soft_pool": lambda x: jaxpool.soft_pool(x, (3, 3), 2, 1, ceil_mode=True),
-    "lip_pool": lambda x: jaxpool.lip_pool(x, 0.5 * x, (2, 2), 1),  # exact in bf16
-    "dpp_pool": lambda x: jaxpool.dpp_pool(x, (2, 2), alpha=1.0, lam=2.0),
-    # The stochastic family at inference (key=None).
-    "mixed_pool": lambda x: jaxpool.mixed_pool(x, (3, 3), 2, 1, alpha=0.25),
-    "gated_pool": lambda x: jaxpool.gated_pool(
-        x, jnp.linspace(-0.5, 0.5, 9, dtype=x.dtype).reshape(3, 3), (3, 3), 2
-    ),
-    "stochastic_pool": lambda x: jaxpool.stochastic_pool(x, (2, 2), padding=1),
-    "s3_pool": lambda x: jaxpool.s3_pool(x[:, :6, :8], (2, 2), grid_shape=(2, 4)),
-    "fractional_max_pool": lambda x: jaxpool.fractional_max_pool(x, (4, 5), (2, 2)),
-    "fractional_max_pool_paper": lambda x: jaxpool.fractional_max_pool(
-        x, (5, 6), regions="random"
-    ),
-}
-REVERSE_ONLY = {"median_pool", "median_pool_mean", "soft_pool", "lip_pool"}
+OPERATORS = {case.id: (lambda x, case=case: case.call(x, None)) for case in CASES}
+REVERSE_ONLY = {case.id for case in CASES if case.reverse_only}
 
 
 def _x(dtype=jnp.float32, shape=(4, 7, 9, 3), seed=0):
@@ -179,3 +149,38 @@ def test_max_unpool_ignores_out_of_range_indices():
   indices = jnp.array([0, -1, 7]).reshape(3, 1)
   y = jaxpool.max_unpool(values, indices, (4,))
   np.testing.assert_array_equal(y[:, 0], [1.0, 0.0, 0.0, 0.0])
+
+
+def test_lp_pool_scales_each_window_by_its_own_maximum(x64):
+  """Fuzz reproducers: a per-channel scale made |x / scale|^p underflow."""
+  y = jaxpool.lp_pool(jnp.array([3.0, 0.0, 1.0, 1.0], jnp.float32).reshape(4, 1), (2,), p=100.0)
+  np.testing.assert_allclose(y[:, 0], [3.0, 2.0 ** (1 / 100)], rtol=1e-6)
+  x = np.random.default_rng(0).standard_normal((2, 8, 12, 3))
+  y32 = jaxpool.lp_pool(x.astype(np.float32), (2, 2), p=100.0)
+  windows = np.abs(x).reshape(2, 4, 2, 6, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 4, 6, 3, 4)
+  expected = np.sum(windows ** 100.0, axis=-1) ** (1 / 100)
+  np.testing.assert_allclose(y32, expected, rtol=1e-5)
+  assert (np.asarray(y32) > 0).all()
+  for big, p in ((1e20, 2.0), (1e4, 10.0)):
+    z = x.astype(np.float32).copy()
+    z[0, 0, 0, 0] = big
+    out = np.array(jaxpool.lp_pool(z, (2, 2), p=p))
+    ref = np.asarray(jaxpool.lp_pool(x.astype(np.float32), (2, 2), p=p))
+    np.testing.assert_allclose(out[0, 0, 0, 0], big, rtol=1e-5)
+    out[0, 0, 0, 0] = ref[0, 0, 0, 0]
+    np.testing.assert_array_equal(out, ref)  # no other window moved
+
+
+def test_lp_pool_nan_and_inf_stay_in_their_windows():
+  x = jnp.ones((1, 4, 4, 1))
+  y = jaxpool.lp_pool(x.at[0, 0, 0, 0].set(jnp.nan), (2, 2), p=2.0)
+  assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(np.asarray(y)).sum() == 3
+  y = jaxpool.lp_pool(x.at[0, 0, 0, 0].set(-jnp.inf), (2, 2), p=2.0)
+  assert y[0, 0, 0, 0] == jnp.inf
+  np.testing.assert_allclose(np.asarray(y).ravel()[1:], 2.0)
+
+
+@pytest.mark.parametrize("p", [0.5, 1.0, 2.5, 7.0])
+def test_lp_pool_gradient_is_the_true_derivative_in_both_modes(p, x64):
+  x = jax.random.normal(jax.random.key(5), (2, 7, 9, 2), jnp.float64)
+  check_grads(lambda v: jaxpool.lp_pool(v, (3, 3), 2, 1, p=p), (x,), order=1, modes=["fwd", "rev"], eps=1e-5)

@@ -56,7 +56,7 @@ def test_fractional_max_pool_matches_torch_given_the_same_samples(case):
   cotangent = rng.standard_normal((2, *output, 3)).astype(np.float32)
   y_ref, dx_ref, _ = _torch_fractional(x, output, window, torch_samples, cotangent)
   y, vjp = jax.vjp(
-      lambda v: jaxpool.fractional_max_pool(v, output, window, samples=samples), x
+      lambda v: jaxpool.fractional_max_pool(v, window, output_shape=output, samples=samples), x
   )
   np.testing.assert_array_equal(y, y_ref)
   np.testing.assert_allclose(vjp(jnp.asarray(cotangent))[0], dx_ref, rtol=1e-6, atol=1e-6)
@@ -94,7 +94,7 @@ def test_fractional_max_pool_paper_regions_match_numpy_formula(overlapping, x64)
   samples = rng.random((2, 2, 3))
   out = (11, 5)
   y = jaxpool.fractional_max_pool(
-      x, out, samples=samples, regions="pseudorandom", overlapping=overlapping
+      x, output_shape=out, samples=samples, regions="pseudorandom", overlapping=overlapping
   )
   expected = np.zeros((2, *out, 3))
   for b in range(2):
@@ -113,7 +113,7 @@ def test_fractional_max_pool_random_regions_are_a_shuffle_of_two_sizes():
   # Index-valued input: the max of a disjoint 1-D region is its last cell.
   size, out = 23, 10  # alpha = 2.3: 3 regions of 3 cells, 7 of 2
   x = jnp.broadcast_to(jnp.arange(size, dtype=jnp.float32)[None, :, None], (64, size, 2))
-  y = np.asarray(jaxpool.fractional_max_pool(x, (out,), regions="random", key=KEY))
+  y = np.asarray(jaxpool.fractional_max_pool(x, output_shape=(out,), regions="random", key=KEY))
   ends = np.concatenate([np.full((64, 1, 2), -1), y.astype(int)], axis=1)
   lengths = np.diff(ends, axis=1)
   assert np.all(np.sort(lengths, axis=1) == np.array([2] * 7 + [3] * 3)[None, :, None])
@@ -132,10 +132,10 @@ def test_fractional_max_pool_inference_is_the_mean_over_samples(regions, window,
   grid = (np.arange(200) + 0.5) / 200
   u = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2, 1)
   sampled = jaxpool.fractional_max_pool(
-      jnp.broadcast_to(x, (len(u), 11, 9, 1)), out, window, samples=u,
+      jnp.broadcast_to(x, (len(u), 11, 9, 1)), window, output_shape=out, samples=u,
       regions=regions, overlapping=overlapping,
   )
-  expected = jaxpool.fractional_max_pool(x, out, window, regions=regions, overlapping=overlapping)
+  expected = jaxpool.fractional_max_pool(x, window, output_shape=out, regions=regions, overlapping=overlapping)
   np.testing.assert_allclose(expected[0], sampled.mean(axis=0), atol=2e-2)
 
 
@@ -152,34 +152,34 @@ def test_fractional_max_pool_random_regions_inference_is_the_mean_over_orders(ov
     ends = [min(e + overlapping, 7) for e in bounds[1:]]
     outputs.append([x[:, a:b].max(axis=1) for a, b in zip(bounds[:-1], ends)])
   expected = np.mean(outputs, axis=0).transpose(1, 0, 2)
-  y = jaxpool.fractional_max_pool(x, (5,), regions="random", overlapping=overlapping)
+  y = jaxpool.fractional_max_pool(x, output_shape=(5,), regions="random", overlapping=overlapping)
   np.testing.assert_allclose(y, expected, rtol=1e-12)
 
 
 def test_fractional_max_pool_errors():
   x = jnp.ones((2, 8, 8, 3))
   with pytest.raises(ValueError, match="exactly one of output_shape and output_ratio"):
-    jaxpool.fractional_max_pool(x, (4, 4), (2, 2), output_ratio=0.5)
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), output_ratio=0.5)
   with pytest.raises(ValueError, match="output_ratio must lie in"):
     jaxpool.fractional_max_pool(x, window_shape=(2, 2), output_ratio=1.5)
   with pytest.raises(ValueError, match="at least output \\+ window - 1"):
-    jaxpool.fractional_max_pool(x, (8, 4), (2, 2))
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(8, 4))
   with pytest.raises(ValueError, match="needs window_shape"):
-    jaxpool.fractional_max_pool(x, (4, 4))
+    jaxpool.fractional_max_pool(x, output_shape=(4, 4))
   with pytest.raises(ValueError, match="window_shape is for regions='torch'"):
-    jaxpool.fractional_max_pool(x, (4, 4), (2, 2), regions="pseudorandom")
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), regions="pseudorandom")
   with pytest.raises(ValueError, match="samples must have shape"):
-    jaxpool.fractional_max_pool(x, (4, 4), (2, 2), samples=jnp.ones((2, 3, 2)))
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), samples=jnp.ones((2, 3, 2)))
   with pytest.raises(ValueError, match="key or samples, not both"):
-    jaxpool.fractional_max_pool(x, (4, 4), (2, 2), key=KEY, samples=jnp.ones((2, 2, 3)))
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), key=KEY, samples=jnp.ones((2, 2, 3)))
   with pytest.raises(ValueError, match="cannot describe"):
-    jaxpool.fractional_max_pool(x, (4, 4), regions="random", samples=jnp.ones((2, 2, 3)))
+    jaxpool.fractional_max_pool(x, output_shape=(4, 4), regions="random", samples=jnp.ones((2, 2, 3)))
   with pytest.raises(ValueError, match="overlapping applies"):
-    jaxpool.fractional_max_pool(x, (4, 4), (2, 2), overlapping=True)
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), overlapping=True)
   with pytest.raises(ValueError, match="regions must be"):
-    jaxpool.fractional_max_pool(x, (4, 4), (2, 2), regions="graham")
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), regions="graham")
   with pytest.raises(TypeError, match="key must be a jax.random key"):
-    jaxpool.fractional_max_pool(x, (4, 4), (2, 2), key=0)
+    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), key=0)
 
 
 # ----------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def _stride_one_max_map(x, window):
 @pytest.mark.parametrize("window", [(2, 2), (3, 2)])
 def test_s3_pool_outputs_are_elements_of_the_stride_one_max_map(window):
   x = jax.random.normal(KEY, (2, 12, 8, 3))
-  y = np.asarray(jaxpool.s3_pool(x, (2, 2), window_shape=window, key=KEY, shared=False))
+  y = np.asarray(jaxpool.s3_pool(x, window, (2, 2), key=KEY, shared=False))
   m = _stride_one_max_map(x, window)
   for b in range(2):
     for c in range(3):
@@ -384,7 +384,7 @@ def test_s3_pool_inference_averages_the_max_map(inference, x64):
       expected[:, i, j] = m[:, rows, cols].mean(axis=(1, 2))
   np.testing.assert_allclose(jaxpool.s3_pool(x, (2, 2), inference=inference), expected, rtol=1e-12)
   if inference == "official":  # test_properties covers the default
-    check_grads(lambda v: jaxpool.s3_pool(v, (2, 2), window_shape=(3, 3), inference=inference),
+    check_grads(lambda v: jaxpool.s3_pool(v, (3, 3), (2, 2), inference=inference),
                 (x,), order=1, modes=["rev"], eps=1e-4)
 
 
@@ -394,8 +394,8 @@ def test_s3_pool_errors():
     jaxpool.s3_pool(x, (3, 2))
   with pytest.raises(ValueError, match="grid_shape must be multiples"):
     jaxpool.s3_pool(x, (2, 2), grid_shape=(3, 6))
-  with pytest.raises(ValueError, match="window_shape has 1 entries"):
-    jaxpool.s3_pool(x, (2, 2), window_shape=(2,))
+  with pytest.raises(ValueError, match="strides has 1 entries"):
+    jaxpool.s3_pool(x, (2, 2), (2,))
   with pytest.raises(ValueError, match="inference must be"):
     jaxpool.s3_pool(x, (2, 2), inference="centred")
 
@@ -407,9 +407,9 @@ RANDOM = {
     "mixed_pool": lambda x, key: jaxpool.mixed_pool(x, (2, 2), key=key),
     "stochastic_pool": lambda x, key: jaxpool.stochastic_pool(jnp.abs(x), (2, 2), key=key),
     "s3_pool": lambda x, key: jaxpool.s3_pool(x, (2, 2), key=key, shared=False),
-    "fractional_max_pool": lambda x, key: jaxpool.fractional_max_pool(x, (5, 5), (2, 2), key=key),
+    "fractional_max_pool": lambda x, key: jaxpool.fractional_max_pool(x, (2, 2), output_shape=(5, 5), key=key),
     "fractional_random": lambda x, key: jaxpool.fractional_max_pool(
-        x, (5, 5), regions="random", key=key
+        x, output_shape=(5, 5), regions="random", key=key
     ),
 }
 

@@ -16,14 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool._src import dtypes
-from jaxpool._src.classic import extremum_pool, window_sum
-from jaxpool._src.windows import (
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.checks import check_bool
+from jaxpool._src.core.geometry import (
     normalize_spatial_shape,
-    phase_view,
     spatial_axes,
     window_geometry,
 )
+from jaxpool._src.core.reductions import extremum_pool, window_sum
+from jaxpool._src.core.scatter import phase_view
 
 __all__ = [
     "adaptive_avg_pool",
@@ -62,10 +63,9 @@ def _uniform_window(in_shape, output_shape):
 
 # Uniform bins of up to this many cells are pooled as one pass over their
 # taps (strided slices). Larger ones: a reshaped sum for the average (its
-# derivative is a broadcast), the separable path for the maximum. Measured
-# fwd+bwd on (32, 64, 64, 64): 8x8 average bins 4.7 ms sliced, 3.6 reshaped;
-# 8x8 max bins 57 ms sliced, 98 separable; 32x32 max bins: minutes to
-# compile sliced, 120 ms separable.
+# derivative is a broadcast), the separable path for the maximum (a chain
+# over very many taps compiles slowly). The thresholds come from
+# benchmarks/ (docs/architecture.md, "Adaptive pooling").
 _AVG_SLICED_TAPS = 16
 _MAX_SLICED_TAPS = 64
 
@@ -105,13 +105,11 @@ def adaptive_avg_pool(
   if window is not None:
     geom = window_geometry(x.shape, window)
     if geom.window_size <= _AVG_SLICED_TAPS:
-      # Slices forward, one-pass phase scatter back (4x4 bins: 25x faster
-      # fwd+bwd than reduce_window's derivative).
+      # Slices forward, one-pass phase scatter back.
       total = window_sum(xc, geom)
     else:
       # Large bins tile the input (stride = window): in the phase layout
-      # each bin is one block, so sum its phase axes. reduce_window's
-      # derivative is far slower (32x32 bins: 1.5 s).
+      # each bin is one block, so sum its phase axes.
       batch = x.ndim - len(window) - 1
       total = phase_view(xc, geom).sum(
           axis=tuple(batch + 2 * i + 1 for i in range(len(window)))

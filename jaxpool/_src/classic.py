@@ -1,14 +1,13 @@
 """Classic sliding-window pooling: max, min, average, power-average, median.
 
 All operators take ``x`` of shape ``(*batch, *spatial, features)`` and the
-window arguments of :func:`jaxpool._src.windows.window_geometry` (torch
+window arguments of :func:`jaxpool._src.core.geometry.window_geometry` (torch
 semantics; ``strides=None`` means ``strides = window_shape``).
 """
 
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Sequence
 from typing import Literal
 
@@ -17,16 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool._src import dtypes
-from jaxpool._src.windows import (
-    PaddingLike,
-    WindowGeometry,
-    map_unpadded_blocks,
-    scatter_to_input,
-    spatial_axes,
-    window_geometry,
-    window_taps,
-)
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.checks import check_bool, check_choice
+from jaxpool._src.core.geometry import PaddingLike, window_geometry
+from jaxpool._src.core.geometry import WindowGeometry
+from jaxpool._src.core.reductions import extremum_pool, window_sum
+from jaxpool._src.core.scatter import phase_view, scatter_to_input
+from jaxpool._src.core.taps import window_taps
 
 __all__ = [
     "max_pool",
@@ -37,187 +33,10 @@ __all__ = [
     "avg_max_pool",
 ]
 
-_Kind = Literal["max", "min"]
-
 
 # ---------------------------------------------------------------------------
-# Max / min pooling: reduce_window forward, first-extremum derivative.
+# Max / min pooling.
 # ---------------------------------------------------------------------------
-
-
-def _never_wins(dtype, kind: _Kind):
-  """The fill no element can beat: -inf (integer min) for max, +inf for min."""
-  return dtypes.lowest(dtype) if kind == "max" else dtypes.highest(dtype)
-
-
-def _reduce_extremum(x: jax.Array, geom: WindowGeometry, kind: _Kind):
-  """Max/min of every window (NaN propagates)."""
-  op = lax.max if kind == "max" else lax.min
-  if geom.is_unpadded:
-    # A chain of strided slices: faster than reduce_window on XLA:CPU, and
-    # fused into one pass.
-    return functools.reduce(op, window_taps(x, geom))
-  # Padding never wins: windows clipped to the input, in padding-free blocks
-  # (XLA:CPU runs fused pads slowly; 2.5x faster than reduce_window for a
-  # 3x3/2 pad-1 window, 8x for 3x3/1).
-  return map_unpadded_blocks(
-      lambda part, part_geom: _reduce_extremum(part, part_geom, kind), x, geom,
-      _never_wins(x.dtype, kind),
-  )
-
-
-def _tap_dtype(geom: WindowGeometry):
-  """Smallest integer dtype that holds a row-major tap index."""
-  return np.int8 if geom.window_size <= np.iinfo(np.int8).max else np.int32
-
-
-def extremum_and_winner(
-    x: jax.Array, geom: WindowGeometry, kind: _Kind
-) -> tuple[jax.Array, jax.Array]:
-  """One pass over the taps: every window's max (min) and the tap it came from.
-
-  torch's rule: the first extremum in window order wins ties; a NaN always
-  wins (so the last NaN of a window is selected, and the value is NaN);
-  padding never wins (a window of only -inf selects its first real cell).
-
-  Returns:
-    ``(values, winner)``, both of shape ``(*batch, *out_shape, features)``;
-    ``winner`` holds row-major window offsets (int8 for windows of at most
-    127 taps, else int32).
-  """
-  if geom.is_unpadded:
-    return _extremum_and_winner_of_taps(x, geom, kind)
-  # Padding never wins: run the unpadded pass over blocks of windows clipped
-  # to the input (no fused pads, which XLA:CPU runs slowly) and translate
-  # each block's tap indices to the full window's.
-  index_dtype = _tap_dtype(geom)
-
-  def block(part, part_geom, first_taps):
-    local = np.indices(part_geom.window_shape).reshape(geom.num_spatial, -1)
-    labels = np.ravel_multi_index(
-        tuple(local + np.asarray(first_taps)[:, None]), geom.window_shape
-    )
-    return _extremum_and_winner_of_taps(part, part_geom, kind, labels, index_dtype)
-
-  fill = _never_wins(x.dtype, kind)
-
-  def empty(shape):
-    return jnp.full(shape, fill, x.dtype), jnp.zeros(shape, index_dtype)
-
-  return map_unpadded_blocks(block, x, geom, empty, with_first_taps=True)
-
-
-def _extremum_and_winner_of_taps(x, geom, kind, labels=None, index_dtype=None):
-  """:func:`extremum_and_winner`; tap ``i`` is reported as ``labels[i]``."""
-  if labels is None:
-    labels, index_dtype = np.arange(geom.window_size), _tap_dtype(geom)
-  out_dtype = x.dtype
-  x = x.astype(dtypes.compute_dtype(x.dtype))  # exact; bf16 is emulated on CPU
-  fill = _never_wins(x.dtype, kind)
-  better = lax.gt if kind == "max" else lax.lt
-  taps = window_taps(x, geom, fill)
-  # The running winner is tracked in x's (float) dtype, which XLA:CPU
-  # vectorises with the values (1.4x faster than an int8 chain), and cast
-  # to the small index dtype once. Float or int32, it is exact: taps < 2**24.
-  chain_dtype = x.dtype if dtypes.is_float(x.dtype) else np.int32
-  # Built from a slice of x so that they carry x's sharding.
-  like = taps[0]
-  first = labels[geom.first_valid_tap()].astype(chain_dtype)[..., None]
-  winner = jnp.zeros_like(like, dtype=chain_dtype) + first
-  best = jnp.full_like(like, fill)
-  check_nan = dtypes.is_float(x.dtype)
-  for flat, value in enumerate(taps):
-    take = better(value, best)
-    if check_nan:
-      take = take | jnp.isnan(value)
-    winner = jnp.where(take, np.asarray(labels[flat], chain_dtype), winner)
-    best = jnp.where(take, value, best)
-  return best.astype(out_dtype), winner.astype(index_dtype)
-
-
-def scatter_winners(
-    cotangent: jax.Array, winner: jax.Array, geom: WindowGeometry
-) -> jax.Array:
-  """Routes every window's cotangent to the input cell at offset ``winner``.
-
-  The backward pass of max/min pooling (windows' contributions to one cell
-  are summed, earliest window first, as torch accumulates): one fused pass
-  over the input through :func:`scatter_to_input`.
-  """
-  ct = dtypes.compute_dtype(cotangent.dtype)
-  # The winner is padded once and sliced per block shift; the cotangent is
-  # padded inside the fused pass (no temp; 10% faster for 3x3/2, while a
-  # winner padded there makes the pass 3x slower).
-  dx = scatter_to_input(
-      lambda taps, win, g: jnp.where(win == taps.astype(win.dtype), g, 0),
-      geom, (winner, cotangent.astype(ct)), (-1, 0), pad_once=(True, False),
-  )
-  return dx.astype(cotangent.dtype)
-
-
-def _gather_winners(values: jax.Array, winner: jax.Array, geom: WindowGeometry):
-  """Every window's element at row-major offset ``winner``: one fused chain
-  of selects over the strided taps (padded taps, never winners, read 0)."""
-  out = None
-  for flat, tap in enumerate(window_taps(values, geom, 0)):
-    hit = winner == np.asarray(flat, winner.dtype)
-    out = jnp.where(hit, tap, 0) if out is None else jnp.where(hit, tap, out)
-  return out
-
-
-def _select_taps_linear(
-    values: jax.Array, winner: jax.Array, geom: WindowGeometry
-) -> jax.Array:
-  """:func:`select_taps` written as the transpose of :func:`scatter_winners`
-  (``jax.linear_transpose``), so that reverse mode, which transposes it back,
-  runs the one-pass phase scatter. Evaluating it directly is slow on XLA:CPU
-  (a masked copy of the input reduced over the phase axes): it only serves as
-  a tangent map."""
-  ct = dtypes.compute_dtype(values.dtype)
-  like = jnp.zeros_like(winner, dtype=ct)  # only its type (and sharding) is read
-  (out,) = jax.linear_transpose(
-      lambda g: scatter_winners(g, winner, geom), like
-  )(values.astype(ct))
-  return out.astype(values.dtype)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def select_taps(
-    values: jax.Array, winner: jax.Array, geom: WindowGeometry
-) -> jax.Array:
-  """Gathers, for every window, the element at row-major offset ``winner``.
-
-  Linear in ``values``. Its value is a fused select chain over the window
-  taps; its derivative (the same gather of the tangent) is written as the
-  transpose of :func:`scatter_winners`, so that reverse mode runs the
-  one-pass phase scatter. Both modes differentiate it.
-  """
-  return _gather_winners(values, winner, geom)
-
-
-@select_taps.defjvp
-def _select_taps_jvp(geom, primals, tangents):
-  (values, winner), (t, _) = primals, tangents
-  return select_taps(values, winner, geom), _select_taps_linear(t, winner, geom)
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
-def _extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind):
-  return _reduce_extremum(x, geom, kind)
-
-
-@_extremum_pool.defjvp
-def _extremum_pool_jvp(geom, kind, primals, tangents):
-  (x,), (t,) = primals, tangents
-  y, winner = extremum_and_winner(x, geom, kind)
-  return y, _select_taps_linear(t, winner, geom)
-
-
-def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: _Kind) -> jax.Array:
-  """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows."""
-  if not dtypes.is_float(x.dtype):
-    return _reduce_extremum(x, geom, kind)
-  return _extremum_pool(x, geom, kind)
 
 
 def _extremum(x, window_shape, strides, padding, dilation, ceil_mode, kind, op):
@@ -314,45 +133,10 @@ def min_pool(
 # ---------------------------------------------------------------------------
 
 
-def _sum_of_taps(x: jax.Array, geom: WindowGeometry) -> jax.Array:
-  return functools.reduce(operator.add, window_taps(x, geom))
 
-
-def scatter_window_sums(cotangent: jax.Array, geom: WindowGeometry) -> jax.Array:
-  """Adds every window's cotangent onto each of its real cells.
-
-  The transpose of :func:`window_sum` (the backward pass of sum and average
-  pooling), in one fused pass over the input (:func:`scatter_to_input`).
-  """
-  return scatter_to_input(
-      lambda taps, g: jnp.where(taps >= 0, g, 0), geom, (cotangent,), (0,),
-      pad_once=(False,),  # padded inside the pass: no temp, and faster
-  )
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
-  """Sum of every window (padding counts as zero).
-
-  The sum is linear, so its derivative is the same map applied to the
-  tangent; the two directions use the formulation XLA:CPU runs fastest:
-  strided slices summed in one fused pass, over padding-free blocks of
-  clipped windows when there is padding (padded cells add zero), for the
-  value; the tangent map is written as the transpose of
-  :func:`scatter_window_sums`, so that reverse mode (which transposes it
-  back) runs the one-pass phase scatter.
-  """
-  return map_unpadded_blocks(_sum_of_taps, x, geom)
-
-
-@window_sum.defjvp
-def _window_sum_jvp(geom, primals, tangents):
-  (x,), (t,) = primals, tangents
-  y = window_sum(x, geom)
-  # y stands for the cotangent's shape, dtype and sharding (only its type is
-  # read).
-  (dy,) = jax.linear_transpose(lambda g: scatter_window_sums(g, geom), y)(t)
-  return y, dy
+# ---------------------------------------------------------------------------
+# Sum-based pooling: average and power-average.
+# ---------------------------------------------------------------------------
 
 
 def avg_pool(
@@ -394,6 +178,7 @@ def avg_pool(
             [10.5, 12.5]]], dtype=float32)
   """
   x = dtypes.float_input(x, "avg_pool")
+  count_include_pad = check_bool("count_include_pad", count_include_pad)
   geom = window_geometry(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
@@ -408,13 +193,60 @@ def avg_pool(
   if divisor is not None:
     counts = np.asarray(divisor)
   else:
-    counts = geom.window_counts(include_pad=bool(count_include_pad))[..., None]
+    counts = geom.window_counts(include_pad=count_include_pad)[..., None]
   return (total / counts.astype(ct)).astype(x.dtype)
 
 
-def _spatial_abs_max(x: jax.Array, num_spatial: int) -> jax.Array:
-  axes = spatial_axes(x.ndim, num_spatial, "window_shape", x.shape)
-  return jnp.max(jnp.abs(x), axis=axes, keepdims=True)
+def _lp_value(x: jax.Array, geom: WindowGeometry, p: float) -> jax.Array:
+  """``m * (sum_i (|x_i| / m)^p)^(1/p)`` with ``m`` each window's max ``|x_i|``.
+
+  Scaling by the window's own maximum keeps ``|x_i / m|^p`` in ``[0, 1]``
+  with the largest term exactly 1, so nothing overflows and a term
+  underflows only when it is negligible against that 1; and a value reaches
+  only the windows that contain it. A window holding ``inf`` gives ``inf``,
+  one holding NaN gives NaN.
+  """
+  taps = window_taps(jnp.abs(x), geom, 0)  # padded cells are zero
+  m = functools.reduce(lax.max, taps)
+  safe = jnp.where((m > 0) & (m < jnp.inf), m, jnp.ones_like(m))
+  total = sum(jnp.power(tap / safe, p) for tap in taps)
+  y = safe * jnp.power(total, 1.0 / p)
+  y = jnp.where(m == 0, jnp.zeros_like(y), y)
+  return jnp.where(m == jnp.inf, m, y)
+
+
+def _lp_scatter(x: jax.Array, y: jax.Array, geom: WindowGeometry, p: float, g):
+  """``dx_i = sum_o g_o sign(x_i) (|x_i| / y_o)^(p - 1)`` over the windows
+  ``o`` holding cell ``i``: the transpose of ``lp_pool``'s tangent map, one
+  phase-layout pass (a zero cell or an all-zero window contributes 0)."""
+  view = phase_view(x, geom)
+
+  def contribution(taps, g, y):
+    ratio = jnp.abs(view) / jnp.where(y > 0, y, jnp.ones_like(y))
+    power = jnp.power(jnp.where(ratio > 0, ratio, jnp.ones_like(ratio)), p - 1.0)
+    term = g * jnp.sign(view) * power
+    return jnp.where((taps >= 0) & (ratio > 0) & (y > 0), term, 0.0)
+
+  return scatter_to_input(
+      contribution, geom, (g, y), (0.0, 1.0), pad_once=(False, False)
+  )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _lp(x: jax.Array, geom: WindowGeometry, p: float) -> jax.Array:
+  return _lp_value(x, geom, p)
+
+
+@_lp.defjvp
+def _lp_jvp(geom, p, primals, tangents):
+  # dy_o/dx_i = sign(x_i) (|x_i| / y_o)^(p - 1). The tangent map is written
+  # as the transpose of the scatter, so reverse mode runs the phase scatter.
+  (x,), (t,) = primals, tangents
+  y = _lp(x, geom, p)
+  (dy,) = jax.linear_transpose(
+      lambda g: _lp_scatter(x, y, geom, p, g), y
+  )(t)
+  return y, dy
 
 
 def lp_pool(
@@ -439,10 +271,13 @@ def lp_pool(
     torch divides by the clipped count and multiplies by the full window size,
     scaling such partial windows up.
 
-  Padded cells count as zero. Numerics: the input is scaled by its per-channel
-  maximum magnitude (a constant for the derivative), so ``|x|^p`` cannot
-  overflow; the output and gradient are finite for every finite input, and the
-  gradient of a window whose sum is zero is zero (as torch).
+  Padded cells count as zero. Numerics: every window is scaled by its own
+  largest ``|x_i|`` (``y = m (sum_i |x_i / m|^p)^(1/p)``), so ``|x|^p`` cannot
+  overflow or underflow to a wrong answer, and a value reaches only the
+  windows that contain it; the output and gradient are finite for every
+  finite input, a window holding ``inf`` gives ``inf`` and one holding NaN
+  gives NaN. The gradient, ``sign(x_i) (|x_i| / y)^(p - 1)``, is zero for a
+  window whose sum is zero (as torch) and at ``x_i = 0``.
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
@@ -476,18 +311,7 @@ def lp_pool(
       ceil_mode=ceil_mode,
   )
   ct = dtypes.compute_dtype(x.dtype)
-  xc = x.astype(ct)
-  scale = lax.stop_gradient(_spatial_abs_max(xc, geom.num_spatial))
-  scale = jnp.where(scale > 0, scale, jnp.ones_like(scale))
-  magnitude = jnp.abs(xc) / scale
-  positive = magnitude > 0
-  safe = jnp.where(positive, magnitude, jnp.ones_like(magnitude))
-  powered = jnp.where(positive, safe ** float(p), jnp.zeros_like(safe))
-  total = window_sum(powered, geom)
-  nonzero = total > 0
-  safe_total = jnp.where(nonzero, total, jnp.ones_like(total))
-  root = jnp.where(nonzero, safe_total ** (1.0 / float(p)), jnp.zeros_like(total))
-  return (root * scale).astype(x.dtype)
+  return _lp(x.astype(ct), geom, float(p)).astype(x.dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -532,8 +356,7 @@ def median_pool(
     >>> jaxpool.median_pool(x, (3,))[:, 0]
     Array([2., 4.], dtype=float32)
   """
-  if even not in ("lower", "mean"):
-    raise ValueError(f"even must be 'lower' or 'mean'; got {even!r}.")
+  check_choice("even", even, ("lower", "mean"))
   if even == "mean":
     x = dtypes.float_input(x, "median_pool(even='mean')")
   else:
@@ -592,23 +415,23 @@ def avg_max_pool(
     dilation: int | Sequence[int] | None = None,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
-    combine: Literal["add", "mean", "concat"] = "add",
+    combine: Literal["add", "sum", "concat"] = "add",
 ) -> jax.Array:
   """Average and max pooling of the same windows, combined.
 
-  * ``combine='add'``: ``avg_pool(x) + max_pool(x)`` (as in CBAM-style
-    attention blocks);
-  * ``combine='mean'``: ``(avg_pool(x) + max_pool(x)) / 2`` (timm's
-    ``avgmax``);
+  * ``combine='add'`` (default): ``0.5 * (avg_pool(x) + max_pool(x))``, timm's
+    ``avgmax`` pooling;
   * ``combine='concat'``: ``concatenate([avg, max], axis=-1)``, so the
-    feature axis doubles (timm's ``catavgmax``).
+    feature axis doubles (timm's ``catavgmax``);
+  * ``combine='sum'``: the plain sum ``avg_pool(x) + max_pool(x)`` (as in
+    CBAM-style attention blocks).
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
     window_shape, strides, padding, dilation, ceil_mode: as in
       :func:`max_pool`.
     count_include_pad: passed to :func:`avg_pool`.
-    combine: ``'add'``, ``'mean'`` or ``'concat'``.
+    combine: ``'add'``, ``'concat'`` or ``'sum'``.
 
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` (``2 * features`` for
@@ -620,10 +443,7 @@ def avg_max_pool(
     >>> jaxpool.avg_max_pool(x, (2,), combine="concat")
     Array([[2., 3.]], dtype=float32)
   """
-  if combine not in ("add", "mean", "concat"):
-    raise ValueError(
-        f"combine must be 'add', 'mean' or 'concat'; got {combine!r}."
-    )
+  check_choice("combine", combine, ("add", "concat", "sum"))
   x = dtypes.float_input(x, "avg_max_pool")
   window = dict(
       window_shape=window_shape, strides=strides, padding=padding,
@@ -635,6 +455,6 @@ def avg_max_pool(
     return jnp.concatenate([avg, top], axis=-1)
   ct = dtypes.compute_dtype(x.dtype)
   total = avg.astype(ct) + top.astype(ct)
-  if combine == "mean":
+  if combine == "add":
     total = total * 0.5
   return total.astype(x.dtype)

@@ -10,14 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpool._src import dtypes
-from jaxpool._src.classic import extremum_and_winner, extremum_pool
-from jaxpool._src.windows import (
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.geometry import (
     PaddingLike,
     normalize_spatial_shape,
     spatial_axes,
     window_geometry,
 )
+from jaxpool._src.core.reductions import extremum_and_winner, extremum_pool
 
 __all__ = ["max_pool_with_indices", "max_unpool"]
 

@@ -23,16 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpool._src import dtypes
-from jaxpool._src.classic import window_sum
-from jaxpool._src.windows import (
-    PaddingLike,
-    WindowGeometry,
-    phase_view,
-    scatter_to_input,
-    window_geometry,
-    window_taps,
-)
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.geometry import PaddingLike, WindowGeometry, window_geometry
+from jaxpool._src.core.reductions import window_sum
+from jaxpool._src.core.scatter import phase_view, scatter_to_input
+from jaxpool._src.core.taps import window_taps
 
 __all__ = ["soft_pool", "lip_pool", "dpp_pool"]
 
@@ -102,9 +97,8 @@ def _scatter_cells(cell_terms, geom, cells, g, normalizer, y):
   ``cells`` are input-shaped arrays (``x``, logits), read through
   :func:`phase_view`: one pass of :func:`scatter_to_input` that recomputes
   each cell's weight (no per-tap tensor is materialised). With overlapping
-  windows only the normaliser is padded once for the block shifts (0.27x the
-  input in temp memory for 3x3/2); ``g`` and ``y`` are padded inside the
-  pass, and a normaliser padded there would make it 1.6x slower.
+  windows only the normaliser is padded once for the block shifts; ``g`` and
+  ``y`` are padded inside the pass (see ``scatter_to_input``'s ``pad_once``).
   """
   views = [phase_view(c, geom) for c in cells]
 
@@ -277,12 +271,12 @@ def _per_feature(value, name: str, features: int, ct) -> jax.Array:
 
 def dpp_pool(
     x: jax.typing.ArrayLike,
+    alpha: jax.typing.ArrayLike,
+    lam: jax.typing.ArrayLike,
     window_shape: Sequence[int],
     strides: int | Sequence[int] | None = None,
     padding: PaddingLike = "VALID",
     *,
-    alpha: jax.typing.ArrayLike,
-    lam: jax.typing.ArrayLike,
     reward: Literal["sym", "asym"] = "sym",
     reference: jax.typing.ArrayLike | None = None,
     normalize: Literal["none", "mean"] = "none",
@@ -315,10 +309,10 @@ def dpp_pool(
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`jaxpool.max_pool` (the paper uses 2x2 windows, stride 2).
     alpha: positive reward offset, a scalar or one per feature.
     lam: non-negative reward exponent, a scalar or one per feature.
+    window_shape, strides, padding, dilation, ceil_mode: as in
+      :func:`jaxpool.max_pool` (the paper uses 2x2 windows, stride 2).
     reward: ``'sym'`` or ``'asym'``.
     reference: optional reference of the output's shape; default the window
       mean of the real cells.
@@ -332,7 +326,7 @@ def dpp_pool(
   Example:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([0.0, 0.0, 0.0, 4.0]).reshape(4, 1)
-    >>> y = jaxpool.dpp_pool(x, (4,), alpha=1.0, lam=2.0)
+    >>> y = jaxpool.dpp_pool(x, 1.0, 2.0, (4,))
     >>> bool(y[0, 0] > 1.0)  # pulled towards the outlier, unlike avg (1.0)
     True
   """

@@ -1,4 +1,4 @@
-"""The shared window machinery: geometry, validation, slice/unslice."""
+"""The shared window machinery (jaxpool._src.core): geometry, validation, taps, scatter."""
 
 import re
 
@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from jax import lax
 
 import jaxpool
-from jaxpool._src import windows
+from jaxpool._src.core import geometry, scatter, taps
 from oracle import F, from_torch, to_torch, torch_op
 
 
 def test_strides_default_to_window_and_batch_dims_are_free():
-  g = windows.window_geometry((4, 6, 3), (2, 3))
+  g = geometry.window_geometry((4, 6, 3), (2, 3))
   assert g.strides == (2, 3) and g.out_shape == (2, 2)
   for shape in [(8, 8, 2), (3, 8, 8, 2), (2, 3, 8, 8, 2)]:
     y = jaxpool.max_pool(jnp.ones(shape), (2, 2))
@@ -25,7 +25,7 @@ def test_strides_default_to_window_and_batch_dims_are_free():
 
 def test_same_padding_matches_lax():
   for size, k, s, d in [(7, 3, 2, 1), (8, 2, 2, 1), (5, 4, 1, 1), (9, 3, 2, 2)]:
-    g = windows.window_geometry((size, 1), (k,), (s,), "SAME", dilation=d)
+    g = geometry.window_geometry((size, 1), (k,), (s,), "SAME", dilation=d)
     eff = (k - 1) * d + 1
     assert g.padding == tuple(lax.padtype_to_pads((size,), (eff,), (s,), "SAME"))
     assert g.out_shape == (-(-size // s),)
@@ -34,25 +34,15 @@ def test_same_padding_matches_lax():
 def test_padding_forms_normalise_identically():
   shape = (6, 7, 1)
   forms = [1, (1, 1), [(1, 1), (1, 1)], ((1, 1), [1, 1])]
-  geoms = {windows.window_geometry(shape, (3, 3), padding=f) for f in forms}
+  geoms = {geometry.window_geometry(shape, (3, 3), padding=f) for f in forms}
   assert len(geoms) == 1
-  asym = windows.window_geometry(shape, (3, 3), padding=[(0, 1), (1, 0)])
+  asym = geometry.window_geometry(shape, (3, 3), padding=[(0, 1), (1, 0)])
   assert asym.padding == ((0, 1), (1, 0))
 
 
 def test_geometry_is_hashable_and_static():
-  g = windows.window_geometry((5, 5, 1), (2, 2), padding=1, ceil_mode=True)
-  assert hash(g) == hash(windows.window_geometry((5, 5, 1), [2, 2], 2, 1, ceil_mode=True))
-
-
-def test_unslice_is_the_transpose_of_slice():
-  g = windows.window_geometry((2, 7, 6, 3), (3, 2), (2, 3), 1, dilation=(2, 1), ceil_mode=True)
-  x = jax.random.normal(jax.random.key(0), (2, 7, 6, 3))
-  for _, tap in g.offsets():
-    sliced = lambda v: windows.window_slice(windows.pad_input(v, g, 0.0), g, tap)
-    cot = jax.random.normal(jax.random.key(1), sliced(x).shape)
-    (transposed,) = jax.linear_transpose(sliced, x)(cot)
-    np.testing.assert_allclose(transposed, windows.window_unslice(cot, g, tap), rtol=1e-6)
+  g = geometry.window_geometry((5, 5, 1), (2, 2), padding=1, ceil_mode=True)
+  assert hash(g) == hash(geometry.window_geometry((5, 5, 1), [2, 2], 2, 1, ceil_mode=True))
 
 
 BAD_INPUTS = [
@@ -99,7 +89,7 @@ def test_bad_window_arguments_raise_clear_errors(op, kwargs, error, message):
         (lambda x: jaxpool.avg_pool(x.astype(jnp.int32), (2, 2)), TypeError, "floating-point input"),
         (lambda x: jaxpool.avg_pool(x, (2, 2), divisor=0), ValueError, "divisor must be a positive"),
         (lambda x: jaxpool.median_pool(x, (2, 2), even="upper"), ValueError, "even must be"),
-        (lambda x: jaxpool.avg_max_pool(x, (2, 2), combine="sum"), ValueError, "combine must be"),
+        (lambda x: jaxpool.avg_max_pool(x, (2, 2), combine="mean"), ValueError, "combine must be"),
         (lambda x: jaxpool.global_avg_pool(x[0, 0]), ValueError, "spatial_ndim=N"),
         (lambda x: jaxpool.global_max_pool(x, spatial_ndim=0), ValueError, "spatial_ndim must be >= 1"),
         (lambda x: jaxpool.max_unpool(x, x, (5, 5)), TypeError, "indices must be an integer"),
@@ -128,7 +118,7 @@ def test_random_geometry_matches_torch(nd, data):
   eff = (k - 1) * d + 1
   if any(n + 2 * p < eff for n in size):
     with pytest.raises(ValueError, match="larger than the padded input"):
-      windows.window_geometry((1, *size, 1), (k,) * nd, s, p, dilation=d, ceil_mode=ceil)
+      geometry.window_geometry((1, *size, 1), (k,) * nd, s, p, dilation=d, ceil_mode=ceil)
     return
   x = np.random.default_rng(0).integers(0, 4, (1, *size, 2)).astype(np.float32)
   targs = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
@@ -161,7 +151,7 @@ def test_random_geometry_matches_torch(nd, data):
      dict(window_shape=(2, 2))],
 )
 def test_tap_masks_count_the_real_cells_and_taps_cover_them(args):
-  g = windows.window_geometry((2, 7, 8, 3), **args)
+  g = geometry.window_geometry((2, 7, 8, 3), **args)
   masks = g.tap_masks()
   assert len(masks) == g.window_size
   if g.is_unpadded:
@@ -170,25 +160,25 @@ def test_tap_masks_count_the_real_cells_and_taps_cover_them(args):
   else:
     counted = sum(np.broadcast_to(m, g.out_shape + (1,))[..., 0].astype(int) for m in masks)
   np.testing.assert_array_equal(counted, g.window_counts(include_pad=False))
-  taps = windows.window_taps(jnp.ones((2, 7, 8, 3)), g, fill=0.0)
-  total = sum(np.asarray(t) for t in taps)[0, ..., 0]
+  read = taps.window_taps(jnp.ones((2, 7, 8, 3)), g, fill=0.0)
+  total = sum(np.asarray(t) for t in read)[0, ..., 0]
   np.testing.assert_array_equal(total, g.window_counts(include_pad=False))
 
 
 def test_clipped_runs_group_interior_windows_and_clip_border_ones():
-  geom = windows.window_geometry((1, 64, 9, 1), (3, 3), 2, 1, ceil_mode=True)
+  geom = geometry.window_geometry((1, 64, 9, 1), (3, 3), 2, 1, ceil_mode=True)
   # Rows (out 33): the first window loses its padded row, 31 are interior,
   # the last ceil-mode window keeps one real row.
   assert geom.clipped_runs(0) == [(1, 0, 2), (31, 1, 3), (1, 63, 1)]
   # Columns, 9 wide: out 5; the last ceil-mode window hangs one cell over.
   assert geom.clipped_runs(1) == [(1, 0, 2), (3, 1, 3), (1, 7, 2)]
-  dilated = windows.window_geometry((1, 10, 1), (3,), 1, 2, dilation=2)
+  dilated = geometry.window_geometry((1, 10, 1), (3,), 1, 2, dilation=2)
   assert dilated.clipped_runs(0) == [(1, 0, 2), (1, 1, 2), (6, 0, 3), (1, 6, 2), (1, 7, 2)]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nd=st.integers(1, 3), data=st.data())
-def test_scatter_to_input_equals_sum_of_unslices(nd, data):
+def test_scatter_to_input_is_the_transpose_of_reading_the_taps(nd, data):
   """The phase-layout scatter is the transpose of reading taps, any geometry."""
   size = data.draw(st.lists(st.integers(1, 8), min_size=nd, max_size=nd))
   k = data.draw(st.lists(st.integers(1, 4), min_size=nd, max_size=nd))
@@ -197,7 +187,7 @@ def test_scatter_to_input_equals_sum_of_unslices(nd, data):
   p = [data.draw(st.integers(0, ((kk - 1) * dd + 1) // 2)) for kk, dd in zip(k, d)]
   ceil = data.draw(st.booleans())
   try:
-    geom = windows.window_geometry((2, *size, 3), k, s, p, dilation=d, ceil_mode=ceil)
+    geom = geometry.window_geometry((2, *size, 3), k, s, p, dilation=d, ceil_mode=ceil)
   except ValueError:
     assume(False)
   g = jnp.asarray(np.random.default_rng(1).normal(size=(2, *geom.out_shape, 3)), jnp.float32)
@@ -205,23 +195,25 @@ def test_scatter_to_input_equals_sum_of_unslices(nd, data):
   # A tap-dependent contribution of two operands: tap t sends (t + 1) * g * c,
   # with g padded once or inside the pass (drawn), c the other way.
   g_once = data.draw(st.booleans())
-  got = windows.scatter_to_input(
+  got = scatter.scatter_to_input(
       lambda taps, v, c: jnp.where(taps >= 0, v * c * (taps + 1).astype(v.dtype), 0),
       geom, (g, scale), (0, 1), pad_once=(g_once, not g_once),
   )
-  want = sum(
-      windows.window_unslice(g * scale * (flat + 1), geom, tap)
-      for flat, tap in geom.offsets()
-  )
+  x = jnp.zeros((2, *size, 3), jnp.float32)
+  want = 0
+  for flat, tap in geom.offsets():
+    read = lambda v, tap=tap: taps.window_slice(taps.pad_input(v, geom, 0.0), geom, tap)
+    (unslice,) = jax.linear_transpose(read, x)(g * scale * (flat + 1))
+    want = want + unslice
   assert got.shape == (2, *size, 3)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(jnp.abs(want).max()))
 
 
 def test_phase_shifts_list_earliest_window_first():
-  geom = windows.window_geometry((1, 9, 1), (3,), 2)
+  geom = geometry.window_geometry((1, 9, 1), (3,), 2)
   # Taps 0, 1, 2 sit at (shift, phase) (0, 0), (0, 1), (1, 0): block q gets
   # tap 2 of window q - 1 first, then taps 0 and 1 of window q.
-  shifts = windows.phase_shifts(geom)
+  shifts = scatter.phase_shifts(geom)
   assert [sh for sh, _ in shifts] == [(1,), (0,)]
   np.testing.assert_array_equal(shifts[0][1], [2, -1])
   np.testing.assert_array_equal(shifts[1][1], [0, 1])

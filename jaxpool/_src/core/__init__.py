@@ -1,0 +1,10 @@
+"""Shared machinery of every operator family; no operator lives here.
+
+* :mod:`.checks`: argument checks (bools, choices, numbers, keys);
+* :mod:`.dtypes`: dtype rules (half precision computed in float32);
+* :mod:`.geometry`: window arguments -> :class:`~.geometry.WindowGeometry`;
+* :mod:`.taps`: strided tap views, padding-free blocks;
+* :mod:`.scatter`: the phase-layout backward scatter;
+* :mod:`.reductions`: window sums and extrema with their fast derivatives;
+* :mod:`.sharding`: reshapes and random draws that keep the input's sharding.
+"""

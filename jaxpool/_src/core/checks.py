@@ -1,0 +1,106 @@
+"""Argument checks shared by every operator and layer.
+
+Each check raises a ``TypeError`` (wrong kind of value) or ``ValueError``
+(right kind, bad value) whose message names the argument, the value received
+and what was expected, at trace time. Flags are bools (``"no"`` is not
+``True``); ranges of array arguments are checked whenever the array is
+concrete (a traced array cannot be inspected, and is used as given).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Collection
+
+import jax
+import numpy as np
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_key",
+    "check_positive_number",
+    "check_unpadded",
+    "concrete_values",
+    "is_int",
+]
+
+
+def is_int(value) -> bool:
+  """True for Python and NumPy integers (bools excluded)."""
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_bool(name: str, value) -> bool:
+  """``value`` as a bool; a ``TypeError`` unless it is a Python or NumPy bool."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise TypeError(
+        f"{name} must be a bool (True or False); got {value!r} of type"
+        f" {type(value).__name__}."
+    )
+  return bool(value)
+
+
+def check_choice(name: str, value, choices: Collection) -> None:
+  """A ``ValueError`` unless ``value`` is one of ``choices``."""
+  if not isinstance(value, str) or value not in choices:
+    options = ", ".join(repr(c) for c in choices)
+    raise ValueError(f"{name} must be one of {options}; got {value!r}.")
+
+
+def check_positive_number(name: str, value, *, allow_zero: bool = False) -> float:
+  """``value`` as a float; a ``ValueError`` unless a finite number > 0 (>= 0)."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    raise TypeError(f"{name} must be a number; got {value!r}.")
+  value = float(value)
+  low_ok = value >= 0 if allow_zero else value > 0
+  if not (np.isfinite(value) and low_ok):
+    bound = ">= 0" if allow_zero else "> 0"
+    raise ValueError(f"{name} must be a finite number {bound}; got {value!r}.")
+  return value
+
+
+def concrete_values(value) -> np.ndarray | None:
+  """``value`` as a NumPy array when it is concrete, ``None`` when traced."""
+  try:
+    return np.asarray(value)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    return None
+
+
+def check_key(key, name: str = "key") -> None:
+  """A clear error unless ``key`` is one PRNG key.
+
+  Accepts a typed key (``jax.random.key(0)``, shape ``()``) or a raw
+  ``uint32`` key (``jax.random.PRNGKey(0)``, shape ``(2,)`` for threefry).
+  A batch of keys, a float array or anything else is an error naming ``key``.
+  """
+  if not isinstance(key, jax.Array):
+    raise TypeError(
+        f"{name} must be a jax.random key (jax.random.key(0) or"
+        f" jax.random.PRNGKey(0)), or None for inference; got"
+        f" {type(key).__name__}."
+    )
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    if key.shape != ():
+      raise ValueError(
+          f"{name} must be a single key of shape (); got a batch of keys of"
+          f" shape {key.shape}. Split it outside, or vmap over the keys."
+      )
+    return
+  if key.dtype != np.uint32:
+    raise TypeError(
+        f"{name} must be a jax.random key (typed, or a raw uint32 key); got"
+        f" an array of dtype {key.dtype}."
+    )
+  if key.ndim != 1:
+    raise ValueError(
+        f"{name} must be a single raw key of shape (2,) (jax.random.PRNGKey);"
+        f" got shape {key.shape}."
+    )
+
+
+def check_unpadded(owner: str, padding) -> None:
+  """A ``ValueError`` unless ``padding`` means no padding (layers that do not pad)."""
+  if not (padding == "VALID" or (is_int(padding) and padding == 0)):
+    raise ValueError(f"{owner} does not pad; got padding={padding!r}.")

@@ -1,0 +1,258 @@
+"""Window reductions with fast, exact derivatives, shared by the families.
+
+* :func:`extremum_pool` (max/min of every window, torch's first-extremum
+  derivative), :func:`extremum_and_winner` (the value and the winning tap),
+  :func:`select_taps` (the element at a given tap of every window) and
+  :func:`scatter_winners` (its transpose);
+* :func:`window_sum` (sum of every window) and :func:`scatter_window_sums`
+  (its transpose).
+
+Forward passes are fused chains over the window taps (:mod:`.taps`); every
+transpose is one phase-layout pass (:mod:`.scatter`). Linear maps whose
+transpose must be fast are *written as* transposes (``jax.linear_transpose``),
+so that a ``custom_jvp`` gives both forward and reverse mode.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.geometry import WindowGeometry
+from jaxpool._src.core.scatter import scatter_to_input
+from jaxpool._src.core.taps import map_unpadded_blocks, window_taps
+
+__all__ = [
+    "extremum_and_winner",
+    "extremum_pool",
+    "never_wins",
+    "scatter_window_sums",
+    "scatter_winners",
+    "select_taps",
+    "window_sum",
+]
+
+Kind = Literal["max", "min"]
+
+
+def never_wins(dtype, kind: Kind):
+  """The fill no element can beat: -inf (integer min) for max, +inf for min."""
+  return dtypes.lowest(dtype) if kind == "max" else dtypes.highest(dtype)
+
+
+def _reduce_extremum(x: jax.Array, geom: WindowGeometry, kind: Kind):
+  """Max/min of every window (NaN propagates)."""
+  op = lax.max if kind == "max" else lax.min
+  if geom.is_unpadded:
+    # A chain of strided slices, fused into one pass (faster than
+    # reduce_window on XLA:CPU).
+    return functools.reduce(op, window_taps(x, geom))
+  # Padding never wins: windows clipped to the input, in padding-free blocks
+  # (XLA:CPU runs fused pads slowly).
+  return map_unpadded_blocks(
+      lambda part, part_geom: _reduce_extremum(part, part_geom, kind), x, geom,
+      never_wins(x.dtype, kind),
+  )
+
+
+def _tap_dtype(geom: WindowGeometry):
+  """Smallest integer dtype that holds a row-major tap index."""
+  return np.int8 if geom.window_size <= np.iinfo(np.int8).max else np.int32
+
+
+def extremum_and_winner(
+    x: jax.Array, geom: WindowGeometry, kind: Kind
+) -> tuple[jax.Array, jax.Array]:
+  """One pass over the taps: every window's max (min) and the tap it came from.
+
+  torch's rule: the first extremum in window order wins ties; a NaN always
+  wins (so the last NaN of a window is selected, and the value is NaN);
+  padding never wins (a window of only -inf selects its first real cell).
+
+  Returns:
+    ``(values, winner)``, both of shape ``(*batch, *out_shape, features)``;
+    ``winner`` holds row-major window offsets (int8 for windows of at most
+    127 taps, else int32).
+  """
+  if geom.is_unpadded:
+    return _extremum_and_winner_of_taps(x, geom, kind)
+  # Padding never wins: run the unpadded pass over blocks of windows clipped
+  # to the input (no fused pads, which XLA:CPU runs slowly) and translate
+  # each block's tap indices to the full window's.
+  index_dtype = _tap_dtype(geom)
+
+  def block(part, part_geom, first_taps):
+    local = np.indices(part_geom.window_shape).reshape(geom.num_spatial, -1)
+    labels = np.ravel_multi_index(
+        tuple(local + np.asarray(first_taps)[:, None]), geom.window_shape
+    )
+    return _extremum_and_winner_of_taps(part, part_geom, kind, labels, index_dtype)
+
+  fill = never_wins(x.dtype, kind)
+
+  def empty(shape):
+    return jnp.full(shape, fill, x.dtype), jnp.zeros(shape, index_dtype)
+
+  return map_unpadded_blocks(block, x, geom, empty, with_first_taps=True)
+
+
+def _extremum_and_winner_of_taps(x, geom, kind, labels=None, index_dtype=None):
+  """:func:`extremum_and_winner`; tap ``i`` is reported as ``labels[i]``."""
+  if labels is None:
+    labels, index_dtype = np.arange(geom.window_size), _tap_dtype(geom)
+  out_dtype = x.dtype
+  x = x.astype(dtypes.compute_dtype(x.dtype))  # exact; bf16 is emulated on CPU
+  fill = never_wins(x.dtype, kind)
+  better = lax.gt if kind == "max" else lax.lt
+  taps = window_taps(x, geom, fill)
+  # The running winner is tracked in x's (float) dtype, which XLA:CPU
+  # vectorises with the values (an int8 chain it does not), and cast
+  # to the small index dtype once. Float or int32, it is exact: taps < 2**24.
+  chain_dtype = x.dtype if dtypes.is_float(x.dtype) else np.int32
+  # Built from a slice of x so that they carry x's sharding.
+  like = taps[0]
+  first = labels[geom.first_valid_tap()].astype(chain_dtype)[..., None]
+  winner = jnp.zeros_like(like, dtype=chain_dtype) + first
+  best = jnp.full_like(like, fill)
+  check_nan = dtypes.is_float(x.dtype)
+  for flat, value in enumerate(taps):
+    take = better(value, best)
+    if check_nan:
+      take = take | jnp.isnan(value)
+    winner = jnp.where(take, np.asarray(labels[flat], chain_dtype), winner)
+    best = jnp.where(take, value, best)
+  return best.astype(out_dtype), winner.astype(index_dtype)
+
+
+def scatter_winners(
+    cotangent: jax.Array, winner: jax.Array, geom: WindowGeometry
+) -> jax.Array:
+  """Routes every window's cotangent to the input cell at offset ``winner``.
+
+  The backward pass of max/min pooling (windows' contributions to one cell
+  are summed, earliest window first, as torch accumulates): one fused pass
+  over the input through :func:`scatter_to_input`.
+  """
+  ct = dtypes.compute_dtype(cotangent.dtype)
+  # The winner is padded once and sliced per block shift; the cotangent is
+  # padded inside the fused pass (no temp; a winner padded there makes the
+  # pass slower, see scatter_to_input's pad_once).
+  dx = scatter_to_input(
+      lambda taps, win, g: jnp.where(win == taps.astype(win.dtype), g, 0),
+      geom, (winner, cotangent.astype(ct)), (-1, 0), pad_once=(True, False),
+  )
+  return dx.astype(cotangent.dtype)
+
+
+def _gather_winners(values: jax.Array, winner: jax.Array, geom: WindowGeometry):
+  """Every window's element at row-major offset ``winner``: one fused chain
+  of selects over the strided taps (padded taps, never winners, read 0)."""
+  out = None
+  for flat, tap in enumerate(window_taps(values, geom, 0)):
+    hit = winner == np.asarray(flat, winner.dtype)
+    out = jnp.where(hit, tap, 0) if out is None else jnp.where(hit, tap, out)
+  return out
+
+
+def _select_taps_linear(
+    values: jax.Array, winner: jax.Array, geom: WindowGeometry
+) -> jax.Array:
+  """:func:`select_taps` written as the transpose of :func:`scatter_winners`
+  (``jax.linear_transpose``), so that reverse mode, which transposes it back,
+  runs the one-pass phase scatter. Evaluating it directly is slow on XLA:CPU
+  (a masked copy of the input reduced over the phase axes): it only serves as
+  a tangent map."""
+  ct = dtypes.compute_dtype(values.dtype)
+  like = jnp.zeros_like(winner, dtype=ct)  # only its type (and sharding) is read
+  (out,) = jax.linear_transpose(
+      lambda g: scatter_winners(g, winner, geom), like
+  )(values.astype(ct))
+  return out.astype(values.dtype)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def select_taps(
+    values: jax.Array, winner: jax.Array, geom: WindowGeometry
+) -> jax.Array:
+  """Gathers, for every window, the element at row-major offset ``winner``.
+
+  Linear in ``values``. Its value is a fused select chain over the window
+  taps; its derivative (the same gather of the tangent) is written as the
+  transpose of :func:`scatter_winners`, so that reverse mode runs the
+  one-pass phase scatter. Both modes differentiate it.
+  """
+  return _gather_winners(values, winner, geom)
+
+
+@select_taps.defjvp
+def _select_taps_jvp(geom, primals, tangents):
+  (values, winner), (t, _) = primals, tangents
+  return select_taps(values, winner, geom), _select_taps_linear(t, winner, geom)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind):
+  return _reduce_extremum(x, geom, kind)
+
+
+@_extremum_pool.defjvp
+def _extremum_pool_jvp(geom, kind, primals, tangents):
+  (x,), (t,) = primals, tangents
+  y, winner = extremum_and_winner(x, geom, kind)
+  return y, _select_taps_linear(t, winner, geom)
+
+
+def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
+  """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows."""
+  if not dtypes.is_float(x.dtype):
+    return _reduce_extremum(x, geom, kind)
+  return _extremum_pool(x, geom, kind)
+
+
+
+def _sum_of_taps(x: jax.Array, geom: WindowGeometry) -> jax.Array:
+  return functools.reduce(operator.add, window_taps(x, geom))
+
+
+def scatter_window_sums(cotangent: jax.Array, geom: WindowGeometry) -> jax.Array:
+  """Adds every window's cotangent onto each of its real cells.
+
+  The transpose of :func:`window_sum` (the backward pass of sum and average
+  pooling), in one fused pass over the input (:func:`scatter_to_input`).
+  """
+  return scatter_to_input(
+      lambda taps, g: jnp.where(taps >= 0, g, 0), geom, (cotangent,), (0,),
+      pad_once=(False,),  # padded inside the pass: no temp, and faster
+  )
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
+  """Sum of every window (padding counts as zero).
+
+  The sum is linear, so its derivative is the same map applied to the
+  tangent; the two directions use the formulation XLA:CPU runs fastest:
+  strided slices summed in one fused pass, over padding-free blocks of
+  clipped windows when there is padding (padded cells add zero), for the
+  value; the tangent map is written as the transpose of
+  :func:`scatter_window_sums`, so that reverse mode (which transposes it
+  back) runs the one-pass phase scatter.
+  """
+  return map_unpadded_blocks(_sum_of_taps, x, geom)
+
+
+@window_sum.defjvp
+def _window_sum_jvp(geom, primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = window_sum(x, geom)
+  # y stands for the cotangent's shape, dtype and sharding (only its type is
+  # read).
+  (dy,) = jax.linear_transpose(lambda g: scatter_window_sums(g, geom), y)(t)
+  return y, dy

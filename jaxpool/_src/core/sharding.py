@@ -1,0 +1,79 @@
+"""Sharding helpers: arrays built inside an operator keep the input's sharding.
+
+Under explicit sharding JAX asks reshapes and random draws for their output
+sharding. The helpers here derive it from the input: batch and feature axes
+keep theirs, new or resized spatial axes are unsharded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+from jax import lax
+
+from jaxpool._src.core.checks import check_key
+
+__all__ = ["reshape_spatial", "sharding_like", "uniform"]
+
+
+def sharding_like(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
+  """An ``out_sharding`` for an array of ``shape`` made from ``like``.
+
+  Axes in ``keep`` (same rank as ``like``) take ``like``'s sharding, the
+  others are unsharded. ``None`` where JAX has no sharding-in-types, or for
+  ranks that differ.
+  """
+  typeof = getattr(jax, "typeof", None)
+  if like is None or typeof is None or len(shape) != like.ndim:
+    return None
+  sharding = getattr(typeof(like), "sharding", None)
+  spec = getattr(sharding, "spec", None)
+  if spec is None:
+    return None
+  spec = tuple(spec) + (None,) * (like.ndim - len(spec))
+  keep = {a % like.ndim for a in keep}
+  return jax.sharding.NamedSharding(
+      sharding.mesh,
+      jax.sharding.PartitionSpec(*(
+          s if a in keep and shape[a] == like.shape[a] else None
+          for a, s in enumerate(spec)
+      )),
+  )
+
+
+def reshape_spatial(x: jax.Array, shape: Sequence[int], batch: int) -> jax.Array:
+  """Reshapes the spatial axes of ``x``, keeping batch and feature sharding.
+
+  Under explicit sharding JAX asks reshapes for their output sharding: the
+  batch axes and the feature axis keep theirs, the new spatial axes are
+  unsharded.
+  """
+  shape = tuple(shape)
+  typeof = getattr(jax, "typeof", None)
+  sharding = getattr(typeof(x), "sharding", None) if typeof else None
+  spec = tuple(getattr(sharding, "spec", None) or ())
+  if not any(spec):
+    return x.reshape(shape)
+  spec = spec + (None,) * (x.ndim - len(spec))
+  new = spec[:batch] + (None,) * (len(shape) - batch - 1) + spec[-1:]
+  out = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*new))
+  return lax.reshape(x, shape, out_sharding=out)
+
+
+def uniform(key, shape, like=None, keep: Sequence[int] = (), dtype=None):
+  """``U[0, 1)`` draws of ``shape`` with ``like``'s sharding on ``keep`` axes.
+
+  ``key`` is validated first (:func:`check_key`), so a malformed key is a
+  clear error naming ``key``, not a PRNG internal one.
+  """
+  check_key(key)
+  shape = tuple(shape)
+  dtype = jax.numpy.float32 if dtype is None else dtype
+  sharding = sharding_like(like, shape, keep)
+  if sharding is not None:
+    try:
+      return jax.random.uniform(key, shape, dtype, out_sharding=sharding)
+    except TypeError:  # a JAX without out_sharding
+      pass
+  return jax.random.uniform(key, shape, dtype)

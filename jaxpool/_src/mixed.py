@@ -1,0 +1,209 @@
+"""Mixed and gated max-average pooling (Yu et al. 2014; Lee et al. 2016).
+
+``y = m * max_pool(x) + (1 - m) * avg_pool(x)`` with the mixing proportion
+``m`` a random draw (:func:`mixed_pool` with a ``key``), a fixed or learned
+weight (:func:`mixed_pool` without one) or a learned gate of the region
+(:func:`gated_pool`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.checks import check_choice
+from jaxpool._src.core.geometry import PaddingLike, window_geometry
+from jaxpool._src.core.sharding import uniform
+from jaxpool._src.core.taps import window_taps
+from jaxpool._src.classic import avg_pool, max_pool
+
+__all__ = ["gated_pool", "mixed_pool"]
+
+
+_Granularity = Literal["region", "map", "layer"]
+
+
+def _mix(y_max, y_avg, proportion):
+  """``proportion * y_max + (1 - proportion) * y_avg`` in float32 or wider."""
+  dtype = y_max.dtype
+  wide = dtypes.compute_dtype(dtype)
+  y_max, y_avg = y_max.astype(wide), y_avg.astype(wide)
+  proportion = proportion.astype(wide)
+  return (y_avg + proportion * (y_max - y_avg)).astype(dtype)
+
+
+def _max_and_avg(x, window_shape, strides, padding, dilation, ceil_mode,
+                 count_include_pad, op):
+  x = dtypes.float_input(x, op)
+  window = dict(
+      window_shape=window_shape, strides=strides, padding=padding,
+      dilation=dilation, ceil_mode=ceil_mode,
+  )
+  y_max = max_pool(x, **window)
+  y_avg = avg_pool(x, count_include_pad=count_include_pad, **window)
+  return x, y_max, y_avg
+
+
+def _proportion(alpha, out_shape, name: str) -> jax.Array:
+  if isinstance(alpha, (int, float)) and not 0 <= alpha <= 1:
+    raise ValueError(f"{name} must lie in [0, 1]; got {alpha!r}.")
+  alpha = jnp.asarray(alpha)
+  if not dtypes.is_float(alpha.dtype):
+    alpha = alpha.astype(jnp.float32)
+  try:
+    np.broadcast_shapes(alpha.shape, tuple(out_shape))
+  except ValueError:
+    raise ValueError(
+        f"{name} of shape {alpha.shape} does not broadcast to the pooled"
+        f" output's shape {tuple(out_shape)}; use a scalar, one value per"
+        " feature (shape (features,)) or an output-shaped array."
+    ) from None
+  return alpha
+
+
+def mixed_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    alpha: jax.typing.ArrayLike = 0.5,
+    key: jax.Array | None = None,
+    granularity: _Granularity = "region",
+    count_include_pad: bool = True,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> jax.Array:
+  """Mixed max-average pooling, random (Yu et al. 2014) or weighted (Lee et al. 2016).
+
+  ``y = m * max_pool(x) + (1 - m) * avg_pool(x)`` with the mixing proportion
+
+  * ``key`` given (training, Yu et al.): ``m = lambda``, a Bernoulli draw with
+    ``P(lambda = 1) = alpha``, so every output is **exactly** the window's
+    max or its average. ``granularity`` says what shares one draw:
+    ``'region'`` (default: every output element, i.e. per pooling region and
+    feature), ``'map'`` (every feature map of every example) or ``'layer'``
+    (the whole call). The draw is not differentiable in ``alpha``.
+  * ``key=None`` (inference): ``m = alpha``. This is Lee et al.'s mixed
+    pooling (``alpha`` learned, in ``[0, 1]``) and the expectation of the
+    training output over the draws, the rule dropout uses.
+
+  Yu et al.'s test-time rule is not confirmed from the paper's text: a
+  recollection is "use the pooling type drawn more often in training", which
+  for a fixed ``alpha`` is ``alpha=1.0`` (max) when ``alpha > 0.5`` and
+  ``alpha=0.0`` (average) when ``alpha < 0.5``; pass that ``alpha`` at
+  inference to use it.
+
+  Args:
+    x: ``(*batch, *spatial, features)`` floating-point array.
+    window_shape, strides, padding, dilation, ceil_mode: the windows, as in
+      :func:`jaxpool.max_pool`.
+    alpha: probability of max pooling (with ``key``) or its weight (without):
+      a scalar, one value per feature ``(features,)`` or an array that
+      broadcasts to the output (e.g. from :func:`gated_pool`'s gate).
+    key: PRNG key for the draws, or ``None`` for inference.
+    granularity: ``'region'``, ``'map'`` or ``'layer'`` (see above).
+    count_include_pad: passed to :func:`jaxpool.avg_pool`.
+
+  Returns:
+    ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jaxpool.mixed_pool(x, (2, 2), alpha=0.25)[0, :, :, 0]
+    Array([[ 3.125,  5.125],
+           [11.125, 13.125]], dtype=float32)
+    >>> y = jaxpool.mixed_pool(x, (2, 2), key=jax.random.key(0))
+    >>> bool(jnp.all((y == jaxpool.max_pool(x, (2, 2)))
+    ...               | (y == jaxpool.avg_pool(x, (2, 2)))))
+    True
+  """
+  if granularity not in ("region", "map", "layer"):
+    raise ValueError(
+        "granularity must be 'region', 'map' or 'layer'; got"
+        f" {granularity!r}."
+    )
+  x, y_max, y_avg = _max_and_avg(
+      x, window_shape, strides, padding, dilation, ceil_mode,
+      count_include_pad, "mixed_pool",
+  )
+  alpha = _proportion(alpha, y_max.shape, "alpha")
+  if key is None:
+    return _mix(y_max, y_avg, alpha)
+  num_spatial = len(window_shape)
+  batch = y_max.ndim - num_spatial - 1
+  if granularity == "region":
+    shape, keep = y_max.shape, range(y_max.ndim)
+  elif granularity == "map":
+    shape = y_max.shape[:batch] + (1,) * num_spatial + y_max.shape[-1:]
+    keep = (*range(batch), y_max.ndim - 1)
+  else:
+    shape, keep = (1,) * y_max.ndim, ()
+  draws = uniform(key, shape, y_max, keep, dtypes.compute_dtype(alpha.dtype))
+  use_max = draws < jax.lax.stop_gradient(alpha)
+  return jnp.where(use_max, y_max, y_avg)
+
+
+def gated_pool(
+    x: jax.typing.ArrayLike,
+    gate: jax.typing.ArrayLike,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    count_include_pad: bool = True,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> jax.Array:
+  """Gated max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
+
+  ``y = s * max_pool(x) + (1 - s) * avg_pool(x)`` with ``s = sigmoid(g . x_R)``
+  the "responsive" mixing proportion of each region ``R``: the inner product
+  of the learned gating mask ``g`` with the region's values (padded cells
+  count as zero, which is the official code's in-bounds-only product).
+  Differentiable in ``x`` and ``gate``; deterministic.
+
+  Args:
+    x: ``(*batch, *spatial, features)`` floating-point array.
+    gate: the mask, ``window_shape`` (shared by every feature, as in the
+      paper: 9 parameters for a 3x3 window) or ``(*window_shape, features)``.
+    window_shape, strides, padding, dilation, ceil_mode, count_include_pad:
+      as in :func:`mixed_pool`.
+
+  Returns:
+    ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> y = jaxpool.gated_pool(x, jnp.zeros((2, 2)), (2, 2))  # s = 1/2
+    >>> bool(jnp.allclose(y, jaxpool.mixed_pool(x, (2, 2), alpha=0.5)))
+    True
+  """
+  x, y_max, y_avg = _max_and_avg(
+      x, window_shape, strides, padding, dilation, ceil_mode,
+      count_include_pad, "gated_pool",
+  )
+  window_shape = tuple(window_shape)
+  gate = jnp.asarray(gate)
+  if gate.shape not in (window_shape, window_shape + x.shape[-1:]):
+    raise ValueError(
+        f"gate must have shape {window_shape} (shared by all features) or"
+        f" {window_shape + x.shape[-1:]} (per feature); got {gate.shape}."
+    )
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  wide = dtypes.compute_dtype(x.dtype)
+  gate = gate.astype(wide).reshape((geom.window_size, -1))
+  score = sum(
+      g * tap for g, tap in zip(gate, window_taps(x.astype(wide), geom))
+  )
+  return _mix(y_max, y_avg, jax.nn.sigmoid(score))

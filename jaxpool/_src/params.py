@@ -1,0 +1,245 @@
+"""Parametrisations and small sub-networks of the learned poolings.
+
+Pure functions, one implementation each, that both layer APIs
+(:mod:`jaxpool.nnx`, :mod:`jaxpool.linen`) call: an ``init_*`` function makes
+the parameters (a flat ``dict`` of arrays the layer stores as its own
+parameters) and an apply function turns them into the arguments of the
+pooling function. Layers own the parameters and the RNG plumbing; the math
+lives here.
+
+* LIP (Gao et al. 2019): the logit module ``logits = 12 * sigmoid(IN(f(x)))``.
+* DPP (Saeedan et al. 2018): ``alpha = exp(min(a, 10))``, ``lam = exp(l)`` and
+  the Full-DPP reference filter (a learned per-feature window mean).
+* Lee et al. (2016): the mixing proportion ``sigmoid(w)`` and the gating mask.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.checks import check_bool, check_choice, is_int
+from jaxpool._src.core.geometry import (
+    PaddingLike,
+    normalize_spatial_shape,
+    window_geometry,
+)
+from jaxpool._src.core.taps import window_taps
+
+__all__ = [
+    "LIP_LOGIT_BOUND",
+    "check_features",
+    "dpp_arguments",
+    "gate_init",
+    "init_dpp_params",
+    "init_lip_logit_params",
+    "lip_logits",
+    "mix_proportion",
+    "per_feature_shape",
+]
+
+LIP_LOGIT_BOUND = 12.0
+_NORM_EPSILON = 1e-6
+
+
+def check_features(owner: str, features, *, required: bool = True) -> int | None:
+  """``features`` as an int >= 1 (or ``None`` when not ``required``)."""
+  if features is None and not required:
+    return None
+  if not is_int(features) or features < 1:
+    raise ValueError(
+        f"{owner} needs features=<int >= 1> (the number of input features);"
+        f" got features={features!r}."
+    )
+  return int(features)
+
+
+# ---------------------------------------------------------------------------
+# LIP's logit module.
+# ---------------------------------------------------------------------------
+
+
+def _conv_numbers(num_spatial: int):
+  spatial = "DHW"[-num_spatial:] if num_spatial <= 3 else None
+  if spatial is None:
+    raise ValueError(f"LIP's logit module supports 1 to 3 spatial axes; got {num_spatial}.")
+  return ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+
+
+def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """A stride-1 'SAME' convolution of ``(N, *spatial, C)`` input."""
+  n = kernel.ndim - 2
+  y = lax.conv_general_dilated(
+      x, kernel.astype(x.dtype), (1,) * n, "SAME",
+      dimension_numbers=_conv_numbers(n),
+  )
+  return y + bias.astype(x.dtype)
+
+
+def _instance_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+  """Normalises every (example, feature) plane over its spatial axes."""
+  axes = tuple(range(1, x.ndim - 1))
+  mean = jnp.mean(x, axis=axes, keepdims=True)
+  var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+  y = (x - mean) * lax.rsqrt(var + _NORM_EPSILON)
+  return y * scale.astype(x.dtype) + bias.astype(x.dtype)
+
+
+def init_lip_logit_params(
+    key: jax.Array,
+    features: int,
+    num_spatial: int,
+    *,
+    logit_module: str = "simplified",
+    bottleneck_width: int | None = None,
+) -> dict[str, jax.Array]:
+  """Parameters of LIP's logit module, ``conv{i}_kernel``/``conv{i}_bias`` and
+  ``norm{i}_scale``/``norm{i}_bias`` per stage.
+
+  ``'simplified'`` (the paper's stem module): one 3x3 convolution;
+  ``'bottleneck'``: 1x1 -> 3x3 -> 1x1 convolutions, ``bottleneck_width``
+  features inside (default ``features // 2``). The last convolution is
+  zero-initialised, so the logits start constant and LIP starts as average
+  pooling over the real cells of each window; the others use LeCun normal
+  initialisation.
+  """
+  features = check_features("LIP", features)
+  check_choice("logit_module", logit_module, ("simplified", "bottleneck"))
+  if logit_module == "simplified":
+    stages = [(features, features, 3)]
+  else:
+    if bottleneck_width is not None and (not is_int(bottleneck_width) or bottleneck_width < 1):
+      raise ValueError(
+          f"bottleneck_width must be an int >= 1 or None; got {bottleneck_width!r}."
+      )
+    width = bottleneck_width or max(features // 2, 1)
+    stages = [(features, width, 1), (width, width, 3), (width, features, 1)]
+  params = {}
+  keys = jax.random.split(key, len(stages))
+  lecun = jax.nn.initializers.lecun_normal()
+  for i, ((fan_in, fan_out, size), k) in enumerate(zip(stages, keys)):
+    shape = (size,) * num_spatial + (fan_in, fan_out)
+    last = i == len(stages) - 1
+    params[f"conv{i}_kernel"] = jnp.zeros(shape) if last else lecun(k, shape)
+    params[f"conv{i}_bias"] = jnp.zeros((fan_out,))
+    params[f"norm{i}_scale"] = jnp.ones((fan_out,))
+    params[f"norm{i}_bias"] = jnp.zeros((fan_out,))
+  return params
+
+
+def lip_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) -> jax.Array:
+  """``12 * sigmoid(IN(f(x)))``: LIP's logits, bounded to ``[0, 12]`` as in
+  the official code; ``f`` is conv -> IN (-> ReLU -> conv -> IN)...
+
+  Args:
+    params: from :func:`init_lip_logit_params`.
+    x: ``(*batch, *spatial, features)`` input.
+
+  Returns:
+    Logits of ``x``'s shape, in float32 (or wider).
+  """
+  x = dtypes.float_input(x, "LIP")
+  stages = sum(1 for name in params if name.endswith("_kernel"))
+  num_spatial = params["conv0_kernel"].ndim - 2
+  batch = x.shape[: x.ndim - num_spatial - 1]
+  h = x.reshape((math.prod(batch),) + x.shape[len(batch):])
+  h = h.astype(dtypes.compute_dtype(x.dtype))
+  for i in range(stages):
+    h = _conv(h, params[f"conv{i}_kernel"], params[f"conv{i}_bias"])
+    h = _instance_norm(h, params[f"norm{i}_scale"], params[f"norm{i}_bias"])
+    if i < stages - 1:
+      h = jax.nn.relu(h)
+  return (LIP_LOGIT_BOUND * jax.nn.sigmoid(h)).reshape(batch + h.shape[1:])
+
+
+# ---------------------------------------------------------------------------
+# DPP's alpha, lambda and reference filter.
+# ---------------------------------------------------------------------------
+
+_DPP_MAX_LOG_ALPHA = 10.0
+
+
+def init_dpp_params(
+    features: int, window_shape: Sequence[int], *, variant: str = "lite"
+) -> dict[str, jax.Array]:
+  """``log_alpha`` and ``log_lam`` (one per feature, 0: ``alpha = lam = 1`` as
+  the official CUDA layer), and for ``variant='full'`` the reference
+  ``filter`` of shape ``(*window_shape, features)`` initialised to the box
+  filter (so Full-DPP starts as Lite-DPP)."""
+  features = check_features("DPP", features)
+  check_choice("variant", variant, ("lite", "full"))
+  params = {"log_alpha": jnp.zeros((features,)), "log_lam": jnp.zeros((features,))}
+  if variant == "full":
+    window_shape = normalize_spatial_shape("window_shape", window_shape)
+    size = math.prod(window_shape)
+    params["filter"] = jnp.full(tuple(window_shape) + (features,), 1.0 / size)
+  return params
+
+
+def dpp_arguments(
+    params: dict[str, jax.Array],
+    x: jax.Array,
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+  """``(alpha, lam, reference)`` for :func:`jaxpool.dpp_pool`.
+
+  ``alpha = exp(min(log_alpha, 10))`` and ``lam = exp(log_lam)`` (positive by
+  construction); ``reference`` is ``None`` (Lite-DPP: the window mean) or the
+  learned per-feature weighted sum of every window, ``sum_t filter[t] x_t``
+  over the same windows as the pooling (padded cells count as zero).
+  """
+  alpha = jnp.exp(jnp.minimum(params["log_alpha"], _DPP_MAX_LOG_ALPHA))
+  lam = jnp.exp(params["log_lam"])
+  if "filter" not in params:
+    return alpha, lam, None
+  geom = window_geometry(
+      x.shape, window_shape, strides, padding, dilation=dilation,
+      ceil_mode=ceil_mode,
+  )
+  ct = dtypes.compute_dtype(x.dtype)
+  weights = params["filter"].astype(ct).reshape((geom.window_size, -1))
+  reference = sum(
+      w * tap for w, tap in zip(weights, window_taps(x.astype(ct), geom))
+  )
+  return alpha, lam, reference
+
+
+# ---------------------------------------------------------------------------
+# Lee et al.'s mixing proportion and gating mask.
+# ---------------------------------------------------------------------------
+
+
+def mix_proportion(logit: jax.Array) -> jax.Array:
+  """``sigmoid(w)``: a mixing proportion in ``[0, 1]`` from an unconstrained
+  parameter (initialised to 0: half max, half average)."""
+  return jax.nn.sigmoid(logit)
+
+
+def gate_init(
+    key: jax.Array, window_shape: Sequence[int], features: int | None = None
+) -> jax.Array:
+  """Gated pooling's mask: ``window_shape`` (shared by every feature, the
+  paper's 9 parameters for 3x3) or ``(*window_shape, features)``, Gaussian
+  with std 0.1 as in the official AlexNet example."""
+  shape = normalize_spatial_shape("window_shape", window_shape)
+  if features is not None:
+    shape += (check_features("GatedPool", features),)
+  return 0.1 * jax.random.normal(key, shape)
+
+
+def per_feature_shape(owner: str, per_feature, features) -> tuple[int, ...]:
+  """``(features,)`` when ``per_feature`` (features then required), else ``()``."""
+  if check_bool("per_feature", per_feature):
+    return (check_features(f"{owner}(per_feature=True)", features),)
+  return ()
+

@@ -1,0 +1,84 @@
+"""Flax Linen layers for jaxpool's operators.
+
+Each layer is a thin :class:`flax.linen.Module` dataclass over the function of
+the same name (``MaxPool`` over :func:`jaxpool.max_pool`): the window triple
+``window_shape, strides, padding`` (or ``output_shape``) is positional, every
+other field keyword-only, with the function's names and defaults. Learned
+layers (``LIP``, ``DPP``, ``LearnedMixedPool``, ``GatedPool``) create their
+parameters with the same functions as the NNX layers and infer ``features``
+from the input. Random layers (``MixedPool``, ``StochasticPool``, ``S3Pool``,
+``FractionalMaxPool``) draw from the ``'pool'`` rng stream
+(``rng_collection``) and take a ``deterministic`` field or call argument,
+like :class:`flax.linen.Dropout`:
+``layer.apply(variables, x, deterministic=False, rngs={'pool': key})``.
+
+:func:`make_pool` builds a layer from a registered name, as
+:func:`jaxpool.nnx.make_pool`; :func:`register_pool` adds names.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxpool import linen as jplinen
+  >>> layer = jplinen.AvgPool((2, 2))
+  >>> layer.apply({}, jnp.ones((1, 4, 4, 3))).shape
+  (1, 2, 2, 3)
+"""
+
+from jaxpool.linen._adaptive import AdaptiveAvgPool as AdaptiveAvgPool
+from jaxpool.linen._adaptive import AdaptiveMaxPool as AdaptiveMaxPool
+from jaxpool.linen._adaptive import GlobalAvgPool as GlobalAvgPool
+from jaxpool.linen._adaptive import GlobalMaxPool as GlobalMaxPool
+from jaxpool.linen._base import PoolModule as PoolModule
+from jaxpool.linen._base import RandomModule as RandomModule
+from jaxpool.linen._base import WindowModule as WindowModule
+from jaxpool.linen._classic import AvgMaxPool as AvgMaxPool
+from jaxpool.linen._classic import AvgPool as AvgPool
+from jaxpool.linen._classic import LpPool as LpPool
+from jaxpool.linen._classic import MaxPool as MaxPool
+from jaxpool.linen._classic import MedianPool as MedianPool
+from jaxpool.linen._classic import MinPool as MinPool
+from jaxpool.linen._fractional import FractionalMaxPool as FractionalMaxPool
+from jaxpool.linen._indices import MaxPoolWithIndices as MaxPoolWithIndices
+from jaxpool.linen._indices import MaxUnpool as MaxUnpool
+from jaxpool.linen._mixed import GatedPool as GatedPool
+from jaxpool.linen._mixed import LearnedMixedPool as LearnedMixedPool
+from jaxpool.linen._mixed import MixedPool as MixedPool
+from jaxpool.linen._registry import available_pools as available_pools
+from jaxpool.linen._registry import make_pool as make_pool
+from jaxpool.linen._registry import register_pool as register_pool
+from jaxpool.linen._stochastic import S3Pool as S3Pool
+from jaxpool.linen._stochastic import StochasticPool as StochasticPool
+from jaxpool.linen._weighted import DPP as DPP
+from jaxpool.linen._weighted import LIP as LIP
+from jaxpool.linen._weighted import LipPool as LipPool
+from jaxpool.linen._weighted import SoftPool as SoftPool
+
+__all__ = [
+    "AdaptiveAvgPool",
+    "AdaptiveMaxPool",
+    "AvgMaxPool",
+    "AvgPool",
+    "DPP",
+    "FractionalMaxPool",
+    "GatedPool",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "LIP",
+    "LearnedMixedPool",
+    "LipPool",
+    "LpPool",
+    "MaxPool",
+    "MaxPoolWithIndices",
+    "MaxUnpool",
+    "MedianPool",
+    "MinPool",
+    "MixedPool",
+    "PoolModule",
+    "RandomModule",
+    "S3Pool",
+    "SoftPool",
+    "StochasticPool",
+    "WindowModule",
+    "available_pools",
+    "make_pool",
+    "register_pool",
+]

@@ -1,0 +1,62 @@
+"""Names under which models pick a Linen pooling layer: name -> layer class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jaxpool.linen._base import PoolModule
+
+__all__ = ["available_pools", "make_pool", "register_pool"]
+
+_REGISTRY: dict[str, tuple[type[PoolModule], dict]] = {}
+
+
+def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
+  """Makes ``make_pool(name, ...)`` build ``layer`` with ``defaults``.
+
+  ``layer`` must be a :class:`PoolModule` subclass; it is built with
+  ``layer.from_window(window_shape, strides, padding, **defaults,
+  **options)``.
+
+  Example:
+    >>> from jaxpool import linen as jplinen
+    >>> jplinen.register_pool("lp4", jplinen.LpPool, p=4.0)
+    >>> jplinen.make_pool("lp4", (2, 2)).p
+    4.0
+  """
+  if not isinstance(name, str) or not name:
+    raise ValueError(f"name must be a non-empty string; got {name!r}.")
+  if not (isinstance(layer, type) and issubclass(layer, PoolModule)):
+    raise TypeError(
+        "layer must be a jaxpool.linen.PoolModule subclass (a layer class,"
+        f" not an instance or a function); got {layer!r}."
+    )
+  _REGISTRY[name] = (layer, dict(defaults))
+
+
+def available_pools() -> tuple[str, ...]:
+  """The names :func:`make_pool` accepts, sorted."""
+  return tuple(sorted(_REGISTRY))
+
+
+def make_pool(
+    name: str, window_shape: Sequence[int], strides=None, padding="VALID", **options
+) -> PoolModule:
+  """Builds a sliding-window Linen layer from its name.
+
+  The names and their default options are those of
+  :func:`jaxpool.nnx.make_pool` (``"max"``, ``"avg"``, ``"lp"``, ...). Linen
+  layers infer ``features`` from the input and draw their randomness from
+  the ``'pool'`` stream at ``apply`` time.
+
+  Example:
+    >>> from jaxpool import linen as jplinen
+    >>> jplinen.make_pool("avgmax", (2, 2)).combine
+    'add'
+  """
+  if not isinstance(name, str) or name not in _REGISTRY:
+    raise ValueError(
+        f"unknown pooling {name!r}; available: {', '.join(available_pools())}."
+    )
+  layer, defaults = _REGISTRY[name]
+  return layer.from_window(window_shape, strides, padding, **{**defaults, **options})

@@ -1,0 +1,93 @@
+"""Flax NNX layers for jaxpool's operators.
+
+Each function layer is a thin :class:`flax.nnx.Module` over the function of
+the same name (``MaxPool`` over :func:`jaxpool.max_pool`): the constructor
+takes the function's arguments after the array inputs (same names, defaults
+and kinds) and the call applies the function. No layer re-implements math.
+
+* Learned layers (``LIP``, ``DPP``, ``LearnedMixedPool``, ``GatedPool``) own
+  :class:`flax.nnx.Param` attributes and pass them through the shared
+  parametrisations to the function; ``features`` is keyword-only.
+* Random layers (:class:`RandomLayer`: ``MixedPool``, ``StochasticPool``,
+  ``S3Pool``, ``FractionalMaxPool``) take ``rngs`` in the constructor or at
+  call time (an :class:`flax.nnx.Rngs`, an ``RngStream`` or a raw key; the
+  stream is ``'pool'``, falling back to ``'default'``), have a
+  ``deterministic`` attribute and a ``set_view(deterministic=None)`` method,
+  like :class:`flax.nnx.Dropout`, so that both ``model.eval()`` and
+  ``nnx.view(model, deterministic=True)`` switch them to inference.
+
+:func:`make_pool` builds a layer from a registered name (``"max"``,
+``"soft"``, ``"lip"``, ...), for models that choose their pooling by string;
+:func:`register_pool` adds names.
+
+Example:
+  >>> import jax.numpy as jnp
+  >>> from jaxpool import nnx as jpnnx
+  >>> pool = jpnnx.MaxPool((2, 2))
+  >>> pool(jnp.ones((1, 4, 4, 3))).shape
+  (1, 2, 2, 3)
+"""
+
+from jaxpool._src.params import LIP_LOGIT_BOUND as LIP_LOGIT_BOUND
+from jaxpool.nnx._adaptive import AdaptiveAvgPool as AdaptiveAvgPool
+from jaxpool.nnx._adaptive import AdaptiveMaxPool as AdaptiveMaxPool
+from jaxpool.nnx._adaptive import GlobalAvgPool as GlobalAvgPool
+from jaxpool.nnx._adaptive import GlobalMaxPool as GlobalMaxPool
+from jaxpool.nnx._base import FunctionLayer as FunctionLayer
+from jaxpool.nnx._base import LearnedLayer as LearnedLayer
+from jaxpool.nnx._base import PoolLayer as PoolLayer
+from jaxpool.nnx._base import RandomLayer as RandomLayer
+from jaxpool.nnx._classic import AvgMaxPool as AvgMaxPool
+from jaxpool.nnx._classic import AvgPool as AvgPool
+from jaxpool.nnx._classic import LpPool as LpPool
+from jaxpool.nnx._classic import MaxPool as MaxPool
+from jaxpool.nnx._classic import MedianPool as MedianPool
+from jaxpool.nnx._classic import MinPool as MinPool
+from jaxpool.nnx._fractional import FractionalMaxPool as FractionalMaxPool
+from jaxpool.nnx._indices import MaxPoolWithIndices as MaxPoolWithIndices
+from jaxpool.nnx._indices import MaxUnpool as MaxUnpool
+from jaxpool.nnx._mixed import GatedPool as GatedPool
+from jaxpool.nnx._mixed import LearnedMixedPool as LearnedMixedPool
+from jaxpool.nnx._mixed import MixedPool as MixedPool
+from jaxpool.nnx._registry import available_pools as available_pools
+from jaxpool.nnx._registry import make_pool as make_pool
+from jaxpool.nnx._registry import register_pool as register_pool
+from jaxpool.nnx._stochastic import S3Pool as S3Pool
+from jaxpool.nnx._stochastic import StochasticPool as StochasticPool
+from jaxpool.nnx._weighted import DPP as DPP
+from jaxpool.nnx._weighted import LIP as LIP
+from jaxpool.nnx._weighted import LipPool as LipPool
+from jaxpool.nnx._weighted import SoftPool as SoftPool
+
+__all__ = [
+    "AdaptiveAvgPool",
+    "AdaptiveMaxPool",
+    "AvgMaxPool",
+    "AvgPool",
+    "DPP",
+    "FractionalMaxPool",
+    "FunctionLayer",
+    "GatedPool",
+    "GlobalAvgPool",
+    "GlobalMaxPool",
+    "LIP",
+    "LIP_LOGIT_BOUND",
+    "LearnedLayer",
+    "LearnedMixedPool",
+    "LipPool",
+    "LpPool",
+    "MaxPool",
+    "MaxPoolWithIndices",
+    "MaxUnpool",
+    "MedianPool",
+    "MinPool",
+    "MixedPool",
+    "PoolLayer",
+    "RandomLayer",
+    "S3Pool",
+    "SoftPool",
+    "StochasticPool",
+    "available_pools",
+    "make_pool",
+    "register_pool",
+]

@@ -1,0 +1,255 @@
+"""Base classes of the NNX layers: function layers, random layers, learned layers."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import jax
+from flax import nnx
+
+from jaxpool._src.core.checks import check_bool
+
+__all__ = [
+    "FunctionLayer",
+    "LearnedLayer",
+    "PoolLayer",
+    "RandomLayer",
+    "function_layer",
+    "window_options",
+]
+
+# Array arguments a layer takes at call time, never at construction.
+_CALL_ARRAYS = ("x", "logits", "gate", "indices", "key")
+
+
+def freeze(value):
+  """Lists to tuples, recursively, so configurations are hashable."""
+  if isinstance(value, (list, tuple)):
+    return tuple(freeze(v) for v in value)
+  return value
+
+
+def window_options(window_shape, strides, padding, **options) -> dict:
+  """The window keyword arguments a learned layer passes to its function."""
+  options = dict(window_shape=window_shape, strides=strides, padding=padding, **options)
+  return {k: freeze(v) for k, v in options.items()}
+
+
+class PoolLayer(nnx.Module):
+  """Base of every jaxpool NNX layer."""
+
+  @property
+  def feature_multiplier(self) -> int:
+    """Output features per input feature (2 for concatenating layers)."""
+    return 1
+
+  @classmethod
+  def from_window(
+      cls, window_shape: Sequence[int], strides=None, padding="VALID", *,
+      features: int | None = None, rngs: nnx.Rngs | None = None, **options,
+  ) -> PoolLayer:
+    """The layer :func:`jaxpool.nnx.make_pool` builds for a window.
+
+    By default ``cls(window_shape, strides, padding, **options)``; layers with
+    parameters or randomness also take ``features`` and ``rngs``.
+    """
+    del features, rngs  # this layer has neither parameters nor randomness
+    return cls(window_shape, strides, padding, **options)
+
+
+class FunctionLayer(PoolLayer):
+  """A layer that applies a fixed jaxpool function with bound options.
+
+  Subclasses are made with :func:`function_layer`, which sets ``function`` and
+  ``inputs`` (the array arguments the call takes, e.g. ``('x',)``). The
+  constructor takes the function's other arguments (same names, defaults and
+  kinds) and checks them against its signature, so a misspelt option fails at
+  construction, not at the first call.
+  """
+
+  function: ClassVar[Callable[..., Any]]
+  inputs: ClassVar[tuple[str, ...]] = ("x",)
+
+  def __init__(self, *args, **kwargs):
+    try:
+      inspect.signature(type(self).function).bind(
+          *(None,) * len(self.inputs), *args, **kwargs
+      )
+    except TypeError as error:
+      raise TypeError(
+          f"{type(self).__name__}: {error} (arguments are those of"
+          f" jaxpool.{type(self).function.__name__} after the input)"
+      ) from None
+    self.args = freeze(args)
+    self.kwargs = {k: freeze(v) for k, v in kwargs.items()}
+
+  def __call__(self, *inputs: jax.typing.ArrayLike):
+    if len(inputs) != len(self.inputs):
+      raise TypeError(
+          f"{type(self).__name__} takes {len(self.inputs)} array input(s)"
+          f" {self.inputs}; got {len(inputs)}."
+      )
+    return type(self).function(*inputs, *self.args, **self.kwargs)
+
+
+def _constructor_signature(function, extra: Sequence[inspect.Parameter]) -> inspect.Signature:
+  params = [
+      p for name, p in inspect.signature(function).parameters.items()
+      if name not in _CALL_ARRAYS
+  ]
+  return inspect.Signature(params + list(extra))
+
+
+def function_layer(function: Callable[..., Any], *, inputs: tuple[str, ...] = ("x",)):
+  """Class decorator: binds ``function``, its constructor signature and docs."""
+
+  def wrap(cls):
+    cls.function = staticmethod(function)
+    cls.inputs = inputs
+    extra = getattr(cls, "_extra_parameters", ())
+    cls.__signature__ = _constructor_signature(function, extra)
+    cls.__doc__ = (
+        f"{cls.__doc__}\n\n  Constructor arguments are those of"
+        f" :func:`jaxpool.{function.__name__}` after the array input(s)"
+        f" {', '.join(inputs)}; see its documentation.\n"
+    )
+    return cls
+
+  return wrap
+
+
+def _keyword(name, default):
+  return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+
+
+def fork_rngs(rngs, collection: str, owner: str):
+  """The layer's own stream: forked from ``rngs`` (or ``None``)."""
+  if isinstance(rngs, nnx.Rngs):
+    return rngs[collection].fork()
+  if isinstance(rngs, nnx.RngStream):
+    return rngs.fork()
+  if rngs is None:
+    return nnx.data(None)
+  raise TypeError(
+      f"{owner}: rngs must be nnx.Rngs, nnx.RngStream or None; got"
+      f" {type(rngs).__name__}."
+  )
+
+
+class RandomLayer(FunctionLayer):
+  """A layer over a random jaxpool function, switched like :class:`nnx.Dropout`.
+
+  Training (``deterministic=False``) calls the function with a fresh key from
+  ``rngs``; inference (``deterministic=True``, set by ``model.eval()``,
+  ``nnx.view(model, deterministic=True)`` or the call argument) calls it
+  with ``key=None``, the operator's documented inference rule.
+
+  Args (after the function's own):
+    deterministic: the default mode; ``None`` requires it at call time.
+    rng_collection: the :class:`nnx.Rngs` stream to draw from (``'pool'``;
+      ``Rngs`` without that stream use ``'default'``).
+    rngs: ``Rngs``, ``RngStream`` or ``None`` (then pass ``rngs`` at call
+      time in training).
+  """
+
+  _extra_parameters = (
+      _keyword("deterministic", False),
+      _keyword("rng_collection", "pool"),
+      _keyword("rngs", None),
+  )
+
+  def __init__(
+      self,
+      *args,
+      deterministic: bool | None = False,
+      rng_collection: str = "pool",
+      rngs: nnx.Rngs | nnx.RngStream | None = None,
+      **kwargs,
+  ):
+    if "key" in kwargs:
+      raise TypeError(
+          f"{type(self).__name__} draws its keys from rngs; do not pass key."
+      )
+    super().__init__(*args, **kwargs)
+    if deterministic is not None:
+      check_bool("deterministic", deterministic)
+    self.deterministic = deterministic
+    self.rng_collection = rng_collection
+    self.rngs = fork_rngs(rngs, rng_collection, type(self).__name__)
+
+  @classmethod
+  def from_window(cls, window_shape, strides=None, padding="VALID", *,
+                  features=None, rngs=None, **options):
+    del features  # no parameters
+    return cls(window_shape, strides, padding, rngs=rngs, **options)
+
+  def __call__(
+      self,
+      x: jax.typing.ArrayLike,
+      *,
+      deterministic: bool | None = None,
+      rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
+  ) -> jax.Array:
+    key = self.key(deterministic, rngs)
+    return type(self).function(x, *self.args, key=key, **self.kwargs)
+
+  def key(self, deterministic=None, rngs=None) -> jax.Array | None:
+    """The key for one call, or ``None`` in deterministic mode."""
+    deterministic = self.deterministic if deterministic is None else deterministic
+    if deterministic is None:
+      raise ValueError(
+          f"{type(self).__name__}: deterministic is None; pass it to the"
+          " constructor or the call, or use nnx.view(model,"
+          " deterministic=...)."
+      )
+    if check_bool("deterministic", deterministic):
+      return None
+    rngs = self.rngs if rngs is None else rngs
+    if isinstance(rngs, nnx.Rngs):
+      return rngs[self.rng_collection]()
+    if isinstance(rngs, nnx.RngStream):
+      return rngs()
+    if isinstance(rngs, jax.Array):
+      return rngs
+    raise ValueError(
+        f"{type(self).__name__} is in training mode (deterministic=False) but"
+        " has no rngs: pass rngs=nnx.Rngs(...) to the constructor or the"
+        f" call, or switch to inference; got rngs={rngs!r}."
+    )
+
+  def set_view(self, deterministic: bool | None = None):
+    """Used by ``nnx.view(model, deterministic=...)``."""
+    if deterministic is not None:
+      self.deterministic = deterministic
+
+
+class LearnedLayer(PoolLayer):
+  """A layer that owns learned parameters; ``make_pool`` passes it
+  ``features`` and ``rngs``."""
+
+  @classmethod
+  def from_window(cls, window_shape, strides=None, padding="VALID", *,
+                  features=None, rngs=None, **options):
+    return cls(window_shape, strides, padding, features=features, rngs=rngs, **options)
+
+
+def require_rngs(owner: str, rngs) -> nnx.Rngs:
+  """``rngs`` if it is an ``nnx.Rngs``; a ``TypeError`` naming ``owner`` else."""
+  if not isinstance(rngs, nnx.Rngs):
+    raise TypeError(
+        f"{owner} needs rngs=nnx.Rngs(...) to initialise its parameters; got"
+        f" rngs={rngs!r}."
+    )
+  return rngs
+
+
+def parameters(params: dict[str, jax.Array]) -> nnx.Dict:
+  """A flat dict of arrays as ``nnx.Param`` attributes."""
+  return nnx.Dict({name: nnx.Param(value) for name, value in params.items()})
+
+
+def values(params: nnx.Dict) -> dict[str, jax.Array]:
+  """The arrays of :func:`parameters`, for the pure functions."""
+  return {name: param[...] for name, param in params.items()}

@@ -1,0 +1,133 @@
+"""NNX layers of mixed and gated pooling (Yu et al.; Lee et al.)."""
+
+from __future__ import annotations
+
+import inspect
+
+import jax
+from flax import nnx
+
+import jaxpool
+from jaxpool._src import params as P
+from jaxpool.nnx._base import (
+    LearnedLayer,
+    RandomLayer,
+    function_layer,
+    require_rngs,
+    window_options,
+)
+from jaxpool.nnx._registry import register_pool
+
+__all__ = ["GatedPool", "LearnedMixedPool", "MixedPool"]
+
+
+@function_layer(jaxpool.mixed_pool)
+class MixedPool(RandomLayer):
+  """Yu et al.'s random max/average pooling: ``MixedPool((2, 2), rngs=rngs)``.
+
+  Training draws max or average per region (``granularity``); inference mixes
+  them with weight ``alpha``. See :func:`jaxpool.mixed_pool`.
+  """
+
+
+def _check_options(owner: str, function, options: dict) -> dict:
+  """``options`` checked against ``function``'s keyword-only arguments."""
+  allowed = {
+      name for name, p in inspect.signature(function).parameters.items()
+      if p.kind is p.KEYWORD_ONLY
+  } - {"alpha", "key"}
+  unknown = sorted(set(options) - allowed)
+  if unknown:
+    raise TypeError(
+        f"{owner}: unexpected keyword argument(s) {', '.join(unknown)}; the"
+        f" options are those of jaxpool.{function.__name__}:"
+        f" {', '.join(sorted(allowed))}."
+    )
+  return options
+
+
+class LearnedMixedPool(LearnedLayer):
+  """Lee et al.'s mixed max-average pooling with a learned proportion.
+
+  ``y = a * max_pool(x) + (1 - a) * avg_pool(x)``, ``a = sigmoid(w)`` with
+  ``w`` a parameter initialised to 0 (``a = 1/2``): one per layer (the
+  paper's headline setting) or, with ``per_feature=True``, one per feature.
+  The sigmoid keeps ``a`` in ``[0, 1]`` as the paper requires (how the paper
+  enforces it is not confirmed; most ports leave it unconstrained).
+
+  Args:
+    window_shape, strides, padding: the window.
+    features: number of input features (needed with ``per_feature``).
+    per_feature: one proportion per feature.
+    rngs: unused (deterministic initialisation).
+    **options: keyword options of :func:`jaxpool.mixed_pool`
+      (``count_include_pad``, ``dilation``, ``ceil_mode``, ...).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> jpnnx.LearnedMixedPool((2, 2))(jnp.ones((1, 4, 4, 3))).shape
+    (1, 2, 2, 3)
+  """
+
+  def __init__(
+      self, window_shape, strides=None, padding="VALID", *,
+      features: int | None = None, per_feature: bool = False,
+      rngs: nnx.Rngs | None = None, **options,
+  ):
+    del rngs  # deterministic initialisation
+    shape = P.per_feature_shape("LearnedMixedPool", per_feature, features)
+    _check_options("LearnedMixedPool", jaxpool.mixed_pool, options)
+    self.mix_logit = nnx.Param(jax.numpy.zeros(shape))
+    self.window = window_options(window_shape, strides, padding, **options)
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    alpha = P.mix_proportion(self.mix_logit[...])
+    return jaxpool.mixed_pool(x, **self.window, alpha=alpha)
+
+
+class GatedPool(LearnedLayer):
+  """Lee et al.'s gated max-average pooling with a learned gating mask.
+
+  ``y = s * max_pool(x) + (1 - s) * avg_pool(x)``, ``s = sigmoid(g . x_R)``
+  per region (:func:`jaxpool.gated_pool`). ``g`` is one ``window_shape`` mask
+  shared by every feature (the paper: 9 parameters for 3x3), or one per
+  feature when ``per_feature=True``; initialised Gaussian with std 0.1 as in
+  the official AlexNet example.
+
+  Args:
+    window_shape, strides, padding: the window.
+    features: number of input features (needed with ``per_feature``).
+    per_feature: one mask per feature.
+    rngs: initialisation randomness.
+    **options: keyword options of :func:`jaxpool.gated_pool`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> layer = jpnnx.GatedPool((3, 3), 2, 1, rngs=nnx.Rngs(0))
+    >>> layer(jnp.ones((1, 8, 8, 3))).shape
+    (1, 4, 4, 3)
+  """
+
+  def __init__(
+      self, window_shape, strides=None, padding="VALID", *,
+      features: int | None = None, per_feature: bool = False,
+      rngs: nnx.Rngs, **options,
+  ):
+    shape = P.per_feature_shape("GatedPool", per_feature, features)
+    _check_options("GatedPool", jaxpool.gated_pool, options)
+    rngs = require_rngs("GatedPool", rngs)
+    self.gate = nnx.Param(
+        P.gate_init(rngs.params(), window_shape, shape[0] if shape else None)
+    )
+    self.window = window_options(window_shape, strides, padding, **options)
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    return jaxpool.gated_pool(x, self.gate[...], **self.window)
+
+
+register_pool("mixed", MixedPool)
+register_pool("learnedmixed", LearnedMixedPool)
+register_pool("gated", GatedPool)

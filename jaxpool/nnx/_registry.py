@@ -1,0 +1,91 @@
+"""Names under which models pick an NNX pooling layer: name -> layer class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flax import nnx
+
+from jaxpool.nnx._base import PoolLayer
+
+__all__ = ["available_pools", "make_pool", "register_pool"]
+
+_REGISTRY: dict[str, tuple[type[PoolLayer], dict]] = {}
+
+
+def register_pool(name: str, layer: type[PoolLayer], **defaults) -> None:
+  """Makes ``make_pool(name, ...)`` build ``layer`` with ``defaults``.
+
+  ``layer`` must be a :class:`PoolLayer` subclass; it is built with
+  ``layer.from_window(window_shape, strides, padding, features=...,
+  rngs=..., **defaults, **options)`` (by default the constructor with the
+  window arguments).
+
+  Example:
+    >>> from jaxpool import nnx as jpnnx
+    >>> jpnnx.register_pool("lp4", jpnnx.LpPool, p=4.0)
+    >>> jpnnx.make_pool("lp4", (2, 2)).kwargs["p"]
+    4.0
+  """
+  if not isinstance(name, str) or not name:
+    raise ValueError(f"name must be a non-empty string; got {name!r}.")
+  if not (isinstance(layer, type) and issubclass(layer, PoolLayer)):
+    raise TypeError(
+        "layer must be a jaxpool.nnx.PoolLayer subclass (a layer class, not"
+        f" an instance or a function); got {layer!r}."
+    )
+  _REGISTRY[name] = (layer, dict(defaults))
+
+
+def available_pools() -> tuple[str, ...]:
+  """The names :func:`make_pool` accepts, sorted."""
+  return tuple(sorted(_REGISTRY))
+
+
+def make_pool(
+    name: str,
+    window_shape: Sequence[int],
+    strides=None,
+    padding="VALID",
+    *,
+    features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+    **options,
+) -> PoolLayer:
+  """Builds a sliding-window pooling layer from its name.
+
+  Args:
+    name: one of :func:`available_pools`: ``"max"``, ``"min"``, ``"avg"``,
+      ``"lp"`` (p=2), ``"median"``, ``"avgmax"`` (half avg plus half max),
+      ``"catavgmax"`` (avg and max concatenated), ``"soft"``, ``"lip"``
+      (simplified logit module), ``"dpp"`` (symmetric lite),
+      ``"learnedmixed"`` and ``"gated"`` (Lee et al.), and the random layers
+      ``"mixed"`` (Yu et al.), ``"stochastic"`` (Zeiler & Fergus), ``"s3"``
+      (S3Pool, one grid cell per axis) and ``"fractional"`` (ratio
+      ``1 / strides``, torch windows of ``window_shape + 1``), plus anything
+      added with :func:`register_pool`.
+    window_shape, strides, padding: the window, as in :func:`jaxpool.max_pool`.
+    features: number of input features, for layers with learned parameters
+      (``"lip"``, ``"dpp"``, ``"gated"``/``"learnedmixed"`` with
+      ``per_feature=True``); ignored by the others.
+    rngs: for layers that draw random numbers or initialise parameters;
+      ignored by the others.
+    **options: further keyword options of the layer (override the defaults).
+
+  Returns:
+    The layer.
+
+  Example:
+    >>> from jaxpool import nnx as jpnnx
+    >>> type(jpnnx.make_pool("lp", (2, 2))).__name__
+    'LpPool'
+  """
+  if not isinstance(name, str) or name not in _REGISTRY:
+    raise ValueError(
+        f"unknown pooling {name!r}; available: {', '.join(available_pools())}."
+    )
+  layer, defaults = _REGISTRY[name]
+  return layer.from_window(
+      window_shape, strides, padding, features=features, rngs=rngs,
+      **{**defaults, **options},
+  )

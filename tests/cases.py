@@ -1,0 +1,129 @@
+"""The operator table every generic test iterates.
+
+One :class:`Case` per operator configuration: how to call it on a
+``(batch, H, W, C)`` array (with a key for the random ones), which outputs an
+input cell can reach (for the locality test), and the layer that reproduces
+the call in both Flax APIs. ``tests/test_properties.py`` (jit, vmap, dtypes,
+gradients), ``test_locality.py``, ``test_sharding.py`` and
+``test_modules.py`` all read it, so a new operator is one row here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax.numpy as jnp
+
+import jaxpool
+
+SHAPE = (4, 7, 9, 3)  # (batch, H, W, features)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One operator configuration.
+
+  Attributes:
+    id: test id.
+    call: ``call(x, key)``, the operator applied to a ``SHAPE`` array;
+      ``key`` is ``None`` (inference) for deterministic operators.
+    reach: ``reach(e, key)`` for a one-hot ``e`` (a single 1, zeros
+      elsewhere): a boolean mask of the outputs whose windows (bins, regions)
+      contain the hot cell. ``None`` means ``call(e, key) > 0``, right for
+      every operator whose output is a positively weighted mean or a maximum
+      of its window (the regions drawn from ``key`` included).
+    random: the operator takes a ``key`` (training) besides ``None``.
+    reverse_only: the derivative is a ``custom_vjp`` (no forward mode).
+    layer: ``(class name, args, kwargs)`` of the layer equal to ``call``
+      (inference mode for random layers), the same in ``jaxpool.nnx`` and
+      ``jaxpool.linen``; ``None`` when the call needs extra arrays.
+    sharding: include in the 8-device sharding test.
+  """
+
+  id: str
+  call: Callable
+  reach: Callable | None = None
+  random: bool = False
+  reverse_only: bool = False
+  layer: tuple | None = None
+  sharding: bool = True
+
+
+def _max_reach(*args, **kwargs):
+  return lambda e, key: jaxpool.max_pool(e, *args, **kwargs) > 0
+
+
+def _unpool_reach(e, key):
+  """An unpooled cell changes when it shares a 2x2 window with the hot cell."""
+  pooled = jaxpool.max_pool(e, (2, 2))
+  up = jnp.repeat(jnp.repeat(pooled, 2, axis=1), 2, axis=2)
+  return jnp.pad(up, ((0, 0), (0, 1), (0, 1), (0, 0))) > 0
+
+
+def _gate(x):
+  return jnp.linspace(-0.5, 0.5, 9, dtype=x.dtype).reshape(3, 3)
+
+
+CASES = [
+    Case("max_pool", lambda x, k: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True),
+         layer=("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True})),
+    Case("max_pool_dilated", lambda x, k: jaxpool.max_pool(x, (2, 2), 1, dilation=2)),
+    Case("min_pool", lambda x, k: jaxpool.min_pool(x, (2, 3), (1, 2), "SAME"),
+         _max_reach((2, 3), (1, 2), "SAME"),
+         layer=("MinPool", ((2, 3), (1, 2), "SAME"), {})),
+    Case("avg_pool", lambda x, k: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False),
+         layer=("AvgPool", ((3, 3), 2, 1), {"count_include_pad": False})),
+    Case("lp_pool", lambda x, k: jaxpool.lp_pool(x, (2, 2), p=3.0),
+         layer=("LpPool", ((2, 2),), {"p": 3.0})),
+    Case("lp_pool_overlapping", lambda x, k: jaxpool.lp_pool(x, (3, 3), 2, 1, p=2.0),
+         sharding=False),
+    Case("median_pool", lambda x, k: jaxpool.median_pool(x, (3, 3), 1, 1),
+         _max_reach((3, 3), 1, 1), reverse_only=True,
+         layer=("MedianPool", ((3, 3), 1, 1), {})),
+    Case("median_pool_mean", lambda x, k: jaxpool.median_pool(x, (2, 2), 1, even="mean"),
+         _max_reach((2, 2), 1), reverse_only=True, sharding=False),
+    Case("avg_max_pool", lambda x, k: jaxpool.avg_max_pool(x, (2, 2), combine="concat"),
+         layer=("AvgMaxPool", ((2, 2),), {"combine": "concat"})),
+    Case("avg_max_pool_add", lambda x, k: jaxpool.avg_max_pool(x, (3, 3), 2, 1),
+         sharding=False),
+    Case("adaptive_avg_pool", lambda x, k: jaxpool.adaptive_avg_pool(x, (3, 4)),
+         layer=("AdaptiveAvgPool", ((3, 4),), {})),
+    Case("adaptive_max_pool", lambda x, k: jaxpool.adaptive_max_pool(x, (3, 4)),
+         layer=("AdaptiveMaxPool", ((3, 4),), {})),
+    Case("global_avg_pool", lambda x, k: jaxpool.global_avg_pool(x),
+         layer=("GlobalAvgPool", (), {})),
+    Case("global_max_pool", lambda x, k: jaxpool.global_max_pool(x, keepdims=True),
+         layer=("GlobalMaxPool", (), {"keepdims": True})),
+    Case("max_pool_with_indices", lambda x, k: jaxpool.max_pool_with_indices(x, (2, 2))[0]),
+    Case("max_unpool", lambda x, k: jaxpool.max_unpool(
+        *jaxpool.max_pool_with_indices(x, (2, 2)), (7, 9)), _unpool_reach),
+    Case("soft_pool", lambda x, k: jaxpool.soft_pool(x, (3, 3), 2, 1, ceil_mode=True),
+         reverse_only=True, layer=("SoftPool", ((3, 3), 2, 1), {"ceil_mode": True})),
+    Case("lip_pool", lambda x, k: jaxpool.lip_pool(x, 0.5 * x, (2, 2), 1),  # exact in bf16
+         reverse_only=True),
+    Case("dpp_pool", lambda x, k: jaxpool.dpp_pool(x, 1.0, 2.0, (2, 2))),
+    Case("dpp_pool_padded", lambda x, k: jaxpool.dpp_pool(
+        x, 1.0, 2.0, (3, 3), 2, 1, reward="asym"), sharding=False),
+    Case("mixed_pool", lambda x, k: jaxpool.mixed_pool(x, (3, 3), 2, 1, alpha=0.25, key=k),
+         random=True, layer=("MixedPool", ((3, 3), 2, 1), {"alpha": 0.25})),
+    Case("gated_pool", lambda x, k: jaxpool.gated_pool(x, _gate(x), (3, 3), 2)),
+    Case("stochastic_pool", lambda x, k: jaxpool.stochastic_pool(x, (2, 2), padding=1, key=k),
+         random=True, layer=("StochasticPool", ((2, 2),), {"padding": 1})),
+    Case("s3_pool", lambda x, k: jaxpool.s3_pool(x[:, :6, :8], (2, 2), grid_shape=(2, 4), key=k),
+         random=True, sharding=False),
+    Case("fractional_max_pool", lambda x, k: jaxpool.fractional_max_pool(
+        x, (2, 2), output_shape=(4, 5), key=k),
+         random=True, layer=("FractionalMaxPool", ((2, 2),), {"output_shape": (4, 5)})),
+    Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
+        x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
+]
+
+BY_ID = {case.id: case for case in CASES}
+
+
+def reach(case: Case, e, key=None):
+  """The outputs whose windows contain the hot cell of one-hot ``e``."""
+  if case.reach is not None:
+    return case.reach(e, key)
+  return case.call(e, key) > 0
