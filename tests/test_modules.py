@@ -87,8 +87,8 @@ def test_register_pool_extends_make_pool():
     np.testing.assert_allclose(layer(X), jaxpool.lp_pool(X, (2, 2), p=4.0), rtol=1e-6)
     assert "wide_lp" in jpnnx.available_pools()
   finally:
-    from jaxpool.nnx import _registry
-    _registry._REGISTRY.pop("wide_lp")
+    jpnnx.unregister_pool("wide_lp")
+  assert "wide_lp" not in jpnnx.available_pools()
 
 
 class _Net(nnx.Module):

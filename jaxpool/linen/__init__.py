@@ -45,6 +45,7 @@ from jaxpool.linen._mixed import MixedPool as MixedPool
 from jaxpool.linen._registry import available_pools as available_pools
 from jaxpool.linen._registry import make_pool as make_pool
 from jaxpool.linen._registry import register_pool as register_pool
+from jaxpool.linen._registry import unregister_pool as unregister_pool
 from jaxpool.linen._stochastic import S3Pool as S3Pool
 from jaxpool.linen._stochastic import StochasticPool as StochasticPool
 from jaxpool.linen._weighted import DPP as DPP
@@ -81,4 +82,5 @@ __all__ = [
     "available_pools",
     "make_pool",
     "register_pool",
+    "unregister_pool",
 ]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from jaxpool._src.registry import Registry
 from jaxpool.linen._base import PoolModule
 
-__all__ = ["available_pools", "make_pool", "register_pool"]
+__all__ = ["available_pools", "make_pool", "register_pool", "unregister_pool"]
 
-_REGISTRY: dict[str, tuple[type[PoolModule], dict]] = {}
+_REGISTRY = Registry(PoolModule, "jaxpool.linen.PoolModule")
 
 
 def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
@@ -23,20 +24,19 @@ def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
     >>> jplinen.register_pool("lp4", jplinen.LpPool, p=4.0)
     >>> jplinen.make_pool("lp4", (2, 2)).p
     4.0
+    >>> jplinen.unregister_pool("lp4")
   """
-  if not isinstance(name, str) or not name:
-    raise ValueError(f"name must be a non-empty string; got {name!r}.")
-  if not (isinstance(layer, type) and issubclass(layer, PoolModule)):
-    raise TypeError(
-        "layer must be a jaxpool.linen.PoolModule subclass (a layer class,"
-        f" not an instance or a function); got {layer!r}."
-    )
-  _REGISTRY[name] = (layer, dict(defaults))
+  _REGISTRY.register(name, layer, defaults)
+
+
+def unregister_pool(name: str) -> None:
+  """Removes ``name`` from the registry (nothing happens if it is absent)."""
+  _REGISTRY.unregister(name)
 
 
 def available_pools() -> tuple[str, ...]:
   """The names :func:`make_pool` accepts, sorted."""
-  return tuple(sorted(_REGISTRY))
+  return _REGISTRY.names()
 
 
 def make_pool(
@@ -54,9 +54,5 @@ def make_pool(
     >>> jplinen.make_pool("avgmax", (2, 2)).combine
     'add'
   """
-  if not isinstance(name, str) or name not in _REGISTRY:
-    raise ValueError(
-        f"unknown pooling {name!r}; available: {', '.join(available_pools())}."
-    )
-  layer, defaults = _REGISTRY[name]
+  layer, defaults = _REGISTRY.lookup(name)
   return layer.from_window(window_shape, strides, padding, **{**defaults, **options})

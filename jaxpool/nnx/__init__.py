@@ -52,6 +52,7 @@ from jaxpool.nnx._mixed import MixedPool as MixedPool
 from jaxpool.nnx._registry import available_pools as available_pools
 from jaxpool.nnx._registry import make_pool as make_pool
 from jaxpool.nnx._registry import register_pool as register_pool
+from jaxpool.nnx._registry import unregister_pool as unregister_pool
 from jaxpool.nnx._stochastic import S3Pool as S3Pool
 from jaxpool.nnx._stochastic import StochasticPool as StochasticPool
 from jaxpool.nnx._weighted import DPP as DPP
@@ -90,4 +91,5 @@ __all__ = [
     "available_pools",
     "make_pool",
     "register_pool",
+    "unregister_pool",
 ]

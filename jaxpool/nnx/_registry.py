@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 from flax import nnx
 
+from jaxpool._src.registry import Registry
 from jaxpool.nnx._base import PoolLayer
 
-__all__ = ["available_pools", "make_pool", "register_pool"]
+__all__ = ["available_pools", "make_pool", "register_pool", "unregister_pool"]
 
-_REGISTRY: dict[str, tuple[type[PoolLayer], dict]] = {}
+_REGISTRY = Registry(PoolLayer, "jaxpool.nnx.PoolLayer")
 
 
 def register_pool(name: str, layer: type[PoolLayer], **defaults) -> None:
@@ -26,20 +27,19 @@ def register_pool(name: str, layer: type[PoolLayer], **defaults) -> None:
     >>> jpnnx.register_pool("lp4", jpnnx.LpPool, p=4.0)
     >>> jpnnx.make_pool("lp4", (2, 2)).kwargs["p"]
     4.0
+    >>> jpnnx.unregister_pool("lp4")
   """
-  if not isinstance(name, str) or not name:
-    raise ValueError(f"name must be a non-empty string; got {name!r}.")
-  if not (isinstance(layer, type) and issubclass(layer, PoolLayer)):
-    raise TypeError(
-        "layer must be a jaxpool.nnx.PoolLayer subclass (a layer class, not"
-        f" an instance or a function); got {layer!r}."
-    )
-  _REGISTRY[name] = (layer, dict(defaults))
+  _REGISTRY.register(name, layer, defaults)
+
+
+def unregister_pool(name: str) -> None:
+  """Removes ``name`` from the registry (nothing happens if it is absent)."""
+  _REGISTRY.unregister(name)
 
 
 def available_pools() -> tuple[str, ...]:
   """The names :func:`make_pool` accepts, sorted."""
-  return tuple(sorted(_REGISTRY))
+  return _REGISTRY.names()
 
 
 def make_pool(
@@ -80,11 +80,7 @@ def make_pool(
     >>> type(jpnnx.make_pool("lp", (2, 2))).__name__
     'LpPool'
   """
-  if not isinstance(name, str) or name not in _REGISTRY:
-    raise ValueError(
-        f"unknown pooling {name!r}; available: {', '.join(available_pools())}."
-    )
-  layer, defaults = _REGISTRY[name]
+  layer, defaults = _REGISTRY.lookup(name)
   return layer.from_window(
       window_shape, strides, padding, features=features, rngs=rngs,
       **{**defaults, **options},
