@@ -8,13 +8,13 @@ does not divide ``L``. Every shape here is static (it depends only on
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_bool
@@ -79,7 +79,9 @@ def adaptive_avg_pool(
   axis (``L`` input size, ``T`` output size); equal to
   ``torch.nn.functional.adaptive_avg_pool{1,2,3}d``. Bins overlap when ``T``
   does not divide ``L`` (Equinox's ``AdaptivePool`` partitions instead and
-  gives other numbers). ``T`` may exceed ``L``.
+  gives other numbers). ``T`` may exceed ``L``. A NaN or an infinity reaches
+  only the bins that hold it (``+inf`` in a bin gives ``+inf``, ``+inf`` and
+  ``-inf`` give NaN), as in torch.
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
@@ -115,36 +117,77 @@ def adaptive_avg_pool(
           axis=tuple(batch + 2 * i + 1 for i in range(len(window)))
       )
     return (total / np.asarray(geom.window_size, dtype=ct)).astype(x.dtype)
-  for axis, size, out in zip(axes, in_shape, output_shape):
-    starts, ends = adaptive_bins(size, out)
-    weights = np.zeros((out, size))
-    for i, (lo, hi) in enumerate(zip(starts, ends)):
-      weights[i, lo:hi] = 1.0 / (hi - lo)
-    moved = jnp.moveaxis(xc, axis, -1)
-    pooled = jnp.matmul(
-        moved, jnp.asarray(weights.T, dtype=ct), precision=lax.Precision.HIGHEST
-    )
-    xc = jnp.moveaxis(pooled, -1, axis)
-  return xc.astype(x.dtype)
+  return _uneven_adaptive_avg(xc, axes, output_shape).astype(x.dtype)
 
 
-def _adaptive_max_axis(x: jax.Array, axis: int, out: int) -> jax.Array:
-  """Adaptive max along one axis; the first maximum of each bin is selected."""
+def _uneven_adaptive_avg(x, axes, output_shape):
+  """Adaptive average with overlapping bins, one axis at a time."""
+  for axis, out in zip(axes, output_shape):
+    if x.shape[axis] != out:
+      x = _adaptive_avg_axis(x, axis, out)
+  return x
+
+
+def _bin_weights(size: int, out: int) -> np.ndarray:
+  """``(out, size)`` matrix of the bin means: ``1 / len(bin)`` on each bin."""
+  starts, ends = adaptive_bins(size, out)
+  weights = np.zeros((out, size))
+  for i, (lo, hi) in enumerate(zip(starts, ends)):
+    weights[i, lo:hi] = 1.0 / (hi - lo)
+  return weights
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _adaptive_avg_axis(x: jax.Array, axis: int, out: int) -> jax.Array:
+  """Adaptive average along one axis.
+
+  The value sums each bin's own cells (a gather, :func:`_bin_cells`), so a
+  NaN or inf reaches only the bins that hold it; a product with the
+  bin-weight matrix over the whole axis would spread it by ``0 * NaN``. The
+  map is linear: its tangent is that product (:func:`_bin_weights`), whose
+  transpose, the reverse-mode derivative, is one more fast product (a
+  gather's transpose is a slow scatter-add).
+  """
+  cells, counts = _bin_cells(x, axis, out, 0)
+  counts = counts.reshape(counts.shape + (1,) * (x.ndim - axis - 1))
+  return cells.sum(axis=axis + 1) / jnp.asarray(counts, dtype=x.dtype)
+
+
+@_adaptive_avg_axis.defjvp
+def _adaptive_avg_axis_jvp(axis, out, primals, tangents):
+  (x,), (t,) = primals, tangents
+  weights = jnp.asarray(_bin_weights(x.shape[axis], out).T, dtype=t.dtype)
+  moved = jnp.moveaxis(t, axis, -1)
+  dt = jnp.matmul(moved, weights, precision=jax.lax.Precision.HIGHEST)
+  return _adaptive_avg_axis(x, axis, out), jnp.moveaxis(dt, -1, axis)
+
+
+def _bin_cells(x: jax.Array, axis: int, out: int, fill):
+  """Every bin's cells along ``axis``, padded to the widest bin with ``fill``.
+
+  Returns ``(cells, counts)``: ``cells`` has ``axis`` split into ``(out,
+  width)`` in place (no transpose of ``x``); ``counts`` is the number of real
+  cells per bin. The padding cells are replaced by ``fill`` with a select
+  (never multiplied by 0), so a NaN or inf only reaches the bins that hold it.
+  """
   size = x.shape[axis]
   starts, ends = adaptive_bins(size, out)
   width = int((ends - starts).max())
   index = starts[:, None] + np.arange(width)[None, :]
   valid = index < ends[:, None]
   index = np.minimum(index, size - 1)
-  moved = jnp.moveaxis(x, axis, -1)
-  gathered = jnp.take(moved, jnp.asarray(index.ravel()), axis=-1)
-  gathered = gathered.reshape(moved.shape[:-1] + (out, width))
-  gathered = jnp.where(
-      valid, gathered, jnp.array(dtypes.lowest(x.dtype), dtype=x.dtype)
-  )
-  pick = jnp.argmax(gathered, axis=-1, keepdims=True)
-  pooled = jnp.take_along_axis(gathered, pick, axis=-1)[..., 0]
-  return jnp.moveaxis(pooled, -1, axis)
+  cells = jnp.take(x, jnp.asarray(index.ravel()), axis=axis)
+  cells = cells.reshape(x.shape[:axis] + (out, width) + x.shape[axis + 1:])
+  valid = valid.reshape(valid.shape + (1,) * (x.ndim - axis - 1))
+  cells = jnp.where(valid, cells, jnp.array(fill, dtype=x.dtype))
+  return cells, ends - starts
+
+
+def _adaptive_max_axis(x: jax.Array, axis: int, out: int) -> jax.Array:
+  """Adaptive max along one axis; the first maximum of each bin is selected."""
+  gathered, _ = _bin_cells(x, axis, out, dtypes.lowest(x.dtype))
+  pick = jnp.argmax(gathered, axis=axis + 1, keepdims=True)
+  return jnp.take_along_axis(gathered, pick, axis=axis + 1).squeeze(axis + 1)
 
 
 def adaptive_max_pool(
@@ -193,12 +236,19 @@ def _global_axes(x: jax.Array, spatial_ndim: int | None, op: str):
           f" one spatial axis; got x.shape={x.shape}. Pass spatial_ndim=N for"
           " other batch layouts."
       )
-    return tuple(range(1, x.ndim - 1))
-  if isinstance(spatial_ndim, bool) or not isinstance(spatial_ndim, int):
-    raise TypeError(f"spatial_ndim must be an int; got {spatial_ndim!r}.")
-  if spatial_ndim < 1:
-    raise ValueError(f"spatial_ndim must be >= 1; got {spatial_ndim}.")
-  return spatial_axes(x.ndim, spatial_ndim, "spatial_ndim", x.shape)
+    axes = tuple(range(1, x.ndim - 1))
+  else:
+    if isinstance(spatial_ndim, bool) or not isinstance(spatial_ndim, int):
+      raise TypeError(f"spatial_ndim must be an int; got {spatial_ndim!r}.")
+    if spatial_ndim < 1:
+      raise ValueError(f"spatial_ndim must be >= 1; got {spatial_ndim}.")
+    axes = spatial_axes(x.ndim, spatial_ndim, "spatial_ndim", x.shape)
+  if any(x.shape[a] == 0 for a in axes):
+    raise ValueError(
+        f"{op} needs non-empty spatial axes (an empty window has no mean or"
+        f" maximum); got x.shape={x.shape}, spatial axes {axes}."
+    )
+  return axes
 
 
 def global_avg_pool(
@@ -212,9 +262,12 @@ def global_avg_pool(
   Args:
     x: floating-point input; by default ``(batch, *spatial, features)`` and the
       axes ``1 .. ndim - 2`` are reduced.
-    keepdims: keep the reduced axes with size 1.
+    keepdims: keep the reduced axes with size 1 (a bool).
     spatial_ndim: reduce the ``spatial_ndim`` axes just before the feature
       axis instead (for zero or several batch axes).
+
+  Raises:
+    ValueError: if a reduced axis is empty (size 0).
 
   Returns:
     ``(batch, features)`` (or ``(*batch, features)``), ``x``'s dtype; with
@@ -225,6 +278,7 @@ def global_avg_pool(
     >>> jaxpool.global_avg_pool(jnp.ones((2, 4, 4, 3))).shape
     (2, 3)
   """
+  keepdims = check_bool("keepdims", keepdims)
   x = dtypes.float_input(x, "global_avg_pool")
   axes = _global_axes(x, spatial_ndim, "global_avg_pool")
   ct = dtypes.compute_dtype(x.dtype)
@@ -244,9 +298,12 @@ def global_max_pool(
 
   Args:
     x: input; by default ``(batch, *spatial, features)``.
-    keepdims: keep the reduced axes with size 1.
+    keepdims: keep the reduced axes with size 1 (a bool).
     spatial_ndim: reduce the ``spatial_ndim`` axes just before the feature
       axis instead.
+
+  Raises:
+    ValueError: if a reduced axis is empty (size 0).
 
   Returns:
     ``(batch, features)`` (or ``(*batch, features)``), ``x``'s dtype.
@@ -257,6 +314,7 @@ def global_max_pool(
     >>> jaxpool.global_max_pool(x)
     Array([[6., 7.]], dtype=float32)
   """
+  keepdims = check_bool("keepdims", keepdims)
   x = dtypes.numeric_input(x, "global_max_pool")
   axes = _global_axes(x, spatial_ndim, "global_max_pool")
   lead = x.shape[: axes[0]]

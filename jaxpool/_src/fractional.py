@@ -12,7 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import dtypes
-from jaxpool._src.core.checks import check_bool, check_choice, check_key
+from jaxpool._src.core.checks import (
+    check_bool,
+    check_choice,
+    check_number_array,
+    check_one_key,
+)
 from jaxpool._src.core.geometry import normalize_spatial_shape, spatial_axes
 from jaxpool._src.core.sharding import uniform
 from jaxpool._src.core.taps import flatten_batch
@@ -133,11 +138,37 @@ def _region_probabilities(size, out, regions, window, overlapping):
   return table
 
 
+def _expected_over_starts(m: jax.Array, probabilities: np.ndarray, axis: int):
+  """``y[i] = sum_p P[i, p] m[p]`` along ``axis``, over the nonzero entries only.
+
+  Each output reads its possible starts (a static, width-padded list per
+  output) with one gather; the padding entries are dropped with a select, not
+  multiplied by 0, so a NaN or inf of ``m`` reaches only the outputs whose
+  possible regions hold it.
+  """
+  out = probabilities.shape[0]
+  support = [np.flatnonzero(row > 0) for row in probabilities]
+  width = max(len(starts) for starts in support)
+  index = np.zeros((out, width), np.int32)
+  weight = np.zeros((out, width))
+  valid = np.zeros((out, width), bool)
+  for i, starts in enumerate(support):
+    index[i, : len(starts)] = starts
+    weight[i, : len(starts)] = probabilities[i, starts]
+    valid[i, : len(starts)] = True
+  moved = jnp.moveaxis(m, axis, -1)
+  read = jnp.take(moved, jnp.asarray(index.ravel()), axis=-1)
+  read = read.reshape(moved.shape[:-1] + (out, width))
+  terms = jnp.where(valid, read * jnp.asarray(weight, m.dtype), 0)
+  return jnp.moveaxis(terms.sum(axis=-1), -1, axis)
+
+
 def _expected_fractional_max_pool(x, sizes, output_shape, regions, window_shape, overlapping):
   """``E_u[fractional_max_pool(x, samples=u)]``, exactly.
 
-  A sum, over the region sizes per axis, of stride-1 max maps contracted
-  with the (static) region probabilities of every axis.
+  A sum, over the region sizes per axis, of stride-1 max maps read at every
+  output's possible region starts and weighted by their (static)
+  probabilities.
   """
   n = len(sizes)
   tables = [
@@ -153,10 +184,7 @@ def _expected_fractional_max_pool(x, sizes, output_shape, regions, window_shape,
   for combo in itertools.product(*(sorted(t.items()) for t in tables)):
     m = max_pool(x, tuple(length for length, _ in combo), strides=1).astype(wide)
     for axis, (_, probabilities) in enumerate(combo):
-      m = jnp.moveaxis(
-          jnp.tensordot(jnp.asarray(probabilities, wide), m, axes=([1], [first + axis])),
-          0, first + axis,
-      )
+      m = _expected_over_starts(m, probabilities, first + axis)
     y = m if y is None else y + m
   return y.astype(x.dtype)
 
@@ -207,88 +235,13 @@ def layer_arguments(
   return arguments
 
 
-def fractional_max_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int] | None = None,
-    *,
-    output_shape: Sequence[int] | None = None,
-    output_ratio: float | Sequence[float] | None = None,
-    key: jax.Array | None = None,
-    samples: jax.typing.ArrayLike | None = None,
-    regions: _Regions = "torch",
-    overlapping: bool = False,
-) -> jax.Array:
-  """Fractional max pooling (Graham 2014), torch's and the paper's regions.
+def _fractional_shapes(
+    x, window_shape, output_shape, output_ratio, regions, overlapping
+):
+  """Validates the shape arguments of :func:`fractional_max_pool`.
 
-  Max pooling over pseudo-random regions whose average stride ``a = n /
-  out`` need not be an integer. Each spatial axis of each ``(example,
-  feature)`` plane gets its own regions from one number ``u`` in ``[0, 1)``:
-
-  * ``regions='torch'`` (default): windows of the fixed size ``k =
-    window_shape`` starting at ``int((i + u) a') - int(u a')``,
-    ``a' = (n - k) / (out - 1)``, the last one at ``n - k``; generally
-    overlapping. Identical to ``torch.nn.functional.fractional_max_pool2d/3d``
-    given the same samples (values, winners and gradients).
-  * ``regions='pseudorandom'``: Graham's disjoint regions between the
-    boundaries ``ceil(a (i + u)) - ceil(a u)``, ``i = 0..out`` (from 0 to
-    ``n``; each region has ``floor(a)`` or ``ceil(a)`` cells).
-  * ``regions='random'``: Graham's random regions: the ``floor(a)``- and
-    ``ceil(a)``-cell regions in a uniformly random order (drawn from ``key``;
-    ``samples`` cannot describe it).
-
-  ``overlapping=True`` (Graham's overlapping variant, paper regions only)
-  extends every region by one cell into the next, like TensorFlow's
-  ``overlapping``. Within a window the first maximum in row-major order wins,
-  as in torch; gradients flow to it.
-
-  The samples: with ``key``, ``u ~ U[0, 1)`` independently per example,
-  spatial axis and feature (torch's draw). ``samples`` gives them explicitly,
-  shape ``(*batch, num_spatial, features)``; ``samples[..., i, c]`` drives
-  spatial axis ``i``. torch's 2-D samples ``(N, C, 2)`` hold the axes
-  reversed (``[..., 0]`` drives the width): pass
-  ``torch_samples.permute(0, 2, 1).flip(1)``; its 3-D samples ``(N, C, 3)``
-  are in axis order (time, height, width): pass
-  ``torch_samples.permute(0, 2, 1)``. With neither (inference), the
-  output is the **expectation of the training output** over the samples
-  (or the random order), computed exactly: the regions are piecewise
-  constant in ``u``, so it is a fixed linear combination of stride-1 max
-  maps. Graham instead averages the predictions of several random draws at
-  test time (do that by calling with several keys); a fixed draw such as
-  ``u = 0.5`` would shift every window by about half a cell.
-
-  Args:
-    x: ``(*batch, *spatial, features)`` floating-point array.
-    window_shape: window size ``k`` per axis, for ``regions='torch'`` only
-      (torch's ``kernel_size``).
-    output_shape: output spatial shape; or give ``output_ratio``.
-    output_ratio: ``output_shape = int(n * ratio)`` per axis (as torch), a
-      float or one per axis in ``(0, 1)``.
-    key: PRNG key for the samples.
-    samples: explicit samples in ``[0, 1)`` (excludes ``key``).
-    regions: ``'torch'``, ``'pseudorandom'`` or ``'random'``.
-    overlapping: overlapping paper regions (``'pseudorandom'``/``'random'``).
-
-  Returns:
-    ``(*batch, *output_shape, features)`` array, ``x``'s dtype.
-
-  Example:
-    >>> import jax.numpy as jnp, jaxpool
-    >>> x = jnp.arange(25.0).reshape(1, 5, 5, 1)
-    >>> u = jnp.full((1, 2, 1), 0.5)  # (batch, spatial axes, features)
-    >>> jaxpool.fractional_max_pool(x, (2, 2), output_shape=(3, 3), samples=u)[0, :, :, 0]
-    Array([[ 6.,  8.,  9.],
-           [16., 18., 19.],
-           [21., 23., 24.]], dtype=float32)
-    >>> # Inference: the mean over u (the middle window starts at 1 or 2).
-    >>> y = jaxpool.fractional_max_pool(x, (2, 2), output_shape=(3, 3))
-    >>> [round(float(v), 3) for v in y[0, 0, :, 0]]
-    [6.0, 7.333, 9.0]
+  Returns ``(num_spatial, sizes, output_shape, window_shape)``.
   """
-  x = dtypes.float_input(x, "fractional_max_pool")
-  if regions not in ("torch", "pseudorandom", "random"):
-    raise ValueError(
-        f"regions must be 'torch', 'pseudorandom' or 'random'; got {regions!r}."
-    )
   if (output_shape is None) == (output_ratio is None):
     raise ValueError(
         "give exactly one of output_shape and output_ratio; got"
@@ -352,6 +305,99 @@ def fractional_max_pool(
       raise ValueError(
           f"output_shape {output_shape} exceeds the spatial sizes {sizes}."
       )
+  return n, sizes, output_shape, window_shape
+
+
+def fractional_max_pool(
+    x: jax.typing.ArrayLike,
+    window_shape: Sequence[int] | None = None,
+    *,
+    output_shape: Sequence[int] | None = None,
+    output_ratio: float | Sequence[float] | None = None,
+    key: jax.Array | None = None,
+    samples: jax.typing.ArrayLike | None = None,
+    regions: _Regions = "torch",
+    overlapping: bool = False,
+) -> jax.Array:
+  """Fractional max pooling (Graham 2014), torch's and the paper's regions.
+
+  Max pooling over pseudo-random regions whose average stride ``a = n /
+  out`` need not be an integer. Each spatial axis of each ``(example,
+  feature)`` plane gets its own regions from one number ``u`` in ``[0, 1)``:
+
+  * ``regions='torch'`` (default): windows of the fixed size ``k =
+    window_shape`` starting at ``int((i + u) a') - int(u a')``,
+    ``a' = (n - k) / (out - 1)``, the last one at ``n - k``; generally
+    overlapping. Identical to ``torch.nn.functional.fractional_max_pool2d/3d``
+    given the same samples (values, winners and gradients).
+  * ``regions='pseudorandom'``: Graham's disjoint regions between the
+    boundaries ``ceil(a (i + u)) - ceil(a u)``, ``i = 0..out`` (from 0 to
+    ``n``; each region has ``floor(a)`` or ``ceil(a)`` cells).
+  * ``regions='random'``: Graham's random regions: the ``floor(a)``- and
+    ``ceil(a)``-cell regions in a uniformly random order (drawn from ``key``;
+    ``samples`` cannot describe it).
+
+  ``overlapping=True`` (Graham's overlapping variant, paper regions only)
+  extends every region by one cell into the next, like TensorFlow's
+  ``overlapping``. Within a window the first maximum in row-major order wins,
+  as in torch; gradients flow to it.
+
+  The samples: with ``key``, ``u ~ U[0, 1)`` independently per example,
+  spatial axis and feature (torch's draw). ``samples`` gives them explicitly,
+  shape ``(*batch, num_spatial, features)``; ``samples[..., i, c]`` drives
+  spatial axis ``i``. torch's 2-D samples ``(N, C, 2)`` hold the axes
+  reversed (``[..., 0]`` drives the width): pass
+  ``torch_samples.permute(0, 2, 1).flip(1)``; its 3-D samples ``(N, C, 3)``
+  are in axis order (time, height, width): pass
+  ``torch_samples.permute(0, 2, 1)``. With neither (inference), the
+  output is the **expectation of the training output** over the samples
+  (or the random order), computed exactly: the regions are piecewise
+  constant in ``u``, so it is a fixed linear combination of stride-1 max
+  maps, each output reading only its possible regions (so a NaN or inf
+  reaches only the outputs whose regions may hold it). Graham instead
+  averages the predictions of several random draws at test time (do that by
+  calling with several keys); a fixed draw such as ``u = 0.5`` would shift
+  every window by about half a cell.
+
+  Args:
+    x: ``(*batch, *spatial, features)`` floating-point array.
+    window_shape: window size ``k`` per axis, for ``regions='torch'`` only
+      (torch's ``kernel_size``).
+    output_shape: output spatial shape; or give ``output_ratio``.
+    output_ratio: ``output_shape = int(n * ratio)`` per axis (as torch), a
+      float or one per axis in ``(0, 1)``.
+    key: one PRNG key for the samples (a batch of keys is an error).
+    samples: explicit samples in ``[0, 1)`` (excludes ``key``). Concrete
+      samples outside ``[0, 1)`` or NaN are a ``ValueError``; traced samples
+      (under ``jit``) cannot be checked and are used as given.
+    regions: ``'torch'``, ``'pseudorandom'`` or ``'random'``.
+    overlapping: overlapping paper regions (``'pseudorandom'``/``'random'``),
+      a bool.
+
+  Returns:
+    ``(*batch, *output_shape, features)`` array, ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.arange(25.0).reshape(1, 5, 5, 1)
+    >>> u = jnp.full((1, 2, 1), 0.5)  # (batch, spatial axes, features)
+    >>> jaxpool.fractional_max_pool(x, (2, 2), output_shape=(3, 3), samples=u)[0, :, :, 0]
+    Array([[ 6.,  8.,  9.],
+           [16., 18., 19.],
+           [21., 23., 24.]], dtype=float32)
+    >>> # Inference: the mean over u (the middle window starts at 1 or 2).
+    >>> y = jaxpool.fractional_max_pool(x, (2, 2), output_shape=(3, 3))
+    >>> [round(float(v), 3) for v in y[0, 0, :, 0]]
+    [6.0, 7.333, 9.0]
+  """
+  if key is not None:
+    check_one_key(key)
+  overlapping = check_bool("overlapping", overlapping)
+  x = dtypes.float_input(x, "fractional_max_pool")
+  check_choice("regions", regions, ("torch", "pseudorandom", "random"))
+  n, sizes, output_shape, window_shape = _fractional_shapes(
+      x, window_shape, output_shape, output_ratio, regions, overlapping
+  )
 
   flat, batch = flatten_batch(x, n, "fractional_max_pool")
   planes = (flat.shape[0], flat.shape[-1])
@@ -371,9 +417,9 @@ def fractional_max_pool(
           f"samples must have shape (*batch, num_spatial, features) ="
           f" {expected}; got {samples.shape}."
       )
+    check_number_array("samples", samples, low=0.0, high=1.0, high_open=True)
     u = jnp.moveaxis(samples.reshape(planes[:1] + (n,) + planes[1:]), 1, 0)
   elif key is not None:
-    check_key(key)
     key, order_key = jax.random.split(key)
     like = flat[(slice(None),) + (slice(0, 1),) * n]  # (B, 1.., C)
     u = jnp.stack([

@@ -116,6 +116,30 @@ def _scatter_plane_jvp(size, primals, tangents):
   return _scatter_plane(values, indices, size), t_out
 
 
+def _plane_indices(indices, size: int):
+  """int32 flat indices; ``size`` (dropped by the scatter) wherever an index
+  lies outside ``[0, size)``.
+
+  Validity is decided in the indices' own dtype, before any cast: a uint32
+  index ``>= 2**31`` or an int64 one ``>= 2**32`` is out of range, never
+  wrapped onto a valid cell.
+  """
+  if size > np.iinfo(np.int32).max:
+    raise ValueError(
+        f"max_unpool supports output planes of fewer than 2**31 cells; got"
+        f" {size}."
+    )
+  xp = np if isinstance(indices, np.ndarray) else jnp
+  info = np.iinfo(indices.dtype)
+  valid = xp.ones(indices.shape, bool)
+  if info.min < 0:
+    valid = valid & (indices >= xp.asarray(0, indices.dtype))
+  if size <= info.max:
+    valid = valid & (indices < xp.asarray(size, indices.dtype))
+  safe = xp.where(valid, indices, xp.asarray(0, indices.dtype))
+  return jnp.where(jnp.asarray(valid), jnp.asarray(safe.astype(np.int32)), size)
+
+
 def max_unpool(
     x: jax.typing.ArrayLike,
     indices: jax.typing.ArrayLike,
@@ -126,8 +150,10 @@ def max_unpool(
   ``y[..., indices[..., i, c], c] = x[..., i, c]`` on the flattened spatial
   plane of shape ``output_shape``; every other cell is zero. Equal to
   ``torch.nn.functional.max_unpool{1,2,3}d`` with ``output_size`` set. Indices
-  outside ``[0, prod(output_shape))`` are ignored. When several entries share
-  an index (overlapping windows that picked the same maximum) the forward
+  outside ``[0, prod(output_shape))`` are ignored, judged in their own dtype
+  before any cast (a uint32 index ``>= 2**31`` or an int64 one ``>= 2**32``
+  is out of range, never wrapped onto a valid cell). When several entries
+  share an index (overlapping windows that picked the same maximum) the forward
   keeps one of them (they hold the same value when they come from
   :func:`max_pool_with_indices`) and the gradient reaches every one of them,
   as in torch.
@@ -152,7 +178,8 @@ def max_unpool(
   """
   output_shape = normalize_spatial_shape("output_shape", output_shape)
   x = dtypes.numeric_input(x, "max_unpool")
-  indices = jnp.asarray(indices)
+  if not isinstance(indices, jax.Array):
+    indices = np.asarray(indices)  # keeps a 64-bit host dtype for the check
   if not jnp.issubdtype(indices.dtype, jnp.integer):
     raise TypeError(
         f"indices must be an integer array; got dtype {indices.dtype}."
@@ -167,7 +194,6 @@ def max_unpool(
   batch_shape = x.shape[: axes[0]]
   size = math.prod(output_shape)
   flat_x = x.reshape(math.prod(batch_shape), -1, x.shape[-1])
-  flat_i = indices.reshape(flat_x.shape).astype(jnp.int32)
-  flat_i = jnp.where(flat_i < 0, size, flat_i)  # negative: drop, never wrap
+  flat_i = _plane_indices(indices.reshape(flat_x.shape), size)
   out = _scatter_plane(flat_x, flat_i, size)
   return out.reshape(batch_shape + output_shape + x.shape[-1:])

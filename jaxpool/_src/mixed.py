@@ -16,7 +16,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import dtypes
-from jaxpool._src.core.checks import check_choice
+from jaxpool._src.core.checks import (
+    check_bool,
+    check_choice,
+    check_number_array,
+    check_one_key,
+)
 from jaxpool._src.core.geometry import PaddingLike, window_geometry
 from jaxpool._src.core.sharding import uniform
 from jaxpool._src.core.taps import window_taps
@@ -29,12 +34,25 @@ _Granularity = Literal["region", "map", "layer"]
 
 
 def _mix(y_max, y_avg, proportion):
-  """``proportion * y_max + (1 - proportion) * y_avg`` in float32 or wider."""
+  """``proportion * y_max + (1 - proportion) * y_avg`` in float32 or wider.
+
+  The limit for infinite pools: a term whose coefficient is exactly 0 adds 0
+  even when its pool is infinite (``p = 0`` gives the average, ``p = 1`` the
+  maximum, never ``0 * inf = NaN``), and equal infinite pools give that
+  infinity whatever the proportion (even an undefined one, e.g. a NaN gate
+  from ``inf - inf``). The selects only change non-finite cases, so the
+  derivative for finite pools is the true one, also at ``p = 0`` or ``1``.
+  """
   dtype = y_max.dtype
   wide = dtypes.compute_dtype(dtype)
   y_max, y_avg = y_max.astype(wide), y_avg.astype(wide)
   proportion = proportion.astype(wide)
-  return (y_avg + proportion * (y_max - y_avg)).astype(dtype)
+  max_term = proportion * y_max
+  max_term = jnp.where((proportion == 0) & jnp.isinf(y_max), 0.0, max_term)
+  avg_term = (1 - proportion) * y_avg
+  avg_term = jnp.where((proportion == 1) & jnp.isinf(y_avg), 0.0, avg_term)
+  y = max_term + avg_term
+  return jnp.where(jnp.isinf(y_max) & (y_max == y_avg), y_max, y).astype(dtype)
 
 
 def _max_and_avg(x, window_shape, strides, padding, dilation, ceil_mode,
@@ -50,8 +68,9 @@ def _max_and_avg(x, window_shape, strides, padding, dilation, ceil_mode,
 
 
 def _proportion(alpha, out_shape, name: str) -> jax.Array:
-  if isinstance(alpha, (int, float)) and not 0 <= alpha <= 1:
-    raise ValueError(f"{name} must lie in [0, 1]; got {alpha!r}.")
+  # Concrete values are range-checked; a traced alpha (e.g. a learned
+  # sigmoid under jit) cannot be inspected and is used as given.
+  check_number_array(name, alpha, low=0.0, high=1.0)
   alpha = jnp.asarray(alpha)
   if not dtypes.is_float(alpha.dtype):
     alpha = alpha.astype(jnp.float32)
@@ -91,7 +110,10 @@ def mixed_pool(
     (the whole call). The draw is not differentiable in ``alpha``.
   * ``key=None`` (inference): ``m = alpha``. This is Lee et al.'s mixed
     pooling (``alpha`` learned, in ``[0, 1]``) and the expectation of the
-    training output over the draws, the rule dropout uses.
+    training output over the draws, the rule dropout uses. Infinite pools
+    give the limit: ``m = 0`` gives the average and ``m = 1`` the maximum
+    even where the other pool is infinite, and ``inf`` in a window gives
+    ``inf`` (never ``inf - inf = NaN``).
 
   Yu et al.'s test-time rule is not confirmed from the paper's text: a
   recollection is "use the pooling type drawn more often in training", which
@@ -105,10 +127,15 @@ def mixed_pool(
       :func:`jaxpool.max_pool`.
     alpha: probability of max pooling (with ``key``) or its weight (without):
       a scalar, one value per feature ``(features,)`` or an array that
-      broadcasts to the output (e.g. from :func:`gated_pool`'s gate).
-    key: PRNG key for the draws, or ``None`` for inference.
+      broadcasts to the output (e.g. from :func:`gated_pool`'s gate). Every
+      element must lie in ``[0, 1]`` (no NaN): a ``ValueError`` when
+      ``alpha`` is concrete (a Python number, NumPy or JAX array); a traced
+      ``alpha`` (e.g. a learned sigmoid under ``jit``) cannot be checked and
+      is used as given.
+    key: one PRNG key for the draws, or ``None`` for inference (a batch of
+      keys, a float array or a wrongly shaped raw key is an error).
     granularity: ``'region'``, ``'map'`` or ``'layer'`` (see above).
-    count_include_pad: passed to :func:`jaxpool.avg_pool`.
+    count_include_pad: a bool, passed to :func:`jaxpool.avg_pool`.
 
   Returns:
     ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
@@ -124,11 +151,10 @@ def mixed_pool(
     ...               | (y == jaxpool.avg_pool(x, (2, 2)))))
     True
   """
-  if granularity not in ("region", "map", "layer"):
-    raise ValueError(
-        "granularity must be 'region', 'map' or 'layer'; got"
-        f" {granularity!r}."
-    )
+  if key is not None:
+    check_one_key(key)
+  check_choice("granularity", granularity, ("region", "map", "layer"))
+  count_include_pad = check_bool("count_include_pad", count_include_pad)
   x, y_max, y_avg = _max_and_avg(
       x, window_shape, strides, padding, dilation, ceil_mode,
       count_include_pad, "mixed_pool",
@@ -167,7 +193,10 @@ def gated_pool(
   the "responsive" mixing proportion of each region ``R``: the inner product
   of the learned gating mask ``g`` with the region's values (padded cells
   count as zero, which is the official code's in-bounds-only product).
-  Differentiable in ``x`` and ``gate``; deterministic.
+  Differentiable in ``x`` and ``gate``; deterministic. Infinite inputs give
+  the limit: a zero gate entry ignores its cell even when it is infinite, an
+  infinite score saturates ``s`` to 0 or 1, and equal infinite pools (e.g.
+  ``+inf`` in the region) give that infinity whatever ``s``.
 
   Args:
     x: ``(*batch, *spatial, features)`` floating-point array.
@@ -186,6 +215,7 @@ def gated_pool(
     >>> bool(jnp.allclose(y, jaxpool.mixed_pool(x, (2, 2), alpha=0.5)))
     True
   """
+  count_include_pad = check_bool("count_include_pad", count_include_pad)
   x, y_max, y_avg = _max_and_avg(
       x, window_shape, strides, padding, dilation, ceil_mode,
       count_include_pad, "gated_pool",
@@ -203,7 +233,9 @@ def gated_pool(
   )
   wide = dtypes.compute_dtype(x.dtype)
   gate = gate.astype(wide).reshape((geom.window_size, -1))
+  # A zero gate entry ignores its cell, even an infinite one (no 0 * inf).
   score = sum(
-      g * tap for g, tap in zip(gate, window_taps(x.astype(wide), geom))
+      jnp.where((g == 0) & jnp.isinf(tap), 0.0, g * tap)
+      for g, tap in zip(gate, window_taps(x.astype(wide), geom))
   )
   return _mix(y_max, y_avg, jax.nn.sigmoid(score))

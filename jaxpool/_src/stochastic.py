@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpool._src.core import dtypes
-from jaxpool._src.core.checks import check_bool, check_choice, check_key
+from jaxpool._src.core.checks import check_bool, check_choice, check_one_key
 from jaxpool._src.core.geometry import (
     PaddingLike,
     normalize_spatial_shape,
@@ -52,6 +52,13 @@ def stochastic_pool(
   * ``key=None`` (inference): the probabilistic weighting
     ``y = sum_i p_i a_i = sum a_i^2 / sum a_i``, with its true derivative.
 
+  Inference computes ``m sum_i (a_i / m) p_i`` with ``m`` a power of two
+  near the window's largest weight (a constant that cancels in ``p_i``), so
+  no window's scale overflows or underflows (``1e20`` or ``1e-30`` inputs are
+  fine in float32). A ``+inf`` cell is the limit's winner: training samples
+  it (the first one, if several) and the inference output is ``+inf``; a
+  ``-inf`` cell, like every negative one, has probability 0.
+
   Inputs are meant to be non-negative (after a ReLU). For other inputs the
   weights are ``relu(a_i)``: negative cells are never sampled and do not
   count. A window without positive mass (all zero, or all negative) samples
@@ -63,7 +70,8 @@ def stochastic_pool(
     x: ``(*batch, *spatial, features)`` floating-point array.
     window_shape, strides, padding, dilation, ceil_mode: the windows, as in
       :func:`jaxpool.max_pool`.
-    key: PRNG key for the draws, or ``None`` for inference.
+    key: one PRNG key for the draws, or ``None`` for inference (a batch of
+      keys, a float array or a wrongly shaped raw key is an error).
 
   Returns:
     ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
@@ -74,6 +82,8 @@ def stochastic_pool(
     >>> jaxpool.stochastic_pool(x, (2,))[0, 0, 0]  # (1 + 9) / (1 + 3)
     Array(2.5, dtype=float32)
   """
+  if key is not None:
+    check_one_key(key)
   x = dtypes.float_input(x, "stochastic_pool")
   geom = window_geometry(
       x.shape, window_shape, strides, padding, dilation=dilation,
@@ -81,38 +91,99 @@ def stochastic_pool(
   )
   wide = dtypes.compute_dtype(x.dtype)
   taps = window_taps(x.astype(wide), geom)
-  masks = geom.tap_masks()
-  weights = [jnp.maximum(tap, 0) for tap in taps]  # padded taps are 0
+  if key is not None:
+    winner = _sample_taps(taps, geom.tap_masks(), key, wide)
+    return select_taps(x, winner, geom)
+  weights, scale = _relative_weights(taps, geom.tap_masks())
+  total = sum(weights)  # >= 1/2: the largest weight is in [1/2, 4]
+  # y = m sum_i (a_i / m) p_i: every factor in [0, 4] in windows with mass,
+  # so neither overflow nor underflow. A weight of 0 drops its cell, even a
+  # -inf one (0 * -inf would be NaN).
+  y = sum(
+      jnp.where(w > 0, tap / scale, 0) * (w / total)
+      for w, tap in zip(weights, taps)
+  )
+  return (scale * y).astype(x.dtype)
+
+
+def _sample_taps(taps, masks, key, dtype):
+  """The sampled tap of every window, by the inverse CDF of ``p_i``.
+
+  The first tap whose running mass exceeds ``u * total`` wins (the last
+  positive-weight tap catches a threshold rounded up to the total). Weights
+  ``relu(a_i)``, the real cells equally in windows without positive mass; a
+  window holding ``+inf`` samples its first ``+inf`` cell (the limit, for
+  one such cell; a window whose finite mass overflows falls back to its last
+  positive cell). Everything is recomputed from the taps inside the chain:
+  no per-tap or per-window array is stored.
+  """
+  weights = [jnp.maximum(jax.lax.stop_gradient(tap), 0) for tap in taps]
+  weights = [
+      w if mask is None else jnp.where(mask, w, 0)
+      for w, mask in zip(weights, masks)
+  ]
   total = sum(weights)
-  has_mass = total > 0
+  has_mass, infinite = total > 0, total == jnp.inf
   real = [
-      jnp.ones((), wide) if mask is None else jnp.asarray(mask, wide)
+      jnp.ones((), dtype) if mask is None else jnp.asarray(mask, dtype)
       for mask in masks
   ]
-  weights = [jnp.where(has_mass, w, r) for w, r in zip(weights, real)]
+  base = [jnp.where(has_mass, w, r) for w, r in zip(weights, real)]
+  weights = [
+      jnp.where(infinite, (w == jnp.inf).astype(dtype), w) for w in base
+  ]
   total = jnp.where(has_mass, total, sum(real))
-  if key is None:
-    y = sum(w * tap for w, tap in zip(weights, taps)) / total
-    return y.astype(x.dtype)
-
-  # Inverse CDF: the first tap whose running mass exceeds u * total. The last
-  # positive-weight tap catches a threshold rounded up to the total.
-  threshold = uniform(key, total.shape, taps[0], range(total.ndim), wide)
-  threshold = jax.lax.stop_gradient(threshold * total)
-  weights = [jax.lax.stop_gradient(w) for w in weights]
+  u = uniform(key, total.shape, taps[0], range(total.ndim), dtype)
+  # In windows with +inf, the first +inf cell (threshold 0).
+  threshold = jnp.where(infinite, 0, u * total)
   running = jnp.zeros_like(total)
   found = jnp.zeros(total.shape, bool)
   winner = jnp.zeros(total.shape, jnp.int32)
   last_positive = jnp.zeros(total.shape, jnp.int32)
-  for flat, weight in enumerate(weights):
+  for flat, (weight, fallback) in enumerate(zip(weights, base)):
     running = running + weight
-    positive = weight > 0
-    take = ~found & positive & (running > threshold)
+    take = ~found & (weight > 0) & (running > threshold)
     winner = jnp.where(take, flat, winner)
     found = found | take
-    last_positive = jnp.where(positive, flat, last_positive)
-  winner = jnp.where(found, winner, last_positive)
-  return select_taps(x, winner, geom)
+    last_positive = jnp.where(fallback > 0, flat, last_positive)
+  return jnp.where(found, winner, last_positive)
+
+
+def _relative_weights(taps, masks):
+  """Every tap's sampling weight ``r_i`` and the window's constant scale ``m``.
+
+  In a window with positive mass, ``r_i = relu(a_i) / m`` with ``m`` the
+  power of two just above the largest ``relu(a)`` (kept a normal number, as
+  is ``1 / m``: scaling by it is exact), so ``r_i`` lies in ``[0, 4]``
+  whatever the window's scale: no overflow of ``sum a^2`` for large inputs,
+  no underflow for tiny ones. ``m`` is a ``stop_gradient`` constant:
+  ``p_i = r_i / sum r_j`` is the same function for any ``m``, so derivatives
+  stay the true ones. A window holding ``+inf`` weights its ``+inf`` cells
+  equally (the limit), a window without positive mass its real cells; both
+  with ``m = 1``. NaN propagates.
+  """
+  weights = [jnp.maximum(tap, 0) for tap in taps]  # NaN stays NaN
+  top = None
+  for w, mask in zip(weights, masks):
+    w = w if mask is None else jnp.where(mask, w, 0)
+    top = w if top is None else jax.lax.max(top, w)
+  top = jax.lax.stop_gradient(top)
+  has_mass, infinite = top > 0, jnp.isinf(top)
+  scaled = has_mass & ~infinite
+  _, exponent = jnp.frexp(jnp.where(scaled, top, 1))
+  info = jnp.finfo(top.dtype)
+  # 2^e and 2^-e both normal: the weights are multiplied by 2^-e (exact and
+  # cheap enough for XLA to recompute per use instead of storing per tap).
+  exponent = jnp.clip(exponent, info.minexp, -info.minexp)
+  one = jnp.ones_like(top)
+  scale = jnp.where(scaled, jnp.ldexp(one, exponent), 1)
+  inverse = jnp.where(scaled, jnp.ldexp(one, -exponent), 1)
+  relative = []
+  for w, mask in zip(weights, masks):
+    r = jnp.where(infinite, (w == top).astype(w.dtype), w * inverse)
+    r = jnp.where(has_mass, r, 1)
+    relative.append(r if mask is None else jnp.where(mask, r, 0))
+  return relative, scale
 
 
 # --------------------------------------------------------------------------
@@ -172,8 +243,9 @@ def s3_pool(
       ``window_shape`` (the paper's setting, ``k = s``).
     grid_shape: grid cell size ``g`` per axis, a multiple of ``s`` (default:
       the whole axis, one cell; the paper uses 16 then 8 on CIFAR).
-    key: PRNG key for the draws, or ``None`` for inference.
-    shared: share the sampled rows/columns over batch and features.
+    key: one PRNG key for the draws, or ``None`` for inference (a batch of
+      keys, a float array or a wrongly shaped raw key is an error).
+    shared: share the sampled rows/columns over batch and features (a bool).
     inference: ``'average'`` or ``'official'`` (see 3. above).
 
   Returns:
@@ -185,11 +257,11 @@ def s3_pool(
     >>> jaxpool.s3_pool(x, (2, 2), key=jax.random.key(0)).shape
     (1, 2, 2, 1)
   """
+  if key is not None:
+    check_one_key(key)
+  shared = check_bool("shared", shared)
+  check_choice("inference", inference, ("average", "official"))
   x = dtypes.float_input(x, "s3_pool")
-  if inference not in ("average", "official"):
-    raise ValueError(
-        f"inference must be 'average' or 'official'; got {inference!r}."
-    )
   window_shape = normalize_spatial_shape("window_shape", window_shape)
   n = len(window_shape)
   strides = window_shape if strides is None else normalize_spatial_shape(
@@ -225,7 +297,6 @@ def s3_pool(
         (s // 2, (s - 1) // 2) for s in strides
     ]
     return avg_pool(m, strides, strides, padding, count_include_pad=False)
-  check_key(key)
   flat, batch = flatten_batch(m, n, "s3_pool")
   for axis, (size, s, g, axis_key) in enumerate(
       zip(sizes, strides, grid_shape, jax.random.split(key, n))

@@ -24,6 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import dtypes
+from jaxpool._src.core.checks import (
+    check_choice,
+    check_number_array,
+    check_positive_number,
+)
 from jaxpool._src.core.geometry import PaddingLike, WindowGeometry, window_geometry
 from jaxpool._src.core.reductions import window_sum
 from jaxpool._src.core.scatter import phase_view, scatter_to_input
@@ -46,37 +51,88 @@ def _weight(logit, normalizer, mask):
   return weight if mask is None else jnp.where(mask, weight, 0.0)
 
 
-def _lip_forward(x, logits, geom):
-  """``(y, log sum exp l)`` per window.
+def _finite_logits(x, logits):
+  """``(values, logits)`` with the softmax's infinite limits made finite.
 
-  ``y = c + sum_i (x_i - c) w_i`` with ``c`` the window maximum of ``x``: equal
-  to ``sum_i x_i w_i`` since the weights sum to one, but the rounding of the
-  float32 log-normaliser (an ulp is 1e-3 at 1e4) then only scales the
-  deviations from ``c``, not ``|x|`` itself.
+  Logits are clipped to the finite range: ``+inf`` cells then share the
+  weight of their window (the limit) and ``-inf`` ones get weight 0 beside
+  any larger logit, with no ``inf - inf``. A ``-inf``-logit cell's value is
+  read as 0, so an infinite value there adds ``0``, not ``0 * inf = NaN``.
+  Windows whose logits are all ``-inf`` are set apart by the caller.
+  """
+  big = jnp.finfo(logits.dtype).max
+  values = jnp.where(logits == -jnp.inf, 0.0, x)
+  return values, jnp.clip(logits, -big, big)
+
+
+def _lip_forward(x, logits, geom):
+  """``(y, log sum exp l)`` per window; SoftPool when ``logits`` is None.
+
+  ``y = c + sum_i (x_i - c) w_i`` with ``c`` the window maximum of ``x`` (for
+  LIP 0 when infinite): equal to ``sum_i x_i w_i`` since the weights sum to
+  one, but the rounding of the float32 log-normaliser (an ulp is 1e-3 at 1e4)
+  then only scales the deviations from ``c``, not ``|x|`` itself.
+
+  Infinite inputs give the limit. LIP (:func:`_finite_logits`): ``+inf``
+  logits take all the weight, ``-inf`` logits none, and a window of only
+  ``-inf`` logits (whose limit depends on how they diverge) is weighted
+  uniformly. SoftPool (``l = x``): a ``-inf`` cell has weight 0 and adds 0 (its
+  deviation is clamped to the float range, so no ``0 * -inf``), a window
+  holding ``+inf`` gives ``+inf`` and one of only ``-inf`` gives ``-inf``.
 
   The weights are exponentiated twice (once for the normaliser, once for
   ``y``) on purpose: sharing them between two sums makes XLA materialise one
   output-sized buffer per tap, which costs more than the extra exponentials.
   """
+  soft, raw_x = logits is None, x
+  if soft:
+    logits = x
+  else:
+    x, logits = _finite_logits(x, logits)
   masks = geom.tap_masks()
-  logit_taps, x_taps = window_taps(logits, geom), window_taps(x, geom)
+  logit_taps = window_taps(logits, geom)
+  x_taps = logit_taps if soft else window_taps(x, geom)
   shift = _window_max(logit_taps, masks)
   total = None
   for logit, mask in zip(logit_taps, masks):
     weight = _weight(logit, shift, mask)
     total = weight if total is None else total + weight
   # Materialise the per-window normaliser and centre: left to itself, XLA
-  # fuses them into every tap's term below (O(taps^2) exponentials).
-  normalizer, center = jax.lax.optimization_barrier(
-      (shift + jnp.log(total), _window_max(x_taps, masks))
-  )
+  # fuses them into every tap's term below (O(taps^2) exponentials). LIP
+  # also keeps the shift: its clipped +inf logits sit at the top of the float
+  # range, where adding log(total) would round away.
+  if soft:
+    normalizer, center = jax.lax.optimization_barrier(
+        (shift + jnp.log(total), _window_max(x_taps, masks))
+    )
+  else:
+    shift, log_total, center = jax.lax.optimization_barrier(
+        (shift, jnp.log(total), _window_max(x_taps, masks))
+    )
+    normalizer = shift + log_total
+  infinite = center
+  if not soft:  # SoftPool's infinite windows are set below
+    center = jnp.where(jnp.isinf(center), 0.0, center)
   center = jax.lax.stop_gradient(center)
+  lowest = -jnp.finfo(center.dtype).max
   y = center
   for value, logit, mask in zip(x_taps, logit_taps, masks):
     deviation = value - center
+    if soft:  # a -inf cell has weight 0: its term is 0, not 0 * -inf
+      deviation = jnp.maximum(deviation, lowest)
+      weight = _weight(logit, normalizer, mask)
+    else:  # (l - shift) - log(total) at the top of the range, else as SoftPool
+      at_top = (logit - shift) - log_total
+      weight = jnp.exp(jnp.where(shift == -lowest, at_top, logit - normalizer))
+      weight = weight if mask is None else jnp.where(mask, weight, 0.0)
     if mask is not None:
       deviation = jnp.where(mask, deviation, 0.0)
-    y = y + deviation * _weight(logit, normalizer, mask)
+    y = y + deviation * weight
+  if soft:  # +inf in the window (or only -inf): that infinity
+    y = jnp.where(jnp.isinf(infinite), infinite, y)
+  else:  # all logits -inf (clipped to the bottom of the range): the mean
+    counts = geom.window_counts(include_pad=False)[..., None].astype(y.dtype)
+    y = jnp.where(shift == lowest, window_sum(raw_x, geom) / counts, y)
   return y, normalizer
 
 
@@ -133,11 +189,11 @@ _lip.defvjp(_lip_fwd, _lip_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def _soft(x: jax.Array, geom: WindowGeometry) -> jax.Array:
-  return _lip_forward(x, x, geom)[0]
+  return _lip_forward(x, None, geom)[0]
 
 
 def _soft_fwd(x, geom):
-  y, normalizer = _lip_forward(x, x, geom)
+  y, normalizer = _lip_forward(x, None, geom)
   return y, (x, y, normalizer)
 
 
@@ -146,7 +202,9 @@ def _soft_bwd(geom, residuals, g):
   x, y, normalizer = jax.lax.optimization_barrier(residuals)  # see _lip_bwd
 
   def cell_terms(value, g, normalizer, y):
-    return (g * jnp.exp(value - normalizer) * (1.0 + value - y),)
+    # 1 + (x_i - y), not (1 + x_i) - y: the latter loses the 1 once |x_i|
+    # exceeds 2**24 (float32), e.g. for one-hot weights.
+    return (g * jnp.exp(value - normalizer) * (1.0 + (value - y)),)
 
   return _scatter_cells(cell_terms, geom, (x,), g, normalizer, y)
 
@@ -302,10 +360,23 @@ def dpp_pool(
   This is the paper's formula. The official Torch7 code additionally divides
   ``d^2 + epsilon^2`` by its window mean before raising it to ``lam / 2``
   (the CUDA layer by its window sum); ``normalize='mean'`` reproduces the
-  nngraph version. Padded cells have zero weight. The weights are computed in
-  log space relative to their largest term, so large ``lam`` cannot overflow.
-  The derivative (to ``x``, ``alpha``, ``lam`` and ``reference``) is JAX's
-  autodiff of this formula.
+  nngraph version. Padded cells have zero weight. The rewards are computed in
+  log space, ``log rho = lam * log(sqrt(d^2 + epsilon^2))`` with ``d`` and
+  ``epsilon`` scaled by a power of two near the larger of the two, and the
+  weights relative to their largest term, so neither a large ``lam``, a large
+  ``|x|`` (``d^2`` overflows float32 above about 1e19) nor a tiny ``epsilon``
+  (``epsilon^2`` underflows to 0) gives an inf or NaN. The derivative (to
+  ``x``, ``alpha``, ``lam`` and ``reference``) is JAX's autodiff of this
+  formula.
+
+  Infinite inputs give the formula's limit, per window: a window holding
+  ``+inf`` (``-inf``) and no cell of the other sign gives ``+inf`` (``-inf``),
+  both give NaN. One case has a finite limit instead: Lite-DPP with
+  ``reward='asym'`` and ``normalize='none'``, where ``-inf`` cells among
+  ``m`` finite ones of ``n`` real cells give the mean ``mu`` of the finite
+  cells for ``lam > 1``, ``mu - (alpha + epsilon) n / m`` for ``lam = 1``
+  (and ``-inf`` for ``lam < 1``). An infinite ``reference`` gives the mean of
+  the window's real cells (all rewards grow alike). NaN propagates.
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
@@ -317,11 +388,16 @@ def dpp_pool(
     reference: optional reference of the output's shape; default the window
       mean of the real cells.
     normalize: ``'none'`` (paper) or ``'mean'`` (official code).
-    epsilon: the reward's smoothing constant; default ``sqrt(1e-3)`` as in the
-      official code.
+    epsilon: the reward's smoothing constant, a finite number > 0; default
+      ``sqrt(1e-3)`` as in the official code.
 
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
+
+  Raises:
+    ValueError: for concrete ``alpha`` not finite and > 0 or ``lam`` not
+      finite and >= 0 (traced values, e.g. under ``jit``, cannot be checked
+      and are used as given), or a bad ``reward``, ``normalize``, ``epsilon``.
 
   Example:
     >>> import jax.numpy as jnp, jaxpool
@@ -330,12 +406,13 @@ def dpp_pool(
     >>> bool(y[0, 0] > 1.0)  # pulled towards the outlier, unlike avg (1.0)
     True
   """
-  if reward not in ("sym", "asym"):
-    raise ValueError(f"reward must be 'sym' or 'asym'; got {reward!r}.")
-  if normalize not in ("none", "mean"):
-    raise ValueError(f"normalize must be 'none' or 'mean'; got {normalize!r}.")
-  if not (isinstance(epsilon, (int, float)) and epsilon > 0):
-    raise ValueError(f"epsilon must be a positive number; got {epsilon!r}.")
+  check_choice("reward", reward, ("sym", "asym"))
+  check_choice("normalize", normalize, ("none", "mean"))
+  epsilon = check_positive_number("epsilon", epsilon)
+  check_number_array(
+      "alpha", alpha, low=0.0, high=np.inf, low_open=True, high_open=True
+  )
+  check_number_array("lam", lam, low=0.0, high=np.inf, high_open=True)
   x = dtypes.float_input(x, "dpp_pool")
   geom = window_geometry(
       x.shape, window_shape, strides, padding, dilation=dilation,
@@ -345,15 +422,20 @@ def dpp_pool(
   features = x.shape[-1]
   alpha = _per_feature(alpha, "alpha", features, ct)
   lam = _per_feature(lam, "lam", features, ct)
+  if epsilon < jnp.finfo(ct).tiny:
+    raise ValueError(
+        f"epsilon must be a normal {jnp.dtype(ct).name} number (at least"
+        f" {jnp.finfo(ct).tiny}); got {epsilon!r}."
+    )
   xc = x.astype(ct)
-  masks = geom.tap_masks()
-  x_taps = window_taps(xc, geom)
   counts = geom.window_counts(include_pad=False)[..., None].astype(ct)
   out_shape = x.shape[: x.ndim - geom.num_spatial - 1] + geom.out_shape
   out_shape += (features,)
-  if reference is None:
-    reference = window_sum(xc, geom) / counts
-  else:
+  # The window sums also flag the windows holding infinities: +inf (-inf)
+  # where they hold only +inf (-inf) ones, NaN for both (or a NaN).
+  total = window_sum(xc, geom)
+  given = reference is not None
+  if given:
     reference = dtypes.float_input(reference, "dpp_pool (reference)")
     if reference.shape != out_shape:
       raise ValueError(
@@ -361,23 +443,95 @@ def dpp_pool(
           f" {reference.shape}."
       )
     reference = reference.astype(ct)
-  squares = []
+  else:
+    reference = total / counts
+  # The formula runs on finite values; windows holding an infinity (or
+  # with an infinite reference) take their limit below, by a select, so
+  # they reach no other window.
+  infinite_reference = jnp.isinf(reference)
+  reference = jnp.where(infinite_reference, 0.0, reference)
+  finite = jnp.where(jnp.isinf(xc), 0.0, xc)
+  x_taps, masks = window_taps(finite, geom), geom.tap_masks()
+  log_rho = _dpp_log_rewards(
+      x_taps, masks, reference, lam, reward, normalize, epsilon, counts
+  )
+  y = _dpp_weighted_mean(x_taps, masks, log_rho, alpha)
+  negative_limit = -jnp.inf
+  if not given and reward == "asym" and normalize == "none":
+    negative_limit = _lite_asym_negative_limit(
+        xc, finite, geom, counts, alpha, lam, epsilon
+    )
+  y = jnp.where(total == -jnp.inf, negative_limit, y)
+  y = jnp.where(total == jnp.inf, jnp.inf, y)
+  if given:
+    y = jnp.where(infinite_reference, total / counts, y)
+  return y.astype(x.dtype)
+
+
+def _log_hypot(d, epsilon: float):
+  """``log(sqrt(d^2 + epsilon^2))`` without overflow, underflow or 0/0.
+
+  ``d`` and ``epsilon`` are scaled by ``2^-E``, ``2^E`` the power of two at or
+  below ``max(|d|, epsilon)`` (read from the float's exponent bits: exact,
+  and cheaper than a division), so that the sum of squares lies in
+  ``[1, 8]``: neither ``d^2`` (large ``d``) nor ``epsilon^2`` (tiny
+  ``epsilon``) leaves the float range. The scale is a constant
+  (``stop_gradient``); the expression is the same function for any scale, so
+  the derivative is the true ``d / (d^2 + epsilon^2)``.
+  """
+  info = jnp.finfo(d.dtype)
+  bits_type = {4: jnp.int32, 8: jnp.int64}[d.dtype.itemsize]
+  bias = info.maxexp - 1
+  top = jax.lax.stop_gradient(jnp.maximum(jnp.abs(d), epsilon))
+  biased = jax.lax.shift_right_logical(
+      jax.lax.bitcast_convert_type(top, bits_type), bits_type(info.nmant)
+  )
+  biased = jnp.clip(biased, 1, 2 * bias - 1)  # keeps 2^-E a normal number
+  inverse = jax.lax.bitcast_convert_type(
+      jax.lax.shift_left(2 * bias - biased, bits_type(info.nmant)), d.dtype
+  )
+  log_scale = (biased - bias).astype(d.dtype) * np.log(2.0).astype(d.dtype)
+  return log_scale + 0.5 * jnp.log(
+      jnp.square(d * inverse) + jnp.square(epsilon * inverse)
+  )
+
+
+def _dpp_log_rewards(
+    x_taps, masks, reference, lam, reward, normalize, epsilon, counts
+):
+  """``log rho_i = lam * log(sqrt(d_i^2 + epsilon^2))`` per tap (normalised by
+  the window mean of ``d^2 + epsilon^2`` with ``normalize='mean'``)."""
+  log_h = []
   for value in x_taps:
     deviation = value - reference
     if reward == "asym":
       deviation = jnp.maximum(deviation, 0.0)
-    squares.append(deviation * deviation + epsilon**2)
+    log_h.append(_log_hypot(deviation, epsilon))
   if normalize == "mean":
+    # log sqrt(mean_i h_i^2), from a sum shifted by its largest term.
+    top = None
+    for value, mask in zip(log_h, masks):
+      value = value if mask is None else jnp.where(mask, value, -jnp.inf)
+      top = value if top is None else jnp.maximum(top, value)
+    top = jax.lax.stop_gradient(top)
     total = None
-    for square, mask in zip(squares, masks):
-      term = square if mask is None else jnp.where(mask, square, 0.0)
+    for value, mask in zip(log_h, masks):
+      term = jnp.exp(2.0 * (value - top))
+      term = term if mask is None else jnp.where(mask, term, 0.0)
       total = term if total is None else total + term
-    squares = [square / (total / counts) for square in squares]
-  # log w_i = log(alpha + exp(log_rho_i)), shifted by the largest term.
-  log_rho = [0.5 * lam * jnp.log(square) for square in squares]
-  shift = jnp.log(alpha) + jnp.zeros_like(reference)
+    log_mean = top + 0.5 * jnp.log(total / counts)
+    log_h = [value - log_mean for value in log_h]
+  return [lam * value for value in log_h]
+
+
+def _dpp_weighted_mean(x_taps, masks, log_rho, alpha):
+  """``sum_i w_i x_i / sum_i w_i`` with ``w_i = alpha + exp(log_rho_i)``,
+  every weight divided by the largest term (no overflow for any ``lam``)."""
+  shift = jnp.log(alpha) + jnp.zeros_like(log_rho[0])
   for value, mask in zip(log_rho, masks):
-    shift = jnp.maximum(shift, value if mask is None else jnp.where(mask, value, -jnp.inf))
+    shift = jnp.maximum(
+        shift, value if mask is None else jnp.where(mask, value, -jnp.inf)
+    )
   shift = jax.lax.stop_gradient(shift)
   base = alpha * jnp.exp(-shift)
   num = den = None
@@ -387,4 +541,23 @@ def dpp_pool(
       weight = jnp.where(mask, weight, 0.0)
     num = value * weight if num is None else num + value * weight
     den = weight if den is None else den + weight
-  return (num / den).astype(x.dtype)
+  return num / den
+
+
+def _lite_asym_negative_limit(xc, finite, geom, counts, alpha, lam, epsilon):
+  """Lite-DPP's asymmetric limit in windows holding ``-inf`` (no ``+inf``).
+
+  The reference follows the ``-inf`` cells down, so the ``m`` finite cells'
+  rewards grow like ``|r|^lam`` while the ``-inf`` cells keep
+  ``alpha + epsilon^lam``: their term vanishes for ``lam > 1`` (the finite
+  cells' mean), tends to ``-(alpha + epsilon) n / m`` for ``lam = 1`` and
+  dominates for ``lam < 1`` (``-inf``); ``-inf`` also when ``m = 0``.
+  """
+  negative = window_sum((xc == -jnp.inf).astype(xc.dtype), geom)
+  remaining = counts - negative
+  some = remaining > 0
+  remaining = jnp.where(some, remaining, 1.0)
+  mean = window_sum(finite, geom) / remaining
+  at_one = mean - (alpha + epsilon) * counts / remaining
+  limit = jnp.where(lam > 1, mean, jnp.where(lam == 1, at_one, -jnp.inf))
+  return jnp.where(some, limit, -jnp.inf)

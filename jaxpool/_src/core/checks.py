@@ -19,6 +19,8 @@ __all__ = [
     "check_bool",
     "check_choice",
     "check_key",
+    "check_number_array",
+    "check_one_key",
     "check_positive_number",
     "check_unpadded",
     "concrete_values",
@@ -97,6 +99,59 @@ def check_key(key, name: str = "key") -> None:
     raise ValueError(
         f"{name} must be a single raw key of shape (2,) (jax.random.PRNGKey);"
         f" got shape {key.shape}."
+    )
+
+
+def check_one_key(key, name: str = "key") -> None:
+  """:func:`check_key`, and a raw key's shape checked against the PRNG in use.
+
+  A raw ``uint32`` key must have the shape of ``jax.random.PRNGKey(0)`` under
+  the default PRNG implementation (``(2,)`` for threefry); a ``(3,)`` array is
+  an error naming ``key``, not a PRNG internal one.
+  """
+  check_key(key, name)
+  if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+    return
+  raw = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+  expected = raw.shape
+  if key.shape != expected:
+    raise ValueError(
+        f"{name} must be a single raw key of shape {expected}"
+        f" (jax.random.PRNGKey under the default PRNG); got shape {key.shape}."
+    )
+
+
+def check_number_array(
+    name: str, value, *, low: float, high: float, low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+  """A ``ValueError`` unless every element of ``value`` lies in the interval.
+
+  ``[low, high]`` (``(`` / ``)`` with ``low_open`` / ``high_open``); NaN is
+  outside every interval, infinities are outside any finite bound. Checked
+  only when ``value`` is concrete: a traced array cannot be inspected and is
+  used as given.
+  """
+  values = concrete_values(value)
+  if values is None or values.size == 0:
+    return
+  if not (jax.numpy.issubdtype(values.dtype, np.integer)
+          or jax.numpy.issubdtype(values.dtype, np.floating)):
+    raise TypeError(
+        f"{name} must be a number or an array of numbers; got {value!r}."
+    )
+  values = values.astype(np.float64)
+  above = values > low if low_open else values >= low
+  below = values < high if high_open else values <= high
+  ok = above & below
+  if not np.all(ok):
+    bad = float(values[~ok].ravel()[0])
+    interval = (
+        f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    )
+    where = f" among its values of shape {values.shape}" if values.ndim else ""
+    raise ValueError(
+        f"{name} must lie in {interval} (no NaN); got {bad!r}{where}."
     )
 
 
