@@ -1,5 +1,7 @@
 """Helpers to compare channels-last jaxpool results with torch (NC...)."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -34,3 +36,48 @@ def value_and_grad(fn, x, cotangent):
   out = fn(xt)
   out.backward(to_torch(cotangent))
   return from_torch(out), from_torch(xt.grad)
+
+
+# Spatial shapes of the parity tests, by number of spatial axes.
+SPATIAL = {1: (11,), 2: (7, 8), 3: (5, 6, 5)}
+
+# (window, stride, padding, dilation, ceil_mode); padding <= window // 2 (torch).
+WINDOWS = [
+    (2, None, 0, 1, False),
+    (3, 2, 1, 1, False),
+    (3, 2, 1, 1, True),
+    (2, 2, 1, 1, True),
+    (3, 2, 0, 1, True),
+    (3, 1, 0, 2, False),
+    (2, 3, 1, 2, True),
+    (3, 2, 1, 2, False),
+]
+WINDOW_CASES = [(nd, *w) for nd in SPATIAL for w in WINDOWS]
+
+
+def torch_input(nd, kind, seed=0, channels=3, batch=2):
+  """float32 ``(batch, *SPATIAL[nd], channels)``: "ties" (integers 0..2) or "normal"."""
+  rng = np.random.default_rng(seed)
+  shape = (batch,) + SPATIAL[nd] + (channels,)
+  if kind == "ties":  # many equal values: exercises the first-maximum rule
+    return rng.integers(0, 3, shape).astype(np.float32)
+  return rng.standard_normal(shape).astype(np.float32)
+
+
+def jax_window_args(nd, k, s, p, d, ceil):
+  """jaxpool keyword arguments for one ``WINDOW_CASES`` row."""
+  return dict(
+      window_shape=(k,) * nd, strides=None if s is None else (s,) * nd,
+      padding=p, dilation=d, ceil_mode=ceil,
+  )
+
+
+def torch_window_args(k, s, p, d, ceil):
+  """torch keyword arguments for one ``WINDOW_CASES`` row."""
+  return dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
+
+
+def jax_value_and_grad(fn, x, cotangent):
+  """jaxpool value and vector-Jacobian product of ``fn`` at ``x``, as numpy."""
+  y, vjp = jax.vjp(fn, jnp.asarray(x))
+  return np.asarray(y), np.asarray(vjp(jnp.asarray(cotangent))[0])

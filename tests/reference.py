@@ -2,7 +2,10 @@
 
 import itertools
 
+import jax.numpy as jnp
 import numpy as np
+
+NAN, INF = np.nan, np.inf
 
 # (spatial shape, window, strides, padding, dilation, ceil_mode)
 CONFIGS = [
@@ -61,3 +64,8 @@ def jax_args(config):
 
 def normal_input(config, seed=0):
   return np.random.default_rng(seed).standard_normal((2,) + config[0] + (3,))
+
+
+def column(values, dtype=np.float32):
+  """A 1-D signal as ``(length, 1)``: one spatial axis, one feature."""
+  return jnp.asarray(np.asarray(values, dtype).reshape(-1, 1))

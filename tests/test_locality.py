@@ -9,7 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxpool
+
 from cases import CASES, SHAPE, reach
+from reference import INF, windows
 
 VALUES = [np.nan, np.inf, -np.inf, 1e30]
 MODES = [(case, False) for case in CASES] + [(case, True) for case in CASES if case.random]
@@ -38,3 +41,44 @@ def test_an_extreme_value_reaches_only_the_windows_that_contain_it(case, trainin
       )
       if value == 1e30:
         assert np.isfinite(y).all(), f"1e30 at {cell} overflowed an output"
+
+
+def _windows_holding(cell, shape, window, strides, padding):
+  """Output indices of the windows that hold ``cell`` (dilation 1, floor)."""
+  return {
+      idx for idx, cells, _ in windows(shape, window, strides, padding, 1, False)
+      if tuple(cell) in cells
+  }
+
+
+  # +inf logits take all the weight, -inf none, all -inf: uniform.
+
+
+@pytest.mark.parametrize("bad", [INF, -INF])
+@pytest.mark.parametrize("name", ["soft", "lip", "dpp", "mixed", "gated", "stochastic"])
+def test_infinite_cell_changes_only_its_windows(name, bad):
+  ops = {
+      "soft": lambda v, **w: jaxpool.soft_pool(v, **w),
+      "lip": lambda v, **w: jaxpool.lip_pool(v, 0.5 * jnp.where(jnp.isinf(v), 0.0, v), **w),
+      "dpp": lambda v, **w: jaxpool.dpp_pool(v, 1.0, 2.0, **w),
+      "mixed": lambda v, **w: jaxpool.mixed_pool(v, alpha=0.3, **w),
+      "gated": lambda v, **w: jaxpool.gated_pool(v, jnp.full((3, 3), 0.1), **w),
+      "stochastic": lambda v, **w: jaxpool.stochastic_pool(v, **w),
+  }
+  window = dict(window_shape=(3, 3), strides=(2, 2), padding=1)
+  x = np.abs(np.random.default_rng(3).standard_normal((1, 7, 8, 2))).astype(np.float32)
+  cell = (4, 3)
+  op = jax.jit(lambda v: ops[name](v, **window))
+  base = np.asarray(op(x))
+  xb = x.copy()
+  xb[(0, *cell, 0)] = bad
+  y = np.asarray(op(xb))
+  holding = _windows_holding(cell, (7, 8), (3, 3), (2, 2), [(1, 1), (1, 1)])
+  mask = np.zeros(base.shape[1:3], bool)
+  for idx in holding:
+    mask[idx] = True
+  np.testing.assert_array_equal(y[0, ~mask], base[0, ~mask])
+  np.testing.assert_array_equal(y[..., 1], base[..., 1])
+  assert not np.isnan(y).any()
+  if bad == INF:  # +inf dominates every window holding it
+    np.testing.assert_array_equal(y[0, mask, 0], INF)

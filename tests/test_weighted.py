@@ -1,4 +1,5 @@
-"""SoftPool, LIP and DPP against float64 numpy formulas written from the papers."""
+"""SoftPool, LIP and DPP against float64 numpy formulas written from the papers;
+infinite limits, extreme scales and argument checks."""
 
 import re
 
@@ -9,7 +10,148 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxpool
-from reference import CONFIGS, jax_args, normal_input, weighted_mean
+
+from reference import CONFIGS, INF, NAN, column, jax_args, normal_input, weighted_mean
+
+KEY = jax.random.key(0)
+
+
+def test_soft_pool_gradient_with_one_hot_weights():
+  a = column([0.0, 3e7])
+  grad = jax.grad(lambda v: jaxpool.soft_pool(v, (2,)).sum())(a)
+  np.testing.assert_array_equal(grad[:, 0], [0.0, 1.0])
+  lip = jax.grad(lambda v: jaxpool.lip_pool(v, v, (2,)).sum())(a)
+  np.testing.assert_array_equal(grad, lip)
+
+
+@pytest.mark.parametrize("scale", [1e3, 3e7, 1e20])
+def test_soft_pool_gradient_sums_to_one_per_window(scale):
+  # y(x + c) = y(x) + c, so the gradient of each window's output sums to 1.
+  x = jax.random.normal(KEY, (2, 8, 8, 3)) * scale
+  grad = jax.grad(lambda v: jaxpool.soft_pool(v, (2, 2)).sum())(x)
+  sums = np.asarray(grad).reshape(2, 4, 2, 4, 2, 3).sum(axis=(2, 4))
+  np.testing.assert_allclose(sums, 1.0, atol=1e-3)
+
+
+def test_soft_pool_infinite_limits():
+  y = jaxpool.soft_pool(column([1, INF, 2, 3, -INF, 4, -INF, -INF, INF, -INF]), (2,))
+  w = np.exp([2.0, 3.0])
+  expected_23 = (w * [2.0, 3.0]).sum() / w.sum()
+  np.testing.assert_allclose(y[:, 0], [INF, expected_23, 4.0, -INF, INF], rtol=1e-6)
+  assert np.isnan(jaxpool.soft_pool(column([NAN, INF]), (2,))[0, 0])
+
+
+def test_lip_pool_infinite_limits():
+  x = column([1, 5, 2, 6, 3, 7, 4, 8, -INF, 9, INF, 1])
+  logits = column([INF, 0, -INF, 0, -INF, -INF, INF, INF, -INF, 0, 0, 0])
+  y = jaxpool.lip_pool(x, logits, (2,))
+  np.testing.assert_allclose(
+      y[:, 0], [1.0, 6.0, 5.0, 6.0, 9.0, INF], rtol=1e-6
+  )
+
+
+def test_soft_lip_gradients_finite_for_finite_input():
+  x = jax.random.normal(KEY, (2, 9, 9, 3)) * 50
+  for fn in (
+      lambda v: jaxpool.soft_pool(v, (3, 3), 2, 1),
+      lambda v: jaxpool.lip_pool(v, v * 3, (3, 3), 2, 1),
+  ):
+    assert np.isfinite(np.asarray(jax.grad(lambda v: fn(v).sum())(x))).all()
+
+
+@pytest.mark.parametrize("reward", ["sym", "asym"])
+def test_dpp_pool_positive_inf_gives_inf(reward):
+  x = column([1, INF, 2, 3, INF, -INF])
+  y = jaxpool.dpp_pool(x, 1.0, 2.0, (2,), reward=reward)
+  assert y[0, 0] == INF and y[1, 0] == jaxpool.dpp_pool(column([2, 3]), 1.0, 2.0, (2,), reward=reward)[0, 0]
+  assert np.isnan(y[2, 0])
+
+
+@pytest.mark.parametrize("lam", [0.5, 1.0, 2.0, 3.0])
+@pytest.mark.parametrize("reward", ["sym", "asym"])
+def test_dpp_pool_negative_inf_is_the_limit(reward, lam, x64):
+  # The limit, approached numerically in float64.
+  cells = [1.0, -INF, 2.0, 4.0]
+  y = jaxpool.dpp_pool(column(cells, np.float64), 1.0, lam, (4,), reward=reward)[0, 0]
+  approach = [jaxpool.dpp_pool(column([1.0, -t, 2.0, 4.0], np.float64), 1.0, lam, (4,), reward=reward)[0, 0]
+              for t in (1e12, 1e14)]
+  if reward == "asym" and lam >= 1:
+    expected = 7.0 / 3 - (0 if lam > 1 else (1 + np.sqrt(1e-3)) * 4 / 3)
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    np.testing.assert_allclose(approach, expected, rtol=1e-4)
+  else:
+    assert y == -INF and approach[1] < approach[0] < -1e3
+  # Full-DPP with a finite reference: the -inf cell keeps a positive weight.
+  full = jaxpool.dpp_pool(column(cells, np.float64), 1.0, lam, (4,), reward=reward,
+                          reference=jnp.zeros((1, 1)))
+  assert full[0, 0] == -INF
+
+
+def test_dpp_pool_infinite_reference_gives_the_mean():
+  x = column([1.0, 2.0, 3.0, 5.0])
+  ref = jnp.array([[INF], [-INF]])
+  y = jaxpool.dpp_pool(x, 1.0, 2.0, (2,), reference=ref)
+  np.testing.assert_array_equal(y[:, 0], [1.5, 4.0])
+
+
+def test_dpp_pool_large_input_is_finite_and_correct():
+  x = np.array([1.0, 2.0, 4.0, 7.0, -5.0, 0.0])
+  # At 1e30 the rewards (d^2 + eps^2) dwarf alpha and eps: w ~ d^2.
+  windows3 = x.reshape(2, 3)
+  d = windows3 - windows3.mean(axis=1, keepdims=True)
+  expected = (d**2 * windows3).sum(axis=1) / (d**2).sum(axis=1) * 1e30
+  xs = column(x * 1e30)
+  y, vjp = jax.vjp(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (3,)), xs)
+  np.testing.assert_allclose(y[:, 0], expected, rtol=1e-4)  # float32 cancellation
+  assert np.isfinite(np.asarray(vjp(jnp.ones_like(y))[0])).all()
+
+
+def test_dpp_pool_tiny_epsilon_on_constant_windows():
+  x = jnp.ones((1, 4, 4, 2))
+  for epsilon in (1e-30, 2e-38):
+    y, vjp = jax.vjp(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2), epsilon=epsilon), x)
+    np.testing.assert_array_equal(y, 1.0)
+    (grad,) = vjp(jnp.ones_like(y))
+    np.testing.assert_allclose(grad, 0.25)  # the mean's derivative
+    grad = jax.grad(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2), epsilon=epsilon, normalize="mean").sum())(x)
+    np.testing.assert_allclose(grad, 0.25)
+
+
+def test_dpp_pool_gradient_with_tiny_epsilon_is_true_derivative(x64):
+  x = np.random.default_rng(6).standard_normal((2, 4, 4, 3))
+  check_grads(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2), epsilon=1e-200), (x,), order=1)
+  check_grads(lambda v: jaxpool.dpp_pool(v * 1e200, 1.0, 0.5, (2, 2), reward="asym") * 1e-200, (x,), order=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(alpha=-1.0), "alpha"),
+        (dict(alpha=NAN), "alpha"),
+        (dict(alpha=0.0), "alpha"),
+        (dict(alpha=INF), "alpha"),
+        (dict(alpha=jnp.array([1.0, -1.0])), "alpha"),
+        (dict(lam=-1.0), "lam"),
+        (dict(lam=np.float32(NAN)), "lam"),
+        (dict(lam=jnp.array(INF)), "lam"),
+        (dict(epsilon=0.0), "epsilon"),
+        (dict(epsilon=INF), "epsilon"),
+        (dict(epsilon=1e-300), "epsilon"),
+    ],
+)
+def test_dpp_pool_checks_concrete_parameters(kwargs, name):
+  x = jnp.ones((1, 4, 4, 2))
+  args = dict(alpha=1.0, lam=2.0) | kwargs
+  alpha, lam = args.pop("alpha"), args.pop("lam")
+  with pytest.raises(ValueError, match=name):
+    jaxpool.dpp_pool(x, alpha, lam, (2, 2), **args)
+
+
+def test_dpp_pool_traced_parameters_are_used_as_given():
+  x = jnp.ones((1, 4, 4, 2))
+  y = jax.jit(lambda a, l: jaxpool.dpp_pool(x, a, l, (2, 2)))(1.0, 2.0)
+  np.testing.assert_array_equal(y, 1.0)
+
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_soft_pool_matches_formula(config, x64):
