@@ -201,7 +201,7 @@ def _lp_value(x: jax.Array, geom: WindowGeometry, p: float) -> jax.Array:
   """``m * (sum_i (|x_i| / m)^p)^(1/p)`` with ``m`` each window's max ``|x_i|``.
 
   Scaling by the window's own maximum keeps ``|x_i / m|^p`` in ``[0, 1]``
-  with the largest term exactly 1, so nothing overflows and a term
+  with the largest term 1 (to an ulp), so nothing overflows and a term
   underflows only when it is negligible against that 1; and a value reaches
   only the windows that contain it. A window holding ``inf`` gives ``inf``,
   one holding NaN gives NaN.
@@ -209,8 +209,12 @@ def _lp_value(x: jax.Array, geom: WindowGeometry, p: float) -> jax.Array:
   taps = window_taps(jnp.abs(x), geom, 0)  # padded cells are zero
   m = functools.reduce(lax.max, taps)
   safe = jnp.where((m > 0) & (m < jnp.inf), m, jnp.ones_like(m))
-  total = sum(jnp.power(tap / safe, p) for tap in taps)
-  y = safe * jnp.power(total, 1.0 / p)
+  # One division per window: a per-tap division is an "expensive" op XLA
+  # will not fuse into the sum, so it would keep every divided tap in memory.
+  # The clamp keeps 1/m finite for a subnormal m.
+  inverse = jnp.minimum(1.0 / safe, jnp.finfo(safe.dtype).max)
+  total = sum(jnp.power(tap * inverse, p) for tap in taps)
+  y = jnp.power(total, 1.0 / p) / inverse
   y = jnp.where(m == 0, jnp.zeros_like(y), y)
   return jnp.where(m == jnp.inf, m, y)
 
