@@ -7,6 +7,8 @@ input's batch and feature sharding where the JAX version supports it.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Sequence
 from typing import Literal
 
@@ -52,10 +54,10 @@ def stochastic_pool(
   * ``key=None`` (inference): the probabilistic weighting
     ``y = sum_i p_i a_i = sum a_i^2 / sum a_i``, with its true derivative.
 
-  Inference computes ``m sum_i (a_i / m) p_i`` with ``m`` a power of two
-  near the window's largest weight (a constant that cancels in ``p_i``), so
+  Inference computes ``sum_i a_i (a_i / sum_j a_j)``, never ``a_i^2``, so
   no window's scale overflows or underflows (``1e20`` or ``1e-30`` inputs are
-  fine in float32). A ``+inf`` cell is the limit's winner: training samples
+  fine in float32; a window whose sum exceeds the float range gives
+  ``+inf``). A ``+inf`` cell is the limit's winner: training samples
   it (the first one, if several) and the inference output is ``+inf``; a
   ``-inf`` cell, like every negative one, has probability 0.
 
@@ -94,16 +96,7 @@ def stochastic_pool(
   if key is not None:
     winner = _sample_taps(taps, geom.tap_masks(), key, wide)
     return select_taps(x, winner, geom)
-  weights, scale = _relative_weights(taps, geom.tap_masks())
-  total = sum(weights)  # >= 1/2: the largest weight is in [1/2, 4]
-  # y = m sum_i (a_i / m) p_i: every factor in [0, 4] in windows with mass,
-  # so neither overflow nor underflow. A weight of 0 drops its cell, even a
-  # -inf one (0 * -inf would be NaN).
-  y = sum(
-      jnp.where(w > 0, tap / scale, 0) * (w / total)
-      for w, tap in zip(weights, taps)
-  )
-  return (scale * y).astype(x.dtype)
+  return _probability_weighted(taps, geom).astype(x.dtype)
 
 
 def _sample_taps(taps, masks, key, dtype):
@@ -149,41 +142,57 @@ def _sample_taps(taps, masks, key, dtype):
   return jnp.where(found, winner, last_positive)
 
 
-def _relative_weights(taps, masks):
-  """Every tap's sampling weight ``r_i`` and the window's constant scale ``m``.
+def _mass_inverse(weights):
+  """``1 / W`` with ``W = sum w``, and where ``0 < W < inf``."""
+  mass = sum(weights)
+  finite = (mass > 0) & (mass < jnp.inf)
+  return 1 / jnp.where(finite, mass, 1), finite
 
-  In a window with positive mass, ``r_i = relu(a_i) / m`` with ``m`` the
-  power of two just above the largest ``relu(a)`` (kept a normal number, as
-  is ``1 / m``: scaling by it is exact), so ``r_i`` lies in ``[0, 4]``
-  whatever the window's scale: no overflow of ``sum a^2`` for large inputs,
-  no underflow for tiny ones. ``m`` is a ``stop_gradient`` constant:
-  ``p_i = r_i / sum r_j`` is the same function for any ``m``, so derivatives
-  stay the true ones. A window holding ``+inf`` weights its ``+inf`` cells
-  equally (the limit), a window without positive mass its real cells; both
-  with ``m = 1``. NaN propagates.
+
+@jax.custom_jvp
+def _self_weighted_mean(*weights: jax.Array) -> jax.Array:
+  """``sum_i w_i (w_i / W)``, ``W = sum_j w_j``; meaningful where
+  ``0 < W < inf`` (the caller replaces the other windows)."""
+  inverse, _ = _mass_inverse(weights)
+  return sum(w * (w * inverse) for w in weights)
+
+
+@_self_weighted_mean.defjvp
+def _self_weighted_mean_jvp(weights, tangents):
+  # dy/dw_j = (2 w_j - y) / W, formed as such (autodiff of the division
+  # would form y / W^2, which over- or underflows for large or tiny
+  # windows); 0 in the windows the caller replaces.
+  y = _self_weighted_mean(*weights)
+  inverse, finite = _mass_inverse(weights)
+  return y, sum(
+      jnp.where(finite, (2 * w - y) * inverse, 0) * t
+      for w, t in zip(weights, tangents)
+  )
+
+
+def _probability_weighted(taps, geom):
+  """Inference: ``sum_i p_i a_i = sum_i r_i (r_i / R)`` per window, with
+  ``r_i = relu(a_i)`` and ``R = sum_j r_j``.
+
+  Each term multiplies ``r_i`` by ``r_i / R`` in ``[0, 1]``, never forming
+  ``r_i^2``: no overflow for large inputs (``1e20``), no underflow for tiny
+  ones (``1e-30``), and the derivative ``(2 r_j - y) / R`` is formed the
+  same way. One division per window; the per-tap terms only multiply, so
+  XLA fuses them into the sums. Windows holding ``+inf`` (or whose mass
+  overflows the float range) give ``+inf``; windows without positive mass
+  (and NaN ones) the mean of their real cells.
   """
-  weights = [jnp.maximum(tap, 0) for tap in taps]  # NaN stays NaN
-  top = None
-  for w, mask in zip(weights, masks):
-    w = w if mask is None else jnp.where(mask, w, 0)
-    top = w if top is None else jax.lax.max(top, w)
-  top = jax.lax.stop_gradient(top)
-  has_mass, infinite = top > 0, jnp.isinf(top)
-  scaled = has_mass & ~infinite
-  _, exponent = jnp.frexp(jnp.where(scaled, top, 1))
-  info = jnp.finfo(top.dtype)
-  # 2^e and 2^-e both normal: the weights are multiplied by 2^-e (exact and
-  # cheap enough for XLA to recompute per use instead of storing per tap).
-  exponent = jnp.clip(exponent, info.minexp, -info.minexp)
-  one = jnp.ones_like(top)
-  scale = jnp.where(scaled, jnp.ldexp(one, exponent), 1)
-  inverse = jnp.where(scaled, jnp.ldexp(one, -exponent), 1)
-  relative = []
-  for w, mask in zip(weights, masks):
-    r = jnp.where(infinite, (w == top).astype(w.dtype), w * inverse)
-    r = jnp.where(has_mass, r, 1)
-    relative.append(r if mask is None else jnp.where(mask, r, 0))
-  return relative, scale
+  masks = geom.tap_masks()
+  relus = [
+      jnp.maximum(tap, 0) if mask is None else jnp.where(mask, jnp.maximum(tap, 0), 0)
+      for tap, mask in zip(taps, masks)
+  ]
+  _, finite = _mass_inverse(relus)  # NaN windows are not finite
+  weighted = _self_weighted_mean(*relus)
+  real = [tap if mask is None else jnp.where(mask, tap, 0) for tap, mask in zip(taps, masks)]
+  counts = geom.window_counts(include_pad=False)[..., None].astype(weighted.dtype)
+  mean = sum(real) / counts
+  return jnp.where(finite, weighted, jnp.where(sum(relus) == jnp.inf, jnp.inf, mean))
 
 
 # --------------------------------------------------------------------------
