@@ -19,6 +19,11 @@ from jaxpool._src.classic import min_pool as min_pool
 from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
 from jaxpool._src.indices import max_unpool as max_unpool
 from jaxpool._src.fractional import fractional_max_pool as fractional_max_pool
+from jaxpool._src.lifting import lift_down_pool as lift_down_pool
+from jaxpool._src.lifting import (
+    lift_down_pool_with_constraints as lift_down_pool_with_constraints,
+)
+from jaxpool._src.lifting import lift_up_pool as lift_up_pool
 from jaxpool._src.mixed import gated_pool as gated_pool
 from jaxpool._src.mixed import mixed_pool as mixed_pool
 from jaxpool._src.stochastic import s3_pool as s3_pool
@@ -39,6 +44,9 @@ __all__ = [
     "gated_pool",
     "global_avg_pool",
     "global_max_pool",
+    "lift_down_pool",
+    "lift_down_pool_with_constraints",
+    "lift_up_pool",
     "lip_pool",
     "lp_pool",
     "max_pool",

@@ -61,6 +61,20 @@ def _unpool_reach(e, key):
   return jnp.pad(up, ((0, 0), (0, 1), (0, 1), (0, 0))) > 0
 
 
+def _lift_reach(e, key):
+  """The lifting's footprint: LeGall 5/3 with every coefficient made positive."""
+  def ahead(v):
+    return jnp.concatenate([v[..., 1:, :], v[..., -1:, :]], axis=-2)
+
+  def behind(v):
+    return jnp.concatenate([v[..., :1, :], v[..., :-1, :]], axis=-2)
+
+  bands = jaxpool.lift_down_pool(
+      e[:, :6, :8], predict=lambda v: -(v + ahead(v)), update=lambda d: d + behind(d)
+  )
+  return sum(bands) > 0
+
+
 def _gate(x):
   return jnp.linspace(-0.5, 0.5, 9, dtype=x.dtype).reshape(3, 3)
 
@@ -115,6 +129,12 @@ CASES = [
     Case("fractional_max_pool", lambda x, k: jaxpool.fractional_max_pool(
         x, (2, 2), output_shape=(4, 5), key=k),
          random=True, layer=("FractionalMaxPool", ((2, 2),), {"output_shape": (4, 5)})),
+    Case("lift_down_pool", lambda x, k: sum(jaxpool.lift_down_pool(x[:, :6, :8])), _lift_reach),
+    Case("lift_down_pool_haar", lambda x, k: jaxpool.lift_down_pool(
+        x[:, :6, :8], wavelet="haar").HL, _max_reach((2, 2)), sharding=False),
+    Case("lift_up_pool", lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(
+        x[:, :6, :8], spatial_dims=1, wavelet="haar"), wavelet="haar"),
+         lambda e, k: jnp.repeat(jaxpool.max_pool(e[:, :6, :8], (1, 2)), 2, axis=2) > 0),
     Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
         x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
 ]

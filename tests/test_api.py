@@ -2,8 +2,9 @@
 
 The argument rule, for every public function and layer constructor:
 
-* arrays positional: ``x``, then the required learned arrays (``logits``,
-  ``gate``, ``alpha``, ``lam``) or ``indices``;
+* arrays positional: ``x`` (``bands`` for ``lift_up_pool``'s sub-bands),
+  then the required learned arrays (``logits``, ``gate``, ``alpha``,
+  ``lam``) or ``indices``;
 * then the window triple ``window_shape, strides=None, padding="VALID"`` (or a
   prefix of it) where the operator has windows, or ``output_shape`` where the
   output size is given instead;
@@ -25,7 +26,8 @@ from jaxpool import nnx as jpnnx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC = [getattr(jaxpool, name) for name in jaxpool.__all__]
-ARRAYS = ("x", "logits", "gate", "alpha", "lam", "indices")
+ARRAYS = ("x", "bands", "logits", "gate", "alpha", "lam", "indices")
+INPUTS = ("x", "bands")
 SPECS = [(), ("window_shape",), ("window_shape", "strides"),
          ("window_shape", "strides", "padding"), ("output_shape",)]
 
@@ -41,6 +43,9 @@ LAYERS = {
     "gated_pool": ("GatedPool",),
     "global_avg_pool": ("GlobalAvgPool",),
     "global_max_pool": ("GlobalMaxPool",),
+    "lift_down_pool": ("LiftDownPool",),
+    "lift_down_pool_with_constraints": ("LiftDownPool",),
+    "lift_up_pool": ("LiftUpPool",),
     "lip_pool": ("LipPool", "LIP"),
     "lp_pool": ("LpPool",),
     "max_pool": ("MaxPool",),
@@ -77,7 +82,7 @@ def _check_argument_rule(owner, signature, arrays_allowed):
   while positional and positional[0] in (ARRAYS if arrays_allowed else ()):
     arrays.append(positional.pop(0))
   if arrays_allowed:
-    assert arrays and arrays[0] == "x", f"{owner}: the input comes first, as x"
+    assert arrays and arrays[0] in INPUTS, f"{owner}: the input comes first, as x"
   assert tuple(positional) in SPECS, (
       f"{owner}: after the arrays only the window triple (or output_shape) is"
       f" positional; got {positional}"

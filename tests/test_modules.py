@@ -104,7 +104,7 @@ class _Net(nnx.Module):
 
 @pytest.mark.parametrize("pool", [
     "max", "lp", "median", "catavgmax", "soft", "lip", "dpp", "learnedmixed", "gated", "mixed",
-    "stochastic", "s3", "fractional",
+    "stochastic", "s3", "fractional", "lift",
 ])
 def test_nnx_training_step_under_jit(pool):
   model = _Net(pool, rngs=nnx.Rngs(0))

@@ -11,6 +11,8 @@ lives here.
 * DPP (Saeedan et al. 2018): ``alpha = exp(min(a, 10))``, ``lam = exp(l)`` and
   the Full-DPP reference filter (a learned per-feature window mean).
 * Lee et al. (2016): the mixing proportion ``sigmoid(w)`` and the gating mask.
+* LiftPool (Zhao & Snoek 2021): the predictor and updater
+  ``tanh(mix(relu(depthwise(v))))``.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ from jaxpool._src.core.taps import window_taps
 __all__ = [
     "LIP_LOGIT_BOUND",
     "check_features",
+    "check_lift_options",
     "dpp_arguments",
     "gate_init",
     "init_dpp_params",
+    "init_lift_params",
     "init_lip_logit_params",
+    "lift_step",
+    "lift_steps",
     "lip_logits",
     "mix_proportion",
     "per_feature_shape",
@@ -243,3 +249,70 @@ def per_feature_shape(owner: str, per_feature, features) -> tuple[int, ...]:
     return (check_features(f"{owner}(per_feature=True)", features),)
   return ()
 
+
+
+# ---------------------------------------------------------------------------
+# LiftPool's predictor and updater.
+# ---------------------------------------------------------------------------
+
+LIFT_STEPS = ("predict", "update")
+
+
+def check_lift_options(kernel_size, mixing) -> None:
+  """``kernel_size`` an odd int >= 1; ``mixing`` 'channelwise' or 'dense'."""
+  if not is_int(kernel_size) or kernel_size < 1 or kernel_size % 2 == 0:
+    raise ValueError(f"kernel_size must be an odd int >= 1; got {kernel_size!r}.")
+  check_choice("mixing", mixing, ("channelwise", "dense"))
+
+
+def init_lift_params(
+    key: jax.Array,
+    features: int,
+    *,
+    kernel_size: int = 3,
+    mixing: str = "channelwise",
+) -> dict[str, jax.Array]:
+  """Parameters of LiftPool's ``P`` and ``U``: ``{step}_{part}`` for ``step``
+  in ``('predict', 'update')``.
+
+  Each step is ``tanh(mix(relu(depthwise(v))))`` (see :func:`lift_step`):
+  ``depthwise_kernel`` ``(kernel_size, features)`` (LeCun normal, fan-in
+  ``kernel_size``) and ``depthwise_bias`` (zeros); ``mix_kernel``, zeros, of
+  shape ``(features,)`` for ``mixing='channelwise'`` (the paper's count, no
+  ``C**2`` term) or ``(features, features)`` for ``'dense'`` (Temporal Lift
+  Pooling's 1x1 convolution); ``mix_bias`` (zeros). The zero mixing makes
+  ``P = U = 0`` at initialisation: the layer starts as the lazy wavelet
+  (``s = x_e``, ``d = x_o``).
+  """
+  features = check_features("LiftDownPool", features)
+  check_lift_options(kernel_size, mixing)
+  params = {}
+  for step, k in zip(LIFT_STEPS, jax.random.split(key)):
+    params[f"{step}_depthwise_kernel"] = jax.random.normal(k, (kernel_size, features)) / math.sqrt(kernel_size)
+    params[f"{step}_depthwise_bias"] = jnp.zeros((features,))
+    mix_shape = (features,) if mixing == "channelwise" else (features, features)
+    params[f"{step}_mix_kernel"] = jnp.zeros(mix_shape)
+    params[f"{step}_mix_bias"] = jnp.zeros((features,))
+  return params
+
+
+def lift_step(params: dict[str, jax.Array], step: str, v: jax.Array) -> jax.Array:
+  """One learned lifting step on ``v`` of shape ``(..., n, features)``, along
+  axis -2: a depthwise convolution of size ``K`` (zero padding ``K // 2``),
+  ReLU, a channel-wise (or dense) mixing, tanh."""
+  kernel = params[f"{step}_depthwise_kernel"].astype(v.dtype)
+  size, n = kernel.shape[0], v.shape[-2]
+  pad = [(0, 0)] * (v.ndim - 2) + [(size // 2, size // 2), (0, 0)]
+  padded = jnp.pad(v, pad)
+  h = sum(kernel[j] * padded[..., j:j + n, :] for j in range(size))
+  h = jax.nn.relu(h + params[f"{step}_depthwise_bias"].astype(v.dtype))
+  mix = params[f"{step}_mix_kernel"].astype(v.dtype)
+  h = h * mix if mix.ndim == 1 else h @ mix
+  return jnp.tanh(h + params[f"{step}_mix_bias"].astype(v.dtype))
+
+
+def lift_steps(params: dict[str, jax.Array]):
+  """``(predict, update)`` callables for :func:`jaxpool.lift_down_pool`."""
+  return tuple(
+      (lambda v, step=step: lift_step(params, step, v)) for step in LIFT_STEPS
+  )

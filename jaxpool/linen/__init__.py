@@ -39,6 +39,9 @@ from jaxpool.linen._classic import MinPool as MinPool
 from jaxpool.linen._fractional import FractionalMaxPool as FractionalMaxPool
 from jaxpool.linen._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.linen._indices import MaxUnpool as MaxUnpool
+from jaxpool.linen._lifting import LiftDownPool as LiftDownPool
+from jaxpool.linen._lifting import LiftUpPool as LiftUpPool
+from jaxpool.linen._lifting import auxiliary_loss as auxiliary_loss
 from jaxpool.linen._mixed import GatedPool as GatedPool
 from jaxpool.linen._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.linen._mixed import MixedPool as MixedPool
@@ -65,6 +68,8 @@ __all__ = [
     "GlobalMaxPool",
     "LIP",
     "LearnedMixedPool",
+    "LiftDownPool",
+    "LiftUpPool",
     "LipPool",
     "LpPool",
     "MaxPool",
@@ -79,6 +84,7 @@ __all__ = [
     "SoftPool",
     "StochasticPool",
     "WindowModule",
+    "auxiliary_loss",
     "available_pools",
     "make_pool",
     "register_pool",

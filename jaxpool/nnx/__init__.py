@@ -46,6 +46,9 @@ from jaxpool.nnx._classic import MinPool as MinPool
 from jaxpool.nnx._fractional import FractionalMaxPool as FractionalMaxPool
 from jaxpool.nnx._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.nnx._indices import MaxUnpool as MaxUnpool
+from jaxpool.nnx._lifting import LiftDownPool as LiftDownPool
+from jaxpool.nnx._lifting import LiftUpPool as LiftUpPool
+from jaxpool.nnx._lifting import auxiliary_loss as auxiliary_loss
 from jaxpool.nnx._mixed import GatedPool as GatedPool
 from jaxpool.nnx._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.nnx._mixed import MixedPool as MixedPool
@@ -75,6 +78,8 @@ __all__ = [
     "LIP_LOGIT_BOUND",
     "LearnedLayer",
     "LearnedMixedPool",
+    "LiftDownPool",
+    "LiftUpPool",
     "LipPool",
     "LpPool",
     "MaxPool",
@@ -88,6 +93,7 @@ __all__ = [
     "S3Pool",
     "SoftPool",
     "StochasticPool",
+    "auxiliary_loss",
     "available_pools",
     "make_pool",
     "register_pool",

@@ -1,0 +1,460 @@
+"""LiftPool (Zhao & Snoek, ICLR 2021): pooling by the lifting scheme.
+
+One 1-D lifting step along an axis splits a signal into even and odd samples
+and turns them into an approximation ``s`` and a detail ``d``::
+
+    x_e[k] = x[2k],   x_o[k] = x[2k + 1]
+    d = x_o - P(x_e)          (predict)
+    s = x_e + U(d)            (update)
+
+and is undone exactly, for any ``P`` and ``U``, by ``x_e = s - U(d)``,
+``x_o = d + P(x_e)``. :func:`lift_down_pool` lifts along every spatial axis
+(the last first) and returns the sub-bands; :func:`lift_up_pool` inverts it.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxpool._src.core.checks import check_choice, is_int
+from jaxpool._src.core.dtypes import compute_dtype, float_input
+
+__all__ = [
+    "LiftBands1D",
+    "LiftBands2D",
+    "LiftBands3D",
+    "LiftConstraints",
+    "band_names",
+    "lift_down_pool",
+    "lift_down_pool_with_constraints",
+    "lift_up_pool",
+    "WAVELETS",
+]
+
+Step = Callable[[jax.Array], jax.Array]
+
+
+def check_spatial_dims(spatial_dims) -> int:
+  if not is_int(spatial_dims) or not 1 <= spatial_dims <= 3:
+    raise ValueError(f"spatial_dims must be 1, 2 or 3; got {spatial_dims!r}.")
+  return int(spatial_dims)
+
+
+def band_names(spatial_dims: int) -> tuple[str, ...]:
+  """Sub-band names for ``spatial_dims`` lifted axes, in output order.
+
+  One letter per 1-D lifting pass, in the order of the passes (the last
+  spatial axis first): ``L`` for its approximation ``s``, ``H`` for its
+  detail ``d``. In 2-D the first letter is horizontal (W), the second
+  vertical (H), so ``LH`` is the vertical detail of the horizontal
+  approximation.
+
+  Example:
+    >>> band_names(2)
+    ('LL', 'LH', 'HL', 'HH')
+  """
+  check_spatial_dims(spatial_dims)
+  return tuple("".join(p) for p in itertools.product("LH", repeat=spatial_dims))
+
+
+LiftBands1D = collections.namedtuple("LiftBands1D", band_names(1))
+LiftBands1D.__doc__ = "Sub-bands of a 1-D lifting: approximation ``L``, detail ``H``."
+LiftBands2D = collections.namedtuple("LiftBands2D", band_names(2))
+LiftBands2D.__doc__ = (
+    "Sub-bands of a 2-D lifting, named (horizontal, vertical): ``LL`` the"
+    " approximation, ``LH`` the vertical detail of the horizontal"
+    " approximation, ``HL`` the vertical approximation of the horizontal"
+    " detail, ``HH`` the detail of the detail."
+)
+LiftBands3D = collections.namedtuple("LiftBands3D", band_names(3))
+LiftBands3D.__doc__ = (
+    "Sub-bands of a 3-D lifting, named (W, H, D) pass by pass: ``LLL`` ..."
+    " ``HHH``."
+)
+_BANDS = {1: LiftBands1D, 2: LiftBands2D, 3: LiftBands3D}
+
+
+class LiftConstraints(NamedTuple):
+  """The lifting constraints of the paper, summed over all 1-D steps.
+
+  ``c_u = sum_steps ||s - x_o||_2`` (the update keeps ``s`` close to the
+  signal) and ``c_p = sum_steps ||d||_2`` (the predictor keeps the detail
+  small). Each norm is taken over one example's positions and features and
+  averaged over the batch.
+  """
+
+  c_u: jax.Array
+  c_p: jax.Array
+
+
+# ---------------------------------------------------------------------------
+# Fixed wavelets in lifting form. Steps act on axis -2 of (..., n, features).
+# ---------------------------------------------------------------------------
+
+
+def _next(a: jax.Array) -> jax.Array:
+  """``a[k + 1]`` along axis -2, the last sample repeated (symmetric extension)."""
+  return jnp.concatenate([a[..., 1:, :], a[..., -1:, :]], axis=-2)
+
+
+def _previous(a: jax.Array) -> jax.Array:
+  """``a[k - 1]`` along axis -2, the first sample repeated (symmetric extension)."""
+  return jnp.concatenate([a[..., :1, :], a[..., :-1, :]], axis=-2)
+
+
+def _haar_predict(even: jax.Array) -> jax.Array:
+  return even
+
+
+def _haar_update(detail: jax.Array) -> jax.Array:
+  return 0.5 * detail
+
+
+def _legall53_predict(even: jax.Array) -> jax.Array:
+  return 0.5 * (even + _next(even))
+
+
+def _legall53_update(detail: jax.Array) -> jax.Array:
+  return 0.25 * (_previous(detail) + detail)
+
+
+# name -> (predict, update)
+WAVELETS: dict[str, tuple[Step, Step]] = {
+    "haar": (_haar_predict, _haar_update),
+    "legall53": (_legall53_predict, _legall53_update),
+}
+
+
+# ---------------------------------------------------------------------------
+# Argument checks.
+# ---------------------------------------------------------------------------
+
+
+def _steps(predict, update, wavelet: str, op: str) -> tuple[Step, Step]:
+  check_choice("wavelet", wavelet, tuple(WAVELETS))
+  default_predict, default_update = WAVELETS[wavelet]
+  for name, fn in (("predict", predict), ("update", update)):
+    if fn is not None and not callable(fn):
+      raise TypeError(f"{op}: {name} must be a callable or None; got {fn!r}.")
+  return predict or default_predict, update or default_update
+
+
+def _applied(fn: Step, name: str, a: jax.Array) -> jax.Array:
+  out = jnp.asarray(fn(a))
+  if out.shape != a.shape:
+    raise ValueError(
+        f"{name} must map an array of shape {a.shape} (lifting axis at -2) to"
+        f" the same shape; got {out.shape}."
+    )
+  return out.astype(a.dtype)
+
+
+def _lifted_axes(shape: tuple[int, ...], spatial_dims: int, op: str) -> list[int]:
+  """Array axes of the passes, the last spatial axis first; all even."""
+  if len(shape) < spatial_dims + 1:
+    raise ValueError(
+        f"{op} with spatial_dims={spatial_dims} expects (*batch, *spatial,"
+        f" features) with {spatial_dims} spatial axes; got shape {shape}."
+    )
+  axes = [len(shape) - 2 - i for i in range(spatial_dims)]
+  for i, axis in enumerate(axes):
+    if shape[axis] % 2:
+      raise ValueError(
+          f"{op}: lifting halves each spatial axis, so their lengths must be"
+          f" even; spatial axis {spatial_dims - 1 - i} (array axis {axis}) has"
+          f" odd length {shape[axis]} in shape {shape}. Pad or crop it first."
+      )
+  return axes
+
+
+# ---------------------------------------------------------------------------
+# Down: analysis.
+# ---------------------------------------------------------------------------
+
+
+def _norm(v: jax.Array, batch_ndim: int) -> jax.Array:
+  """``||v||_2`` per example (over everything but the batch axes), averaged
+  over the batch; gradient 0 where the norm is 0."""
+  squares = jnp.sum(jnp.square(v), axis=tuple(range(batch_ndim, v.ndim)))
+  positive = squares > 0
+  norms = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
+  return jnp.mean(norms)
+
+
+def _lift_step(x, axis, predict, update, batch_ndim):
+  v = jnp.moveaxis(x, axis, -2)
+  even, odd = v[..., 0::2, :], v[..., 1::2, :]
+  detail = odd - _applied(predict, "predict", even)
+  approx = even + _applied(update, "update", detail)
+  c_u, c_p = _norm(approx - odd, batch_ndim), _norm(detail, batch_ndim)
+  return jnp.moveaxis(approx, -2, axis), jnp.moveaxis(detail, -2, axis), c_u, c_p
+
+
+def lift_down_pool_with_constraints(
+    x: jax.typing.ArrayLike,
+    *,
+    spatial_dims: int = 2,
+    predict: Step | None = None,
+    update: Step | None = None,
+    wavelet: str = "legall53",
+):
+  """:func:`lift_down_pool` and the paper's lifting constraints.
+
+  Over every 1-D lifting step (3 in 2-D: one horizontal, two vertical)::
+
+      c_u = sum_steps ||s - x_o||_2     (the update keeps s close to the signal)
+      c_p = sum_steps ||d||_2           (the predictor keeps the detail small)
+
+  each norm taken over one example's positions and features (Temporal Lift
+  Pooling's ``torch.norm`` for a batch of one) and averaged over the batch
+  axes. The paper trains with ``0.01 * c_u + 0.1 * c_p`` added to the task
+  loss; the Flax layers record the constraints for that.
+
+  Args:
+    x, spatial_dims, predict, update, wavelet: as in :func:`lift_down_pool`.
+
+  Returns:
+    ``(bands, LiftConstraints(c_u, c_p))``: the bands of
+    :func:`lift_down_pool` and two scalars in ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxpool
+    >>> bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(jnp.ones((1, 4, 4, 2)))
+    >>> float(c_p)  # a constant has no detail
+    0.0
+  """
+  op = "lift_down_pool"
+  x = float_input(x, op)
+  spatial_dims = check_spatial_dims(spatial_dims)
+  axes = _lifted_axes(x.shape, spatial_dims, op)
+  predict, update = _steps(predict, update, wavelet, op)
+  batch_ndim = x.ndim - 1 - spatial_dims
+  bands = [x.astype(compute_dtype(x.dtype))]
+  c_u = c_p = jnp.zeros((), bands[0].dtype)
+  for axis in axes:
+    lifted = []
+    for band in bands:
+      approx, detail, u, p = _lift_step(band, axis, predict, update, batch_ndim)
+      lifted += [approx, detail]
+      c_u, c_p = c_u + u, c_p + p
+    bands = lifted
+  bands = _BANDS[spatial_dims](*(b.astype(x.dtype) for b in bands))
+  return bands, LiftConstraints(c_u.astype(x.dtype), c_p.astype(x.dtype))
+
+
+def lift_down_pool(
+    x: jax.typing.ArrayLike,
+    *,
+    spatial_dims: int = 2,
+    predict: Step | None = None,
+    update: Step | None = None,
+    wavelet: str = "legall53",
+):
+  """LiftDownPool: the sub-bands of a lifting along every spatial axis.
+
+  Along each spatial axis in turn, the last first, every band from the
+  previous passes is split into even and odd samples and lifted::
+
+      d = x_o - P(x_e),    s = x_e + U(d)
+
+  giving ``2**spatial_dims`` bands of half the size along every spatial axis.
+  In 2-D they are ``LL, LH, HL, HH``, named (horizontal, vertical): the
+  horizontal pass gives ``s, d``; the vertical pass on ``s`` gives ``LL``,
+  ``LH`` and on ``d`` gives ``HL``, ``HH``. The paper's pooling for
+  classification is the sum of the bands (``sum(lift_down_pool(x))``).
+
+  Args:
+    x: ``(*batch, *spatial, features)`` floating-point array; every spatial
+      axis must have even length.
+    spatial_dims: number of spatial axes (1, 2 or 3), those just before the
+      features.
+    predict, update: callables ``(..., n, features) -> (..., n, features)``
+      acting along axis -2 (the lifting axis is moved there), shared by all
+      passes. ``None`` takes the step of ``wavelet``.
+    wavelet: the fixed steps used for ``None``: ``'legall53'`` (LeGall 5/3,
+      JPEG 2000's reversible wavelet: ``P(e)[k] = (e[k] + e[k+1]) / 2``,
+      ``U(d)[k] = (d[k-1] + d[k]) / 4``, symmetric extension at both ends)
+      or ``'haar'`` (``P(e) = e``, ``U(d) = d / 2``, so ``s`` is the pair
+      mean and ``d`` the pair difference).
+
+  Returns:
+    A named tuple of bands (:class:`LiftBands1D`, :class:`LiftBands2D` or
+    :class:`LiftBands3D`), each ``(*batch, *spatial / 2, features)`` in the
+    dtype of ``x``. With the default wavelets a constant input gives the
+    constant in the first band and zeros elsewhere.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxpool
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> bands = jaxpool.lift_down_pool(x, wavelet="haar")
+    >>> bands.LL[0, :, :, 0]
+    Array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    >>> bool(jnp.allclose(jaxpool.lift_up_pool(bands, wavelet="haar"), x))
+    True
+
+  References:
+    Zhao & Snoek, "LiftPool: Bidirectional ConvNet Pooling", ICLR 2021.
+  """
+  return lift_down_pool_with_constraints(
+      x, spatial_dims=spatial_dims, predict=predict, update=update, wavelet=wavelet
+  )[0]
+
+
+# ---------------------------------------------------------------------------
+# Up: synthesis.
+# ---------------------------------------------------------------------------
+
+
+def _unlift_step(approx, detail, axis, predict, update):
+  s, d = jnp.moveaxis(approx, axis, -2), jnp.moveaxis(detail, axis, -2)
+  even = s - _applied(update, "update", d)
+  odd = d + _applied(predict, "predict", even)
+  merged = jnp.stack([even, odd], axis=-2).reshape(
+      even.shape[:-2] + (2 * even.shape[-2], even.shape[-1])
+  )
+  return jnp.moveaxis(merged, -2, axis)
+
+
+def lift_up_pool(
+    bands: Sequence[jax.typing.ArrayLike],
+    *,
+    predict: Step | None = None,
+    update: Step | None = None,
+    wavelet: str = "legall53",
+) -> jax.Array:
+  """LiftUpPool: the exact inverse of :func:`lift_down_pool`.
+
+  The passes are undone in reverse order; each one computes
+  ``x_e = s - U(d)``, ``x_o = d + P(x_e)`` and interleaves
+  ``x[2k] = x_e[k]``, ``x[2k+1] = x_o[k]``. So, for any ``predict`` and
+  ``update``, ``lift_up_pool(lift_down_pool(x, predict=P, update=U),
+  predict=P, update=U)`` equals ``x`` to rounding. In a decoder, pass its
+  feature map in place of the first band and the detail bands stored by the
+  matching down pooling.
+
+  Args:
+    bands: the ``2**spatial_dims`` bands in :func:`band_names` order (a
+      named tuple from :func:`lift_down_pool` or any sequence), all of one
+      shape ``(*batch, *spatial, features)``.
+    predict, update, wavelet: the steps used by the down pooling.
+
+  Returns:
+    ``(*batch, *2 spatial, features)``, in the bands' dtype.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxpool
+    >>> x = jnp.linspace(0.0, 1.0, 32).reshape(1, 4, 8, 1)
+    >>> y = jaxpool.lift_up_pool(jaxpool.lift_down_pool(x))
+    >>> bool(jnp.allclose(y, x, atol=1e-6))
+    True
+  """
+  op = "lift_up_pool"
+  if not isinstance(bands, Sequence):
+    raise TypeError(
+        f"{op} expects a sequence of sub-bands (e.g. the named tuple of"
+        f" lift_down_pool); got {type(bands).__name__}."
+    )
+  spatial_dims = {2: 1, 4: 2, 8: 3}.get(len(bands))
+  if spatial_dims is None:
+    raise ValueError(f"{op} expects 2, 4 or 8 sub-bands; got {len(bands)}.")
+  arrays = [float_input(b, op) for b in bands]
+  shapes = {a.shape for a in arrays}
+  dtypes = {a.dtype for a in arrays}
+  if len(shapes) > 1 or len(dtypes) > 1:
+    raise ValueError(
+        f"{op}: all sub-bands must have one shape and dtype; got shapes"
+        f" {[a.shape for a in arrays]} and dtypes {[str(a.dtype) for a in arrays]}."
+    )
+  (shape,), (dtype,) = shapes, dtypes
+  if len(shape) < spatial_dims + 1:
+    raise ValueError(
+        f"{op}: {len(bands)} sub-bands lift {spatial_dims} spatial axes, so each"
+        f" must have at least {spatial_dims + 1} axes; got shape {shape}."
+    )
+  predict, update = _steps(predict, update, wavelet, op)
+  axes = [len(shape) - 2 - i for i in range(spatial_dims)]
+  arrays = [a.astype(compute_dtype(dtype)) for a in arrays]
+  for axis in reversed(axes):
+    arrays = [
+        _unlift_step(arrays[i], arrays[i + 1], axis, predict, update)
+        for i in range(0, len(arrays), 2)
+    ]
+  return arrays[0].astype(dtype)
+
+
+# ---------------------------------------------------------------------------
+# Layer options, shared by jaxpool.nnx and jaxpool.linen.
+# ---------------------------------------------------------------------------
+
+# The paper's weights of the constraint losses.
+LAMBDA_U, LAMBDA_P = 0.01, 0.1
+
+
+def check_output(output, spatial_dims: int):
+  """``output`` of a LiftDownPool layer, normalised: ``'sum'``, ``'all'``, a
+  band name or a tuple of band names."""
+  names = band_names(spatial_dims)
+  if isinstance(output, str):
+    if output in ("sum", "all") or output in names:
+      return output
+  elif isinstance(output, (tuple, list)) and output and all(
+      isinstance(o, str) and o in names for o in output
+  ):
+    return tuple(output)
+  raise ValueError(
+      f"output must be 'sum', 'all', one of {names} or a non-empty tuple of"
+      f" them; got {output!r}."
+  )
+
+
+def select_output(bands, output):
+  """The layer output: the sum of the bands, all of them, one, or several
+  concatenated on the features axis."""
+  if output == "sum":
+    return functools.reduce(jnp.add, bands)
+  if output == "all":
+    return bands
+  if isinstance(output, str):
+    return getattr(bands, output)
+  return jnp.concatenate([getattr(bands, o) for o in output], axis=-1)
+
+
+def output_multiplier(output) -> int:
+  """Output features per input feature of a given ``output``."""
+  return len(output) if isinstance(output, tuple) else 1
+
+
+def spatial_dims_of_window(window_shape, strides, padding) -> int:
+  """The ``spatial_dims`` of a LiftDownPool built from a pooling window
+  (``make_pool``): only 2 per axis, stride 2, no padding, is a lifting."""
+  shape = tuple(window_shape) if isinstance(window_shape, (tuple, list)) else None
+  stride_ok = strides is None or strides == 2 or (
+      isinstance(strides, (tuple, list)) and all(s == 2 for s in strides)
+  )
+  if (
+      not shape or not 1 <= len(shape) <= 3 or any(k != 2 for k in shape)
+      or not stride_ok or padding not in ("VALID", 0)
+  ):
+    raise ValueError(
+        "LiftDownPool halves every spatial axis: build it from window (2,) * n"
+        " with strides 2 (or None) and no padding; got"
+        f" window_shape={window_shape!r}, strides={strides!r},"
+        f" padding={padding!r}."
+    )
+  return len(shape)
+
+
+def weighted_constraints(constraints: LiftConstraints, lambda_u, lambda_p) -> jax.Array:
+  """``lambda_u * c_u + lambda_p * c_p``."""
+  return lambda_u * constraints.c_u + lambda_p * constraints.c_p

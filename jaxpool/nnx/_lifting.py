@@ -1,0 +1,201 @@
+"""NNX layers of LiftPool: LiftDownPool with learned predict/update, and the
+LiftUpPool that inverts it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import jaxpool
+from jaxpool._src import lifting as L
+from jaxpool._src import params as P
+from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
+from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
+from jaxpool.nnx._registry import register_pool
+
+__all__ = ["LiftDownPool", "LiftUpPool", "auxiliary_loss"]
+
+
+class LiftConstraint(nnx.Intermediate):
+  """``(c_u, c_p)`` a :class:`LiftDownPool` recorded in its latest call."""
+
+
+class LiftDownPool(PoolLayer):
+  """LiftDownPool with the paper's learned predictor and updater.
+
+  ``bands = lift_down_pool(x, predict=P, update=U)`` along every spatial
+  axis, with one ``P`` and one ``U`` shared by all passes of the layer (not
+  between layers), each ``tanh(mix(relu(depthwise_K(v))))``: a per-feature
+  convolution of size ``kernel_size`` along the lifting axis, ReLU, a
+  channel-wise (``mixing='channelwise'``, the paper's parameter count, no
+  ``features**2`` term) or dense (``'dense'``, Temporal Lift Pooling's 1x1
+  convolution) mixing, tanh. The mixing starts at zero, so ``P = U = 0``:
+  the layer starts as the lazy wavelet (``LL = x[::2, ::2]``).
+  ``learned=False`` uses the fixed ``wavelet`` instead, with no parameters.
+
+  Every call records the paper's constraints ``(c_u, c_p)``
+  (:func:`jaxpool.lift_down_pool_with_constraints`);
+  :func:`auxiliary_loss` adds ``lambda_u * c_u + lambda_p * c_p`` over a
+  model to the training loss. :meth:`inverse` (or :class:`LiftUpPool`) is
+  the exact inverse with the same ``P`` and ``U``.
+
+  Args:
+    features: number of input features.
+    spatial_dims: number of spatial axes (1, 2 or 3).
+    kernel_size: odd size of the depthwise convolution (3, as attested by
+      code).
+    output: ``'sum'`` (the paper's pooling: the sum of the bands), a band
+      name (``'LL'``), a tuple of band names (concatenated on features), or
+      ``'all'`` (the named tuple of bands, for encoder-decoders).
+    mixing: ``'channelwise'`` or ``'dense'``.
+    learned: ``False`` for the fixed wavelet (no parameters).
+    wavelet: the fixed steps when ``learned=False``: ``'legall53'`` or
+      ``'haar'``.
+    lambda_u, lambda_p: weights of ``c_u`` and ``c_p`` in
+      :func:`auxiliary_loss` (the paper's 0.01 and 0.1).
+    rngs: initialisation randomness (required when ``learned``).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> down = jpnnx.LiftDownPool(features=3, output="all", rngs=nnx.Rngs(0))
+    >>> x = jnp.ones((2, 8, 8, 3))
+    >>> bands = down(x)
+    >>> bands.LL.shape
+    (2, 4, 4, 3)
+    >>> bool(jnp.allclose(down.inverse(bands), x))
+    True
+  """
+
+  def __init__(
+      self,
+      *,
+      features: int,
+      spatial_dims: int = 2,
+      kernel_size: int = 3,
+      output="sum",
+      mixing: str = "channelwise",
+      learned: bool = True,
+      wavelet: str = "legall53",
+      lambda_u: float = L.LAMBDA_U,
+      lambda_p: float = L.LAMBDA_P,
+      rngs: nnx.Rngs | None = None,
+  ):
+    self.spatial_dims = L.check_spatial_dims(spatial_dims)
+    self.output = L.check_output(output, self.spatial_dims)
+    check_choice("wavelet", wavelet, tuple(L.WAVELETS))
+    self.wavelet = wavelet
+    self.learned = check_bool("learned", learned)
+    self.lambdas = (
+        check_positive_number("lambda_u", lambda_u, allow_zero=True),
+        check_positive_number("lambda_p", lambda_p, allow_zero=True),
+    )
+    self.features = P.check_features("LiftDownPool", features)
+    if self.learned:
+      rngs = require_rngs("LiftDownPool", rngs)
+      self.lift_params = parameters(P.init_lift_params(
+          rngs.params(), self.features, kernel_size=kernel_size, mixing=mixing
+      ))
+    else:
+      P.check_lift_options(kernel_size, mixing)
+      self.lift_params = None
+    self.constraints = LiftConstraint(jnp.zeros((2,), jnp.float32))
+
+  @classmethod
+  def from_window(cls, window_shape, strides=None, padding="VALID", *,
+                  features=None, rngs=None, **options) -> LiftDownPool:
+    """``make_pool("lift", (2, 2), ...)``: ``spatial_dims`` from the window,
+    which must be 2 per axis with stride 2 and no padding."""
+    spatial_dims = L.spatial_dims_of_window(window_shape, strides, padding)
+    return cls(features=features, spatial_dims=spatial_dims, rngs=rngs, **options)
+
+  @property
+  def feature_multiplier(self) -> int:
+    return L.output_multiplier(self.output)
+
+  def steps(self):
+    """``(predict, update)``: the learned callables, or ``(None, None)``."""
+    if self.lift_params is None:
+      return None, None
+    return P.lift_steps(values(self.lift_params))
+
+  def _lift_options(self) -> dict:
+    predict, update = self.steps()
+    return dict(predict=predict, update=update, wavelet=self.wavelet)
+
+  def __call__(self, x: jax.typing.ArrayLike):
+    bands, constraints = jaxpool.lift_down_pool_with_constraints(
+        x, spatial_dims=self.spatial_dims, **self._lift_options()
+    )
+    self.constraints[...] = jnp.stack(constraints).astype(jnp.float32)
+    return L.select_output(bands, self.output)
+
+  def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
+    """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""
+    return jaxpool.lift_up_pool(bands, **self._lift_options())
+
+  def auxiliary_loss(self) -> jax.Array:
+    """``lambda_u * c_u + lambda_p * c_p`` of the latest call."""
+    c_u, c_p = self.constraints[...]
+    return L.weighted_constraints(L.LiftConstraints(c_u, c_p), *self.lambdas)
+
+
+class LiftUpPool(PoolLayer):
+  """LiftUpPool: the exact inverse of a :class:`LiftDownPool`, sharing its
+  ``P`` and ``U`` (the same parameters, trained together).
+
+  ``LiftUpPool(down=down)(bands) == down.inverse(bands)``. In a decoder, pass
+  the decoder's feature map in place of the first band and the detail bands
+  the matching ``down`` layer returned (``output='all'``).
+
+  Args:
+    down: the :class:`LiftDownPool` to invert.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> down = jpnnx.LiftDownPool(features=2, output="all", rngs=nnx.Rngs(0))
+    >>> up = jpnnx.LiftUpPool(down=down)
+    >>> up(down(jnp.ones((1, 4, 4, 2)))).shape
+    (1, 4, 4, 2)
+  """
+
+  def __init__(self, *, down: LiftDownPool):
+    if not isinstance(down, LiftDownPool):
+      raise TypeError(f"LiftUpPool needs down=<a LiftDownPool>; got {down!r}.")
+    self.down = down
+
+  def __call__(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
+    return self.down.inverse(bands)
+
+
+def auxiliary_loss(model: nnx.Module) -> jax.Array:
+  """The sum of the auxiliary training losses the layers of ``model``
+  recorded in their latest call (each :class:`LiftDownPool`'s
+  ``lambda_u * c_u + lambda_p * c_p``); 0 when there are none.
+
+  Call it after the forward pass, inside the loss function, so that it works
+  under ``nnx.jit`` and ``nnx.value_and_grad``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> model = jpnnx.LiftDownPool(features=1, rngs=nnx.Rngs(0))
+    >>> def loss_fn(model, x):
+    ...   return model(x).mean() + jpnnx.auxiliary_loss(model)
+    >>> loss, grads = nnx.value_and_grad(loss_fn)(model, jnp.ones((1, 4, 4, 1)))
+  """
+  total = jnp.zeros((), jnp.float32)
+  for _, node in nnx.iter_graph(model):
+    if isinstance(node, LiftDownPool):
+      total = total + node.auxiliary_loss()
+  return total
+
+
+register_pool("lift", LiftDownPool)

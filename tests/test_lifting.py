@@ -1,0 +1,401 @@
+"""LiftPool: sub-bands against float64 numpy references of the wavelets and of
+the paper's learned steps, exact inverse for any predict/update, constraints,
+gradients, layers and their auxiliary losses."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import linen as nn
+from flax import nnx
+from jax.test_util import check_grads
+
+import jaxpool
+from jaxpool import linen as jplinen
+from jaxpool import nnx as jpnnx
+
+SHAPES = {1: (2, 8, 3), 2: (2, 6, 8, 3), 3: (2, 4, 6, 8, 2)}
+NAMES = {1: ("L", "H"), 2: ("LL", "LH", "HL", "HH"),
+         3: tuple("".join(p) for p in itertools.product("LH", repeat=3))}
+
+
+def _normal(shape, seed=0, dtype=np.float64):
+  return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+# ----------------------------------------------------------------------------
+# float64 numpy references, written from the formulas (not from the code).
+
+
+def _haar_pairs(x):
+  """Haar along axis -2: s[k] = (x[2k] + x[2k+1]) / 2, d[k] = x[2k+1] - x[2k]."""
+  even, odd = x[..., 0::2, :], x[..., 1::2, :]
+  return (even + odd) / 2, odd - even
+
+
+def _legall53(x):
+  """LeGall 5/3 along axis -2, whole-sample symmetric extension (x[n] = x[n-2],
+  x[-1] = x[1]), by sample index:
+  d[k] = x[2k+1] - (x[2k] + x[2k+2]) / 2,  s[k] = x[2k] + (d[k-1] + d[k]) / 4."""
+  n = x.shape[-2]
+  half = n // 2
+
+  def sample(i):
+    i = 2 * (n - 1) - i if i >= n else (-i if i < 0 else i)
+    return x[..., i, :]
+
+  d = np.stack([sample(2 * k + 1) - (sample(2 * k) + sample(2 * k + 2)) / 2 for k in range(half)], -2)
+  d_at = lambda k: d[..., -k - 1 if k < 0 else k, :]  # d[-1] = d[0]
+  s = np.stack([sample(2 * k) + (d_at(k - 1) + d_at(k)) / 4 for k in range(half)], -2)
+  return s, d
+
+
+def _learned_step(params, name, v):
+  """The paper's P/U: depthwise conv (zero padding) -> ReLU -> channel-wise
+  affine -> tanh, along axis -2, in float64 numpy."""
+  kernel = np.asarray(params[f"{name}_depthwise_kernel"], np.float64)
+  size, n = kernel.shape[0], v.shape[-2]
+  padded = np.pad(v, [(0, 0)] * (v.ndim - 2) + [(size // 2, size // 2), (0, 0)])
+  h = sum(kernel[j] * padded[..., j:j + n, :] for j in range(size))
+  h = np.maximum(h + np.asarray(params[f"{name}_depthwise_bias"]), 0)
+  mix = np.asarray(params[f"{name}_mix_kernel"], np.float64)
+  h = h * mix if mix.ndim == 1 else h @ mix
+  return np.tanh(h + np.asarray(params[f"{name}_mix_bias"]))
+
+
+def _lift_reference(x, spatial_dims, pass_1d):
+  """Bands and (c_u, c_p) of lifting ``x`` with ``pass_1d(v) -> (s, d, x_o)``
+  along axis -2, the last spatial axis first."""
+  bands, c_u, c_p = [x], 0.0, 0.0
+  batch = x.ndim - 1 - spatial_dims
+  for axis in [x.ndim - 2 - i for i in range(spatial_dims)]:
+    lifted = []
+    for band in bands:
+      s, d, odd = pass_1d(np.moveaxis(band, axis, -2))
+      for diff, name in ((s - odd, "u"), (d, "p")):
+        norms = np.sqrt((diff ** 2).reshape(diff.shape[:batch] + (-1,)).sum(-1))
+        if name == "u":
+          c_u += norms.mean()
+        else:
+          c_p += norms.mean()
+      lifted += [np.moveaxis(s, -2, axis), np.moveaxis(d, -2, axis)]
+    bands = lifted
+  return bands, c_u, c_p
+
+
+def _learned_pass(params):
+  def pass_1d(v):
+    even, odd = v[..., 0::2, :], v[..., 1::2, :]
+    d = odd - _learned_step(params, "predict", even)
+    return even + _learned_step(params, "update", d), d, odd
+  return pass_1d
+
+
+def _random_params(features, seed=0, mixing="channelwise", kernel_size=3):
+  """Learned-step parameters with every part random (the mixing too, which
+  starts at zero in a fresh layer)."""
+  from jaxpool._src.params import init_lift_params  # tests may read _src for params
+
+  params = init_lift_params(jax.random.key(seed), features, kernel_size=kernel_size, mixing=mixing)
+  keys = jax.random.split(jax.random.key(seed + 1), len(params))
+  return {
+      name: np.asarray(value + 0.5 * jax.random.normal(k, value.shape), np.float64)
+      for (name, value), k in zip(sorted(params.items()), keys)
+  }
+
+
+def _steps(params):
+  from jaxpool._src.params import lift_steps
+
+  return lift_steps({k: jnp.asarray(v) for k, v in params.items()})
+
+
+# ----------------------------------------------------------------------------
+# Sub-bands.
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+def test_band_names_shapes_and_dtype(spatial_dims):
+  x = jnp.asarray(_normal(SHAPES[spatial_dims], dtype=np.float32))
+  bands = jaxpool.lift_down_pool(x, spatial_dims=spatial_dims)
+  assert bands._fields == NAMES[spatial_dims]
+  half = SHAPES[spatial_dims][:-1 - spatial_dims] + tuple(
+      n // 2 for n in SHAPES[spatial_dims][-1 - spatial_dims:-1]
+  ) + SHAPES[spatial_dims][-1:]
+  for band in bands:
+    assert band.shape == half and band.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("wavelet,reference", [("haar", _haar_pairs), ("legall53", _legall53)])
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+def test_wavelets_match_numpy_formulas(spatial_dims, wavelet, reference, x64):
+  x = _normal(SHAPES[spatial_dims])
+  expected, _, _ = _lift_reference(x, spatial_dims, lambda v: (*reference(v), v[..., 1::2, :]))
+  bands = jaxpool.lift_down_pool(x, spatial_dims=spatial_dims, wavelet=wavelet)
+  for band, ref in zip(bands, expected):
+    np.testing.assert_allclose(band, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "legall53"])
+def test_orientation_of_the_bands(wavelet):
+  ramp = np.arange(8.0)[None, None, :, None] ** 2  # varies along W only
+  along_w = jaxpool.lift_down_pool(np.tile(ramp, (1, 6, 1, 2)).astype(np.float32), wavelet=wavelet)
+  np.testing.assert_array_equal(along_w.LH, 0)
+  np.testing.assert_array_equal(along_w.HH, 0)
+  assert np.abs(along_w.HL).max() > 0
+  along_h = jaxpool.lift_down_pool(
+      np.tile(np.swapaxes(ramp, 1, 2), (1, 1, 6, 2)).astype(np.float32), wavelet=wavelet
+  )
+  np.testing.assert_array_equal(along_h.HL, 0)
+  np.testing.assert_array_equal(along_h.HH, 0)
+  assert np.abs(along_h.LH).max() > 0
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "legall53"])
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+def test_constant_input_gives_the_constant_and_zero_details(spatial_dims, wavelet):
+  bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(
+      jnp.full(SHAPES[spatial_dims], 2.5), spatial_dims=spatial_dims, wavelet=wavelet
+  )
+  np.testing.assert_array_equal(bands[0], 2.5)
+  for band in bands[1:]:
+    np.testing.assert_array_equal(band, 0)
+  assert float(c_p) == 0 and float(c_u) == 0
+
+
+@pytest.mark.parametrize("mixing", ["channelwise", "dense"])
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+def test_learned_steps_and_constraints_match_numpy(spatial_dims, mixing, x64):
+  x = _normal(SHAPES[spatial_dims])
+  params = _random_params(x.shape[-1], mixing=mixing)
+  expected, c_u, c_p = _lift_reference(x, spatial_dims, _learned_pass(params))
+  predict, update = _steps(params)
+  bands, constraints = jaxpool.lift_down_pool_with_constraints(
+      x, spatial_dims=spatial_dims, predict=predict, update=update
+  )
+  for band, ref in zip(bands, expected):
+    np.testing.assert_allclose(band, ref, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(constraints, [c_u, c_p], rtol=1e-12)
+
+
+def test_constraints_average_over_the_batch(x64):
+  x = _normal((3, 4, 8, 2))
+  _, one = jaxpool.lift_down_pool_with_constraints(x[:1])
+  _, three = jaxpool.lift_down_pool_with_constraints(np.concatenate([x[:1]] * 3))
+  np.testing.assert_allclose(one, three, rtol=1e-12)
+  _, unbatched = jaxpool.lift_down_pool_with_constraints(x[0])
+  np.testing.assert_allclose(unbatched, one, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------
+# Inverse.
+
+
+def _nonlinear(v):
+  return jnp.sin(3.0 * v) + 0.5 * v * v + jnp.roll(v, 1, axis=-2)
+
+
+STEPS = {
+    "legall53": lambda f: dict(),
+    "haar": lambda f: dict(wavelet="haar"),
+    "learned": lambda f: dict(zip(("predict", "update"), _steps(_random_params(f)))),
+    "nonlinear": lambda f: dict(predict=_nonlinear, update=lambda d: jnp.tanh(d) - 0.3 * d),
+}
+
+
+@pytest.mark.parametrize("steps", sorted(STEPS))
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+@pytest.mark.parametrize("dtype,tolerance", [(np.float32, 1e-5), (np.float64, 1e-12)])
+def test_lift_up_pool_inverts_lift_down_pool(spatial_dims, steps, dtype, tolerance, x64):
+  x = _normal(SHAPES[spatial_dims], seed=3, dtype=dtype)
+  options = STEPS[steps](x.shape[-1])
+  bands = jaxpool.lift_down_pool(x, spatial_dims=spatial_dims, **options)
+  y = jaxpool.lift_up_pool(bands, **options)
+  assert y.dtype == dtype and y.shape == x.shape
+  np.testing.assert_allclose(y, x, rtol=tolerance, atol=tolerance)
+  y = jaxpool.lift_up_pool(list(bands), **options)  # any sequence
+  np.testing.assert_allclose(y, x, rtol=tolerance, atol=tolerance)
+
+
+def test_lift_up_pool_takes_a_decoder_map_in_place_of_the_approximation():
+  x = jnp.asarray(_normal((1, 4, 4, 2), dtype=np.float32))
+  bands = jaxpool.lift_down_pool(x, wavelet="haar")
+  decoded = jaxpool.lift_up_pool(bands._replace(LL=bands.LL + 1.0), wavelet="haar")
+  np.testing.assert_allclose(decoded, x + 1.0, atol=1e-6)  # Haar: LL + 1 adds 1 everywhere
+
+
+def test_gradients_are_the_true_derivative(x64):
+  x = _normal((2, 4, 6, 2))
+  predict, update = _steps(_random_params(2))
+
+  def down(v):
+    bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(v, predict=predict, update=update)
+    return sum(b * (i + 1) for i, b in enumerate(bands)), c_u, c_p
+
+  def up(*bands):
+    return jaxpool.lift_up_pool(bands, predict=predict, update=update)
+
+  check_grads(down, (x,), order=1, modes=["fwd", "rev"], eps=1e-6)
+  check_grads(up, tuple(_normal((2, 2, 3, 2), seed=i) for i in range(4)), order=1, eps=1e-6)
+  check_grads(lambda v: jaxpool.lift_up_pool(jaxpool.lift_down_pool(v, spatial_dims=3), wavelet="legall53"),
+              (_normal((1, 4, 4, 4, 1)),), order=2, eps=1e-5)
+
+
+def test_gradients_to_the_learned_parameters(x64):
+  from jaxpool._src.params import lift_steps
+
+  x = _normal((2, 4, 6, 2))
+  params = {k: jnp.asarray(v) for k, v in _random_params(2).items()}
+
+  def loss(p):
+    predict, update = lift_steps(p)
+    bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(x, predict=predict, update=update)
+    return jnp.sum(sum(bands) ** 2) + 0.01 * c_u + 0.1 * c_p
+
+  check_grads(loss, (params,), order=1, modes=["rev"], eps=1e-6)
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 5, 4, 1))), ValueError, r"spatial axis 0 \(array axis 1\) has odd length 5"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 3, 1))), ValueError, r"spatial axis 1 \(array axis 2\)"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((4, 4)), spatial_dims=2), ValueError, "2 spatial axes"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), spatial_dims=4), ValueError, "1, 2 or 3"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), wavelet="db4"), ValueError, "wavelet"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1), jnp.int32)), TypeError, "floating-point"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), predict=3), TypeError, "predict must be a callable"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), predict=lambda v: v[..., :1, :]),
+     ValueError, "predict must map an array of shape"),
+    (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 3), ValueError, "2, 4 or 8 sub-bands"),
+    (lambda: jaxpool.lift_up_pool(jnp.ones((4, 2, 2, 1))), TypeError, "sequence of sub-bands"),
+    (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 3 + [jnp.ones((1, 2, 3, 1))]),
+     ValueError, "one shape and dtype"),
+])
+def test_bad_arguments_are_clear_errors(call, error, match):
+  with pytest.raises(error, match=match):
+    call()
+
+
+# ----------------------------------------------------------------------------
+# Layers.
+
+
+def test_nnx_outputs_and_feature_multiplier():
+  x = jnp.asarray(_normal((2, 8, 8, 3), dtype=np.float32))
+  make = lambda output: jpnnx.LiftDownPool(features=3, output=output, rngs=nnx.Rngs(0))
+  bands = make("all")(x)
+  np.testing.assert_allclose(make("sum")(x), sum(bands), rtol=1e-6)
+  np.testing.assert_allclose(make("HL")(x), bands.HL)
+  both = make(("LL", "HH"))
+  np.testing.assert_allclose(both(x), jnp.concatenate([bands.LL, bands.HH], -1))
+  assert both.feature_multiplier == 2 and make("sum").feature_multiplier == 1
+  # Fresh layers start as the lazy wavelet: LL = x[::2, ::2].
+  np.testing.assert_allclose(bands.LL, x[:, ::2, ::2], rtol=1e-6)
+
+
+def test_nnx_fixed_wavelet_layer_equals_the_function():
+  x = jnp.asarray(_normal((2, 8, 8, 3), dtype=np.float32))
+  layer = jpnnx.LiftDownPool(features=3, learned=False, wavelet="haar")
+  assert not nnx.state(layer, nnx.Param)
+  np.testing.assert_allclose(layer(x), sum(jaxpool.lift_down_pool(x, wavelet="haar")), rtol=1e-6)
+
+
+def test_nnx_inverse_and_up_layer_share_the_parameters():
+  x = jnp.asarray(_normal((2, 8, 8, 3), dtype=np.float32))
+  down = jpnnx.LiftDownPool(features=3, output="all", rngs=nnx.Rngs(0))
+  params = _random_params(3)
+  for name, value in params.items():
+    down.lift_params[name][...] = jnp.asarray(value, jnp.float32)
+  bands = down(x)
+  up = jpnnx.LiftUpPool(down=down)
+  np.testing.assert_allclose(up(bands), x, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(down.inverse(bands), x, rtol=1e-5, atol=1e-5)
+  predict, update = _steps(params)
+  np.testing.assert_allclose(bands.HH, jaxpool.lift_down_pool(x, predict=predict, update=update).HH, rtol=1e-5, atol=1e-6)
+
+
+def test_nnx_auxiliary_loss_is_the_weighted_constraints_and_trains_under_jit():
+  x = jnp.asarray(_normal((4, 8, 8, 2), dtype=np.float32))
+
+  class EncoderDecoder(nnx.Module):
+    def __init__(self, rngs):
+      self.down = jpnnx.LiftDownPool(features=2, output="all", lambda_u=0.5, lambda_p=2.0, rngs=rngs)
+      self.up = jpnnx.LiftUpPool(down=self.down)
+
+    def __call__(self, v):
+      bands = self.down(v)
+      return self.up(bands._replace(LL=0.9 * bands.LL))
+
+  model = EncoderDecoder(nnx.Rngs(0))
+  model(x)
+  predict, update = model.down.steps()
+  _, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(x, predict=predict, update=update)
+  np.testing.assert_allclose(jpnnx.auxiliary_loss(model), 0.5 * c_u + 2.0 * c_p, rtol=1e-6)
+  assert float(jpnnx.auxiliary_loss(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))) == 0.0
+
+  optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+
+  @nnx.jit
+  def step(model, optimizer):
+    def loss_fn(model):
+      return jnp.mean((model(x) - x) ** 2) + jpnnx.auxiliary_loss(model)
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return loss
+
+  with jax.numpy_dtype_promotion("standard"):
+    losses = [float(step(model, optimizer)) for _ in range(20)]
+  assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_linen_layer_matches_nnx_and_sows_its_loss():
+  x = jnp.asarray(_normal((2, 8, 8, 3), dtype=np.float32))
+  params = {k: jnp.asarray(v, jnp.float32) for k, v in _random_params(3).items()}
+
+  class Net(nn.Module):
+    def setup(self):
+      self.down = jplinen.LiftDownPool(output="all")
+      self.up = jplinen.LiftUpPool(down=self.down)
+
+    def __call__(self, v):
+      bands = self.down(v)
+      return bands, self.up(bands)
+
+  variables = Net().init(jax.random.key(0), x)
+  variables = {"params": {"down": {"lift_params": params}}}
+  (bands, y), state = Net().apply(variables, x, mutable=["losses"])
+  np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-5)
+  nnx_layer = jpnnx.LiftDownPool(features=3, output="all", rngs=nnx.Rngs(0))
+  for name, value in params.items():
+    nnx_layer.lift_params[name][...] = value
+  for a, b in zip(bands, nnx_layer(x)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+  np.testing.assert_allclose(jplinen.auxiliary_loss(state), jpnnx.auxiliary_loss(nnx_layer), rtol=1e-6)
+  # Passing init's variables back replaces, not accumulates, the sown loss.
+  again = Net().apply({**variables, **state}, x, mutable=["losses"])[1]
+  np.testing.assert_allclose(jplinen.auxiliary_loss(again), jplinen.auxiliary_loss(state))
+
+
+def test_layer_options_are_checked_at_construction():
+  with pytest.raises(ValueError, match="output must be"):
+    jpnnx.LiftDownPool(features=3, output="LLL", rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="kernel_size must be an odd int"):
+    jpnnx.LiftDownPool(features=3, kernel_size=2, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="mixing"):
+    jpnnx.LiftDownPool(features=3, mixing="full", rngs=nnx.Rngs(0))
+  with pytest.raises(TypeError, match="LiftDownPool needs rngs"):
+    jpnnx.LiftDownPool(features=3)
+  with pytest.raises(ValueError, match="features"):
+    jpnnx.LiftDownPool(features=0, rngs=nnx.Rngs(0))
+  with pytest.raises(TypeError, match="LiftUpPool needs down"):
+    jpnnx.LiftUpPool(down=jpnnx.MaxPool((2, 2)))
+  with pytest.raises(ValueError, match="output must be"):
+    jplinen.LiftDownPool(spatial_dims=1, output="LH")
+  with pytest.raises(ValueError, match="lambda_p"):
+    jplinen.LiftDownPool(lambda_p=-1.0)
+  for module in (jpnnx, jplinen):
+    with pytest.raises(ValueError, match="halves every spatial axis"):
+      module.make_pool("lift", (3, 3), 2, features=3, rngs=nnx.Rngs(0)) if module is jpnnx else module.make_pool("lift", (3, 3))
+  assert jpnnx.make_pool("lift", (2,), features=3, rngs=nnx.Rngs(0)).spatial_dims == 1
