@@ -7,8 +7,6 @@ input's batch and feature sharding where the JAX version supports it.
 
 from __future__ import annotations
 
-import functools
-
 from collections.abc import Sequence
 from typing import Literal
 
