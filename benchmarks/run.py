@@ -378,6 +378,68 @@ def run_weighted(args) -> str:
   return "\n".join(header + rows) + "\n"
 
 
+def _learned_lift(x, steps):
+  """The learned layer's training output: the sum of the bands plus the
+  weighted constraints (broadcast), so their cost is timed too."""
+  predict, update = steps
+  bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(x, predict=predict, update=update)
+  return sum(bands) + (0.01 * c_u + 0.1 * c_p)
+
+
+def run_lifting(args) -> str:
+  """LiftPool against avg/max pooling: the fixed wavelets (the sum of the
+  sub-bands, the paper's pooling), the learned NNX layer (parameters as jit
+  arguments) and the exact inverse."""
+  from flax import nnx
+
+  from jaxpool import nnx as jpnnx
+
+  shape = (32, 64, 64, 64)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal(shape).astype(np.float32))
+  graphdef, state = nnx.split(jpnnx.LiftDownPool(features=shape[-1], rngs=nnx.Rngs(0)))
+  ops = {
+      "avg_pool 2x2/2": lambda v, _: jaxpool.avg_pool(v, (2, 2)),
+      "max_pool 2x2/2": lambda v, _: jaxpool.max_pool(v, (2, 2)),
+      "lift_down_pool, LeGall 5/3, sum of bands": lambda v, _: sum(jaxpool.lift_down_pool(v)),
+      "lift_down_pool, Haar, sum of bands": lambda v, _: sum(jaxpool.lift_down_pool(v, wavelet="haar")),
+      "learned P/U (LiftDownPool.steps), sum + 0.01 c_u + 0.1 c_p": lambda v, s: _learned_lift(
+          v, nnx.merge(graphdef, s).steps()),
+      "lift_up_pool(LL=v, zero details), LeGall 5/3": lambda v, _: jaxpool.lift_up_pool(
+          (v[:, ::2, ::2],) + (jnp.zeros_like(v[:, ::2, ::2]),) * 3),
+  }
+  cot = jnp.asarray(rng.standard_normal((32, 32, 32, 64)).astype(np.float32))
+  fns, memory = {}, {}
+  for name, fn in ops.items():
+    g = x if name.startswith("lift_up_pool") else cot
+    fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(fn, x, g, state)
+  t = interleaved_medians(fns, args.repeats)
+  avg_b, max_b = t[("avg_pool 2x2/2", "b")], t[("max_pool 2x2/2", "b")]
+  rows = []
+  for name in ops:
+    f, b = t[(name, "f")], t[(name, "b")]
+    rows.append(
+        f"| {name} | {1e3 * f:.2f} | {1e3 * b:.2f} | {b / avg_b:.2f} | {b / max_b:.2f} |"
+        f" {fmt_mem(memory[name])} |"
+    )
+    print(rows[-1], flush=True)
+  header = [
+      f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}),"
+      f" {os.cpu_count()} CPU threads; jax {jax.__version__}; median of"
+      f" {args.repeats} repeats in interleaved rounds after warm-up.",
+      "",
+      f"Input {shape} float32. fwd+bwd returns the output and the input"
+      " gradient (a non-constant cotangent); the learned layer's parameters"
+      " are jit arguments. The lift_up_pool row reads a (32, 32, 32, 64) band"
+      " (a slice of the input) and writes (32, 64, 64, 64). Temp is XLA's temp"
+      " memory of the jitted fwd+bwd / the input's bytes.",
+      "",
+      "| case | fwd ms | fwd+bwd ms | fwd+bwd / avg_pool | fwd+bwd / max_pool | temp |",
+      "|---|---|---|---|---|---|",
+  ]
+  return "\n".join(header + rows) + "\n"
+
+
 def _naive_stochastic_pool(x, key):
   """The textbook JAX route: 2x2 patches, ``jax.random.categorical``, gather."""
   b, h, w, c = x.shape
@@ -572,7 +634,8 @@ def allocator_line(args) -> str:
 
 SUITES = {"classic": ("results", run), "weighted": ("results-weighted", run_weighted),
           "stochastic": ("results-stochastic", run_stochastic),
-          "training": ("results-training", run_training)}
+          "training": ("results-training", run_training),
+          "lifting": ("results-lifting", run_lifting)}
 
 
 def main(argv=None):
@@ -581,7 +644,7 @@ def main(argv=None):
   parser.add_argument("--suite", choices=tuple(SUITES), default="classic",
                       help="classic pooling vs torch/flax; SoftPool/LIP vs avg and the torch"
                       " formula; the random family vs max pooling, torch and naive JAX;"
-                      " a training step's temp memory per pooling")
+                      " a training step's temp memory per pooling; LiftPool vs avg/max")
   parser.add_argument("--repeats", type=int, default=15)
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="markdown output (default: benchmarks/results[-gpu].md)")

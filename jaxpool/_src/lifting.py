@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax import lax
 
 from jaxpool._src.core.checks import check_choice, is_int
 from jaxpool._src.core.dtypes import compute_dtype, float_input
@@ -95,34 +97,50 @@ class LiftConstraints(NamedTuple):
 
 
 # ---------------------------------------------------------------------------
-# Fixed wavelets in lifting form. Steps act on axis -2 of (..., n, features).
+# Fixed wavelets in lifting form. The public contract of a step is a callable
+# on (..., n, features) acting along axis -2; jaxpool's own steps are marked
+# "along_axis" and take the axis as a keyword, so no transpose is needed.
 # ---------------------------------------------------------------------------
 
 
-def _next(a: jax.Array) -> jax.Array:
-  """``a[k + 1]`` along axis -2, the last sample repeated (symmetric extension)."""
-  return jnp.concatenate([a[..., 1:, :], a[..., -1:, :]], axis=-2)
+def along_axis(fn: Callable) -> Callable:
+  """Marks ``fn(a, axis=-2)`` as a step that can act along any axis."""
+  fn.along_axis = True
+  return fn
 
 
-def _previous(a: jax.Array) -> jax.Array:
-  """``a[k - 1]`` along axis -2, the first sample repeated (symmetric extension)."""
-  return jnp.concatenate([a[..., :1, :], a[..., :-1, :]], axis=-2)
+def _shifted(a: jax.Array, axis: int, step: int) -> jax.Array:
+  """``a[k + step]`` along ``axis`` (``step`` = +-1), the end sample repeated
+  (symmetric extension): a zero-padded slice with the end sample selected
+  back in, which XLA fuses (a concatenate would be materialised)."""
+  n = a.shape[axis]
+  config = [(0, 0, 0)] * a.ndim
+  config[axis] = (0, 1, 0) if step > 0 else (1, 0, 0)
+  kept = lax.slice_in_dim(a, 1, n, axis=axis) if step > 0 else lax.slice_in_dim(a, 0, n - 1, axis=axis)
+  shifted = lax.pad(kept, jnp.zeros((), a.dtype), config)
+  end = np.zeros([n if d == axis % a.ndim else 1 for d in range(a.ndim)], bool)
+  end.reshape(-1)[n - 1 if step > 0 else 0] = True  # a constant: no sharding to match
+  return jnp.where(end, a, shifted)
 
 
-def _haar_predict(even: jax.Array) -> jax.Array:
+@along_axis
+def _haar_predict(even: jax.Array, axis: int = -2) -> jax.Array:
   return even
 
 
-def _haar_update(detail: jax.Array) -> jax.Array:
+@along_axis
+def _haar_update(detail: jax.Array, axis: int = -2) -> jax.Array:
   return 0.5 * detail
 
 
-def _legall53_predict(even: jax.Array) -> jax.Array:
-  return 0.5 * (even + _next(even))
+@along_axis
+def _legall53_predict(even: jax.Array, axis: int = -2) -> jax.Array:
+  return 0.5 * (even + _shifted(even, axis, 1))
 
 
-def _legall53_update(detail: jax.Array) -> jax.Array:
-  return 0.25 * (_previous(detail) + detail)
+@along_axis
+def _legall53_update(detail: jax.Array, axis: int = -2) -> jax.Array:
+  return 0.25 * (_shifted(detail, axis, -1) + detail)
 
 
 # name -> (predict, update)
@@ -146,14 +164,19 @@ def _steps(predict, update, wavelet: str, op: str) -> tuple[Step, Step]:
   return predict or default_predict, update or default_update
 
 
-def _applied(fn: Step, name: str, a: jax.Array) -> jax.Array:
-  out = jnp.asarray(fn(a))
-  if out.shape != a.shape:
+def _applied(fn: Step, name: str, a: jax.Array, axis: int) -> jax.Array:
+  """``fn`` along ``axis`` of ``a``: directly for jaxpool's steps, else with
+  the axis moved to -2 (the public contract) and back."""
+  if getattr(fn, "along_axis", False):
+    return fn(a, axis=axis).astype(a.dtype)
+  moved = jnp.moveaxis(a, axis, -2)
+  out = jnp.asarray(fn(moved))
+  if out.shape != moved.shape:
     raise ValueError(
-        f"{name} must map an array of shape {a.shape} (lifting axis at -2) to"
-        f" the same shape; got {out.shape}."
+        f"{name} must map an array of shape {moved.shape} (lifting axis at -2)"
+        f" to the same shape; got {out.shape}."
     )
-  return out.astype(a.dtype)
+  return jnp.moveaxis(out, -2, axis).astype(a.dtype)
 
 
 def _lifted_axes(shape: tuple[int, ...], spatial_dims: int, op: str) -> list[int]:
@@ -189,12 +212,13 @@ def _norm(v: jax.Array, batch_ndim: int) -> jax.Array:
 
 
 def _lift_step(x, axis, predict, update, batch_ndim):
-  v = jnp.moveaxis(x, axis, -2)
-  even, odd = v[..., 0::2, :], v[..., 1::2, :]
-  detail = odd - _applied(predict, "predict", even)
-  approx = even + _applied(update, "update", detail)
-  c_u, c_p = _norm(approx - odd, batch_ndim), _norm(detail, batch_ndim)
-  return jnp.moveaxis(approx, -2, axis), jnp.moveaxis(detail, -2, axis), c_u, c_p
+  """One 1-D lifting step along ``axis``: ``(s, d)`` and its constraint terms."""
+  n = x.shape[axis]
+  even = lax.slice_in_dim(x, 0, n, 2, axis=axis)
+  odd = lax.slice_in_dim(x, 1, n, 2, axis=axis)
+  detail = odd - _applied(predict, "predict", even, axis)
+  approx = even + _applied(update, "update", detail, axis)
+  return approx, detail, _norm(approx - odd, batch_ndim), _norm(detail, batch_ndim)
 
 
 def lift_down_pool_with_constraints(
@@ -316,13 +340,11 @@ def lift_down_pool(
 
 
 def _unlift_step(approx, detail, axis, predict, update):
-  s, d = jnp.moveaxis(approx, axis, -2), jnp.moveaxis(detail, axis, -2)
-  even = s - _applied(update, "update", d)
-  odd = d + _applied(predict, "predict", even)
-  merged = jnp.stack([even, odd], axis=-2).reshape(
-      even.shape[:-2] + (2 * even.shape[-2], even.shape[-1])
-  )
-  return jnp.moveaxis(merged, -2, axis)
+  even = approx - _applied(update, "update", detail, axis)
+  odd = detail + _applied(predict, "predict", even, axis)
+  shape = list(even.shape)
+  shape[axis] *= 2
+  return jnp.stack([even, odd], axis=axis + 1).reshape(shape)
 
 
 def lift_up_pool(

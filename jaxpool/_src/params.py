@@ -32,6 +32,7 @@ from jaxpool._src.core.geometry import (
     window_geometry,
 )
 from jaxpool._src.core.taps import window_taps
+from jaxpool._src.lifting import along_axis
 
 __all__ = [
     "LIP_LOGIT_BOUND",
@@ -296,15 +297,16 @@ def init_lift_params(
   return params
 
 
-def lift_step(params: dict[str, jax.Array], step: str, v: jax.Array) -> jax.Array:
-  """One learned lifting step on ``v`` of shape ``(..., n, features)``, along
-  axis -2: a depthwise convolution of size ``K`` (zero padding ``K // 2``),
-  ReLU, a channel-wise (or dense) mixing, tanh."""
+def lift_step(params: dict[str, jax.Array], step: str, v: jax.Array, axis: int = -2) -> jax.Array:
+  """One learned lifting step on ``v`` of shape ``(..., n, ..., features)``
+  along ``axis`` (by default -2): a depthwise convolution of size ``K`` (zero
+  padding ``K // 2``), ReLU, a channel-wise (or dense) mixing, tanh."""
   kernel = params[f"{step}_depthwise_kernel"].astype(v.dtype)
-  size, n = kernel.shape[0], v.shape[-2]
-  pad = [(0, 0)] * (v.ndim - 2) + [(size // 2, size // 2), (0, 0)]
+  size, n = kernel.shape[0], v.shape[axis]
+  pad = [(0, 0)] * v.ndim
+  pad[axis] = (size // 2, size // 2)
   padded = jnp.pad(v, pad)
-  h = sum(kernel[j] * padded[..., j:j + n, :] for j in range(size))
+  h = sum(kernel[j] * lax.slice_in_dim(padded, j, j + n, axis=axis) for j in range(size))
   h = jax.nn.relu(h + params[f"{step}_depthwise_bias"].astype(v.dtype))
   mix = params[f"{step}_mix_kernel"].astype(v.dtype)
   h = h * mix if mix.ndim == 1 else h @ mix
@@ -314,5 +316,6 @@ def lift_step(params: dict[str, jax.Array], step: str, v: jax.Array) -> jax.Arra
 def lift_steps(params: dict[str, jax.Array]):
   """``(predict, update)`` callables for :func:`jaxpool.lift_down_pool`."""
   return tuple(
-      (lambda v, step=step: lift_step(params, step, v)) for step in LIFT_STEPS
+      along_axis(lambda v, axis=-2, step=step: lift_step(params, step, v, axis))
+      for step in LIFT_STEPS
   )

@@ -39,8 +39,11 @@ class LiftDownPool(PoolLayer):
   Every call records the paper's constraints ``(c_u, c_p)``
   (:func:`jaxpool.lift_down_pool_with_constraints`);
   :func:`auxiliary_loss` adds ``lambda_u * c_u + lambda_p * c_p`` over a
-  model to the training loss. :meth:`inverse` (or :class:`LiftUpPool`) is
-  the exact inverse with the same ``P`` and ``U``.
+  model to the training loss. Recording is a state update, as for
+  :class:`flax.nnx.BatchNorm`: use the layer under ``nnx.jit`` /
+  ``nnx.grad`` (or eagerly), not inside a raw ``jax.jit``/``jax.grad`` of a
+  closure over it. :meth:`inverse` (or :class:`LiftUpPool`) is the exact
+  inverse with the same ``P`` and ``U``.
 
   Args:
     features: number of input features.
