@@ -5,6 +5,8 @@ upsampled to 32x32 so that three pooling stages (32 -> 16 -> 8 -> 4) make
 sense. The network is Flax NNX; its pooling layers come from
 ``jaxpool.nnx.make_pool(name, ...)``, so every registered pooling is compared
 with the same architecture, data split, seed and optimizer (optax Adam).
+Poolings with training losses of their own (LiftPool's constraints) add them
+through ``jaxpool.nnx.auxiliary_loss``.
 
 Usage:
   python examples/train.py                      # every pooling, default epochs
@@ -82,8 +84,11 @@ def inference_view(model: nnx.Module) -> nnx.Module:
 
 
 def loss_fn(model, images, labels):
+  """Cross-entropy plus the poolings' auxiliary losses (LiftPool's
+  ``0.01 c_u + 0.1 c_p``; 0 for the others)."""
   logits = model(images)
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  task = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  return task + jpnnx.auxiliary_loss(model)
 
 
 @nnx.jit

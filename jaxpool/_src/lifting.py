@@ -86,10 +86,10 @@ _BANDS = {1: LiftBands1D, 2: LiftBands2D, 3: LiftBands3D}
 class LiftConstraints(NamedTuple):
   """The lifting constraints of the paper, summed over all 1-D steps.
 
-  ``c_u = sum_steps ||s - x_o||_2`` (the update keeps ``s`` close to the
-  signal) and ``c_p = sum_steps ||d||_2`` (the predictor keeps the detail
-  small). Each norm is taken over one example's positions and features and
-  averaged over the batch.
+  ``c_u = sum_steps mean((s - x_o)^2)`` (the update keeps ``s`` close to
+  the signal) and ``c_p = sum_steps mean(d^2)`` (the predictor keeps the
+  detail small), each mean over the step's whole band (batch, positions,
+  features).
   """
 
   c_u: jax.Array
@@ -202,23 +202,18 @@ def _lifted_axes(shape: tuple[int, ...], spatial_dims: int, op: str) -> list[int
 # ---------------------------------------------------------------------------
 
 
-def _norm(v: jax.Array, batch_ndim: int) -> jax.Array:
-  """``||v||_2`` per example (over everything but the batch axes), averaged
-  over the batch; gradient 0 where the norm is 0."""
-  squares = jnp.sum(jnp.square(v), axis=tuple(range(batch_ndim, v.ndim)))
-  positive = squares > 0
-  norms = jnp.where(positive, jnp.sqrt(jnp.where(positive, squares, 1.0)), 0.0)
-  return jnp.mean(norms)
+def _mean_square(v: jax.Array) -> jax.Array:
+  return jnp.mean(jnp.square(v))
 
 
-def _lift_step(x, axis, predict, update, batch_ndim):
+def _lift_step(x, axis, predict, update):
   """One 1-D lifting step along ``axis``: ``(s, d)`` and its constraint terms."""
   n = x.shape[axis]
   even = lax.slice_in_dim(x, 0, n, 2, axis=axis)
   odd = lax.slice_in_dim(x, 1, n, 2, axis=axis)
   detail = odd - _applied(predict, "predict", even, axis)
   approx = even + _applied(update, "update", detail, axis)
-  return approx, detail, _norm(approx - odd, batch_ndim), _norm(detail, batch_ndim)
+  return approx, detail, _mean_square(approx - odd), _mean_square(detail)
 
 
 def lift_down_pool_with_constraints(
@@ -233,13 +228,17 @@ def lift_down_pool_with_constraints(
 
   Over every 1-D lifting step (3 in 2-D: one horizontal, two vertical)::
 
-      c_u = sum_steps ||s - x_o||_2     (the update keeps s close to the signal)
-      c_p = sum_steps ||d||_2           (the predictor keeps the detail small)
+      c_u = sum_steps mean((s - x_o)^2)   (the update keeps s close to the signal)
+      c_p = sum_steps mean(d^2)           (the predictor keeps the detail small)
 
-  each norm taken over one example's positions and features (Temporal Lift
-  Pooling's ``torch.norm`` for a batch of one) and averaged over the batch
-  axes. The paper trains with ``0.01 * c_u + 0.1 * c_p`` added to the task
-  loss; the Flax layers record the constraints for that.
+  each mean over the step's whole band (batch, positions and features), so
+  the terms do not grow with the batch, the resolution or the width. The
+  paper trains with ``0.01 * c_u + 0.1 * c_p`` added to the task loss (the
+  weights come with mean squares in the code that attests them); the Flax
+  layers record the constraints for that. Temporal Lift Pooling uses
+  unnormalised L2 norms instead, with weights 0.001: with such norms and the
+  paper's weights, the constraints outweigh the task loss and a small CNN
+  collapses to chance (docs/lifting.md).
 
   Args:
     x, spatial_dims, predict, update, wavelet: as in :func:`lift_down_pool`.
@@ -260,13 +259,12 @@ def lift_down_pool_with_constraints(
   spatial_dims = check_spatial_dims(spatial_dims)
   axes = _lifted_axes(x.shape, spatial_dims, op)
   predict, update = _steps(predict, update, wavelet, op)
-  batch_ndim = x.ndim - 1 - spatial_dims
   bands = [x.astype(compute_dtype(x.dtype))]
   c_u = c_p = jnp.zeros((), bands[0].dtype)
   for axis in axes:
     lifted = []
     for band in bands:
-      approx, detail, u, p = _lift_step(band, axis, predict, update, batch_ndim)
+      approx, detail, u, p = _lift_step(band, axis, predict, update)
       lifted += [approx, detail]
       c_u, c_p = c_u + u, c_p + p
     bands = lifted
