@@ -44,3 +44,21 @@ def test_detail_preservation_example_writes_table_and_panel(tmp_path):
     assert 0.0 < report["mean"][method]["ssim"] <= 1.0
   assert (tmp_path / "detail.png").stat().st_size > 10_000
   assert "| **mean** |" in (tmp_path / "detail.md").read_text()
+
+
+def test_liftpool_example_runs_both_claims(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "liftpool_reconstruction.py"), "--quick", "--out", str(tmp_path)],
+      capture_output=True, text=True, timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads((tmp_path / "results.json").read_text())
+  assert set(report["reconstruction"]) == {
+      "max + unpool", "avg + nearest", "avg + bilinear", "lift LeGall 5/3", "lift learned"
+  }
+  for scores in report["reconstruction"].values():
+    assert 5.0 < scores["psnr"] < 60.0 and -1.0 <= scores["ssim"] <= 1.0
+  for accuracies in report["robustness"].values():
+    assert set(accuracies) == {"clean", "noise 0.1", "noise 0.2", "shift 1", "shift 2"}
+    assert accuracies["clean"] > 0.5  # one epoch already learns
+  assert (tmp_path / "reconstruction.png").stat().st_size > 10_000
