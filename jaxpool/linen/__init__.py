@@ -30,6 +30,7 @@ from jaxpool.linen._adaptive import GlobalMaxPool as GlobalMaxPool
 from jaxpool.linen._base import PoolModule as PoolModule
 from jaxpool.linen._base import RandomModule as RandomModule
 from jaxpool.linen._base import WindowModule as WindowModule
+from jaxpool.linen._base import auxiliary_loss as auxiliary_loss
 from jaxpool.linen._classic import AvgMaxPool as AvgMaxPool
 from jaxpool.linen._classic import AvgPool as AvgPool
 from jaxpool.linen._classic import LpPool as LpPool
@@ -41,7 +42,6 @@ from jaxpool.linen._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.linen._indices import MaxUnpool as MaxUnpool
 from jaxpool.linen._lifting import LiftDownPool as LiftDownPool
 from jaxpool.linen._lifting import LiftUpPool as LiftUpPool
-from jaxpool.linen._lifting import auxiliary_loss as auxiliary_loss
 from jaxpool.linen._mixed import GatedPool as GatedPool
 from jaxpool.linen._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.linen._mixed import MixedPool as MixedPool

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxpool._src.core.geometry import PaddingLike
 
-__all__ = ["PoolModule", "RandomModule", "WindowModule"]
+__all__ = ["LOSSES", "PoolModule", "RandomModule", "WindowModule", "auxiliary_loss"]
+
+# The collection layers sow their auxiliary training losses into.
+LOSSES = "losses"
 
 
 class PoolModule(nn.Module):
@@ -55,3 +59,21 @@ class RandomModule(PoolModule):
     """A key from the ``rng_collection`` stream, or ``None`` when deterministic."""
     deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
     return None if deterministic else self.make_rng(self.rng_collection)
+
+
+def auxiliary_loss(state: Mapping) -> jax.Array:
+  """The sum of the auxiliary training losses the layers sowed into the
+  ``'losses'`` collection (e.g. each :class:`LiftDownPool`'s
+  ``lambda_u * c_u + lambda_p * c_p``).
+
+  Args:
+    state: the mutated variables returned by ``apply(..., mutable=['losses'])``
+      (or their ``'losses'`` collection).
+
+  Returns:
+    A scalar; 0 when nothing was sown.
+  """
+  losses = state.get(LOSSES, state) if isinstance(state, Mapping) else state
+  return sum(
+      (jnp.sum(leaf) for leaf in jax.tree.leaves(losses)), jnp.zeros((), jnp.float32)
+  )

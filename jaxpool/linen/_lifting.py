@@ -4,7 +4,7 @@ LiftUpPool that inverts it."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -15,12 +15,11 @@ import jaxpool
 from jaxpool._src import lifting as L
 from jaxpool._src import params as P
 from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
-from jaxpool.linen._base import PoolModule
+from jaxpool.linen._base import LOSSES, PoolModule
 from jaxpool.linen._registry import register_pool
 
-__all__ = ["LiftDownPool", "LiftUpPool", "auxiliary_loss"]
+__all__ = ["LiftDownPool", "LiftUpPool"]
 
-LOSSES = "losses"
 
 
 class LiftDownPool(PoolModule):
@@ -127,23 +126,6 @@ class LiftUpPool(PoolModule):
 
   def __call__(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     return self.down.inverse(bands)
-
-
-def auxiliary_loss(state: Mapping) -> jax.Array:
-  """The sum of the auxiliary losses sown by the layers (each
-  :class:`LiftDownPool`'s ``lambda_u * c_u + lambda_p * c_p``).
-
-  Args:
-    state: the mutated variables returned by ``apply(..., mutable=['losses'])``
-      (or their ``'losses'`` collection).
-
-  Returns:
-    A scalar; 0 when nothing was sown.
-  """
-  losses = state.get(LOSSES, state) if isinstance(state, Mapping) else state
-  return sum(
-      (jnp.sum(leaf) for leaf in jax.tree.leaves(losses)), jnp.zeros((), jnp.float32)
-  )
 
 
 register_pool("lift", LiftDownPool)

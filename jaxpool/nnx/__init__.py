@@ -37,6 +37,7 @@ from jaxpool.nnx._base import FunctionLayer as FunctionLayer
 from jaxpool.nnx._base import LearnedLayer as LearnedLayer
 from jaxpool.nnx._base import PoolLayer as PoolLayer
 from jaxpool.nnx._base import RandomLayer as RandomLayer
+from jaxpool.nnx._base import auxiliary_loss as auxiliary_loss
 from jaxpool.nnx._classic import AvgMaxPool as AvgMaxPool
 from jaxpool.nnx._classic import AvgPool as AvgPool
 from jaxpool.nnx._classic import LpPool as LpPool
@@ -48,7 +49,6 @@ from jaxpool.nnx._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.nnx._indices import MaxUnpool as MaxUnpool
 from jaxpool.nnx._lifting import LiftDownPool as LiftDownPool
 from jaxpool.nnx._lifting import LiftUpPool as LiftUpPool
-from jaxpool.nnx._lifting import auxiliary_loss as auxiliary_loss
 from jaxpool.nnx._mixed import GatedPool as GatedPool
 from jaxpool.nnx._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.nnx._mixed import MixedPool as MixedPool

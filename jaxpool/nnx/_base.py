@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from jaxpool._src.core.checks import check_bool
@@ -16,6 +17,7 @@ __all__ = [
     "LearnedLayer",
     "PoolLayer",
     "RandomLayer",
+    "auxiliary_loss",
     "function_layer",
     "window_options",
 ]
@@ -44,6 +46,11 @@ class PoolLayer(nnx.Module):
   def feature_multiplier(self) -> int:
     """Output features per input feature (2 for concatenating layers)."""
     return 1
+
+  def auxiliary_loss(self) -> jax.Array | None:
+    """The training loss term this layer recorded in its latest call, or
+    ``None`` (most layers); summed over a model by :func:`auxiliary_loss`."""
+    return None
 
   @classmethod
   def from_window(
@@ -253,3 +260,29 @@ def parameters(params: dict[str, jax.Array]) -> nnx.Dict:
 def values(params: nnx.Dict) -> dict[str, jax.Array]:
   """The arrays of :func:`parameters`, for the pure functions."""
   return {name: param[...] for name, param in params.items()}
+
+
+def auxiliary_loss(model: nnx.Module) -> jax.Array:
+  """The sum of the auxiliary training losses the layers of ``model``
+  recorded in their latest call (:meth:`PoolLayer.auxiliary_loss`, e.g. each
+  :class:`LiftDownPool`'s ``lambda_u * c_u + lambda_p * c_p``); 0 when there
+  are none.
+
+  Call it after the forward pass, inside the loss function, so that it works
+  under ``nnx.jit`` and ``nnx.value_and_grad``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> model = jpnnx.LiftDownPool(features=1, rngs=nnx.Rngs(0))
+    >>> def loss_fn(model, x):
+    ...   return model(x).mean() + jpnnx.auxiliary_loss(model)
+    >>> loss, grads = nnx.value_and_grad(loss_fn)(model, jnp.ones((1, 4, 4, 1)))
+  """
+  total = jnp.zeros((), jnp.float32)
+  for _, node in nnx.iter_graph(model):
+    loss = node.auxiliary_loss() if isinstance(node, PoolLayer) else None
+    if loss is not None:
+      total = total + loss
+  return total

@@ -16,7 +16,7 @@ from jaxpool._src.core.checks import check_bool, check_choice, check_positive_nu
 from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
 from jaxpool.nnx._registry import register_pool
 
-__all__ = ["LiftDownPool", "LiftUpPool", "auxiliary_loss"]
+__all__ = ["LiftDownPool", "LiftUpPool"]
 
 
 class LiftConstraint(nnx.Intermediate):
@@ -175,30 +175,6 @@ class LiftUpPool(PoolLayer):
 
   def __call__(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     return self.down.inverse(bands)
-
-
-def auxiliary_loss(model: nnx.Module) -> jax.Array:
-  """The sum of the auxiliary training losses the layers of ``model``
-  recorded in their latest call (each :class:`LiftDownPool`'s
-  ``lambda_u * c_u + lambda_p * c_p``); 0 when there are none.
-
-  Call it after the forward pass, inside the loss function, so that it works
-  under ``nnx.jit`` and ``nnx.value_and_grad``.
-
-  Example:
-    >>> import jax.numpy as jnp
-    >>> from flax import nnx
-    >>> from jaxpool import nnx as jpnnx
-    >>> model = jpnnx.LiftDownPool(features=1, rngs=nnx.Rngs(0))
-    >>> def loss_fn(model, x):
-    ...   return model(x).mean() + jpnnx.auxiliary_loss(model)
-    >>> loss, grads = nnx.value_and_grad(loss_fn)(model, jnp.ones((1, 4, 4, 1)))
-  """
-  total = jnp.zeros((), jnp.float32)
-  for _, node in nnx.iter_graph(model):
-    if isinstance(node, LiftDownPool):
-      total = total + node.auxiliary_loss()
-  return total
 
 
 register_pool("lift", LiftDownPool)
