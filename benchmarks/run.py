@@ -303,6 +303,15 @@ def table(rows, on_gpu, torch_device, args) -> str:
   return "\n".join(lines) + "\n"
 
 
+def device_line(args) -> str:
+  """The device, thread count, jax version and timing rule of a table."""
+  return (
+      f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}),"
+      f" {os.cpu_count()} CPU threads; jax {jax.__version__}; median of"
+      f" {args.repeats} repeats in interleaved rounds after warm-up."
+  )
+
+
 def header_rule(header: str) -> str:
   return "|" + "---|" * (header.count("|") - 1)
 
@@ -424,9 +433,7 @@ def run_lifting(args) -> str:
     )
     print(rows[-1], flush=True)
   header = [
-      f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}),"
-      f" {os.cpu_count()} CPU threads; jax {jax.__version__}; median of"
-      f" {args.repeats} repeats in interleaved rounds after warm-up.",
+      device_line(args),
       "",
       f"Input {shape} float32. fwd+bwd returns the output and the input"
       " gradient (a non-constant cotangent); the learned layer's parameters"
@@ -598,9 +605,7 @@ def run_training(args) -> str:
     )
     print(rows[-1], flush=True)
   header = [
-      f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}),"
-      f" {os.cpu_count()} CPU threads; jax {jax.__version__}; median of"
-      f" {args.repeats} repeats in interleaved rounds after warm-up.",
+      device_line(args),
       "",
       "Training step: conv3x3 -> relu -> pool -> conv3x3 on (32, 64, 64, 64)"
       " float32, gradients to both kernels, loss a dot with a target passed as"
