@@ -161,6 +161,39 @@ def test_constant_input_gives_the_constant_and_zero_details(spatial_dims, wavele
   assert float(c_p) == 0 and float(c_u) == 0
 
 
+def test_3d_bands_are_named_w_then_h_then_d():
+  depth = np.arange(4.0)[None, :, None, None, None] ** 2  # varies along D only
+  bands = jaxpool.lift_down_pool(np.tile(depth, (1, 1, 4, 6, 1)), spatial_dims=3)
+  for name, band in zip(bands._fields, bands):
+    if name[:2] == "LL":  # W and H approximations: D's bands keep the signal
+      assert np.abs(band).max() > 0, name
+    else:
+      np.testing.assert_array_equal(band, 0, err_msg=name)
+  assert np.abs(bands.LLH).max() > 0
+
+
+def test_length_two_axes_give_haar_for_both_wavelets(x64):
+  x = _normal((3, 2, 2, 2))
+  for wavelet in ("haar", "legall53"):
+    bands = jaxpool.lift_down_pool(x, wavelet=wavelet)
+    row_mean = (x[:, :, 0] + x[:, :, 1]) / 2
+    np.testing.assert_allclose(bands.LL[:, 0, 0], row_mean.mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(jaxpool.lift_up_pool(bands, wavelet=wavelet), x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_bands_and_float32_constraints(dtype):
+  x = jnp.asarray(300 * _normal((2, 8, 8, 3), dtype=np.float32), dtype)
+  bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(x)
+  assert all(band.dtype == dtype for band in bands)
+  assert c_u.dtype == c_p.dtype == jnp.float32 and np.isfinite([c_u, c_p]).all()
+  _, (ref_u, ref_p) = jaxpool.lift_down_pool_with_constraints(x.astype(jnp.float32))
+  np.testing.assert_allclose([c_u, c_p], [ref_u, ref_p], rtol=1e-2)
+  y = jaxpool.lift_up_pool(bands)
+  assert y.dtype == dtype
+  np.testing.assert_allclose(y.astype(np.float32), x.astype(np.float32), rtol=2e-2, atol=300 * 2e-2)
+
+
 @pytest.mark.parametrize("mixing", ["channelwise", "dense"])
 @pytest.mark.parametrize("spatial_dims", [1, 2, 3])
 def test_learned_steps_and_constraints_match_numpy(spatial_dims, mixing, x64):
@@ -269,6 +302,9 @@ def test_gradients_to_the_learned_parameters(x64):
     (lambda: jaxpool.lift_up_pool(jnp.ones((4, 2, 2, 1))), TypeError, "sequence of sub-bands"),
     (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 3 + [jnp.ones((1, 2, 3, 1))]),
      ValueError, "one shape and dtype"),
+    (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 2, spatial_dims=2),
+     ValueError, "spatial_dims=2 expects 4 sub-bands; got 2"),
+    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 0, 4, 1))), ValueError, r"spatial axis 0 \(array axis 1\) is empty"),
 ])
 def test_bad_arguments_are_clear_errors(call, error, match):
   with pytest.raises(error, match=match):
@@ -360,8 +396,9 @@ def test_linen_layer_matches_nnx_and_sows_its_loss():
       bands = self.down(v)
       return bands, self.up(bands)
 
-  variables = Net().init(jax.random.key(0), x)
-  variables = {"params": {"down": {"lift_params": params}}}
+  initialised = Net().init(jax.random.key(0), x)
+  assert set(initialised) == {"params", "losses"}
+  variables = {**initialised, "params": {"down": {"lift_params": params}}}
   (bands, y), state = Net().apply(variables, x, mutable=["losses"])
   np.testing.assert_allclose(y, x, rtol=1e-5, atol=1e-5)
   nnx_layer = jpnnx.LiftDownPool(features=3, output="all", rngs=nnx.Rngs(0))
@@ -370,7 +407,7 @@ def test_linen_layer_matches_nnx_and_sows_its_loss():
   for a, b in zip(bands, nnx_layer(x)):
     np.testing.assert_allclose(a, b, rtol=1e-6)
   np.testing.assert_allclose(jplinen.auxiliary_loss(state), jpnnx.auxiliary_loss(nnx_layer), rtol=1e-6)
-  # Passing init's variables back replaces, not accumulates, the sown loss.
+  # The stored value (from init, then from this apply) is replaced, not accumulated.
   again = Net().apply({**variables, **state}, x, mutable=["losses"])[1]
   np.testing.assert_allclose(jplinen.auxiliary_loss(again), jplinen.auxiliary_loss(state))
 
@@ -396,3 +433,19 @@ def test_layer_options_are_checked_at_construction():
     with pytest.raises(ValueError, match="halves every spatial axis"):
       module.make_pool("lift", (3, 3), 2, features=3, rngs=nnx.Rngs(0)) if module is jpnnx else module.make_pool("lift", (3, 3))
   assert jpnnx.make_pool("lift", (2,), features=3, rngs=nnx.Rngs(0)).spatial_dims == 1
+
+
+def test_layers_reject_mismatched_inputs():
+  x = jnp.ones((2, 8, 8, 3))
+  with pytest.raises(ValueError, match=r"LiftDownPool\(features=1\) got an input with 3 features"):
+    jpnnx.LiftDownPool(features=1, rngs=nnx.Rngs(0))(x)
+  down = jpnnx.LiftDownPool(features=3, output="all", rngs=nnx.Rngs(0))
+  bands = down(x)
+  with pytest.raises(ValueError, match="spatial_dims=2 expects 4 sub-bands; got 2"):
+    down.inverse(bands[:2])
+  with pytest.raises(ValueError, match="spatial_dims=2 expects 4 sub-bands"):
+    jpnnx.LiftUpPool(down=down)(tuple(bands) * 2)
+  # Linen reads only the 'losses' collection.
+  assert float(jplinen.auxiliary_loss({"batch_stats": {"bn": {"var": jnp.ones(8)}}})) == 0.0
+  with pytest.raises(TypeError, match="auxiliary_loss expects the variables"):
+    jplinen.auxiliary_loss([1.0])

@@ -188,6 +188,11 @@ def _lifted_axes(shape: tuple[int, ...], spatial_dims: int, op: str) -> list[int
     )
   axes = [len(shape) - 2 - i for i in range(spatial_dims)]
   for i, axis in enumerate(axes):
+    if shape[axis] == 0:
+      raise ValueError(
+          f"{op}: spatial axis {spatial_dims - 1 - i} (array axis {axis}) is"
+          f" empty in shape {shape}."
+      )
     if shape[axis] % 2:
       raise ValueError(
           f"{op}: lifting halves each spatial axis, so their lengths must be"
@@ -245,7 +250,8 @@ def lift_down_pool_with_constraints(
 
   Returns:
     ``(bands, LiftConstraints(c_u, c_p))``: the bands of
-    :func:`lift_down_pool` and two scalars in ``x``'s dtype.
+    :func:`lift_down_pool` and two scalars, float32 for half-precision
+    input (a float16 mean square overflows for activations of a few hundred).
 
   Example:
     >>> import jax.numpy as jnp
@@ -269,7 +275,7 @@ def lift_down_pool_with_constraints(
       c_u, c_p = c_u + u, c_p + p
     bands = lifted
   bands = _BANDS[spatial_dims](*(b.astype(x.dtype) for b in bands))
-  return bands, LiftConstraints(c_u.astype(x.dtype), c_p.astype(x.dtype))
+  return bands, LiftConstraints(c_u, c_p)
 
 
 def lift_down_pool(
@@ -295,7 +301,9 @@ def lift_down_pool(
 
   Args:
     x: ``(*batch, *spatial, features)`` floating-point array; every spatial
-      axis must have even length.
+      axis must have even length. The spatial axes are the ``spatial_dims``
+      axes before the features, so a batch of signals ``(B, L, C)`` needs
+      ``spatial_dims=1`` (with the default 2 it is one ``(H, W, C)`` image).
     spatial_dims: number of spatial axes (1, 2 or 3), those just before the
       features.
     predict, update: callables ``(..., n, features) -> (..., n, features)``
@@ -348,6 +356,7 @@ def _unlift_step(approx, detail, axis, predict, update):
 def lift_up_pool(
     bands: Sequence[jax.typing.ArrayLike],
     *,
+    spatial_dims: int | None = None,
     predict: Step | None = None,
     update: Step | None = None,
     wavelet: str = "legall53",
@@ -366,6 +375,8 @@ def lift_up_pool(
     bands: the ``2**spatial_dims`` bands in :func:`band_names` order (a
       named tuple from :func:`lift_down_pool` or any sequence), all of one
       shape ``(*batch, *spatial, features)``.
+    spatial_dims: the number of lifted axes, checked against the number of
+      bands when given (``None``: ``log2(len(bands))``).
     predict, update, wavelet: the steps used by the down pooling.
 
   Returns:
@@ -385,9 +396,15 @@ def lift_up_pool(
         f"{op} expects a sequence of sub-bands (e.g. the named tuple of"
         f" lift_down_pool); got {type(bands).__name__}."
     )
-  spatial_dims = {2: 1, 4: 2, 8: 3}.get(len(bands))
-  if spatial_dims is None:
+  counted = {2: 1, 4: 2, 8: 3}.get(len(bands))
+  if counted is None:
     raise ValueError(f"{op} expects 2, 4 or 8 sub-bands; got {len(bands)}.")
+  if spatial_dims is not None and check_spatial_dims(spatial_dims) != counted:
+    raise ValueError(
+        f"{op} with spatial_dims={spatial_dims} expects {2 ** spatial_dims}"
+        f" sub-bands; got {len(bands)}."
+    )
+  spatial_dims = counted
   arrays = [float_input(b, op) for b in bands]
   shapes = {a.shape for a in arrays}
   dtypes = {a.dtype for a in arrays}

@@ -67,13 +67,16 @@ def auxiliary_loss(state: Mapping) -> jax.Array:
   ``lambda_u * c_u + lambda_p * c_p``).
 
   Args:
-    state: the mutated variables returned by ``apply(..., mutable=['losses'])``
-      (or their ``'losses'`` collection).
+    state: the variables returned by ``apply(..., mutable=['losses'])`` (or
+      any variables mapping: only its ``'losses'`` collection is read).
 
   Returns:
-    A scalar; 0 when nothing was sown.
+    A float32 scalar; 0 when nothing was sown.
   """
-  losses = state.get(LOSSES, state) if isinstance(state, Mapping) else state
-  return sum(
-      (jnp.sum(leaf) for leaf in jax.tree.leaves(losses)), jnp.zeros((), jnp.float32)
-  )
+  if not isinstance(state, Mapping):
+    raise TypeError(
+        "auxiliary_loss expects the variables returned by"
+        f" apply(..., mutable=['losses']); got {type(state).__name__}."
+    )
+  leaves = jax.tree.leaves(state.get(LOSSES, {}))
+  return sum((jnp.sum(leaf).astype(jnp.float32) for leaf in leaves), jnp.zeros((), jnp.float32))

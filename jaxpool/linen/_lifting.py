@@ -108,7 +108,7 @@ class LiftDownPool(PoolModule):
           "LiftDownPool.inverse needs the layer's parameters: call the layer"
           " (or initialise the model) first."
       )
-    return jaxpool.lift_up_pool(bands, **self._lift_options(params))
+    return jaxpool.lift_up_pool(bands, spatial_dims=self.spatial_dims, **self._lift_options(params))
 
 
 class LiftUpPool(PoolModule):

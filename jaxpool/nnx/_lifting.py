@@ -54,7 +54,8 @@ class LiftDownPool(PoolLayer):
       name (``'LL'``), a tuple of band names (concatenated on features), or
       ``'all'`` (the named tuple of bands, for encoder-decoders).
     mixing: ``'channelwise'`` or ``'dense'``.
-    learned: ``False`` for the fixed wavelet (no parameters).
+    learned: ``False`` for the fixed wavelet (no parameters; ``features``
+      is still checked, so the two layers are interchangeable).
     wavelet: the fixed steps when ``learned=False``: ``'legall53'`` or
       ``'haar'``.
     lambda_u, lambda_p: weights of ``c_u`` and ``c_p`` in
@@ -131,6 +132,12 @@ class LiftDownPool(PoolLayer):
     return dict(predict=predict, update=update, wavelet=self.wavelet)
 
   def __call__(self, x: jax.typing.ArrayLike):
+    x = jnp.asarray(x)
+    if x.ndim and x.shape[-1] != self.features:
+      raise ValueError(
+          f"LiftDownPool(features={self.features}) got an input with"
+          f" {x.shape[-1]} features (shape {x.shape})."
+      )
     bands, constraints = jaxpool.lift_down_pool_with_constraints(
         x, spatial_dims=self.spatial_dims, **self._lift_options()
     )
@@ -139,7 +146,7 @@ class LiftDownPool(PoolLayer):
 
   def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""
-    return jaxpool.lift_up_pool(bands, **self._lift_options())
+    return jaxpool.lift_up_pool(bands, spatial_dims=self.spatial_dims, **self._lift_options())
 
   def auxiliary_loss(self) -> jax.Array:
     """``lambda_u * c_u + lambda_p * c_p`` of the latest call."""
