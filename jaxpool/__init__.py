@@ -16,6 +16,7 @@ from jaxpool._src.classic import lp_pool as lp_pool
 from jaxpool._src.classic import max_pool as max_pool
 from jaxpool._src.classic import median_pool as median_pool
 from jaxpool._src.classic import min_pool as min_pool
+from jaxpool._src.dynamic import dyno_pool as dyno_pool
 from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
 from jaxpool._src.indices import max_unpool as max_unpool
 from jaxpool._src.fractional import fractional_max_pool as fractional_max_pool
@@ -40,6 +41,7 @@ __all__ = [
     "avg_max_pool",
     "avg_pool",
     "dpp_pool",
+    "dyno_pool",
     "fractional_max_pool",
     "gated_pool",
     "global_avg_pool",

@@ -135,6 +135,12 @@ CASES = [
     Case("lift_up_pool", lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(
         x[:, :6, :8], spatial_dims=1, wavelet="haar"), wavelet="haar"),
          lambda e, k: jnp.repeat(jaxpool.max_pool(e[:, :6, :8], (1, 2)), 2, axis=2) > 0),
+    Case("dyno_pool", lambda x, k: jaxpool.dyno_pool(x[:, :6, :8], (3, 4))),
+    Case("dyno_pool_mean", lambda x, k: jaxpool.dyno_pool(
+        x, (4, 5), jnp.array([0.3, -0.1], x.dtype), aggregate="mean",
+        scale=jnp.array([1.8, 1.9], x.dtype))),
+    Case("dyno_pool_per_feature", lambda x, k: jaxpool.dyno_pool(
+        x, (3, 4), jnp.linspace(-0.3, 0.3, 6, dtype=x.dtype).reshape(2, 3)), sharding=False),
     Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
         x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
 ]

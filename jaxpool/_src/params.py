@@ -13,6 +13,8 @@ lives here.
 * Lee et al. (2016): the mixing proportion ``sigmoid(w)`` and the gating mask.
 * LiftPool (Zhao & Snoek 2021): the predictor and updater
   ``tanh(mix(relu(depthwise(v))))``.
+* DynOPool (Jang et al. 2022): ``alpha = 1 / r``, the optional learned query
+  offset, and the area ratio of the complexity loss.
 """
 
 from __future__ import annotations
@@ -25,22 +27,28 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxpool._src.core import dtypes
-from jaxpool._src.core.checks import check_bool, check_choice, is_int
+from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number, is_int
 from jaxpool._src.core.geometry import (
     PaddingLike,
     normalize_spatial_shape,
     window_geometry,
 )
 from jaxpool._src.core.taps import window_taps
+from jaxpool._src.dynamic import straight_through_sizes
 from jaxpool._src.lifting import along_axis
 
 __all__ = [
     "LIP_LOGIT_BOUND",
+    "check_dyno_ratios",
     "check_features",
     "check_lift_options",
     "dpp_arguments",
+    "dyno_area_ratio",
+    "dyno_delta",
+    "dyno_scale",
     "gate_init",
     "init_dpp_params",
+    "init_dyno_params",
     "init_lift_params",
     "init_lip_logit_params",
     "lift_step",
@@ -319,3 +327,75 @@ def lift_steps(params: dict[str, jax.Array]):
       along_axis(lambda v, axis=-2, step=step: lift_step(params, step, v, axis))
       for step in LIFT_STEPS
   )
+
+
+# ---------------------------------------------------------------------------
+# DynOPool's learned size and offset.
+# ---------------------------------------------------------------------------
+
+DYNO_OFFSETS = ("cell", "learned")
+
+
+def check_dyno_ratios(name: str, value, spatial_dims: int) -> tuple[float, ...]:
+  """``value`` (a positive number, or one per axis) as ``spatial_dims`` floats."""
+  values = tuple(value) if isinstance(value, Sequence) else (value,) * spatial_dims
+  if len(values) != spatial_dims:
+    raise ValueError(
+        f"{name} must be a number or {spatial_dims} numbers (one per spatial"
+        f" axis); got {value!r}."
+    )
+  return tuple(check_positive_number(name, v) for v in values)
+
+
+def init_dyno_params(
+    spatial_dims: int,
+    *,
+    init_ratio=0.5,
+    offset: str = "cell",
+    features: int | None = None,
+    per_feature: bool = False,
+) -> dict[str, jax.Array]:
+  """DynOPool's parameters: ``alpha = 1 / r`` per spatial axis (the paper's
+  reparameterisation), and with ``offset='learned'`` the query offset
+  ``offset`` in input pixels, per axis (``(spatial_dims,)``) or per axis and
+  feature (``(spatial_dims, features)``), initialised to a quarter of the
+  initial cell, ``alpha / 4``. So both start as the quarter-cell reading (2x2
+  max pooling for ``init_ratio=0.5``)."""
+  check_choice("offset", offset, DYNO_OFFSETS)
+  ratios = check_dyno_ratios("init_ratio", init_ratio, spatial_dims)
+  alpha = 1 / jnp.asarray(ratios, jnp.float32)
+  params = {"alpha": alpha}
+  if offset == "learned":
+    extra = per_feature_shape("DynOPool", per_feature, features)
+    quarter = (alpha / 4).reshape((spatial_dims,) + (1,) * len(extra))
+    params["offset"] = jnp.broadcast_to(quarter, (spatial_dims, *extra))
+  elif check_bool("per_feature", per_feature):
+    raise ValueError("per_feature=True needs offset='learned' (the cell offset has no parameters).")
+  return params
+
+
+def dyno_scale(params: dict[str, jax.Array], max_ratio: Sequence[float]) -> jax.Array:
+  """``alpha``, kept at ``alpha >= 1 / max_ratio`` (so the output is at most
+  ``max_ratio`` times the input; the gradient stops at the bound)."""
+  return jnp.maximum(params["alpha"], 1 / jnp.asarray(max_ratio, params["alpha"].dtype))
+
+
+def dyno_delta(params: dict[str, jax.Array], in_sizes: Sequence[int]) -> jax.Array | None:
+  """The learned offset in :func:`jaxpool.dyno_pool`'s normalised units
+  (``2 * offset / L``), or ``None`` for the quarter cell."""
+  if "offset" not in params:
+    return None
+  offset = params["offset"]
+  lengths = jnp.asarray(in_sizes, offset.dtype).reshape((-1,) + (1,) * (offset.ndim - 1))
+  return 2 * offset / lengths
+
+
+def dyno_area_ratio(
+    in_sizes: Sequence[int], scale: jax.Array, output_shape: Sequence[int],
+    initial_shape: Sequence[int],
+) -> jax.Array:
+  """``prod(straight-through sizes) / prod(initial sizes)``: the factor by
+  which the layers after this one cost more than at initialisation, the
+  weight of their MACs in the complexity loss (differentiable in ``alpha``)."""
+  sizes = straight_through_sizes(in_sizes, scale, output_shape)
+  return jnp.prod(sizes) / math.prod(initial_shape)

@@ -44,6 +44,8 @@ from jaxpool.nnx._classic import LpPool as LpPool
 from jaxpool.nnx._classic import MaxPool as MaxPool
 from jaxpool.nnx._classic import MedianPool as MedianPool
 from jaxpool.nnx._classic import MinPool as MinPool
+from jaxpool.nnx._dynamic import DynOPool as DynOPool
+from jaxpool.nnx._dynamic import sync_dyno_shapes as sync_dyno_shapes
 from jaxpool.nnx._fractional import FractionalMaxPool as FractionalMaxPool
 from jaxpool.nnx._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.nnx._indices import MaxUnpool as MaxUnpool
@@ -69,6 +71,7 @@ __all__ = [
     "AvgMaxPool",
     "AvgPool",
     "DPP",
+    "DynOPool",
     "FractionalMaxPool",
     "FunctionLayer",
     "GatedPool",
@@ -97,5 +100,6 @@ __all__ = [
     "available_pools",
     "make_pool",
     "register_pool",
+    "sync_dyno_shapes",
     "unregister_pool",
 ]
