@@ -33,6 +33,8 @@ Usage:
   python benchmarks/run.py --suite weighted    # SoftPool / LIP
   python benchmarks/run.py --suite stochastic  # the random family
   python benchmarks/run.py --suite training    # a training step's temp memory
+  python benchmarks/run.py --suite lifting     # LiftPool
+  python benchmarks/run.py --suite dynamic     # DynOPool vs torch's grid_sample
 """
 
 from __future__ import annotations
@@ -447,6 +449,111 @@ def run_lifting(args) -> str:
   return "\n".join(header + rows) + "\n"
 
 
+def _grid_sample_reads(xt, grids):
+  """torch's DynOPool formula: four grid_sample reads combined by max."""
+  reads = [F.grid_sample(xt, g, mode="bilinear", padding_mode="border", align_corners=False)
+           for g in grids]
+  return torch.stack(reads).amax(0)
+
+
+def _quarter_cell_grids(batch: int, out: int) -> list:
+  """The four (x, y) grids of the quarter-cell queries, square output."""
+  centres = -1 + (2 * np.arange(out) + 1) / out
+  grids = []
+  for sh in (-1, 1):
+    for sw in (-1, 1):
+      gy, gx = np.meshgrid(centres + sh / (2 * out), centres + sw / (2 * out), indexing="ij")
+      grid = np.broadcast_to(np.stack([gx, gy], -1), (batch, out, out, 2))
+      grids.append(torch.tensor(np.ascontiguousarray(grid, np.float32)))
+  return grids
+
+
+def _jax_training_callable(fn, x, cot, param):
+  """fwd+bwd with the gradient in ``x`` and in the learned ``param``."""
+  both = jax.jit(lambda v, p, g: (lambda y, pb: (y, pb(g)))(*jax.vjp(fn, v, p)))
+  memory = both.lower(x, param, cot).compile().memory_analysis()
+  temp = None if memory is None else memory.temp_size_in_bytes / x.nbytes
+  return lambda: jax.block_until_ready(both(x, param, cot)), temp
+
+
+def run_dynamic(args) -> str:
+  """DynOPool halving (32, 64, 64, 64): the quarter cell (static positions,
+  strided reads), the learned scale's gradient, a traced (learned) offset,
+  against jaxpool's max pooling and torch's four grid_sample reads + max."""
+  if torch is not None:
+    torch.set_num_threads(os.cpu_count() or 1)
+  shape, out = (32, 64, 64, 64), (32, 32)
+  rng = np.random.default_rng(0)
+  x_np = rng.standard_normal(shape).astype(np.float32)
+  cot_np = rng.standard_normal((32, 32, 32, 64)).astype(np.float32)
+  x, cot = jnp.asarray(x_np), jnp.asarray(cot_np)
+  alpha, delta = jnp.array([2.0, 2.0]), jnp.array([1 / 64, 1 / 64])
+  fns, memory, notes = {}, {}, {}
+  name = "max_pool 2x2/2"
+  fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(
+      lambda v: jaxpool.max_pool(v, (2, 2)), x, cot)
+  name = "dyno_pool, quarter cell (delta=None)"
+  fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(
+      lambda v: jaxpool.dyno_pool(v, out), x, cot)
+  name = "dyno_pool, quarter cell, scale=alpha: grad in x and alpha"
+  fns[(name, "f")] = None
+  fns[(name, "b")], memory[name] = _jax_training_callable(
+      lambda v, a: jaxpool.dyno_pool(v, out, scale=a), x, cot, alpha)
+  name = "dyno_pool, traced delta (learned offset): grad in x and delta"
+  fns[(name, "f")] = None
+  fns[(name, "b")], memory[name] = _jax_training_callable(
+      lambda v, d: jaxpool.dyno_pool(v, out, d), x, cot, delta)
+  if torch is not None:
+    grids = _quarter_cell_grids(shape[0], out[0])
+    for layout, fmt in torch_layouts(2).items():
+      xt, gt = torch_tensors(x_np, cot_np, torch.float32, "cpu", fmt)
+
+      def both(xt=xt, gt=gt):
+        leaf = xt.detach().requires_grad_()
+        _grid_sample_reads(leaf, grids).backward(gt)
+
+      def with_grid(xt=xt, gt=gt):
+        leaf = xt.detach().requires_grad_()
+        leaves = [g.clone().requires_grad_() for g in grids]
+        _grid_sample_reads(leaf, leaves).backward(gt)
+
+      fns[("torch", layout)] = both
+      fns[("torch grid", layout)] = with_grid
+  t = interleaved_medians({k: v for k, v in fns.items() if v is not None}, args.repeats)
+  max_b = t[("max_pool 2x2/2", "b")]
+  torch_b = min((v for (k, _), v in t.items() if k == "torch"), default=None)
+  grid_b = min((v for (k, _), v in t.items() if k == "torch grid"), default=None)
+  rows = []
+  for name in memory:
+    f, b = t.get((name, "f")), t[(name, "b")]
+    reference = grid_b if "grad in" in name else torch_b
+    ratio = "" if reference is None else f"{b / reference:.2f}"
+    rows.append(
+        f"| {name} | {'' if f is None else f'{1e3 * f:.2f}'} | {1e3 * b:.2f} |"
+        f" {b / max_b:.2f} | {ratio} | {fmt_mem(memory[name])} |"
+    )
+    print(rows[-1], flush=True)
+  if torch_b is not None:
+    rows.append(f"| torch: 4 grid_sample + max, grad in x | | {1e3 * torch_b:.2f} |"
+                f" {torch_b / max_b:.2f} | 1.00 | |")
+    rows.append(f"| torch: 4 grid_sample + max, grad in x and the grids | |"
+                f" {1e3 * grid_b:.2f} | {grid_b / max_b:.2f} | 1.00 | |")
+  header = [
+      device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
+      "",
+      f"Input {shape} float32, output (32, 32, 32, 64), a non-constant"
+      " cotangent. The torch formula is four `grid_sample(bilinear, border,"
+      " align_corners=False)` reads at the quarter-cell grids combined by"
+      " `amax`, in torch's faster layout. Rows with a gradient in a learned"
+      " parameter are compared with torch differentiating its grids too."
+      " Temp is XLA's temp memory of the jitted fwd+bwd / the input's bytes.",
+      "",
+      "| case | fwd ms | fwd+bwd ms | fwd+bwd / max_pool | fwd+bwd / torch | temp |",
+      "|---|---|---|---|---|---|",
+  ]
+  return "\n".join(header + rows) + "\n"
+
+
 def _naive_stochastic_pool(x, key):
   """The textbook JAX route: 2x2 patches, ``jax.random.categorical``, gather."""
   b, h, w, c = x.shape
@@ -640,7 +747,8 @@ def allocator_line(args) -> str:
 SUITES = {"classic": ("results", run), "weighted": ("results-weighted", run_weighted),
           "stochastic": ("results-stochastic", run_stochastic),
           "training": ("results-training", run_training),
-          "lifting": ("results-lifting", run_lifting)}
+          "lifting": ("results-lifting", run_lifting),
+          "dynamic": ("results-dynamic", run_dynamic)}
 
 
 def main(argv=None):
@@ -649,7 +757,8 @@ def main(argv=None):
   parser.add_argument("--suite", choices=tuple(SUITES), default="classic",
                       help="classic pooling vs torch/flax; SoftPool/LIP vs avg and the torch"
                       " formula; the random family vs max pooling, torch and naive JAX;"
-                      " a training step's temp memory per pooling; LiftPool vs avg/max")
+                      " a training step's temp memory per pooling; LiftPool vs avg/max;"
+                      " DynOPool vs torch's grid_sample")
   parser.add_argument("--repeats", type=int, default=15)
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="markdown output (default: benchmarks/results[-gpu].md)")

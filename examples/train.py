@@ -6,7 +6,9 @@ sense. The network is Flax NNX; its pooling layers come from
 ``jaxpool.nnx.make_pool(name, ...)``, so every registered pooling is compared
 with the same architecture, data split, seed and optimizer (optax Adam).
 Poolings with training losses of their own (LiftPool's constraints) add them
-through ``jaxpool.nnx.auxiliary_loss``.
+through ``jaxpool.nnx.auxiliary_loss``; DynOPool's learned sizes are
+re-rounded once per epoch with ``jaxpool.nnx.sync_dyno_shapes`` (the head
+then average-pools to the usual 4x4 grid).
 
 Usage:
   python examples/train.py                      # every pooling, default epochs
@@ -37,6 +39,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import jaxpool  # noqa: E402
 from jaxpool import nnx as jpnnx  # noqa: E402
 
 
@@ -66,12 +69,14 @@ class CNN(nnx.Module):
       layer = jpnnx.make_pool(pool, (2, 2), features=width, rngs=rngs)
       self.pools.append(layer)
       features = width * layer.feature_multiplier
-    cells = (size // 2 ** len(widths)) ** 2
-    self.head = nnx.Linear(cells * features, 10, rngs=rngs)
+    self.side = size // 2 ** len(widths)
+    self.head = nnx.Linear(self.side ** 2 * features, 10, rngs=rngs)
 
   def __call__(self, x):
     for conv, pool in zip(self.convs, self.pools):
       x = pool(nnx.relu(conv(x)))
+    if x.shape[1:3] != (self.side, self.side):  # a learned size (DynOPool)
+      x = jaxpool.adaptive_avg_pool(x, (self.side, self.side))
     return self.head(x.reshape(x.shape[0], -1))
 
 
@@ -124,6 +129,9 @@ def train_one(pool: str, data, args) -> dict:
       step_times.append(time.perf_counter() - tick)
       bar.update()
       bar.set_postfix(loss=f"{float(loss):.3f}")
+    # DynOPool's learned sizes: re-rounded once per epoch (a re-trace only
+    # when one changes); a no-op for every other pooling.
+    jpnnx.sync_dyno_shapes(model)
     curve.append(float(accuracy(inference_view(model), x_test, y_test)))
   bar.close()
   train_time = time.perf_counter() - start

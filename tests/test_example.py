@@ -62,3 +62,20 @@ def test_liftpool_example_runs_both_claims(tmp_path):
     assert set(accuracies) == {"clean", "noise 0.1", "noise 0.2", "shift 1", "shift 2"}
     assert accuracies["clean"] > 0.5  # one epoch already learns
   assert (tmp_path / "reconstruction.png").stat().st_size > 10_000
+
+
+def test_dynopool_example_learns_sizes_and_counts_traces(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "dynopool_anisotropy.py"), "--quick",
+       "--dataset", "stretched", "--sync-every", "5", "--out", str(tmp_path)],
+      capture_output=True, text=True, timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = json.loads((tmp_path / "results.json").read_text())["results"]
+  result = report["stretched"]
+  assert 0.0 < result["test_accuracy"] <= 1.0
+  assert len(result["ratio"]) == 3 and all(len(r) == 2 for r in result["ratio"])
+  assert result["history"]["ratio"][0] != result["ratio"]  # the scales moved
+  assert result["traces"] >= 1 and result["traces"] <= 1 + result["size_changes"]
+  assert (tmp_path / "dynopool.png").stat().st_size > 10_000
+  assert "| stretched |" in (tmp_path / "results.md").read_text()
