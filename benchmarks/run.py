@@ -488,7 +488,7 @@ def run_dynamic(args) -> str:
   cot_np = rng.standard_normal((32, 32, 32, 64)).astype(np.float32)
   x, cot = jnp.asarray(x_np), jnp.asarray(cot_np)
   alpha, delta = jnp.array([2.0, 2.0]), jnp.array([1 / 64, 1 / 64])
-  fns, memory, notes = {}, {}, {}
+  fns, memory = {}, {}
   name = "max_pool 2x2/2"
   fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(
       lambda v: jaxpool.max_pool(v, (2, 2)), x, cot)

@@ -359,3 +359,11 @@ def test_layer_errors(kwargs, match):
     jpnnx.DynOPool(**kwargs)
   with pytest.raises(ValueError, match="features"):
     jpnnx.DynOPool(features=4)(X)
+
+
+def test_sync_refuses_a_diverged_alpha():
+  pool = jpnnx.DynOPool()
+  pool(X)
+  pool.alpha[...] = jnp.array([jnp.nan, 2.0])
+  with pytest.raises(ValueError, match="not finite"):
+    jpnnx.sync_dyno_shapes(pool)

@@ -191,6 +191,11 @@ class DynOPool(PoolLayer):
     if not all(input_size):
       return None  # never called
     alpha = np.asarray(P.dyno_scale(self._params(), self.max_ratio), np.float64)
+    if not np.all(np.isfinite(alpha)):
+      raise ValueError(
+          f"DynOPool: the learned alpha is not finite ({alpha.tolist()});"
+          " training diverged, so no output size can be rounded from it."
+      )
     old, new = self.output_shape(input_size), rounded_sizes(input_size, alpha)
     if new == old:
       return None
