@@ -10,12 +10,15 @@ from jaxpool._src.adaptive import adaptive_avg_pool as adaptive_avg_pool
 from jaxpool._src.adaptive import adaptive_max_pool as adaptive_max_pool
 from jaxpool._src.adaptive import global_avg_pool as global_avg_pool
 from jaxpool._src.adaptive import global_max_pool as global_max_pool
+from jaxpool._src.bilinear import bilinear_pool as bilinear_pool
+from jaxpool._src.bilinear import compact_bilinear_pool as compact_bilinear_pool
 from jaxpool._src.classic import avg_max_pool as avg_max_pool
 from jaxpool._src.classic import avg_pool as avg_pool
 from jaxpool._src.classic import lp_pool as lp_pool
 from jaxpool._src.classic import max_pool as max_pool
 from jaxpool._src.classic import median_pool as median_pool
 from jaxpool._src.classic import min_pool as min_pool
+from jaxpool._src.covariance import covariance_pool as covariance_pool
 from jaxpool._src.dynamic import dyno_pool as dyno_pool
 from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
 from jaxpool._src.indices import max_unpool as max_unpool
@@ -26,6 +29,7 @@ from jaxpool._src.lifting import (
 )
 from jaxpool._src.lifting import lift_up_pool as lift_up_pool
 from jaxpool._src.mixed import gated_pool as gated_pool
+from jaxpool._src.netvlad import netvlad as netvlad
 from jaxpool._src.mixed import mixed_pool as mixed_pool
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
@@ -40,6 +44,9 @@ __all__ = [
     "adaptive_max_pool",
     "avg_max_pool",
     "avg_pool",
+    "bilinear_pool",
+    "compact_bilinear_pool",
+    "covariance_pool",
     "dpp_pool",
     "dyno_pool",
     "fractional_max_pool",
@@ -57,6 +64,7 @@ __all__ = [
     "median_pool",
     "min_pool",
     "mixed_pool",
+    "netvlad",
     "s3_pool",
     "soft_pool",
     "stochastic_pool",

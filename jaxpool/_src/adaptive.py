@@ -19,6 +19,7 @@ import numpy as np
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_bool
 from jaxpool._src.core.geometry import (
+    global_axes,
     normalize_spatial_shape,
     spatial_axes,
     window_geometry,
@@ -228,29 +229,6 @@ def adaptive_max_pool(
   return x
 
 
-def _global_axes(x: jax.Array, spatial_ndim: int | None, op: str):
-  if spatial_ndim is None:
-    if x.ndim < 3:
-      raise ValueError(
-          f"{op} expects x of shape (batch, *spatial, features) with at least"
-          f" one spatial axis; got x.shape={x.shape}. Pass spatial_ndim=N for"
-          " other batch layouts."
-      )
-    axes = tuple(range(1, x.ndim - 1))
-  else:
-    if isinstance(spatial_ndim, bool) or not isinstance(spatial_ndim, int):
-      raise TypeError(f"spatial_ndim must be an int; got {spatial_ndim!r}.")
-    if spatial_ndim < 1:
-      raise ValueError(f"spatial_ndim must be >= 1; got {spatial_ndim}.")
-    axes = spatial_axes(x.ndim, spatial_ndim, "spatial_ndim", x.shape)
-  if any(x.shape[a] == 0 for a in axes):
-    raise ValueError(
-        f"{op} needs non-empty spatial axes (an empty window has no mean or"
-        f" maximum); got x.shape={x.shape}, spatial axes {axes}."
-    )
-  return axes
-
-
 def global_avg_pool(
     x: jax.typing.ArrayLike,
     *,
@@ -280,7 +258,7 @@ def global_avg_pool(
   """
   keepdims = check_bool("keepdims", keepdims)
   x = dtypes.float_input(x, "global_avg_pool")
-  axes = _global_axes(x, spatial_ndim, "global_avg_pool")
+  axes = global_axes(x, spatial_ndim, "global_avg_pool")
   ct = dtypes.compute_dtype(x.dtype)
   return jnp.mean(x.astype(ct), axis=axes, keepdims=keepdims).astype(x.dtype)
 
@@ -316,7 +294,7 @@ def global_max_pool(
   """
   keepdims = check_bool("keepdims", keepdims)
   x = dtypes.numeric_input(x, "global_max_pool")
-  axes = _global_axes(x, spatial_ndim, "global_max_pool")
+  axes = global_axes(x, spatial_ndim, "global_max_pool")
   lead = x.shape[: axes[0]]
   flat = x.reshape(lead + (math.prod(x.shape[a] for a in axes),) + x.shape[-1:])
   pick = jnp.argmax(flat, axis=-2, keepdims=True)

@@ -39,6 +39,7 @@ PaddingLike = Union[str, int, Sequence[Union[int, tuple[int, int]]]]
 __all__ = [
     "PaddingLike",
     "WindowGeometry",
+    "global_axes",
     "normalize_spatial_shape",
     "spatial_axes",
     "window_geometry",
@@ -103,6 +104,35 @@ def spatial_axes(ndim: int, num_spatial: int, name: str, x_shape) -> tuple[int, 
         f" (rank {ndim}, need at least {num_spatial + 1})."
     )
   return tuple(range(ndim - 1 - num_spatial, ndim - 1))
+
+
+def global_axes(x, spatial_ndim: int | None, op: str) -> tuple[int, ...]:
+  """The spatial axes a global operator reduces, non-empty.
+
+  By default ``x`` is ``(batch, *spatial, features)`` (axes 1 to -2);
+  ``spatial_ndim=N`` selects the ``N`` axes before the features for other
+  batch layouts. Errors name ``op``.
+  """
+  if spatial_ndim is None:
+    if x.ndim < 3:
+      raise ValueError(
+          f"{op} expects x of shape (batch, *spatial, features) with at least"
+          f" one spatial axis; got x.shape={x.shape}. Pass spatial_ndim=N for"
+          " other batch layouts."
+      )
+    axes = tuple(range(1, x.ndim - 1))
+  else:
+    if isinstance(spatial_ndim, bool) or not isinstance(spatial_ndim, int):
+      raise TypeError(f"spatial_ndim must be an int; got {spatial_ndim!r}.")
+    if spatial_ndim < 1:
+      raise ValueError(f"spatial_ndim must be >= 1; got {spatial_ndim}.")
+    axes = spatial_axes(x.ndim, spatial_ndim, "spatial_ndim", x.shape)
+  if any(x.shape[a] == 0 for a in axes):
+    raise ValueError(
+        f"{op} needs non-empty spatial axes (an empty window has no mean or"
+        f" maximum); got x.shape={x.shape}, spatial axes {axes}."
+    )
+  return axes
 
 
 def _normalize_padding(padding, n: int) -> str | tuple[tuple[int, int], ...]:

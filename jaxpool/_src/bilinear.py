@@ -1,0 +1,176 @@
+"""Bilinear pooling (Lin et al., B-CNN, ICCV 2015) and compact bilinear
+pooling by Tensor Sketch (Gao et al., CVPR 2016)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxpool._src.core.checks import check_bool, check_one_key, check_positive_number, is_int
+from jaxpool._src.core.descriptors import l2_normalize, positions, signed_sqrt
+
+__all__ = ["bilinear_pool", "compact_bilinear_pool", "count_sketches"]
+
+
+def _pair(x, y, spatial_ndim, op: str):
+  """The rows of ``x`` and ``y`` (``y = x`` when ``None``), checked to share
+  the batch and position axes."""
+  x = jnp.asarray(x)
+  rows_x = positions(x, spatial_ndim, op)
+  if y is None:
+    return x, rows_x, rows_x
+  y = jnp.asarray(y)
+  rows_y = positions(y, spatial_ndim, op)
+  if rows_x.shape[:-1] != rows_y.shape[:-1]:
+    raise ValueError(
+        f"{op}: x and y must share their batch and spatial axes; got shapes"
+        f" {x.shape} and {y.shape}."
+    )
+  return x, rows_x, rows_y.astype(rows_x.dtype)
+
+
+def _finish(v: jax.Array, normalize: bool, eps: float) -> jax.Array:
+  """Signed square root (``sqrt(|v| + eps)`` with ``eps``) and L2."""
+  if not normalize:
+    return v
+  if eps:
+    v = jnp.sign(v) * jnp.sqrt(jnp.abs(v) + eps)
+  else:
+    v = signed_sqrt(v)
+  return l2_normalize(v, axis=-1)
+
+
+def bilinear_pool(
+    x: jax.typing.ArrayLike,
+    y: jax.typing.ArrayLike | None = None,
+    *,
+    normalize: bool = True,
+    eps: float = 0.0,
+    spatial_ndim: int | None = None,
+) -> jax.Array:
+  """Bilinear pooling: the mean outer product, signed square root, L2.
+
+  ``z = (1/M) sum_l x_l y_l^T`` over the ``M`` positions (``y = x`` when
+  ``None``), flattened row-major (``x``'s features major), then
+  ``sign(z) sqrt(|z|)`` and ``z / ||z||_2`` (B-CNN). The signed square root
+  is exact in value; its derivative is taken as 0 where ``z = 0`` (finite).
+  ``eps > 0`` uses ``sign(z) sqrt(|z| + eps)`` instead, as the common B-CNN
+  snippets (``1e-5``; fast-MPN-COV's ``1e-8``).
+
+  Args:
+    x: ``(batch, *spatial, d_x)``, floating point (half precision computed
+      in float32).
+    y: ``(batch, *spatial, d_y)`` with the same batch and spatial axes, or
+      ``None``.
+    normalize: apply the signed square root and the L2 normalisation.
+    eps: added inside the square root (0: exact).
+    spatial_ndim: the number of spatial axes before the features, for
+      layouts other than one batch axis.
+
+  Returns:
+    ``(batch, d_x * d_y)``, ``x``'s dtype.
+
+  Example:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.ones((2, 3, 3, 4))
+    >>> jaxpool.bilinear_pool(x).shape
+    (2, 16)
+    >>> float(jnp.linalg.norm(jaxpool.bilinear_pool(x)[0]))
+    1.0
+  """
+  normalize = check_bool("normalize", normalize)
+  eps = check_positive_number("eps", eps, allow_zero=True)
+  x, rows_x, rows_y = _pair(x, y, spatial_ndim, "bilinear_pool")
+  z = jnp.einsum("...mi,...mj->...ij", rows_x, rows_y) / rows_x.shape[-2]
+  z = z.reshape(z.shape[:-2] + (-1,))
+  return _finish(z, normalize, eps).astype(x.dtype)
+
+
+def count_sketches(key: jax.Array, in_dims: tuple[int, int], output_dim: int):
+  """Tensor Sketch's two count sketches ``((h1, s1), (h2, s2))``: hashes
+  ``h_k`` uniform in ``[0, output_dim)`` and signs ``s_k`` uniform in
+  ``{-1, +1}``, one per input feature, independent, drawn from ``key``."""
+  keys = jax.random.split(key, 4)
+  sketches = []
+  for dim, (kh, ks) in zip(in_dims, (keys[:2], keys[2:])):
+    h = jax.random.randint(kh, (dim,), 0, output_dim)
+    s = jnp.where(jax.random.bernoulli(ks, 0.5, (dim,)), 1.0, -1.0)
+    sketches.append((h, s))
+  return tuple(sketches)
+
+
+def _count_sketch(rows: jax.Array, h: jax.Array, s: jax.Array, output_dim: int) -> jax.Array:
+  """``Psi(v)[k] = sum_{i: h(i) = k} s(i) v_i`` for every row: a scatter-add
+  over the feature axis."""
+  out = jnp.zeros(rows.shape[:-1] + (output_dim,), rows.dtype)
+  return out.at[..., h].add(rows * s.astype(rows.dtype))
+
+
+def compact_bilinear_pool(
+    x: jax.typing.ArrayLike,
+    y: jax.typing.ArrayLike | None = None,
+    *,
+    output_dim: int,
+    key: jax.Array | None = None,
+    sketches=None,
+    normalize: bool = True,
+    eps: float = 0.0,
+    spatial_ndim: int | None = None,
+) -> jax.Array:
+  """Compact bilinear pooling by Tensor Sketch (Gao et al., CVPR 2016).
+
+  Two independent count sketches ``Psi_1`` (for ``x``) and ``Psi_2`` (for
+  ``y``, which is ``x`` when ``None``), each a random hash ``h: [d] -> [D]``
+  and sign ``s: [d] -> {-1, 1}``, ``Psi(v)[k] = sum_{h(i)=k} s(i) v_i``.
+  Per position, ``TS(x_l, y_l) = irfft(rfft(Psi_1 x_l) * rfft(Psi_2 y_l))``
+  (the circular convolution of the sketches), summed over the positions
+  (Gao et al.'s sum pooling)::
+
+      phi(X, Y) = sum_l TS(x_l, y_l),
+
+  so ``<phi(X, Y), phi(X', Y')>`` is an unbiased estimate of ``<sum_l x_l
+  y_l^T, sum_l x'_l y'_l^T>`` over the sketches. ``normalize=True`` then
+  applies the signed square root and L2, as :func:`bilinear_pool`.
+
+  Args:
+    x: ``(batch, *spatial, d_x)``, floating point.
+    y: ``(batch, *spatial, d_y)`` or ``None``.
+    output_dim: ``D``, the sketch size (>= 1).
+    key: draws the sketches (the same key gives the same sketches); or
+    sketches: ``((h1, s1), (h2, s2))`` from :func:`count_sketches`, e.g. a
+      layer's stored state. Exactly one of ``key`` and ``sketches``.
+    normalize: signed square root and L2 normalisation.
+    eps: added inside the square root (0: exact).
+    spatial_ndim: the number of spatial axes before the features.
+
+  Returns:
+    ``(batch, output_dim)``, ``x``'s dtype.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, jaxpool
+    >>> x = jnp.ones((2, 3, 3, 8))
+    >>> jaxpool.compact_bilinear_pool(x, output_dim=32, key=jax.random.key(0)).shape
+    (2, 32)
+  """
+  if not is_int(output_dim) or output_dim < 1:
+    raise ValueError(f"output_dim must be an int >= 1; got {output_dim!r}.")
+  normalize = check_bool("normalize", normalize)
+  eps = check_positive_number("eps", eps, allow_zero=True)
+  x, rows_x, rows_y = _pair(x, y, spatial_ndim, "compact_bilinear_pool")
+  dims = (rows_x.shape[-1], rows_y.shape[-1])
+  if (key is None) == (sketches is None):
+    raise TypeError("compact_bilinear_pool takes exactly one of key and sketches.")
+  if key is not None:
+    check_one_key(key)
+    sketches = count_sketches(key, dims, output_dim)
+  (h1, s1), (h2, s2) = sketches
+  if (h1.shape, h2.shape) != ((dims[0],), (dims[1],)):
+    raise ValueError(
+        f"compact_bilinear_pool: the sketches hash {h1.shape} and {h2.shape}"
+        f" features; the inputs have {dims}."
+    )
+  fx = jnp.fft.rfft(_count_sketch(rows_x, h1, s1, output_dim), axis=-1)
+  fy = jnp.fft.rfft(_count_sketch(rows_y, h2, s2, output_dim), axis=-1)
+  # The sum over positions commutes with the (linear) inverse transform.
+  phi = jnp.fft.irfft(jnp.sum(fx * fy, axis=-2), n=output_dim, axis=-1)
+  return _finish(phi.astype(rows_x.dtype), normalize, eps).astype(x.dtype)

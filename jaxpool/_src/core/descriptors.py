@@ -1,0 +1,61 @@
+"""Shared pieces of the global descriptors (covariance, bilinear, NetVLAD):
+the positions of a feature map as rows, the signed square root and the L2
+normalisation, each with a finite derivative at 0."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.geometry import global_axes
+
+__all__ = ["l2_normalize", "positions", "signed_sqrt"]
+
+
+def positions(x, spatial_ndim: int | None, op: str, *, min_positions: int = 1) -> jax.Array:
+  """``x`` of shape ``(*batch, *spatial, features)`` as ``(*batch, M,
+  features)`` rows, ``M`` the number of spatial positions, in the compute
+  dtype (float32 for half precision). The spatial axes are axes 1 to -2, or
+  the ``spatial_ndim`` axes before the features."""
+  x = dtypes.float_input(x, op)
+  axes = global_axes(x, spatial_ndim, op)
+  count = 1
+  for a in axes:
+    count *= x.shape[a]
+  if count < min_positions:
+    raise ValueError(
+        f"{op} needs at least {min_positions} spatial positions; got"
+        f" {count} (x.shape={x.shape})."
+    )
+  rows = x.reshape(x.shape[:axes[0]] + (count, x.shape[-1]))
+  return rows.astype(dtypes.compute_dtype(x.dtype))
+
+
+@jax.custom_jvp
+def signed_sqrt(v: jax.Array) -> jax.Array:
+  """``sign(v) * sqrt(|v|)``, exact in value; its derivative
+  ``1 / (2 sqrt(|v|))`` is taken as 0 at ``v = 0`` (finite there).
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> signed_sqrt(jnp.array([-4.0, 0.0, 9.0]))
+    Array([-2.,  0.,  3.], dtype=float32)
+  """
+  return jnp.sign(v) * jnp.sqrt(jnp.abs(v))
+
+
+@signed_sqrt.defjvp
+def _signed_sqrt_jvp(primals, tangents):
+  (v,), (dv,) = primals, tangents
+  root = jnp.sqrt(jnp.abs(v))
+  safe = jnp.where(root > 0, root, 1)
+  return jnp.sign(v) * root, jnp.where(root > 0, dv / (2 * safe), 0)
+
+
+def l2_normalize(v: jax.Array, axis=-1, eps: float = 1e-12) -> jax.Array:
+  """``v / max(||v||_2, eps)`` along ``axis`` (``torch.nn.functional.normalize``):
+  a zero vector stays zero, with a finite gradient."""
+  # max before sqrt: sqrt's derivative at 0 would give 0 * inf = NaN.
+  norm = jnp.sqrt(jnp.maximum(jnp.sum(v * v, axis=axis, keepdims=True), eps * eps))
+  return v / norm
