@@ -20,17 +20,17 @@ from jaxpool._src.classic import median_pool as median_pool
 from jaxpool._src.classic import min_pool as min_pool
 from jaxpool._src.covariance import covariance_pool as covariance_pool
 from jaxpool._src.dynamic import dyno_pool as dyno_pool
+from jaxpool._src.fractional import fractional_max_pool as fractional_max_pool
 from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
 from jaxpool._src.indices import max_unpool as max_unpool
-from jaxpool._src.fractional import fractional_max_pool as fractional_max_pool
 from jaxpool._src.lifting import lift_down_pool as lift_down_pool
 from jaxpool._src.lifting import (
     lift_down_pool_with_constraints as lift_down_pool_with_constraints,
 )
 from jaxpool._src.lifting import lift_up_pool as lift_up_pool
 from jaxpool._src.mixed import gated_pool as gated_pool
-from jaxpool._src.netvlad import netvlad as netvlad
 from jaxpool._src.mixed import mixed_pool as mixed_pool
+from jaxpool._src.netvlad import netvlad as netvlad
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
 from jaxpool._src.weighted import dpp_pool as dpp_pool

@@ -15,6 +15,7 @@ lives here.
   ``tanh(mix(relu(depthwise(v))))``.
 * DynOPool (Jang et al. 2022): ``alpha = 1 / r``, the optional learned query
   offset, and the area ratio of the complexity loss.
+* iSQRT-COV's 1x1 reduction; NetVLAD's k-means start (v2 and the official v1).
 """
 
 from __future__ import annotations
@@ -49,13 +50,18 @@ __all__ = [
     "gate_init",
     "init_dpp_params",
     "init_dyno_params",
+    "init_netvlad_params",
+    "init_netvlad_random",
+    "init_reduction_params",
     "init_lift_params",
     "init_lip_logit_params",
     "lift_step",
     "lift_steps",
+    "kmeans",
     "lip_logits",
     "mix_proportion",
     "per_feature_shape",
+    "reduce_features",
 ]
 
 LIP_LOGIT_BOUND = 12.0
@@ -399,3 +405,119 @@ def dyno_area_ratio(
   weight of their MACs in the complexity loss (differentiable in ``alpha``)."""
   sizes = straight_through_sizes(in_sizes, scale, output_shape)
   return jnp.prod(sizes) / math.prod(initial_shape)
+
+
+# ---------------------------------------------------------------------------
+# Second-order heads: iSQRT-COV's reduction, NetVLAD's k-means start.
+# ---------------------------------------------------------------------------
+
+NETVLAD_VARIANTS = ("v2", "v1")
+
+
+def init_reduction_params(key: jax.Array, features: int, dim: int) -> dict[str, jax.Array]:
+  """iSQRT-COV's 1x1 convolution from ``features`` to ``dim`` features:
+  ``kernel`` ``(features, dim)`` (LeCun normal) and ``bias`` (zeros)."""
+  features = check_features("CovariancePool", features)
+  dim = check_features("CovariancePool(reduce_dim=...)", dim)
+  kernel = jax.random.normal(key, (features, dim)) / math.sqrt(features)
+  return {"kernel": kernel, "bias": jnp.zeros((dim,))}
+
+
+def reduce_features(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+  """``relu(x @ kernel + bias)`` over the feature axis (the 1x1 convolution
+  and ReLU; iSQRT-COV also batch-normalises in between)."""
+  kernel = params["kernel"].astype(x.dtype)
+  return jax.nn.relu(x @ kernel + params["bias"].astype(x.dtype))
+
+
+def kmeans(key: jax.Array, points: jax.Array, clusters: int, *, iterations: int = 20) -> jax.Array:
+  """``clusters`` centres of ``points`` ``(N, D)``: k-means++ seeding, then
+  ``iterations`` Lloyd steps (an empty cluster keeps its centre).
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> points = jnp.array([[0.0], [0.1], [10.0], [10.1]])
+    >>> jnp.sort(kmeans(jax.random.key(0), points, 2), axis=0)
+    Array([[ 0.05],
+           [10.05]], dtype=float32)
+  """
+  points = jnp.asarray(points, jnp.float32)
+  if points.ndim != 2 or points.shape[0] < clusters:
+    raise ValueError(
+        f"kmeans needs descriptors of shape (N, D) with N >= clusters ="
+        f" {clusters}; got {points.shape}."
+    )
+
+  def sq_distances(centres):
+    return jnp.sum((points[:, None, :] - centres[None]) ** 2, axis=-1)
+
+  keys = jax.random.split(key, clusters)
+  centres = points[jax.random.randint(keys[0], (), 0, points.shape[0])][None]
+  for k in keys[1:]:  # k-means++: the next centre with probability ~ d^2
+    nearest = jnp.min(sq_distances(centres), axis=1)
+    logits = jnp.log(jnp.maximum(nearest, 1e-30))
+    centres = jnp.concatenate([centres, points[jax.random.categorical(k, logits)][None]])
+  for _ in range(iterations):
+    assign = jax.nn.one_hot(jnp.argmin(sq_distances(centres), axis=1), clusters)
+    counts = jnp.sum(assign, axis=0)[:, None]
+    sums = assign.T @ points
+    centres = jnp.where(counts > 0, sums / jnp.maximum(counts, 1), centres)
+  return centres
+
+
+def init_netvlad_params(
+    key: jax.Array,
+    descriptors: jax.typing.ArrayLike,
+    clusters: int,
+    *,
+    variant: str = "v2",
+    normalize_input: bool = True,
+    iterations: int = 20,
+) -> dict[str, jax.Array]:
+  """NetVLAD's start from k-means on sample descriptors ``(N, D)``, as the
+  official code (Relja/netvlad):
+
+  * ``"v2"`` (the paper): ``w_k = 2 alpha c_k``, ``b_k = -alpha ||c_k||^2``
+    with ``alpha = -log(0.01) / mean(d_2^2 - d_1^2)`` (``d_1``, ``d_2``: the
+    distances of a descriptor to its nearest and second nearest centre), so
+    the soft assignment is about 100 times sharper for the nearest centre.
+  * ``"v1"`` (``layerVLAD``, used in all the official experiments):
+    ``w_k = alpha c_k / ||c_k||``, ``b_k = 0``, with ``alpha = -log(0.01) /
+    mean(top_1 - top_2)`` of the descriptors' dot products with the
+    normalised centres.
+
+  The descriptors are L2-normalised first when ``normalize_input`` (as the
+  layer normalises its inputs). Returns ``centers`` ``(K, D)``,
+  ``assign_weights`` ``(D, K)`` and ``assign_bias`` ``(K,)``.
+  """
+  check_choice("variant", variant, NETVLAD_VARIANTS)
+  clusters = check_features("NetVLAD(clusters=...)", clusters)
+  if clusters < 2:
+    raise ValueError(f"NetVLAD needs clusters >= 2 for its soft assignment; got {clusters}.")
+  points = jnp.asarray(descriptors, jnp.float32)
+  points = points.reshape(-1, points.shape[-1])
+  if check_bool("normalize_input", normalize_input):
+    points = points / jnp.maximum(jnp.linalg.norm(points, axis=-1, keepdims=True), 1e-12)
+  centres = kmeans(key, points, clusters, iterations=iterations)
+  if variant == "v2":
+    d2 = jnp.sort(jnp.sum((points[:, None] - centres[None]) ** 2, axis=-1), axis=1)
+    alpha = -math.log(0.01) / jnp.maximum(jnp.mean(d2[:, 1] - d2[:, 0]), 1e-12)
+    weights, bias = 2 * alpha * centres.T, -alpha * jnp.sum(centres ** 2, axis=1)
+  else:
+    unit = centres / jnp.maximum(jnp.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+    dots = -jnp.sort(-(points @ unit.T), axis=1)
+    alpha = -math.log(0.01) / jnp.maximum(jnp.mean(dots[:, 0] - dots[:, 1]), 1e-12)
+    weights, bias = alpha * unit.T, jnp.zeros((clusters,))
+  return {"centers": centres, "assign_weights": weights, "assign_bias": bias}
+
+
+def init_netvlad_random(key: jax.Array, features: int, clusters: int) -> dict[str, jax.Array]:
+  """NetVLAD's start without descriptors: unit-norm random centres and the
+  v2 assignment with ``alpha = 1`` (``w_k = 2 c_k``, ``b_k = -1``). A start
+  from k-means (:func:`init_netvlad_params`) is what the paper uses."""
+  features = check_features("NetVLAD", features)
+  clusters = check_features("NetVLAD(clusters=...)", clusters)
+  centres = jax.random.normal(key, (clusters, features))
+  centres = centres / jnp.linalg.norm(centres, axis=1, keepdims=True)
+  return {"centers": centres, "assign_weights": 2 * centres.T,
+          "assign_bias": -jnp.ones((clusters,))}

@@ -31,12 +31,15 @@ from jaxpool.linen._base import PoolModule as PoolModule
 from jaxpool.linen._base import RandomModule as RandomModule
 from jaxpool.linen._base import WindowModule as WindowModule
 from jaxpool.linen._base import auxiliary_loss as auxiliary_loss
+from jaxpool.linen._bilinear import BilinearPool as BilinearPool
+from jaxpool.linen._bilinear import CompactBilinearPool as CompactBilinearPool
 from jaxpool.linen._classic import AvgMaxPool as AvgMaxPool
 from jaxpool.linen._classic import AvgPool as AvgPool
 from jaxpool.linen._classic import LpPool as LpPool
 from jaxpool.linen._classic import MaxPool as MaxPool
 from jaxpool.linen._classic import MedianPool as MedianPool
 from jaxpool.linen._classic import MinPool as MinPool
+from jaxpool.linen._covariance import CovariancePool as CovariancePool
 from jaxpool.linen._fractional import FractionalMaxPool as FractionalMaxPool
 from jaxpool.linen._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.linen._indices import MaxUnpool as MaxUnpool
@@ -45,6 +48,7 @@ from jaxpool.linen._lifting import LiftUpPool as LiftUpPool
 from jaxpool.linen._mixed import GatedPool as GatedPool
 from jaxpool.linen._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.linen._mixed import MixedPool as MixedPool
+from jaxpool.linen._netvlad import NetVLAD as NetVLAD
 from jaxpool.linen._registry import available_pools as available_pools
 from jaxpool.linen._registry import make_pool as make_pool
 from jaxpool.linen._registry import register_pool as register_pool
@@ -61,6 +65,9 @@ __all__ = [
     "AdaptiveMaxPool",
     "AvgMaxPool",
     "AvgPool",
+    "BilinearPool",
+    "CompactBilinearPool",
+    "CovariancePool",
     "DPP",
     "FractionalMaxPool",
     "GatedPool",
@@ -78,6 +85,7 @@ __all__ = [
     "MedianPool",
     "MinPool",
     "MixedPool",
+    "NetVLAD",
     "PoolModule",
     "RandomModule",
     "S3Pool",

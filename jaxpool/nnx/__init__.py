@@ -38,12 +38,16 @@ from jaxpool.nnx._base import LearnedLayer as LearnedLayer
 from jaxpool.nnx._base import PoolLayer as PoolLayer
 from jaxpool.nnx._base import RandomLayer as RandomLayer
 from jaxpool.nnx._base import auxiliary_loss as auxiliary_loss
+from jaxpool.nnx._bilinear import BilinearPool as BilinearPool
+from jaxpool.nnx._bilinear import CompactBilinearPool as CompactBilinearPool
+from jaxpool.nnx._bilinear import Sketch as Sketch
 from jaxpool.nnx._classic import AvgMaxPool as AvgMaxPool
 from jaxpool.nnx._classic import AvgPool as AvgPool
 from jaxpool.nnx._classic import LpPool as LpPool
 from jaxpool.nnx._classic import MaxPool as MaxPool
 from jaxpool.nnx._classic import MedianPool as MedianPool
 from jaxpool.nnx._classic import MinPool as MinPool
+from jaxpool.nnx._covariance import CovariancePool as CovariancePool
 from jaxpool.nnx._dynamic import DynOPool as DynOPool
 from jaxpool.nnx._dynamic import sync_dyno_shapes as sync_dyno_shapes
 from jaxpool.nnx._fractional import FractionalMaxPool as FractionalMaxPool
@@ -54,6 +58,7 @@ from jaxpool.nnx._lifting import LiftUpPool as LiftUpPool
 from jaxpool.nnx._mixed import GatedPool as GatedPool
 from jaxpool.nnx._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.nnx._mixed import MixedPool as MixedPool
+from jaxpool.nnx._netvlad import NetVLAD as NetVLAD
 from jaxpool.nnx._registry import available_pools as available_pools
 from jaxpool.nnx._registry import make_pool as make_pool
 from jaxpool.nnx._registry import register_pool as register_pool
@@ -70,6 +75,9 @@ __all__ = [
     "AdaptiveMaxPool",
     "AvgMaxPool",
     "AvgPool",
+    "BilinearPool",
+    "CompactBilinearPool",
+    "CovariancePool",
     "DPP",
     "DynOPool",
     "FractionalMaxPool",
@@ -91,9 +99,11 @@ __all__ = [
     "MedianPool",
     "MinPool",
     "MixedPool",
+    "NetVLAD",
     "PoolLayer",
     "RandomLayer",
     "S3Pool",
+    "Sketch",
     "SoftPool",
     "StochasticPool",
     "auxiliary_loss",

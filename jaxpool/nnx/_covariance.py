@@ -1,0 +1,71 @@
+"""NNX layer of covariance pooling (iSQRT-COV / log-Euclidean)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+import jaxpool
+from jaxpool._src import params as P
+from jaxpool._src.covariance import NORMALIZATIONS, OUTPUTS
+from jaxpool._src.core.checks import check_choice
+from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
+
+__all__ = ["CovariancePool"]
+
+
+class CovariancePool(PoolLayer):
+  """Covariance pooling head: :func:`jaxpool.covariance_pool`, optionally
+  after iSQRT-COV's reduction of the features to ``reduce_dim``.
+
+  The reduction is a learned 1x1 convolution and ReLU
+  (``relu(x @ kernel + bias)``; iSQRT-COV has a BatchNorm in between, which
+  a model can add before this layer), e.g. 256 -> 64 features, so the
+  matrix is ``reduce_dim x reduce_dim``.
+
+  Args:
+    features: input features (needed with ``reduce_dim``).
+    reduce_dim: ``None`` (no reduction) or the reduced feature count.
+    normalize, output, iterations, eps, spatial_ndim: as
+      :func:`jaxpool.covariance_pool`.
+    rngs: initialises the reduction.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> head = jpnnx.CovariancePool(features=8, reduce_dim=4, output="triu", rngs=nnx.Rngs(0))
+    >>> head(jnp.ones((2, 5, 5, 8))).shape
+    (2, 10)
+  """
+
+  def __init__(
+      self,
+      *,
+      features: int | None = None,
+      reduce_dim: int | None = None,
+      normalize: str | None = "sqrtm",
+      output: str = "matrix",
+      iterations: int = 5,
+      eps: float = 1e-5,
+      spatial_ndim: int | None = None,
+      rngs: nnx.Rngs | None = None,
+  ):
+    if normalize is not None:
+      check_choice("normalize", normalize, [n for n in NORMALIZATIONS if n])
+    check_choice("output", output, OUTPUTS)
+    self.options = dict(normalize=normalize, output=output, iterations=iterations,
+                        eps=eps, spatial_ndim=spatial_ndim)
+    jax.eval_shape(lambda: jaxpool.covariance_pool(jnp.zeros((1, 2, 1)), **self.options))
+    if reduce_dim is None:
+      self.reduction = None
+    else:
+      rngs = require_rngs("CovariancePool(reduce_dim=...)", rngs)
+      self.reduction = parameters(P.init_reduction_params(rngs.params(), features, reduce_dim))
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    x = jnp.asarray(x)
+    if self.reduction is not None:
+      x = P.reduce_features(values(self.reduction), x)
+    return jaxpool.covariance_pool(x, **self.options)
