@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import jax
 import jax.numpy as jnp
 
 import jaxpool
@@ -39,6 +40,9 @@ class Case:
       (inference mode for random layers), the same in ``jaxpool.nnx`` and
       ``jaxpool.linen``; ``None`` when the call needs extra arrays.
     sharding: include in the 8-device sharding test.
+    squares: second-order statistics of the input, whose values (1e30 -> 1e60)
+      leave float32's range; the locality test still checks that nothing
+      leaks out of the batch element, not that 1e30 stays finite.
   """
 
   id: str
@@ -48,6 +52,7 @@ class Case:
   reverse_only: bool = False
   layer: tuple | None = None
   sharding: bool = True
+  squares: bool = False
 
 
 def _max_reach(*args, **kwargs):
@@ -73,6 +78,25 @@ def _lift_reach(e, key):
       e[:, :6, :8], predict=lambda v: -(v + ahead(v)), update=lambda d: d + behind(d)
   )
   return sum(bands) > 0
+
+
+def _batch_reach(e, key, out):
+  """A global descriptor: a cell reaches every output of its batch element."""
+  hot = jnp.any(e != 0, axis=tuple(range(1, e.ndim)))
+  return jnp.broadcast_to(hot.reshape((-1,) + (1,) * (len(out) - 1)), out)
+
+
+def _global(call, squares=False, **kwargs):
+  """A Case of a global descriptor ``call(x)``."""
+  return dict(call=lambda x, k: call(x),
+              reach=lambda e, k: _batch_reach(e, k, call(e).shape), squares=squares, **kwargs)
+
+
+def _netvlad(x):
+  dim = x.shape[-1]
+  centers = jnp.linspace(-1.0, 1.0, 4 * dim, dtype=x.dtype).reshape(4, dim)
+  return jaxpool.netvlad(x, centers, assign_weights=2 * centers.T,
+                         assign_bias=jnp.linspace(-0.5, 0.5, 4, dtype=x.dtype))
 
 
 def _gate(x):
@@ -141,6 +165,14 @@ CASES = [
         scale=jnp.array([1.8, 1.9], x.dtype))),
     Case("dyno_pool_per_feature", lambda x, k: jaxpool.dyno_pool(
         x, (3, 4), jnp.linspace(-0.3, 0.3, 6, dtype=x.dtype).reshape(2, 3)), sharding=False),
+    Case("covariance_pool", **_global(lambda x: jaxpool.covariance_pool(x), squares=True)),
+    Case("covariance_pool_logm", **_global(lambda x: jaxpool.covariance_pool(
+        x, normalize="logm", output="triu"), squares=True, reverse_only=True)),
+    Case("bilinear_pool", **_global(lambda x: jaxpool.bilinear_pool(x, x[..., :2] * 2),
+                                    squares=True)),
+    Case("compact_bilinear_pool", **_global(lambda x: jaxpool.compact_bilinear_pool(
+        x, output_dim=16, key=jax.random.key(0), normalize=False), squares=True)),
+    Case("netvlad", **_global(_netvlad)),
     Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
         x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
 ]

@@ -27,7 +27,7 @@ from jaxpool import nnx as jpnnx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC = [getattr(jaxpool, name) for name in jaxpool.__all__]
-ARRAYS = ("x", "bands", "logits", "gate", "alpha", "lam", "indices")
+ARRAYS = ("x", "y", "bands", "logits", "gate", "alpha", "lam", "indices", "centers")
 INPUTS = ("x", "bands")
 SPECS = [(), ("window_shape",), ("window_shape", "strides"),
          ("window_shape", "strides", "padding"), ("output_shape",),
@@ -40,6 +40,9 @@ LAYERS = {
     "adaptive_max_pool": ("AdaptiveMaxPool",),
     "avg_max_pool": ("AvgMaxPool",),
     "avg_pool": ("AvgPool",),
+    "bilinear_pool": ("BilinearPool",),
+    "compact_bilinear_pool": ("CompactBilinearPool",),
+    "covariance_pool": ("CovariancePool",),
     "dpp_pool": ("DPP",),
     "dyno_pool": ("DynOPool",),
     "fractional_max_pool": ("FractionalMaxPool",),
@@ -57,6 +60,7 @@ LAYERS = {
     "median_pool": ("MedianPool",),
     "min_pool": ("MinPool",),
     "mixed_pool": ("MixedPool", "LearnedMixedPool"),
+    "netvlad": ("NetVLAD",),
     "s3_pool": ("S3Pool",),
     "soft_pool": ("SoftPool",),
     "stochastic_pool": ("StochasticPool",),
@@ -66,7 +70,8 @@ LAYERS = {
 # so the model would have to be rebuilt by the user at every size change.
 NNX_ONLY = {"DynOPool"}
 NNX_ONLY_NAMES = {"dyno"}
-NNX_BASES = {"FunctionLayer", "LearnedLayer", "PoolLayer", "RandomLayer"}
+NNX_BASES = {"FunctionLayer", "LearnedLayer", "PoolLayer", "RandomLayer",
+             "Sketch"}  # Sketch: CompactBilinearPool's variable type
 LINEN_BASES = {"PoolModule", "RandomModule", "WindowModule"}
 
 

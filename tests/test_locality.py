@@ -39,7 +39,7 @@ def test_an_extreme_value_reaches_only_the_windows_that_contain_it(case, trainin
           f"{value} at {cell} changed {int(leaked.sum())} output(s) whose windows"
           f" do not contain it, e.g. {tuple(int(i) for i in np.argwhere(leaked)[0])}"
       )
-      if value == 1e30:
+      if value == 1e30 and not case.squares:
         assert np.isfinite(y).all(), f"1e30 at {cell} overflowed an output"
 
 

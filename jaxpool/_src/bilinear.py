@@ -102,7 +102,8 @@ def count_sketches(key: jax.Array, in_dims: tuple[int, int], output_dim: int):
 def _count_sketch(rows: jax.Array, h: jax.Array, s: jax.Array, output_dim: int) -> jax.Array:
   """``Psi(v)[k] = sum_{i: h(i) = k} s(i) v_i`` for every row: a scatter-add
   over the feature axis."""
-  out = jnp.zeros(rows.shape[:-1] + (output_dim,), rows.dtype)
+  # zeros_like keeps the rows' (batch) sharding.
+  out = jnp.zeros_like(rows[..., :1]) + jnp.zeros((output_dim,), rows.dtype)
   return out.at[..., h].add(rows * s.astype(rows.dtype))
 
 

@@ -38,7 +38,7 @@ def _newton_schulz_sqrt(c: jax.Array, iterations: int) -> jax.Array:
   eye = jnp.eye(c.shape[-1], dtype=c.dtype)
   trace = jnp.trace(c, axis1=-2, axis2=-1)[..., None, None]
   trace = jnp.maximum(trace, np.sqrt(jnp.finfo(c.dtype).tiny))
-  y, z = c / trace, jnp.broadcast_to(eye, c.shape)
+  y, z = c / trace, jnp.zeros_like(c) + eye  # (zeros_like: c's sharding)
   for _ in range(iterations - 1):
     t = 0.5 * (3 * eye - z @ y)
     y, z = y @ t, t @ z

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.geometry import global_axes
+from jaxpool._src.core.sharding import reshape_spatial
 
 __all__ = ["l2_normalize", "positions", "signed_sqrt"]
 
@@ -28,7 +29,7 @@ def positions(x, spatial_ndim: int | None, op: str, *, min_positions: int = 1) -
         f"{op} needs at least {min_positions} spatial positions; got"
         f" {count} (x.shape={x.shape})."
     )
-  rows = x.reshape(x.shape[:axes[0]] + (count, x.shape[-1]))
+  rows = reshape_spatial(x, x.shape[:axes[0]] + (count, x.shape[-1]), axes[0])
   return rows.astype(dtypes.compute_dtype(x.dtype))
 
 
@@ -55,7 +56,14 @@ def _signed_sqrt_jvp(primals, tangents):
 
 def l2_normalize(v: jax.Array, axis=-1, eps: float = 1e-12) -> jax.Array:
   """``v / max(||v||_2, eps)`` along ``axis`` (``torch.nn.functional.normalize``):
-  a zero vector stays zero, with a finite gradient."""
+  a zero vector stays zero, with a finite gradient. The vector is scaled by
+  its largest magnitude first (a constant for the derivative: the result
+  does not depend on it), so entries up to the dtype's maximum do not
+  overflow the sum of squares."""
+  scale = jax.lax.stop_gradient(jnp.max(jnp.abs(v), axis=axis, keepdims=True))
+  scale = jnp.where(scale > 0, scale, 1)
+  u = v / scale
   # max before sqrt: sqrt's derivative at 0 would give 0 * inf = NaN.
-  norm = jnp.sqrt(jnp.maximum(jnp.sum(v * v, axis=axis, keepdims=True), eps * eps))
-  return v / norm
+  floor = jnp.square(eps / scale)
+  norm = jnp.sqrt(jnp.maximum(jnp.sum(u * u, axis=axis, keepdims=True), floor))
+  return u / norm
