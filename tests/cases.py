@@ -165,7 +165,8 @@ CASES = [
         scale=jnp.array([1.8, 1.9], x.dtype))),
     Case("dyno_pool_per_feature", lambda x, k: jaxpool.dyno_pool(
         x, (3, 4), jnp.linspace(-0.3, 0.3, 6, dtype=x.dtype).reshape(2, 3)), sharding=False),
-    Case("covariance_pool", **_global(lambda x: jaxpool.covariance_pool(x), squares=True)),
+    Case("covariance_pool", **_global(lambda x: jaxpool.covariance_pool(x), squares=True,
+                                      layer=("CovariancePool", (), {}))),
     Case("covariance_pool_logm", **_global(lambda x: jaxpool.covariance_pool(
         x, normalize="logm", output="triu"), squares=True, reverse_only=True)),
     Case("bilinear_pool", **_global(lambda x: jaxpool.bilinear_pool(x, x[..., :2] * 2),

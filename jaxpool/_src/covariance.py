@@ -165,7 +165,7 @@ def covariance_pool(
     raise ValueError(f"iterations must be an int >= 1; got {iterations!r}.")
   eps = check_positive_number("eps", eps)
   x = jnp.asarray(x)
-  rows = positions(x, spatial_ndim, "covariance_pool")
+  rows = positions(x, spatial_ndim, "covariance_pool", min_positions=2)
   c = _covariance(rows)
   if normalize == "sqrtm":
     c = _newton_schulz_sqrt(c, iterations)

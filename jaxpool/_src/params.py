@@ -40,6 +40,7 @@ from jaxpool._src.lifting import along_axis
 
 __all__ = [
     "LIP_LOGIT_BOUND",
+    "check_clusters",
     "check_dyno_ratios",
     "check_features",
     "check_lift_options",
@@ -465,6 +466,14 @@ def kmeans(key: jax.Array, points: jax.Array, clusters: int, *, iterations: int 
   return centres
 
 
+def check_clusters(clusters) -> int:
+  """NetVLAD's ``clusters`` as an int >= 2 (a soft assignment needs two)."""
+  clusters = check_features("NetVLAD(clusters=...)", clusters)
+  if clusters < 2:
+    raise ValueError(f"NetVLAD needs clusters >= 2 for its soft assignment; got {clusters}.")
+  return clusters
+
+
 def init_netvlad_params(
     key: jax.Array,
     descriptors: jax.typing.ArrayLike,
@@ -491,9 +500,7 @@ def init_netvlad_params(
   ``assign_weights`` ``(D, K)`` and ``assign_bias`` ``(K,)``.
   """
   check_choice("variant", variant, NETVLAD_VARIANTS)
-  clusters = check_features("NetVLAD(clusters=...)", clusters)
-  if clusters < 2:
-    raise ValueError(f"NetVLAD needs clusters >= 2 for its soft assignment; got {clusters}.")
+  clusters = check_clusters(clusters)
   points = jnp.asarray(descriptors, jnp.float32)
   points = points.reshape(-1, points.shape[-1])
   if check_bool("normalize_input", normalize_input):
@@ -516,7 +523,7 @@ def init_netvlad_random(key: jax.Array, features: int, clusters: int) -> dict[st
   v2 assignment with ``alpha = 1`` (``w_k = 2 c_k``, ``b_k = -1``). A start
   from k-means (:func:`init_netvlad_params`) is what the paper uses."""
   features = check_features("NetVLAD", features)
-  clusters = check_features("NetVLAD(clusters=...)", clusters)
+  clusters = check_clusters(clusters)
   centres = jax.random.normal(key, (clusters, features))
   centres = centres / jnp.linalg.norm(centres, axis=1, keepdims=True)
   return {"centers": centres, "assign_weights": 2 * centres.T,

@@ -42,7 +42,7 @@ class NetVLAD(PoolModule):
   spatial_ndim: int | None = None
 
   def __post_init__(self):
-    P.check_features("NetVLAD(clusters=...)", self.clusters)
+    P.check_clusters(self.clusters)
     check_choice("variant", self.variant, P.NETVLAD_VARIANTS)
     check_bool("normalize_input", self.normalize_input)
     super().__post_init__()

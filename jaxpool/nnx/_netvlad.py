@@ -53,7 +53,7 @@ class NetVLAD(PoolLayer):
                normalize_input: bool = True, kmeans_iterations: int = 20,
                spatial_ndim: int | None = None, rngs: nnx.Rngs | None = None):
     self.features = P.check_features("NetVLAD", features)
-    self.clusters = P.check_features("NetVLAD(clusters=...)", clusters)
+    self.clusters = P.check_clusters(clusters)
     check_choice("variant", variant, P.NETVLAD_VARIANTS)
     self.variant = variant
     self.normalize_input = check_bool("normalize_input", normalize_input)

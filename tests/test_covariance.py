@@ -1,0 +1,141 @@
+"""Covariance pooling against float64 numpy and scipy's matrix functions:
+the covariance, iSQRT-COV's iteration and its limit, the matrix log and its
+custom derivative, finite results for degenerate covariances, and the head
+layers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+from flax import nnx
+from jax.test_util import check_grads
+
+import jaxpool
+from jaxpool import linen as jplinen
+from jaxpool import nnx as jpnnx
+
+
+def _normal(shape, seed=0):
+  return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _numpy_covariance(x, spatial_axes):
+  rows = np.moveaxis(x, spatial_axes, range(1, 1 + len(spatial_axes)))
+  rows = rows.reshape(x.shape[0], -1, x.shape[-1])
+  centred = rows - rows.mean(axis=1, keepdims=True)
+  return np.einsum("bmi,bmj->bij", centred, centred) / rows.shape[1]
+
+
+def _numpy_newton_schulz(c, iterations):
+  """iSQRT-COV written from the paper, float64."""
+  out = []
+  for a in c:
+    trace = np.trace(a)
+    y, z, eye = a / trace, np.eye(len(a)), np.eye(len(a))
+    for _ in range(iterations - 1):
+      t = 0.5 * (3 * eye - z @ y)
+      y, z = y @ t, t @ z
+    out.append(y @ (0.5 * (3 * eye - z @ y)) * np.sqrt(trace))
+  return np.stack(out)
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 4), (2, 5, 6, 4), (2, 3, 4, 3, 4)])
+def test_covariance_matches_numpy(shape, x64):
+  x = _normal(shape)
+  expected = _numpy_covariance(x, list(range(1, len(shape) - 1)))
+  np.testing.assert_allclose(jaxpool.covariance_pool(x, normalize=None), expected, rtol=1e-12, atol=1e-12)
+  # spatial_ndim: two batch axes, one spatial axis.
+  y = jaxpool.covariance_pool(x.reshape(1, 2, -1, 4), normalize=None, spatial_ndim=1)
+  np.testing.assert_allclose(y[0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_sqrtm_is_the_newton_schulz_iteration_and_converges_to_scipy(x64):
+  x = _normal((2, 6, 6, 5))
+  c = _numpy_covariance(x, [1, 2])
+  exact = np.stack([scipy.linalg.sqrtm(a).real for a in c])
+  errors = []
+  for iterations in (1, 3, 5, 8, 15):
+    y = np.asarray(jaxpool.covariance_pool(x, iterations=iterations))
+    np.testing.assert_allclose(y, _numpy_newton_schulz(c, iterations), rtol=1e-10, atol=1e-12)
+    errors.append(np.abs(y - exact).max())
+  assert all(a > b for a, b in zip(errors[:4], errors[1:4]))  # converging
+  assert errors[-1] < 1e-12  # at float64 precision
+
+
+def test_logm_matches_scipy_in_float64(x64):
+  x = _normal((3, 5, 6, 4), seed=1)
+  c = _numpy_covariance(x, [1, 2])
+  expected = np.stack([scipy.linalg.logm(a).real for a in c])
+  np.testing.assert_allclose(jaxpool.covariance_pool(x, normalize="logm", eps=1e-12), expected, atol=1e-6)
+
+
+def test_triu_order_is_numpy_triu_indices():
+  x = jnp.asarray(_normal((2, 5, 5, 4)), jnp.float32)
+  rows, cols = np.triu_indices(4)
+  for normalize in ("sqrtm", "logm", None):
+    full = jaxpool.covariance_pool(x, normalize=normalize)
+    triu = jaxpool.covariance_pool(x, normalize=normalize, output="triu")
+    assert triu.shape == (2, 10)
+    np.testing.assert_array_equal(triu, full[:, rows, cols])
+
+
+def test_logm_custom_derivative_passes_check_grads(x64):
+  x = _normal((2, 4, 5, 3), seed=2)
+  check_grads(lambda v: jaxpool.covariance_pool(v, normalize="logm"), (x,), order=1, modes=("rev",))
+  # Repeated eigenvalues: isotropic points give C = I / 2, where eigh's own
+  # derivative divides by 0; the guarded divided differences do not.
+  iso = np.zeros((1, 4, 1, 2))
+  iso[0, :, 0] = [[1, 0], [-1, 0], [0, 1], [0, -1]]
+  c = jaxpool.covariance_pool(iso, normalize=None)
+  np.testing.assert_allclose(c[0], np.eye(2) / 2, atol=1e-15)
+  check_grads(lambda v: jaxpool.covariance_pool(v, normalize="logm"), (iso,), order=1, modes=("rev",))
+  check_grads(lambda v: jaxpool.covariance_pool(v, iterations=3), (x,), order=1)
+
+
+@pytest.mark.parametrize("normalize", ["sqrtm", "logm", None])
+def test_degenerate_covariances_give_finite_values_and_gradients(normalize):
+  rank_deficient = jnp.asarray(_normal((2, 2, 2, 6)), jnp.float32)  # 4 positions, 6 features
+  constant = jnp.ones((2, 3, 3, 6))
+  for x in (rank_deficient, constant):
+    fn = lambda v: jaxpool.covariance_pool(v, normalize=normalize)  # noqa: E731
+    y, grad = jax.value_and_grad(lambda v: jnp.sum(fn(v) * jnp.arange(36.0).reshape(6, 6)))(x)
+    assert np.isfinite(fn(x)).all() and np.isfinite(grad).all()
+  if normalize == "sqrtm":
+    np.testing.assert_array_equal(jaxpool.covariance_pool(constant), 0.0)
+  if normalize == "logm":  # the zero eigenvalues sit at the floor
+    np.testing.assert_allclose(jaxpool.covariance_pool(constant, normalize="logm", eps=1e-4),
+                               np.log(1e-4) * np.broadcast_to(np.eye(6), (2, 6, 6)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({"normalize": "sqrt"}, ValueError, "normalize must be"),
+    ({"output": "vector"}, ValueError, "output must be"),
+    ({"iterations": 0}, ValueError, "iterations must be"),
+    ({"eps": 0.0}, ValueError, "eps must be"),
+])
+def test_clear_errors(kwargs, error, match):
+  with pytest.raises(error, match=match):
+    jaxpool.covariance_pool(jnp.ones((2, 3, 3, 4)), **kwargs)
+  with pytest.raises(ValueError, match="at least 2 spatial positions"):
+    jaxpool.covariance_pool(jnp.ones((2, 1, 1, 4)))
+  with pytest.raises(TypeError, match="floating-point"):
+    jaxpool.covariance_pool(jnp.ones((2, 3, 3, 4), jnp.int32))
+
+
+def test_head_layers_reduce_then_pool_in_both_apis():
+  x = jax.random.normal(jax.random.key(0), (2, 5, 5, 8))
+  head = jpnnx.CovariancePool(features=8, reduce_dim=3, output="triu", rngs=nnx.Rngs(0))
+  kernel, bias = head.reduction["kernel"][...], head.reduction["bias"][...]
+  expected = jaxpool.covariance_pool(jax.nn.relu(x @ kernel + bias), output="triu")
+  np.testing.assert_allclose(head(x), expected, rtol=1e-6)
+  linen = jplinen.CovariancePool(reduce_dim=3, output="triu")
+  variables = linen.init(jax.random.key(0), x)
+  variables = {"params": {"reduction": {"kernel": kernel, "bias": bias}}}
+  np.testing.assert_allclose(linen.apply(variables, x), expected, rtol=1e-6)
+  grads = nnx.grad(lambda m: m(x).sum())(head)
+  assert np.isfinite(grads["reduction"]["kernel"][...]).all()
+  with pytest.raises(TypeError, match="needs rngs"):
+    jpnnx.CovariancePool(features=8, reduce_dim=3)
+  with pytest.raises(ValueError, match="normalize must be"):
+    jplinen.CovariancePool(normalize="sqrt")
