@@ -35,6 +35,7 @@ Usage:
   python benchmarks/run.py --suite training    # a training step's temp memory
   python benchmarks/run.py --suite lifting     # LiftPool
   python benchmarks/run.py --suite dynamic     # DynOPool vs torch's grid_sample
+  python benchmarks/run.py --suite second_order  # covariance, bilinear, NetVLAD
 """
 
 from __future__ import annotations
@@ -554,6 +555,106 @@ def run_dynamic(args) -> str:
   return "\n".join(header + rows) + "\n"
 
 
+def _torch_covariance(x, iterations=5, logm=False):
+  """iSQRT-COV (or the eigh matrix log) with torch ops, channels-last input
+  ``(B, H, W, C)``: centred covariance, trace pre-normalisation, the coupled
+  Newton-Schulz iteration, post-compensation."""
+  rows = x.reshape(x.shape[0], -1, x.shape[-1])
+  centred = rows - rows.mean(dim=1, keepdim=True)
+  c = centred.transpose(1, 2) @ centred / rows.shape[1]
+  if logm:
+    lam, u = torch.linalg.eigh(c)
+    return u @ torch.diag_embed(torch.log(torch.clamp(lam, min=1e-5))) @ u.transpose(1, 2)
+  eye = torch.eye(c.shape[-1], dtype=c.dtype).expand_as(c)
+  trace = c.diagonal(dim1=1, dim2=2).sum(-1).view(-1, 1, 1)
+  y, z = c / trace, eye
+  for _ in range(iterations - 1):
+    t = 0.5 * (3 * eye - z @ y)
+    y, z = y @ t, t @ z
+  return y @ (0.5 * (3 * eye - z @ y)) * torch.sqrt(trace)
+
+
+def _torch_netvlad(x, centers, weights, bias):
+  """NetVLAD with torch ops (normalised input, soft assignment, residuals,
+  intra and final L2)."""
+  rows = F.normalize(x.reshape(x.shape[0], -1, x.shape[-1]), dim=-1)
+  a = torch.softmax(rows @ weights + bias, dim=-1)
+  v = a.transpose(1, 2) @ rows - a.sum(1).unsqueeze(-1) * centers
+  v = F.normalize(v, dim=-1).reshape(x.shape[0], -1)
+  return F.normalize(v, dim=-1)
+
+
+def _torch_bilinear(x):
+  rows = x.reshape(x.shape[0], -1, x.shape[-1])
+  z = (rows.transpose(1, 2) @ rows / rows.shape[1]).reshape(x.shape[0], -1)
+  return F.normalize(torch.sign(z) * torch.sqrt(torch.abs(z) + 1e-12), dim=-1)
+
+
+def run_second_order(args) -> str:
+  """Covariance (iSQRT-COV sqrtm, logm), bilinear, compact bilinear and
+  NetVLAD heads on (32, 14, 14, 256), against the same formulas in torch."""
+  if torch is not None:
+    torch.set_num_threads(os.cpu_count() or 1)
+  shape, clusters = (32, 14, 14, 256), 16
+  rng = np.random.default_rng(0)
+  x_np = rng.standard_normal(shape).astype(np.float32)
+  centers_np = rng.standard_normal((clusters, shape[-1])).astype(np.float32)
+  centers_np /= np.linalg.norm(centers_np, axis=1, keepdims=True)
+  weights_np, bias_np = 2 * centers_np.T.copy(), -np.ones(clusters, np.float32)
+  x = jnp.asarray(x_np)
+  netvlad_params = tuple(jnp.asarray(a) for a in (centers_np, weights_np, bias_np))
+  ops = {
+      "covariance_pool, sqrtm, 5 iterations": (
+          lambda v, p: jaxpool.covariance_pool(v), lambda v: _torch_covariance(v)),
+      "covariance_pool, logm (eigh)": (
+          lambda v, p: jaxpool.covariance_pool(v, normalize="logm"),
+          lambda v: _torch_covariance(v, logm=True)),
+      "covariance_pool, no normalisation": (
+          lambda v, p: jaxpool.covariance_pool(v, normalize=None), None),
+      "bilinear_pool": (lambda v, p: jaxpool.bilinear_pool(v), lambda v: _torch_bilinear(v)),
+      "compact_bilinear_pool, D = 8192": (
+          lambda v, p: jaxpool.compact_bilinear_pool(v, output_dim=8192, key=jax.random.key(0)),
+          None),
+      f"netvlad, K = {clusters}": (
+          lambda v, p: jaxpool.netvlad(v, p[0], assign_weights=p[1], assign_bias=p[2]),
+          lambda v: _torch_netvlad(v, *(torch.tensor(a) for a in (centers_np, weights_np, bias_np)))),
+  }
+  fns, memory = {}, {}
+  for name, (ours, theirs) in ops.items():
+    cot = jnp.asarray(rng.standard_normal(jax.eval_shape(ours, x, netvlad_params).shape), jnp.float32)
+    fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(ours, x, cot, netvlad_params)
+    if theirs is not None and torch is not None:
+      xt, gt = torch.tensor(x_np), torch.tensor(np.asarray(cot))
+
+      def both(xt=xt, gt=gt, theirs=theirs):
+        leaf = xt.detach().requires_grad_()
+        theirs(leaf).backward(gt)
+
+      fns[(name, "torch")] = both
+  t = interleaved_medians(fns, args.repeats)
+  rows = []
+  for name in ops:
+    f, b, tb = t[(name, "f")], t[(name, "b")], t.get((name, "torch"))
+    ratio = "" if tb is None else f"{b / tb:.2f}"
+    torch_ms = "" if tb is None else f"{1e3 * tb:.2f}"
+    rows.append(f"| {name} | {1e3 * f:.2f} | {1e3 * b:.2f} | {torch_ms} | {ratio} |"
+                f" {fmt_mem(memory[name])} |")
+    print(rows[-1], flush=True)
+  header = [
+      device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
+      "",
+      f"Input {shape} float32 (channels-last, as both libraries receive it), a"
+      " non-constant cotangent; the torch columns run the same formula with"
+      " torch ops and autograd (iSQRT-COV's iteration, `torch.linalg.eigh` for"
+      " the log, NetVLAD's soft assignment). Temp is XLA's temp memory of the"
+      " jitted fwd+bwd / the input's bytes.",
+      "",
+      "| case | fwd ms | fwd+bwd ms | torch fwd+bwd ms | / torch | temp |",
+      "|---|---|---|---|---|---|",
+  ]
+  return "\n".join(header + rows) + "\n"
+
+
 def _naive_stochastic_pool(x, key):
   """The textbook JAX route: 2x2 patches, ``jax.random.categorical``, gather."""
   b, h, w, c = x.shape
@@ -748,7 +849,8 @@ SUITES = {"classic": ("results", run), "weighted": ("results-weighted", run_weig
           "stochastic": ("results-stochastic", run_stochastic),
           "training": ("results-training", run_training),
           "lifting": ("results-lifting", run_lifting),
-          "dynamic": ("results-dynamic", run_dynamic)}
+          "dynamic": ("results-dynamic", run_dynamic),
+          "second_order": ("results-second-order", run_second_order)}
 
 
 def main(argv=None):
@@ -758,7 +860,7 @@ def main(argv=None):
                       help="classic pooling vs torch/flax; SoftPool/LIP vs avg and the torch"
                       " formula; the random family vs max pooling, torch and naive JAX;"
                       " a training step's temp memory per pooling; LiftPool vs avg/max;"
-                      " DynOPool vs torch's grid_sample")
+                      " DynOPool vs torch's grid_sample; second-order heads vs torch formulas")
   parser.add_argument("--repeats", type=int, default=15)
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="markdown output (default: benchmarks/results[-gpu].md)")
