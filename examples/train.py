@@ -57,10 +57,31 @@ def load_data(size: int, seed: int):
   return x_train, x_test, y_train.astype(np.int32), y_test.astype(np.int32)
 
 
-class CNN(nnx.Module):
-  """Three conv + pool stages, then a linear classifier."""
+HEADS = ("flatten", "average", "covariance", "bilinear", "compact", "netvlad")
 
-  def __init__(self, pool: str, *, size: int, rngs: nnx.Rngs):
+
+def make_head(head: str, features: int, rngs: nnx.Rngs):
+  """The global pooling before the classifier and its output size, for
+  ``features`` input features on a 4x4 map."""
+  if head == "average":
+    return jpnnx.GlobalAvgPool(), features
+  if head == "covariance":  # iSQRT-COV with its 1x1 reduction, upper triangle
+    dim = 32
+    return jpnnx.CovariancePool(features=features, reduce_dim=dim, output="triu", rngs=rngs), dim * (dim + 1) // 2
+  if head == "bilinear":
+    return jpnnx.BilinearPool(), features ** 2
+  if head == "compact":
+    return jpnnx.CompactBilinearPool(features=features, output_dim=1024, rngs=rngs), 1024
+  if head == "netvlad":  # k-means start from the trunk's features (train_one)
+    return jpnnx.NetVLAD(features=features, clusters=16, rngs=rngs), 16 * features
+  raise ValueError(f"unknown head {head!r}; expected one of {HEADS}.")
+
+
+class CNN(nnx.Module):
+  """Three conv + pool stages, then a global pooling head (or the flattened
+  map) and a linear classifier."""
+
+  def __init__(self, pool: str, *, size: int, head: str = "flatten", rngs: nnx.Rngs):
     widths = (16, 32, 64)
     self.convs, self.pools = nnx.List(), nnx.List()
     features = 1
@@ -70,14 +91,25 @@ class CNN(nnx.Module):
       self.pools.append(layer)
       features = width * layer.feature_multiplier
     self.side = size // 2 ** len(widths)
-    self.head = nnx.Linear(self.side ** 2 * features, 10, rngs=rngs)
+    if head == "flatten":
+      self.global_pool, size_out = None, self.side ** 2 * features
+    else:
+      self.global_pool, size_out = make_head(head, features, rngs)
+    self.head = nnx.Linear(size_out, 10, rngs=rngs)
 
-  def __call__(self, x):
+  def trunk(self, x):
+    """The feature map before the head, ``(batch, 4, 4, features)``."""
     for conv, pool in zip(self.convs, self.pools):
       x = pool(nnx.relu(conv(x)))
     if x.shape[1:3] != (self.side, self.side):  # a learned size (DynOPool)
       x = jaxpool.adaptive_avg_pool(x, (self.side, self.side))
-    return self.head(x.reshape(x.shape[0], -1))
+    return x
+
+  def __call__(self, x):
+    x = self.trunk(x)
+    if self.global_pool is None:
+      return self.head(x.reshape(x.shape[0], -1))
+    return self.head(self.global_pool(x))
 
 
 def inference_view(model: nnx.Module) -> nnx.Module:
@@ -110,7 +142,10 @@ def accuracy(model, images, labels):
 
 def train_one(pool: str, data, args) -> dict:
   x_train, x_test, y_train, y_test = data
-  model = CNN(pool, size=args.size, rngs=nnx.Rngs(args.seed))
+  model = CNN(pool, size=args.size, head=args.head, rngs=nnx.Rngs(args.seed))
+  if args.head == "netvlad":  # the official start: k-means on sample descriptors
+    sample = inference_view(model).trunk(x_train[:256])
+    model.global_pool.initialize(sample, key=jax.random.key(args.seed))
   optimizer = nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param)
   rng = np.random.default_rng(args.seed)
   steps_per_epoch = len(x_train) // args.batch_size
@@ -177,6 +212,10 @@ def main(argv=None) -> dict:
   parser.add_argument("--batch-size", type=int, default=64)
   parser.add_argument("--lr", type=float, default=3e-3)
   parser.add_argument("--size", type=int, default=32, help="image side after upsampling")
+  parser.add_argument("--head", choices=HEADS, default="flatten",
+                      help="what the classifier reads: the flattened 4x4 map (default), or a"
+                      " global pooling: average, covariance (iSQRT-COV), bilinear, compact"
+                      " bilinear, NetVLAD")
   args = parser.parse_args(argv)
   if args.epochs < 1:
     parser.error("--epochs must be >= 1")
@@ -184,7 +223,8 @@ def main(argv=None) -> dict:
   data = load_data(args.size, args.seed)
   print(
       f"digits: {len(data[0])} train / {len(data[1])} test images at"
-      f" {args.size}x{args.size}; {args.epochs} epochs; backend {jax.default_backend()}"
+      f" {args.size}x{args.size}; {args.epochs} epochs; head {args.head}; backend"
+      f" {jax.default_backend()}"
   )
   results = {}
   for pool in pools:

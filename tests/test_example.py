@@ -79,3 +79,17 @@ def test_dynopool_example_learns_sizes_and_counts_traces(tmp_path):
   assert result["traces"] >= 1 and result["traces"] <= 1 + result["size_changes"]
   assert (tmp_path / "dynopool.png").stat().st_size > 10_000
   assert "| stretched |" in (tmp_path / "results.md").read_text()
+
+
+def test_train_example_global_pooling_heads(tmp_path):
+  for head in ("covariance", "netvlad"):
+    out = tmp_path / head
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train.py"), "--pool", "max", "--head", head,
+         "--epochs", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "results.json").read_text())
+    assert result["config"]["head"] == head
+    assert result["results"]["max"]["test_accuracy"] > 0.3  # one epoch learns
