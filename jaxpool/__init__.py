@@ -31,6 +31,9 @@ from jaxpool._src.lifting import lift_up_pool as lift_up_pool
 from jaxpool._src.mixed import gated_pool as gated_pool
 from jaxpool._src.mixed import mixed_pool as mixed_pool
 from jaxpool._src.netvlad import netvlad as netvlad
+from jaxpool._src.pyramid import spatial_pyramid_pool as spatial_pyramid_pool
+from jaxpool._src.pyramid import spp_block as spp_block
+from jaxpool._src.pyramid import sppf as sppf
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
 from jaxpool._src.weighted import dpp_pool as dpp_pool
@@ -67,5 +70,8 @@ __all__ = [
     "netvlad",
     "s3_pool",
     "soft_pool",
+    "spatial_pyramid_pool",
+    "spp_block",
+    "sppf",
     "stochastic_pool",
 ]

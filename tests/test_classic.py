@@ -278,3 +278,31 @@ def test_lp_pool_nan_and_inf_stay_in_their_windows():
 def test_lp_pool_gradient_is_the_true_derivative_in_both_modes(p, x64):
   x = jax.random.normal(jax.random.key(5), (2, 7, 9, 2), jnp.float64)
   check_grads(lambda v: jaxpool.lp_pool(v, (3, 3), 2, 1, p=p), (x,), order=1, modes=["fwd", "rev"], eps=1e-5)
+
+
+# Large windows run one axis at a time (core.reductions.extremum_pool); the
+# row-major first-maximum rule must survive, ties included.
+LARGE_WINDOWS = [
+    (2, 7, 1, 3, 1, False), (2, 9, 1, 4, 1, False), (2, 13, 1, 6, 1, False),
+    (2, 7, 2, 3, 1, True), (2, 7, 1, 0, 2, False), (3, 5, 1, 2, 1, False), (1, 13, 1, 6, 1, False),
+]
+
+
+@pytest.mark.parametrize("kind", ["ties", "normal"])
+@pytest.mark.parametrize("nd,k,s,p,d,ceil", LARGE_WINDOWS)
+def test_large_windows_match_torch_with_ties(nd, k, s, p, d, ceil, kind):
+  rng = np.random.default_rng(k)
+  shape = {1: (2, 29, 3), 2: (2, 15, 17, 3), 3: (2, 7, 8, 6, 2)}[nd]
+  x = (rng.integers(0, 3, shape) if kind == "ties" else rng.standard_normal(shape)).astype(np.float32)
+  targs = torch_window_args(k, s, p, d, ceil)
+  jargs = jax_window_args(nd, k, s, p, d, ceil)
+  for sign, name in ((1, "max_pool"), (-1, "min_pool")):
+    ref = from_torch(torch_op("max_pool", nd)(to_torch(sign * x), **targs))
+    cot = np.random.default_rng(1).standard_normal(ref.shape).astype(np.float32)
+    ref_y, ref_g = value_and_grad(lambda t: torch_op("max_pool", nd)(t, **targs), sign * x, cot)
+    fn = getattr(jaxpool, name)
+    y, g = jax_value_and_grad(jax.jit(lambda v: fn(v, **jargs)), x, cot)
+    np.testing.assert_array_equal(y, sign * ref_y)
+    # d min(x) = d (-max(-x)): the same cells, the same cotangent. A cell
+    # can win up to k**2 windows: float32 sums in another order.
+    np.testing.assert_allclose(g, ref_g, rtol=1e-5, atol=1e-5)

@@ -301,6 +301,23 @@ class WindowGeometry:
       masks.append(mask[..., None])
     return masks
 
+  def along(self, axis: int, in_shape: Sequence[int]) -> WindowGeometry:
+    """The 1-D window of ``axis`` alone, over an input of spatial shape
+    ``in_shape`` (earlier passes of a separable reduction may have resized
+    other axes): window, stride, dilation, padding and overhang of ``axis``,
+    the identity window elsewhere. A product window is the composition of
+    its ``along`` passes."""
+    def pick(values, identity):
+      return tuple(v if i == axis else identity for i, v in enumerate(values))
+
+    out_shape = tuple(self.out_shape[i] if i == axis else n for i, n in enumerate(in_shape))
+    return dataclasses.replace(
+        self, in_shape=tuple(in_shape), window_shape=pick(self.window_shape, 1),
+        strides=pick(self.strides, 1), dilation=pick(self.dilation, 1),
+        padding=pick(self.padding, (0, 0)), out_shape=out_shape,
+        overhang=pick(self.overhang, 0),
+    )
+
   def first_valid_tap(self) -> np.ndarray:
     """Row-major window offset of the first real (unpadded) cell, per output."""
     flat = np.zeros((), dtype=np.int64)

@@ -209,11 +209,34 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
   return y, _select_taps_linear(t, winner, geom)
 
 
+# Windows of at least this many taps (over two or more axes) are reduced one
+# axis at a time: from 7x7 on it is as fast or faster (measured on XLA:CPU),
+# and compiling a padded 13x13 window tap by tap took minutes.
+SEPARABLE_MIN_TAPS = 49
+
+
 def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
-  """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows."""
-  if not dtypes.is_float(x.dtype):
-    return _reduce_extremum(x, geom, kind)
-  return _extremum_pool(x, geom, kind)
+  """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows.
+
+  Large windows are separable: one 1-D pass per axis, the last axis first,
+  whose program grows with the sum of the window's sides instead of their
+  product (a padded 13x13 window compiled in minutes tap by tap, in seconds
+  so; the run time is on par from 7x7 on). The first extremum in row-major
+  window order still wins: the last axis's pass picks the first extremum of
+  each row, and each earlier axis's pass the first row (plane, ...) holding
+  the window's extremum, so the derivative is torch's.
+  """
+  pool = _reduce_extremum if not dtypes.is_float(x.dtype) else _extremum_pool
+  reduced_axes = [a for a, k in enumerate(geom.window_shape) if k > 1]
+  if geom.window_size < SEPARABLE_MIN_TAPS or len(reduced_axes) < 2:
+    return pool(x, geom, kind)
+  shape = list(geom.in_shape)
+  for axis in reversed(range(geom.num_spatial)):
+    along = geom.along(axis, shape)
+    if along.window_size > 1 or along.out_shape != along.in_shape or any(map(any, along.padding)):
+      x = pool(x, along, kind)
+    shape[axis] = geom.out_shape[axis]
+  return x
 
 
 
