@@ -30,6 +30,7 @@ PUBLIC = [getattr(jaxpool, name) for name in jaxpool.__all__]
 ARRAYS = ("x", "y", "bands", "logits", "gate", "alpha", "lam", "indices", "centers")
 INPUTS = ("x", "bands")
 SPECS = [(), ("window_shape",), ("window_shape", "strides"),
+         ("levels",), ("kernel_sizes",), ("kernel_size", "repeats"),  # pyramids
          ("window_shape", "strides", "padding"), ("output_shape",),
          ("output_shape", "delta")]  # dyno_pool's cell size, then its offsets
 
@@ -63,6 +64,9 @@ LAYERS = {
     "netvlad": ("NetVLAD",),
     "s3_pool": ("S3Pool",),
     "soft_pool": ("SoftPool",),
+    "spatial_pyramid_pool": ("SpatialPyramidPool",),
+    "spp_block": ("SPPBlock",),
+    "sppf": ("SPPF",),
     "stochastic_pool": ("StochasticPool",),
 }
 # Layers only NNX has, with the reason. DynOPool's output size is state that

@@ -49,6 +49,9 @@ from jaxpool.linen._mixed import GatedPool as GatedPool
 from jaxpool.linen._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.linen._mixed import MixedPool as MixedPool
 from jaxpool.linen._netvlad import NetVLAD as NetVLAD
+from jaxpool.linen._pyramid import SPPBlock as SPPBlock
+from jaxpool.linen._pyramid import SPPF as SPPF
+from jaxpool.linen._pyramid import SpatialPyramidPool as SpatialPyramidPool
 from jaxpool.linen._registry import available_pools as available_pools
 from jaxpool.linen._registry import make_pool as make_pool
 from jaxpool.linen._registry import register_pool as register_pool
@@ -89,7 +92,10 @@ __all__ = [
     "PoolModule",
     "RandomModule",
     "S3Pool",
+    "SPPBlock",
+    "SPPF",
     "SoftPool",
+    "SpatialPyramidPool",
     "StochasticPool",
     "WindowModule",
     "auxiliary_loss",

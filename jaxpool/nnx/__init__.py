@@ -59,6 +59,9 @@ from jaxpool.nnx._mixed import GatedPool as GatedPool
 from jaxpool.nnx._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.nnx._mixed import MixedPool as MixedPool
 from jaxpool.nnx._netvlad import NetVLAD as NetVLAD
+from jaxpool.nnx._pyramid import SPPBlock as SPPBlock
+from jaxpool.nnx._pyramid import SPPF as SPPF
+from jaxpool.nnx._pyramid import SpatialPyramidPool as SpatialPyramidPool
 from jaxpool.nnx._registry import available_pools as available_pools
 from jaxpool.nnx._registry import make_pool as make_pool
 from jaxpool.nnx._registry import register_pool as register_pool
@@ -103,8 +106,11 @@ __all__ = [
     "PoolLayer",
     "RandomLayer",
     "S3Pool",
+    "SPPBlock",
+    "SPPF",
     "Sketch",
     "SoftPool",
+    "SpatialPyramidPool",
     "StochasticPool",
     "auxiliary_loss",
     "available_pools",

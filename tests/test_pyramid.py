@@ -1,0 +1,94 @@
+"""Spatial pyramid pooling against torch: SPPNet's pyramid from torch's
+adaptive pools, YOLO's SPP block from torch's stride-1 max pools, SPPF equal
+to the SPP block, lengths for any input size, errors and layers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxpool
+from jaxpool import linen as jplinen
+from jaxpool import nnx as jpnnx
+
+from oracle import F, from_torch, to_torch, torch, value_and_grad
+
+
+def _normal(shape, seed=0):
+  return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_spatial_pyramid_pool_is_torchs_adaptive_pools_concatenated(mode):
+  x = _normal((2, 13, 10, 3))
+  cot = _normal((2, 3 * 21), seed=1)
+  pool = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
+
+  def torch_spp(t):  # channels-last flattening: (n, n, features) per level
+    return torch.cat([pool(t, n).permute(0, 2, 3, 1).reshape(t.shape[0], -1) for n in (1, 2, 4)], 1)
+
+  xt = to_torch(x, requires_grad=True)
+  ref = torch_spp(xt)
+  ref.backward(torch.tensor(cot))
+  y, pullback = jax.vjp(lambda v: jaxpool.spatial_pyramid_pool(v, mode=mode), jnp.asarray(x))
+  np.testing.assert_allclose(y, ref.detach().numpy(), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(pullback(jnp.asarray(cot))[0], from_torch(xt.grad), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("spatial", [(4, 4), (7, 13), (32, 20), (1, 1)])
+def test_pyramid_length_does_not_depend_on_the_input_size(spatial):
+  x = jnp.ones((2, *spatial, 5))
+  assert jaxpool.spatial_pyramid_pool(x).shape == (2, 5 * 21)
+  assert jaxpool.spatial_pyramid_pool(x, (1, 3)).shape == (2, 5 * 10)
+  assert jaxpool.spatial_pyramid_pool(jnp.ones((2, 9, 8)), (1, 2, 4)).shape == (2, 8 * 7)  # 1-D
+
+
+@pytest.mark.parametrize("order", ["ultralytics", "darknet"])
+def test_spp_block_is_torchs_stride_one_max_pools_concatenated(order):
+  x = _normal((2, 15, 14, 3))
+  kernels = (5, 9, 13)
+
+  def torch_spp(t):
+    parts = [t] + [F.max_pool2d(t, k, 1, k // 2) for k in kernels]
+    return torch.cat(parts if order == "ultralytics" else parts[::-1], 1)
+
+  cot = _normal((2, 15, 14, 12), seed=2)
+  ref_y, ref_g = value_and_grad(torch_spp, x, cot)
+  y, pullback = jax.vjp(jax.jit(lambda v: jaxpool.spp_block(v, kernels, order=order)), jnp.asarray(x))
+  np.testing.assert_array_equal(y, ref_y)
+  np.testing.assert_allclose(pullback(jnp.asarray(cot))[0], ref_g, rtol=1e-5, atol=1e-5)
+
+
+def test_sppf_equals_spp_block_exactly():
+  x = jnp.asarray(_normal((2, 16, 15, 3)))
+  cot = jnp.asarray(_normal((2, 16, 15, 12), seed=3))
+  spp = jax.jit(lambda v: jaxpool.spp_block(v, (5, 9, 13)))
+  fast = jax.jit(lambda v: jaxpool.sppf(v, 5, 3))
+  np.testing.assert_array_equal(fast(x), spp(x))
+  # Without ties the gradients agree too.
+  np.testing.assert_allclose(jax.vjp(fast, x)[1](cot)[0], jax.vjp(spp, x)[1](cot)[0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_array_equal(jaxpool.sppf(x, 3, 2, order="darknet"),
+                                jaxpool.spp_block(x, (3, 5), order="darknet"))
+
+
+def test_layers_in_both_apis():
+  x = jnp.asarray(_normal((2, 9, 9, 4)))
+  assert jpnnx.SPPBlock((3, 5)).feature_multiplier == 3 == jplinen.SPPBlock((3, 5)).feature_multiplier
+  assert jpnnx.SPPF(3, 2).feature_multiplier == 3 == jplinen.SPPF(3, 2).feature_multiplier
+  np.testing.assert_array_equal(jpnnx.SPPF(3, 2)(x), jplinen.SPPF(3, 2).apply({}, x))
+  np.testing.assert_array_equal(jpnnx.SpatialPyramidPool((1, 2), mode="avg")(x),
+                                jplinen.SpatialPyramidPool((1, 2), mode="avg").apply({}, x))
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x: jaxpool.spp_block(x, (4, 9)), "odd positive ints"),
+    (lambda x: jaxpool.spp_block(x, ()), "non-empty"),
+    (lambda x: jaxpool.spp_block(x, order="yolo"), "order must be"),
+    (lambda x: jaxpool.sppf(x, 5, 0), "repeats must be"),
+    (lambda x: jaxpool.sppf(x, 6), "kernel_size must be"),
+    (lambda x: jaxpool.spatial_pyramid_pool(x, (1, 0)), "levels must be"),
+    (lambda x: jaxpool.spatial_pyramid_pool(x, mode="sum"), "mode must be"),
+])
+def test_clear_errors(call, match):
+  with pytest.raises(ValueError, match=match):
+    call(jnp.ones((2, 8, 8, 3)))
