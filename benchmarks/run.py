@@ -36,6 +36,7 @@ Usage:
   python benchmarks/run.py --suite lifting     # LiftPool
   python benchmarks/run.py --suite dynamic     # DynOPool vs torch's grid_sample
   python benchmarks/run.py --suite second_order  # covariance, bilinear, NetVLAD
+  python benchmarks/run.py --suite pyramid     # large windows, SPP block, SPPF
 """
 
 from __future__ import annotations
@@ -655,6 +656,57 @@ def run_second_order(args) -> str:
   return "\n".join(header + rows) + "\n"
 
 
+def run_pyramid(args) -> str:
+  """Stride-1 SAME max pooling as the window grows, and YOLO's SPP block and
+  SPPF, against torch (channels-last) on (8, 40, 40, 128)."""
+  if torch is not None:
+    torch.set_num_threads(os.cpu_count() or 1)
+  shape = (8, 40, 40, 128)
+  rng = np.random.default_rng(0)
+  x_np = rng.standard_normal(shape).astype(np.float32)
+  x = jnp.asarray(x_np)
+  ops = {f"max_pool {k}x{k}/1 SAME": (
+      lambda v, k=k: jaxpool.max_pool(v, (k, k), 1, k // 2),
+      lambda t, k=k: F.max_pool2d(t, k, 1, k // 2)) for k in (3, 5, 9, 13)}
+  ops["spp_block (5, 9, 13)"] = (
+      lambda v: jaxpool.spp_block(v),
+      lambda t: torch.cat([t] + [F.max_pool2d(t, k, 1, k // 2) for k in (5, 9, 13)], 1))
+  ops["sppf (5, 3 repeats)"] = (lambda v: jaxpool.sppf(v), None)
+  fns, memory = {}, {}
+  for name, (ours, theirs) in ops.items():
+    cot_np = rng.standard_normal(jax.eval_shape(ours, x).shape).astype(np.float32)
+    fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(ours, x, jnp.asarray(cot_np))
+    if theirs is not None and torch is not None:
+      xt, gt = torch_tensors(x_np, cot_np, torch.float32, "cpu", torch.channels_last)
+
+      def both(xt=xt, gt=gt, theirs=theirs):
+        leaf = xt.detach().requires_grad_()
+        theirs(leaf).backward(gt)
+
+      fns[(name, "torch")] = both
+  t = interleaved_medians(fns, args.repeats)
+  base = t[("max_pool 3x3/1 SAME", "b")]
+  rows = []
+  for name in ops:
+    b, tb = t[(name, "b")], t.get((name, "torch"))
+    ratio = "" if tb is None else f"{b / tb:.2f}"
+    rows.append(f"| {name} | {1e3 * t[(name, 'f')]:.2f} | {1e3 * b:.2f} |"
+                f" {'' if tb is None else f'{1e3 * tb:.2f}'} | {ratio} | {b / base:.2f} |"
+                f" {fmt_mem(memory[name])} |")
+    print(rows[-1], flush=True)
+  header = [
+      device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
+      "",
+      f"Input {shape} float32, a non-constant cotangent; torch in channels-last."
+      " `/ 3x3` is the fwd+bwd time over jaxpool's own 3x3 stride-1 time. Temp is"
+      " XLA's temp memory of the jitted fwd+bwd / the input's bytes.",
+      "",
+      "| case | fwd ms | fwd+bwd ms | torch fwd+bwd ms | / torch | / 3x3 | temp |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  return "\n".join(header + rows) + "\n"
+
+
 def _naive_stochastic_pool(x, key):
   """The textbook JAX route: 2x2 patches, ``jax.random.categorical``, gather."""
   b, h, w, c = x.shape
@@ -850,7 +902,8 @@ SUITES = {"classic": ("results", run), "weighted": ("results-weighted", run_weig
           "training": ("results-training", run_training),
           "lifting": ("results-lifting", run_lifting),
           "dynamic": ("results-dynamic", run_dynamic),
-          "second_order": ("results-second-order", run_second_order)}
+          "second_order": ("results-second-order", run_second_order),
+          "pyramid": ("results-pyramid", run_pyramid)}
 
 
 def main(argv=None):
@@ -860,7 +913,8 @@ def main(argv=None):
                       help="classic pooling vs torch/flax; SoftPool/LIP vs avg and the torch"
                       " formula; the random family vs max pooling, torch and naive JAX;"
                       " a training step's temp memory per pooling; LiftPool vs avg/max;"
-                      " DynOPool vs torch's grid_sample; second-order heads vs torch formulas")
+                      " DynOPool vs torch's grid_sample; second-order heads vs torch formulas;"
+                      " large stride-1 windows, SPP block and SPPF vs torch")
   parser.add_argument("--repeats", type=int, default=15)
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="markdown output (default: benchmarks/results[-gpu].md)")
