@@ -316,6 +316,12 @@ def device_line(args) -> str:
   )
 
 
+def markdown_table(notes: list[str], columns: list[str], rows: list[str]) -> str:
+  """Note paragraphs, then a markdown table of ``rows`` under ``columns``."""
+  head = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+  return "\n\n".join(notes) + "\n\n" + "\n".join(head + rows) + "\n"
+
+
 def header_rule(header: str) -> str:
   return "|" + "---|" * (header.count("|") - 1)
 
@@ -540,20 +546,15 @@ def run_dynamic(args) -> str:
                 f" {torch_b / max_b:.2f} | 1.00 | |")
     rows.append(f"| torch: 4 grid_sample + max, grad in x and the grids | |"
                 f" {1e3 * grid_b:.2f} | {grid_b / max_b:.2f} | 1.00 | |")
-  header = [
+  return markdown_table([
       device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
-      "",
       f"Input {shape} float32, output (32, 32, 32, 64), a non-constant"
       " cotangent. The torch formula is four `grid_sample(bilinear, border,"
       " align_corners=False)` reads at the quarter-cell grids combined by"
       " `amax`, in torch's faster layout. Rows with a gradient in a learned"
       " parameter are compared with torch differentiating its grids too."
       " Temp is XLA's temp memory of the jitted fwd+bwd / the input's bytes.",
-      "",
-      "| case | fwd ms | fwd+bwd ms | fwd+bwd / max_pool | fwd+bwd / torch | temp |",
-      "|---|---|---|---|---|---|",
-  ]
-  return "\n".join(header + rows) + "\n"
+  ], ["case", "fwd ms", "fwd+bwd ms", "fwd+bwd / max_pool", "fwd+bwd / torch", "temp"], rows)
 
 
 def _torch_covariance(x, iterations=5, logm=False):
@@ -589,6 +590,18 @@ def _torch_bilinear(x):
   rows = x.reshape(x.shape[0], -1, x.shape[-1])
   z = (rows.transpose(1, 2) @ rows / rows.shape[1]).reshape(x.shape[0], -1)
   return F.normalize(torch.sign(z) * torch.sqrt(torch.abs(z) + 1e-12), dim=-1)
+
+
+def _torch_row(name: str, t: dict, memory, *extra: str) -> str:
+  """``| name | fwd | fwd+bwd | torch fwd+bwd | / torch | *extra | temp |``
+  from interleaved medians keyed ``(name, 'f' | 'b' | 'torch')``; printed."""
+  b, tb = t[(name, "b")], t.get((name, "torch"))
+  torch_cells = ("", "") if tb is None else (f"{1e3 * tb:.2f}", f"{b / tb:.2f}")
+  cells = (name, f"{1e3 * t[(name, 'f')]:.2f}", f"{1e3 * b:.2f}", *torch_cells, *extra,
+           fmt_mem(memory))
+  row = "| " + " | ".join(cells) + " |"
+  print(row, flush=True)
+  return row
 
 
 def run_second_order(args) -> str:
@@ -633,27 +646,15 @@ def run_second_order(args) -> str:
 
       fns[(name, "torch")] = both
   t = interleaved_medians(fns, args.repeats)
-  rows = []
-  for name in ops:
-    f, b, tb = t[(name, "f")], t[(name, "b")], t.get((name, "torch"))
-    ratio = "" if tb is None else f"{b / tb:.2f}"
-    torch_ms = "" if tb is None else f"{1e3 * tb:.2f}"
-    rows.append(f"| {name} | {1e3 * f:.2f} | {1e3 * b:.2f} | {torch_ms} | {ratio} |"
-                f" {fmt_mem(memory[name])} |")
-    print(rows[-1], flush=True)
-  header = [
+  rows = [_torch_row(name, t, memory[name]) for name in ops]
+  return markdown_table([
       device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
-      "",
       f"Input {shape} float32 (channels-last, as both libraries receive it), a"
       " non-constant cotangent; the torch columns run the same formula with"
       " torch ops and autograd (iSQRT-COV's iteration, `torch.linalg.eigh` for"
       " the log, NetVLAD's soft assignment). Temp is XLA's temp memory of the"
       " jitted fwd+bwd / the input's bytes.",
-      "",
-      "| case | fwd ms | fwd+bwd ms | torch fwd+bwd ms | / torch | temp |",
-      "|---|---|---|---|---|---|",
-  ]
-  return "\n".join(header + rows) + "\n"
+  ], ["case", "fwd ms", "fwd+bwd ms", "torch fwd+bwd ms", "/ torch", "temp"], rows)
 
 
 def run_pyramid(args) -> str:
@@ -686,25 +687,13 @@ def run_pyramid(args) -> str:
       fns[(name, "torch")] = both
   t = interleaved_medians(fns, args.repeats)
   base = t[("max_pool 3x3/1 SAME", "b")]
-  rows = []
-  for name in ops:
-    b, tb = t[(name, "b")], t.get((name, "torch"))
-    ratio = "" if tb is None else f"{b / tb:.2f}"
-    rows.append(f"| {name} | {1e3 * t[(name, 'f')]:.2f} | {1e3 * b:.2f} |"
-                f" {'' if tb is None else f'{1e3 * tb:.2f}'} | {ratio} | {b / base:.2f} |"
-                f" {fmt_mem(memory[name])} |")
-    print(rows[-1], flush=True)
-  header = [
+  rows = [_torch_row(name, t, memory[name], f"{t[(name, 'b')] / base:.2f}") for name in ops]
+  return markdown_table([
       device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
-      "",
       f"Input {shape} float32, a non-constant cotangent; torch in channels-last."
       " `/ 3x3` is the fwd+bwd time over jaxpool's own 3x3 stride-1 time. Temp is"
       " XLA's temp memory of the jitted fwd+bwd / the input's bytes.",
-      "",
-      "| case | fwd ms | fwd+bwd ms | torch fwd+bwd ms | / torch | / 3x3 | temp |",
-      "|---|---|---|---|---|---|---|",
-  ]
-  return "\n".join(header + rows) + "\n"
+  ], ["case", "fwd ms", "fwd+bwd ms", "torch fwd+bwd ms", "/ torch", "/ 3x3", "temp"], rows)
 
 
 def _naive_stochastic_pool(x, key):

@@ -178,12 +178,13 @@ CASES = [
                                            layer=("SpatialPyramidPool", ((1, 2),), {}))),
     Case("spatial_pyramid_pool_avg", **_global(lambda x: jaxpool.spatial_pyramid_pool(
         x, (1, 3), mode="avg"))),
-    Case("spp_block", lambda x, k: jaxpool.spp_block(x, (3, 5)),
-         lambda e, k: jnp.concatenate([e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0,
-                                       jaxpool.max_pool(e, (5, 5), 1, 2) > 0], axis=-1),
-         layer=("SPPBlock", ((3, 5),), {})),
-    Case("sppf", lambda x, k: jaxpool.sppf(x, 3, 2),
-         lambda e, k: jaxpool.spp_block(e, (3, 5)) > 0, layer=("SPPF", (3, 2), {})),
+    Case("spp_block", lambda x, k: jaxpool.spp_block(x, (3,)),
+         lambda e, k: jnp.concatenate([e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0], axis=-1),
+         layer=("SPPBlock", ((3,),), {})),
+    Case("sppf", lambda x, k: jaxpool.sppf(x, 3, 2), lambda e, k: jnp.concatenate(
+        [e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0,
+         jaxpool.max_pool(jaxpool.max_pool(e, (3, 3), 1, 1), (3, 3), 1, 1) > 0], axis=-1),
+         layer=("SPPF", (3, 2), {})),
     Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
         x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
 ]

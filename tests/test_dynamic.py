@@ -146,7 +146,7 @@ def test_check_grads_in_x_and_delta(per_feature, x64):
   x = _normal((1, 5, 6, 2))
   delta = np.array([[0.13, 0.2], [-0.21, 0.07]]) if per_feature else np.array([0.13, -0.21])
   f = jax.jit(lambda v, d: jaxpool.dyno_pool(v, (3, 4), d))
-  check_grads(f, (x, delta), order=2, modes=("fwd", "rev"))
+  check_grads(f, (x, delta), order=1, modes=("fwd", "rev"))
   check_grads(lambda v: jaxpool.dyno_pool(v, (3, 4), delta, aggregate="mean"), (x,), order=1)
   check_grads(lambda v: jaxpool.dyno_pool(v, (2, 3)), (x,), order=1)  # static positions
 

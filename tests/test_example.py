@@ -82,7 +82,7 @@ def test_dynopool_example_learns_sizes_and_counts_traces(tmp_path):
 
 
 def test_train_example_global_pooling_heads(tmp_path):
-  for head in ("covariance", "netvlad"):
+  for head in ("netvlad",):  # the head with a data-driven start
     out = tmp_path / head
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train.py"), "--pool", "max", "--head", head,

@@ -113,8 +113,8 @@ def spp_block(
 
   Example:
     >>> import jax.numpy as jnp, jaxpool
-    >>> jaxpool.spp_block(jnp.ones((2, 10, 10, 8)), (3, 5)).shape
-    (2, 10, 10, 24)
+    >>> jaxpool.spp_block(jnp.ones((2, 10, 10, 8)), (3,)).shape
+    (2, 10, 10, 16)
   """
   kernel_sizes = _positive_ints("kernel_sizes", kernel_sizes, odd=True)
   check_choice("order", order, SPP_ORDERS)
@@ -155,7 +155,7 @@ def sppf(
   Example:
     >>> import jax, jax.numpy as jnp, jaxpool
     >>> x = jax.random.normal(jax.random.key(0), (1, 12, 12, 4))
-    >>> bool(jnp.array_equal(jaxpool.sppf(x, 3), jaxpool.spp_block(x, (3, 5, 7))))
+    >>> bool(jnp.array_equal(jaxpool.sppf(x, 3, 2), jaxpool.spp_block(x, (3, 5))))
     True
   """
   (kernel_size,) = _positive_ints("kernel_size", kernel_size, odd=True)
