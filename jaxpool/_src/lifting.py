@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool._src.core.checks import check_choice, is_int
+from jaxpool._src.core.checks import check_choice, check_spatial_dims
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
@@ -41,12 +41,6 @@ __all__ = [
 ]
 
 Step = Callable[[jax.Array], jax.Array]
-
-
-def check_spatial_dims(spatial_dims) -> int:
-  if not is_int(spatial_dims) or not 1 <= spatial_dims <= 3:
-    raise ValueError(f"spatial_dims must be 1, 2 or 3; got {spatial_dims!r}.")
-  return int(spatial_dims)
 
 
 def band_names(spatial_dims: int) -> tuple[str, ...]:

@@ -12,9 +12,13 @@ from flax import nnx
 
 import jaxpool
 from jaxpool._src import params as P
-from jaxpool._src.core.checks import check_choice, check_positive_number, check_unpadded
+from jaxpool._src.core.checks import (
+    check_choice,
+    check_positive_number,
+    check_spatial_dims,
+    check_unpadded,
+)
 from jaxpool._src.dynamic import AGGREGATES, rounded_sizes
-from jaxpool._src.lifting import check_spatial_dims
 from jaxpool.nnx._base import PoolLayer
 from jaxpool.nnx._registry import register_pool
 

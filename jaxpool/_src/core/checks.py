@@ -22,6 +22,7 @@ __all__ = [
     "check_number_array",
     "check_one_key",
     "check_positive_number",
+    "check_spatial_dims",
     "check_unpadded",
     "concrete_values",
     "is_int",
@@ -153,6 +154,13 @@ def check_number_array(
     raise ValueError(
         f"{name} must lie in {interval} (no NaN); got {bad!r}{where}."
     )
+
+
+def check_spatial_dims(spatial_dims) -> int:
+  """``spatial_dims`` as an int in 1..3 (signals, images, volumes)."""
+  if not is_int(spatial_dims) or not 1 <= spatial_dims <= 3:
+    raise ValueError(f"spatial_dims must be 1, 2 or 3; got {spatial_dims!r}.")
+  return int(spatial_dims)
 
 
 def check_unpadded(owner: str, padding) -> None:
