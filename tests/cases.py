@@ -163,8 +163,6 @@ CASES = [
     Case("dyno_pool_mean", lambda x, k: jaxpool.dyno_pool(
         x, (4, 5), jnp.array([0.3, -0.1], x.dtype), aggregate="mean",
         scale=jnp.array([1.8, 1.9], x.dtype))),
-    Case("dyno_pool_per_feature", lambda x, k: jaxpool.dyno_pool(
-        x, (3, 4), jnp.linspace(-0.3, 0.3, 6, dtype=x.dtype).reshape(2, 3)), sharding=False),
     Case("covariance_pool", **_global(lambda x: jaxpool.covariance_pool(x), squares=True,
                                       layer=("CovariancePool", (), {}))),
     Case("covariance_pool_logm", **_global(lambda x: jaxpool.covariance_pool(
@@ -176,8 +174,6 @@ CASES = [
     Case("netvlad", **_global(_netvlad)),
     Case("spatial_pyramid_pool", **_global(lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2)),
                                            layer=("SpatialPyramidPool", ((1, 2),), {}))),
-    Case("spatial_pyramid_pool_avg", **_global(lambda x: jaxpool.spatial_pyramid_pool(
-        x, (1, 3), mode="avg"))),
     Case("spp_block", lambda x, k: jaxpool.spp_block(x, (3,)),
          lambda e, k: jnp.concatenate([e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0], axis=-1),
          layer=("SPPBlock", ((3,),), {})),

@@ -283,8 +283,8 @@ def test_lp_pool_gradient_is_the_true_derivative_in_both_modes(p, x64):
 # Large windows run one axis at a time (core.reductions.extremum_pool); the
 # row-major first-maximum rule must survive, ties included.
 LARGE_WINDOWS = [
-    (2, 7, 1, 3, 1, False), (2, 9, 1, 4, 1, False), (2, 13, 1, 6, 1, False),
-    (2, 7, 2, 3, 1, True), (2, 7, 1, 0, 2, False), (3, 5, 1, 2, 1, False), (1, 13, 1, 6, 1, False),
+    (2, 9, 1, 4, 1, False), (2, 13, 1, 6, 1, False), (2, 7, 2, 3, 1, True),
+    (2, 7, 1, 0, 2, False), (3, 5, 1, 2, 1, False),
 ]
 
 
