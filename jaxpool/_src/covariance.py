@@ -159,7 +159,7 @@ def covariance_pool(
     Array([[1., 0., 0.]], dtype=float32)
   """
   if normalize is not None:
-    check_choice("normalize", normalize, ("sqrtm", "logm"))
+    check_choice("normalize", normalize, [n for n in NORMALIZATIONS if n])
   check_choice("output", output, OUTPUTS)
   if not is_int(iterations) or iterations < 1:
     raise ValueError(f"iterations must be an int >= 1; got {iterations!r}.")

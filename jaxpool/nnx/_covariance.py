@@ -8,8 +8,6 @@ from flax import nnx
 
 import jaxpool
 from jaxpool._src import params as P
-from jaxpool._src.covariance import NORMALIZATIONS, OUTPUTS
-from jaxpool._src.core.checks import check_choice
 from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
 
 __all__ = ["CovariancePool"]
@@ -52,11 +50,9 @@ class CovariancePool(PoolLayer):
       spatial_ndim: int | None = None,
       rngs: nnx.Rngs | None = None,
   ):
-    if normalize is not None:
-      check_choice("normalize", normalize, [n for n in NORMALIZATIONS if n])
-    check_choice("output", output, OUTPUTS)
     self.options = dict(normalize=normalize, output=output, iterations=iterations,
                         eps=eps, spatial_ndim=spatial_ndim)
+    # Checks every option once, at construction (no computation runs).
     jax.eval_shape(lambda: jaxpool.covariance_pool(jnp.zeros((1, 2, 1)), **self.options))
     if reduce_dim is None:
       self.reduction = None
