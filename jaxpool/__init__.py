@@ -34,6 +34,9 @@ from jaxpool._src.netvlad import netvlad as netvlad
 from jaxpool._src.pyramid import spatial_pyramid_pool as spatial_pyramid_pool
 from jaxpool._src.pyramid import spp_block as spp_block
 from jaxpool._src.pyramid import sppf as sppf
+from jaxpool._src.region import multi_scale_roi_align as multi_scale_roi_align
+from jaxpool._src.region import roi_align as roi_align
+from jaxpool._src.region import roi_pool as roi_pool
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
 from jaxpool._src.weighted import dpp_pool as dpp_pool
@@ -67,7 +70,10 @@ __all__ = [
     "median_pool",
     "min_pool",
     "mixed_pool",
+    "multi_scale_roi_align",
     "netvlad",
+    "roi_align",
+    "roi_pool",
     "s3_pool",
     "soft_pool",
     "spatial_pyramid_pool",

@@ -27,7 +27,7 @@ from jaxpool import nnx as jpnnx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC = [getattr(jaxpool, name) for name in jaxpool.__all__]
-ARRAYS = ("x", "y", "bands", "logits", "gate", "alpha", "lam", "indices", "centers")
+ARRAYS = ("x", "y", "boxes", "bands", "logits", "gate", "alpha", "lam", "indices", "centers")
 INPUTS = ("x", "bands")
 SPECS = [(), ("window_shape",), ("window_shape", "strides"),
          ("levels",), ("kernel_sizes",), ("kernel_size", "repeats"),  # pyramids
@@ -61,7 +61,10 @@ LAYERS = {
     "median_pool": ("MedianPool",),
     "min_pool": ("MinPool",),
     "mixed_pool": ("MixedPool", "LearnedMixedPool"),
+    "multi_scale_roi_align": ("MultiScaleRoIAlign",),
     "netvlad": ("NetVLAD",),
+    "roi_align": ("RoIAlign",),
+    "roi_pool": ("RoIPool",),
     "s3_pool": ("S3Pool",),
     "soft_pool": ("SoftPool",),
     "spatial_pyramid_pool": ("SpatialPyramidPool",),

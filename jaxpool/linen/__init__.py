@@ -52,6 +52,9 @@ from jaxpool.linen._netvlad import NetVLAD as NetVLAD
 from jaxpool.linen._pyramid import SPPBlock as SPPBlock
 from jaxpool.linen._pyramid import SPPF as SPPF
 from jaxpool.linen._pyramid import SpatialPyramidPool as SpatialPyramidPool
+from jaxpool.linen._region import MultiScaleRoIAlign as MultiScaleRoIAlign
+from jaxpool.linen._region import RoIAlign as RoIAlign
+from jaxpool.linen._region import RoIPool as RoIPool
 from jaxpool.linen._registry import available_pools as available_pools
 from jaxpool.linen._registry import make_pool as make_pool
 from jaxpool.linen._registry import register_pool as register_pool
@@ -88,9 +91,12 @@ __all__ = [
     "MedianPool",
     "MinPool",
     "MixedPool",
+    "MultiScaleRoIAlign",
     "NetVLAD",
     "PoolModule",
     "RandomModule",
+    "RoIAlign",
+    "RoIPool",
     "S3Pool",
     "SPPBlock",
     "SPPF",

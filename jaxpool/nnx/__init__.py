@@ -62,6 +62,9 @@ from jaxpool.nnx._netvlad import NetVLAD as NetVLAD
 from jaxpool.nnx._pyramid import SPPBlock as SPPBlock
 from jaxpool.nnx._pyramid import SPPF as SPPF
 from jaxpool.nnx._pyramid import SpatialPyramidPool as SpatialPyramidPool
+from jaxpool.nnx._region import MultiScaleRoIAlign as MultiScaleRoIAlign
+from jaxpool.nnx._region import RoIAlign as RoIAlign
+from jaxpool.nnx._region import RoIPool as RoIPool
 from jaxpool.nnx._registry import available_pools as available_pools
 from jaxpool.nnx._registry import make_pool as make_pool
 from jaxpool.nnx._registry import register_pool as register_pool
@@ -102,9 +105,12 @@ __all__ = [
     "MedianPool",
     "MinPool",
     "MixedPool",
+    "MultiScaleRoIAlign",
     "NetVLAD",
     "PoolLayer",
     "RandomLayer",
+    "RoIAlign",
+    "RoIPool",
     "S3Pool",
     "SPPBlock",
     "SPPF",

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 # Array arguments a layer takes at call time, never at construction.
-_CALL_ARRAYS = ("x", "logits", "gate", "indices", "key")
+_CALL_ARRAYS = ("x", "boxes", "logits", "gate", "indices", "key")
 
 
 def freeze(value):

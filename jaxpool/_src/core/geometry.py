@@ -40,6 +40,7 @@ __all__ = [
     "PaddingLike",
     "WindowGeometry",
     "global_axes",
+    "normalize_output_size",
     "normalize_spatial_shape",
     "spatial_axes",
     "window_geometry",
@@ -90,6 +91,12 @@ def normalize_spatial_shape(name: str, value) -> tuple[int, ...]:
   if not shape:
     raise ValueError(f"{name} must have at least one entry; got {value!r}.")
   return shape
+
+
+def normalize_output_size(name: str, value, n: int) -> tuple[int, ...]:
+  """``n`` positive ints from an int (the same on every axis) or a tuple of
+  ``n`` (torchvision's ``output_size``)."""
+  return _int_tuple(name, value, n, minimum=1, allow_scalar=True)
 
 
 def spatial_axes(ndim: int, num_spatial: int, name: str, x_shape) -> tuple[int, ...]:
