@@ -37,6 +37,7 @@ Usage:
   python benchmarks/run.py --suite dynamic     # DynOPool vs torch's grid_sample
   python benchmarks/run.py --suite second_order  # covariance, bilinear, NetVLAD
   python benchmarks/run.py --suite pyramid     # large windows, SPP block, SPPF
+  python benchmarks/run.py --suite region      # RoIAlign / RoIPool
 """
 
 from __future__ import annotations
@@ -696,6 +697,129 @@ def run_pyramid(args) -> str:
   ], ["case", "fwd ms", "fwd+bwd ms", "torch fwd+bwd ms", "/ torch", "/ 3x3", "temp"], rows)
 
 
+def torch_roi_align(x, boxes, output_shape, scale, sampling, aligned):
+  """RoIAlign from torch ops, torchvision's rules: each box's ``ph*g x pw*g``
+  sample lattice read by ``grid_sample`` (``align_corners=True`` at
+  positions clamped to ``[0, H-1]``, which is torchvision's border rule),
+  samples outside ``[-1, H] x [-1, W]`` zeroed, then ``g x g`` averages.
+  ``x`` is NCHW; returns ``(K, C, ph, pw)``. Checked against the NumPy
+  reference in tests/test_region.py."""
+  ph, pw = output_shape
+  height, width = x.shape[-2:]
+  offset = 0.5 if aligned else 0.0
+  start = boxes[:, 1:3] * scale - offset
+  size = (boxes[:, 3:5] - boxes[:, 1:3]) * scale
+  if not aligned:
+    size = size.clamp(min=1.0)
+
+  def axis(i, bins, length):
+    t = (torch.arange(bins * sampling, dtype=x.dtype) + 0.5) / sampling
+    pos = start[:, i, None] + t[None] * (size[:, i, None] / bins)
+    valid = (pos >= -1) & (pos <= length)
+    norm = pos.clamp(0, length - 1) * (2.0 / max(length - 1, 1)) - 1
+    return norm, valid
+
+  gx, vx = axis(0, pw, width)
+  gy, vy = axis(1, ph, height)
+  grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+  out = x.new_zeros((len(boxes), x.shape[1], ph * sampling, pw * sampling))
+  index = boxes[:, 0].long()
+  for b in range(x.shape[0]):  # boxes of one image sampled by one grid_sample call
+    rows = torch.nonzero(index == b).flatten()
+    if len(rows):
+      lattice = grid[rows].reshape(1, -1, pw * sampling, 2)
+      read = F.grid_sample(x[b:b + 1], lattice, mode="bilinear", align_corners=True)
+      out[rows] = read.reshape(x.shape[1], len(rows), ph * sampling, pw * sampling).transpose(0, 1)
+  out = out * (vy[:, None, :, None] & vx[:, None, None, :])
+  return out.reshape(len(boxes), -1, ph, sampling, pw, sampling).mean(dim=(3, 5))
+
+
+def naive_roi_align(x, boxes, output_shape, scale, sampling):
+  """The textbook JAX port: four gathers of whole feature vectors per sample
+  (``x[b, y, x]``), bilinear weights, a mean per bin (aligned=False)."""
+  ph, pw = output_shape
+  height, width = x.shape[1:3]
+  index = boxes[:, 0].astype(jnp.int32)
+  start = boxes[:, 1:3] * scale
+  size = jnp.maximum((boxes[:, 3:5] - boxes[:, 1:3]) * scale, 1.0)
+
+  def axis(i, bins, length):
+    t = (jnp.arange(bins * sampling, dtype=x.dtype) + 0.5) / sampling
+    pos = start[:, i, None] + t[None] * (size[:, i, None] / bins)
+    valid = (pos >= -1) & (pos <= length)
+    pos = jnp.clip(pos, 0, length - 1)
+    low = jnp.floor(pos).astype(jnp.int32)
+    high = jnp.minimum(low + 1, length - 1)
+    return low, high, pos - low.astype(pos.dtype), valid
+
+  xl, xh, fx, vx = axis(0, pw, width)
+  yl, yh, fy, vy = axis(1, ph, height)
+  b = index[:, None, None]
+  rows = lambda v: v[:, :, None]
+  cols = lambda v: v[:, None, :]
+  out = (x[b, rows(yl), cols(xl)] * ((1 - rows(fy)) * (1 - cols(fx)))[..., None]
+         + x[b, rows(yl), cols(xh)] * ((1 - rows(fy)) * cols(fx))[..., None]
+         + x[b, rows(yh), cols(xl)] * (rows(fy) * (1 - cols(fx)))[..., None]
+         + x[b, rows(yh), cols(xh)] * (rows(fy) * cols(fx))[..., None])
+  out = out * (rows(vy) & cols(vx))[..., None].astype(out.dtype)
+  return out.reshape(len(boxes), ph, sampling, pw, sampling, -1).mean(axis=(2, 4))
+
+
+def run_region(args) -> str:
+  """RoIAlign and RoIPool: 512 boxes, 7x7 bins, sampling 2 on (2, 50, 68,
+  256) maps (a stride-16 FPN-less detector on an 800 x 1088 image), against
+  torch's ``grid_sample`` construction and the naive JAX gather."""
+  if torch is not None:
+    torch.set_num_threads(os.cpu_count() or 1)
+  shape, count, scale = (2, 50, 68, 256), 512, 1 / 16
+  rng = np.random.default_rng(0)
+  x_np = rng.standard_normal(shape).astype(np.float32)
+  centre = rng.uniform((0, 0), (1088, 800), (count, 2))
+  half = rng.uniform(16, 300, (count, 2))
+  boxes_np = np.concatenate([rng.integers(0, 2, (count, 1)), centre - half, centre + half],
+                            axis=1).astype(np.float32)
+  x, boxes = jnp.asarray(x_np), jnp.asarray(boxes_np)
+  cot_np = rng.standard_normal((count, 7, 7, shape[-1])).astype(np.float32)
+  ops = {
+      "roi_align sampling 2": (
+          lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=scale, sampling_ratio=2),
+          lambda t, b: torch_roi_align(t, b, (7, 7), scale, 2, False)),
+      "naive JAX gather, sampling 2": (
+          lambda v, b: naive_roi_align(v, b, (7, 7), scale, 2), None),
+      "roi_align adaptive (jit bound)": (
+          lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=scale), None),
+      "roi_pool": (lambda v, b: jaxpool.roi_pool(v, b, 7, spatial_scale=scale), None),
+  }
+  fns, memory = {}, {}
+  reference = None
+  for name, (ours, theirs) in ops.items():
+    fns[(name, "f")], fns[(name, "b")], memory[name] = jax_callables(ours, x, jnp.asarray(cot_np), boxes)
+    if theirs is not None and torch is not None:
+      xt = torch.tensor(x_np).permute(0, 3, 1, 2)
+      gt = torch.tensor(cot_np).permute(0, 3, 1, 2)
+      bt = torch.tensor(boxes_np)
+
+      def both(xt=xt, gt=gt, bt=bt, theirs=theirs):
+        leaf = xt.detach().requires_grad_()
+        theirs(leaf, bt).backward(gt)
+
+      fns[(name, "torch")] = both
+      reference = theirs(xt, bt).permute(0, 2, 3, 1).numpy()
+  if reference is not None:
+    for name in ("roi_align sampling 2", "naive JAX gather, sampling 2"):
+      error = float(np.abs(np.asarray(jax.jit(ops[name][0])(x, boxes)) - reference).max())
+      print(f"{name}: max |jax - torch| = {error:.2e}", flush=True)
+  t = interleaved_medians(fns, args.repeats)
+  rows = [_torch_row(name, t, memory[name]) for name in ops]
+  return markdown_table([
+      device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
+      f"Maps {shape} float32, {count} boxes (half-sizes 16-300 px on an 800 x 1088 image,"
+      " some partly outside), 7x7 bins, spatial_scale 1/16, a non-constant cotangent;"
+      " torch: its ops (grid_sample, NCHW) with torchvision's rules. Temp is XLA's temp"
+      " memory of the jitted fwd+bwd / the maps' bytes.",
+  ], ["case", "fwd ms", "fwd+bwd ms", "torch fwd+bwd ms", "/ torch", "temp"], rows)
+
+
 def _naive_stochastic_pool(x, key):
   """The textbook JAX route: 2x2 patches, ``jax.random.categorical``, gather."""
   b, h, w, c = x.shape
@@ -892,7 +1016,8 @@ SUITES = {"classic": ("results", run), "weighted": ("results-weighted", run_weig
           "lifting": ("results-lifting", run_lifting),
           "dynamic": ("results-dynamic", run_dynamic),
           "second_order": ("results-second-order", run_second_order),
-          "pyramid": ("results-pyramid", run_pyramid)}
+          "pyramid": ("results-pyramid", run_pyramid),
+          "region": ("results-region", run_region)}
 
 
 def main(argv=None):
@@ -903,7 +1028,8 @@ def main(argv=None):
                       " formula; the random family vs max pooling, torch and naive JAX;"
                       " a training step's temp memory per pooling; LiftPool vs avg/max;"
                       " DynOPool vs torch's grid_sample; second-order heads vs torch formulas;"
-                      " large stride-1 windows, SPP block and SPPF vs torch")
+                      " large stride-1 windows, SPP block and SPPF vs torch; RoIAlign/RoIPool"
+                      " vs torch's grid_sample and a naive JAX gather")
   parser.add_argument("--repeats", type=int, default=15)
   parser.add_argument("--out", type=pathlib.Path, default=None,
                       help="markdown output (default: benchmarks/results[-gpu].md)")

@@ -23,10 +23,10 @@ import math
 import numpy as np
 
 __all__ = [
-    "roi_pool_reference",
-    "roi_pool_grad_reference",
-    "roi_align_reference",
     "roi_align_grad_reference",
+    "roi_align_reference",
+    "roi_pool_grad_reference",
+    "roi_pool_reference",
 ]
 
 _FLT_MAX = float(np.finfo(np.float32).max)  # torchvision seeds the max with -FLT_MAX

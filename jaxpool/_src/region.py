@@ -33,6 +33,7 @@ from jaxpool._src.core.checks import (
     is_int,
 )
 from jaxpool._src.core.geometry import normalize_output_size
+from jaxpool._src.core.sharding import replicated
 
 __all__ = ["multi_scale_roi_align", "roi_align", "roi_pool"]
 
@@ -94,6 +95,18 @@ def _round_half_away(v: jax.Array) -> jax.Array:
   return jnp.sign(v) * jnp.where(magnitude - low >= 0.5, low + 1, low)
 
 
+def _divide(a: jax.Array, b) -> jax.Array:
+  """``a / b`` rounded as IEEE division, as torchvision's kernels divide.
+
+  XLA rewrites a division by a broadcast value into a multiplication by its
+  reciprocal, one ulp off, which moves a ``floor`` or ``ceil`` of an exact
+  integer quotient (``ceil(7 * fl(31 / 7))`` is 32, ``ceil(31 * fl(1/7) *
+  7)`` may not be); the barrier keeps the divisor a full array.
+  """
+  divisor = jnp.broadcast_to(jnp.asarray(b, a.dtype), a.shape)
+  return a / jax.lax.optimization_barrier(divisor)
+
+
 def _pool_bins(start, end, bins: int, length: int, dtype):
   """torchvision's RoIPool bin edges along one axis, ``[lo, hi)`` each ``(K, bins)``.
 
@@ -103,7 +116,7 @@ def _pool_bins(start, end, bins: int, length: int, dtype):
   the map.
   """
   size = jnp.maximum(end - start + 1, 1)
-  step = (size / jnp.asarray(bins, dtype))[:, None]
+  step = _divide(size, bins)[:, None]
   p = jnp.arange(bins, dtype=dtype)[None]
   lo = jnp.floor(p * step).astype(jnp.int32) + start[:, None].astype(jnp.int32)
   hi = jnp.ceil((p + 1) * step).astype(jnp.int32) + start[:, None].astype(jnp.int32)
@@ -248,9 +261,12 @@ def roi_pool(
     else:
       largest = length
       levels = _table_levels(min(length, -(-(length + 1) // bins) + 1))
-    bounds.append((levels, max(1, -(-largest // 2 ** (levels - 1)))))
+    # A bin below the cap needs two blocks of its own level; a bin above it,
+    # ceil(size / 2**cap) blocks of the deepest level.
+    bounds.append((levels, max(min(2, largest), -(-largest // 2 ** (levels - 1)))))
   (levels_h, blocks_h), (levels_w, blocks_w) = bounds
 
+  x = replicated(x)  # any box may read any image
   values, winners = _sparse_table(jax.lax.stop_gradient(x), levels_h, levels_w)
   level_h, rows = _block_starts(h_lo, h_hi, levels_h, blocks_h)  # (K, ph), (K, ph, bh)
   level_w, cols = _block_starts(w_lo, w_hi, levels_w, blocks_w)  # (K, pw), (K, pw, bw)
@@ -294,7 +310,7 @@ def _sample_grids(size, bins: int, sampling_ratio: int) -> jax.Array:
   ``ceil(size / bins)`` (0 or less for an empty aligned box)."""
   if sampling_ratio > 0:
     return jnp.full(size.shape, sampling_ratio, jnp.int32)
-  return jnp.ceil(size / bins).astype(jnp.int32)
+  return jnp.ceil(_divide(size, bins)).astype(jnp.int32)
 
 
 def _static_grid(grids, bound: int, max_sampling_ratio: int | None) -> int:
@@ -318,6 +334,7 @@ def _align_axis(start, size, bins: int, grid, slots: int, length, dtype):
   at all (its cell is the sample's own), so no extreme value leaks through
   ``0 * inf``.
   """
+  grid = jnp.minimum(grid, slots)  # under jit, a box that needs more is capped
   step = (size / bins)[:, None, None]
   p = jnp.arange(bins, dtype=dtype)[None, :, None]
   i = jnp.arange(slots, dtype=dtype)[None, None, :]
@@ -325,7 +342,7 @@ def _align_axis(start, size, bins: int, grid, slots: int, length, dtype):
   pos = start[:, None, None] + p * step + (i + 0.5) * step / jnp.maximum(grid, 1).astype(dtype)
   length = jnp.asarray(length)
   length = length[:, None, None] if length.ndim else length
-  inside = (i < grid) & (pos >= -1) & (pos <= length.astype(dtype))
+  inside = (jnp.arange(slots, dtype=jnp.int32)[None, None, :] < grid) & (pos >= -1) & (pos <= length.astype(dtype))
   pos = jnp.where(pos <= 0, jnp.zeros((), dtype), pos)
   low = jnp.clip(jnp.floor(pos), 0, None).astype(jnp.int32)
   at_end = low >= length - 1
@@ -335,7 +352,7 @@ def _align_axis(start, size, bins: int, grid, slots: int, length, dtype):
   high = jnp.where(frac > 0, low + 1, low)
   cells = jnp.stack([low, high], axis=-1).reshape(low.shape[:2] + (-1,))
   weights = jnp.where(inside[..., None], jnp.stack([1 - frac, frac], axis=-1), 0)
-  return cells, weights.reshape(cells.shape), jnp.clip(grid[:, 0, 0], 0, slots)
+  return cells, weights.reshape(cells.shape), jnp.maximum(grid[:, 0, 0], 0)
 
 
 def _align(flat, base, heights, widths, corners, output_shape, *, sampling_ratio, aligned,
@@ -453,7 +470,7 @@ def roi_align(
     corners = jax.lax.stop_gradient(corners)
   bounds = (-(-height // output_shape[0]), -(-width // output_shape[1]))
   return _align(
-      x.reshape(-1, features), index * (height * width), height, width, corners * scale,
+      replicated(x).reshape(-1, features), index * (height * width), height, width, corners * scale,
       output_shape, sampling_ratio=sampling_ratio, aligned=aligned,
       max_sampling_ratio=max_sampling_ratio, bounds=bounds, out_dtype=x.dtype)
 
@@ -577,7 +594,7 @@ def multi_scale_roi_align(
   heights = pick([m.shape[1] for m in maps], jnp.int32)
   widths = pick([m.shape[2] for m in maps], jnp.int32)
   base = pick(offsets, jnp.int32) + index * pick(sizes, jnp.int32)
-  flat = jnp.concatenate([m.reshape(-1, features) for m in maps])
+  flat = jnp.concatenate([replicated(m).reshape(-1, features) for m in maps])
   bounds = (-(-maps[0].shape[1] // output_shape[0]), -(-maps[0].shape[2] // output_shape[1]))
   return _align(
       flat, base, heights, widths, corners * pick(scales, pdtype)[:, None], output_shape,

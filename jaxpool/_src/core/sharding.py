@@ -14,7 +14,7 @@ from jax import lax
 
 from jaxpool._src.core.checks import check_key
 
-__all__ = ["reshape_spatial", "sharding_like", "uniform"]
+__all__ = ["replicated", "reshape_spatial", "sharding_like", "uniform"]
 
 
 def sharding_like(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
@@ -59,6 +59,20 @@ def reshape_spatial(x: jax.Array, shape: Sequence[int], batch: int) -> jax.Array
   new = spec[:batch] + (None,) * (len(shape) - batch - 1) + spec[-1:]
   out = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*new))
   return lax.reshape(x, shape, out_sharding=out)
+
+
+def replicated(x: jax.Array) -> jax.Array:
+  """``x`` resharded to every device when it is sharded explicitly.
+
+  For gathers whose indices may point anywhere in ``x`` (a box may read any
+  image of the batch): the all-gather is the data movement the gather needs
+  anyway, and its transpose scatters the gradient back to ``x``'s sharding.
+  """
+  typeof = getattr(jax, "typeof", None)
+  sharding = getattr(typeof(x), "sharding", None) if typeof else None
+  if not any(tuple(getattr(sharding, "spec", None) or ())):
+    return x
+  return jax.sharding.reshard(x, jax.sharding.PartitionSpec())
 
 
 def uniform(key, shape, like=None, keep: Sequence[int] = (), dtype=None):
