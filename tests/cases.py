@@ -103,6 +103,22 @@ def _gate(x):
   return jnp.linspace(-0.5, 0.5, 9, dtype=x.dtype).reshape(3, 3)
 
 
+# Box corners (x1, y1, x2, y2) on the table's 7 x 9 maps: inside, partly
+# outside, tiny. Every image gets the same boxes, so the output is
+# (batch, boxes, ph, pw, features) and vmap/batch tests apply.
+_CORNERS = ((0.5, 0.5, 7.2, 5.1), (-2.0, 1.0, 3.0, 8.0), (4.1, 2.2, 4.6, 2.9))
+
+
+def _regions(op, *args, **kwargs):
+  def call(x, key):
+    batch = x.shape[0]
+    index = jnp.repeat(jnp.arange(batch, dtype=jnp.float32), len(_CORNERS))[:, None]
+    corners = jnp.tile(jnp.asarray(_CORNERS, jnp.float32), (batch, 1))
+    y = op(x, jnp.concatenate([index, corners], axis=1), *args, **kwargs)
+    return y.reshape(batch, len(_CORNERS), *y.shape[1:])
+  return dict(call=call, sharding=False)  # boxes replicated: tests/test_region.py
+
+
 CASES = [
     Case("max_pool", lambda x, k: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True),
          layer=("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True})),
@@ -181,6 +197,9 @@ CASES = [
         [e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0,
          jaxpool.max_pool(jaxpool.max_pool(e, (3, 3), 1, 1), (3, 3), 1, 1) > 0], axis=-1),
          layer=("SPPF", (3, 2), {})),
+    Case("roi_pool", **_regions(jaxpool.roi_pool, (2, 3))),
+    Case("roi_align", **_regions(jaxpool.roi_align, (2, 3), sampling_ratio=2)),
+    Case("roi_align_adaptive_aligned", **_regions(jaxpool.roi_align, 2, aligned=True)),
     Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
         x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
 ]

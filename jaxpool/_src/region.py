@@ -18,6 +18,7 @@ whose shapes are static bounds, masked per box:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -172,24 +173,30 @@ def _sparse_table(x, levels_h: int, levels_w: int):
   return value, index
 
 
-def _floor_log2(n: jax.Array, levels: int) -> jax.Array:
-  return sum((n >= 2 ** l).astype(jnp.int32) for l in range(1, levels))
+def _block_level(n, taps: int, levels: int):
+  """The smallest ``a < levels`` with ``ceil(n / 2**a) <= taps``: bins of at
+  most ``taps`` cells are read cell by cell, larger ones by ``taps`` blocks
+  of ``2**a`` cells."""
+  return sum((n > taps * 2 ** (l - 1)).astype(jnp.int32) for l in range(1, levels))
 
 
-def _block_starts(lo, hi, levels: int, blocks: int):
-  """Starts of ``blocks`` blocks of ``2**level`` cells covering ``[lo, hi)``,
-  the last ones clamped to end at ``hi`` (a repeated block changes no
-  maximum); ``level`` is ``floor(log2(hi - lo))`` capped by the table."""
-  n = jnp.maximum(hi - lo, 1)
-  level = _floor_log2(n, levels)
+def _tap_starts(lo, hi, level, taps: int):
+  """``(taps, *lo.shape)`` starts of the blocks covering ``[lo, hi)``: block
+  ``i`` at ``lo + i * 2**level``, clamped to end at ``hi`` (a repeated block
+  changes no maximum)."""
   size = jnp.left_shift(1, level)
-  j = jnp.arange(blocks, dtype=jnp.int32)
-  starts = jnp.minimum(lo[..., None] + j * size[..., None], (lo + n - size)[..., None])
-  return level, starts
+  i = jnp.arange(taps, dtype=jnp.int32).reshape((taps,) + (1,) * lo.ndim)
+  return jnp.maximum(jnp.minimum(lo + i * size, hi - size), 0)
 
 
-def _table_levels(max_bin: int) -> int:
-  return int(math.floor(math.log2(max(max_bin, 1)))) + 1
+def _pool_taps(sizes, length: int, bins: int) -> tuple[int, int]:
+  """``(taps, levels)`` of one axis: exact for concrete bin sizes (cell by
+  cell, no table); under jit, taps for a bin of a box inside the map and
+  table levels for a bin as large as the map."""
+  if sizes is not None:
+    return max(1, int(sizes.max(initial=1))), 1
+  taps = min(length, -(-(length + 1) // bins) + 1)
+  return taps, 1 + max(0, math.ceil(math.log2(length / taps)))
 
 
 def roi_pool(
@@ -249,48 +256,69 @@ def roi_pool(
   h_lo, h_hi = _pool_bins(rounded[:, 1], rounded[:, 3], ph, height, pdtype)
   w_lo, w_hi = _pool_bins(rounded[:, 0], rounded[:, 2], pw, width, pdtype)
 
-  # Table depth and blocks per bin: exact for concrete boxes; under jit,
-  # deep enough for a box inside the map with two blocks per axis, and
-  # enough blocks for a bin as large as the map.
-  concrete = [concrete_values(v) for v in (h_hi - h_lo, w_hi - w_lo)]
-  bounds = []
-  for sizes, length, bins in zip(concrete, (height, width), (ph, pw)):
-    if sizes is not None:
-      largest = int(sizes.max(initial=1))
-      levels = _table_levels(largest)
-    else:
-      largest = length
-      levels = _table_levels(min(length, -(-(length + 1) // bins) + 1))
-    # A bin below the cap needs two blocks of its own level; a bin above it,
-    # ceil(size / 2**cap) blocks of the deepest level.
-    bounds.append((levels, max(min(2, largest), -(-largest // 2 ** (levels - 1)))))
-  (levels_h, blocks_h), (levels_w, blocks_w) = bounds
+  taps_h, levels_h = _pool_taps(concrete_values(h_hi - h_lo), height, ph)
+  taps_w, levels_w = _pool_taps(concrete_values(w_hi - w_lo), width, pw)
+  return _roi_pool_bins(replicated(x), index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w,
+                        levels_w)
 
-  x = replicated(x)  # any box may read any image
-  values, winners = _sparse_table(jax.lax.stop_gradient(x), levels_h, levels_w)
-  level_h, rows = _block_starts(h_lo, h_hi, levels_h, blocks_h)  # (K, ph), (K, ph, bh)
-  level_w, cols = _block_starts(w_lo, w_hi, levels_w, blocks_w)  # (K, pw), (K, pw, bw)
-  k = index[:, None, None, None, None]
-  at = (level_h[:, :, None, None, None], level_w[:, None, None, :, None], k,
-        rows[:, :, :, None, None], cols[:, None, None, :, :])
-  winner = _reduce_blocks(values[at], winners[at])[1]  # (K, ph, pw, features)
+
+@functools.partial(jax.jit, static_argnums=(6, 7, 8, 9))
+def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, levels_w):
+  """The maximum of every bin ``[h_lo, h_hi) x [w_lo, w_hi)`` of ``x[index]``
+  (0 for an empty bin), compiled once per static bound (also when called
+  eagerly).
+
+  A bin of at most ``taps_h x taps_w`` cells is scanned cell by cell; when a
+  larger one exists (only under jit: a box larger than the map), every bin
+  is scanned by blocks of a sparse table instead, built only then.
+  """
+  batch, height, width, features = x.shape
+  level_h = _block_level(h_hi - h_lo, taps_h, levels_h)  # (K, ph)
+  level_w = _block_level(w_hi - w_lo, taps_w, levels_w)  # (K, pw)
+  rows = _tap_starts(h_lo, h_hi, level_h, taps_h)  # (taps_h, K, ph)
+  cols = _tap_starts(w_lo, w_hi, level_w, taps_w)  # (taps_w, K, pw)
+  # Every (row tap, column tap) pair of every bin, one pair per step.
+  steps = (jnp.repeat(rows, taps_w, axis=0)[:, :, :, None],
+           jnp.tile(cols, (taps_h, 1, 1))[:, :, None, :])
+  k = index[:, None, None]
+  source = jax.lax.stop_gradient(x)
+
+  def cells(row, col):
+    value = source[k, row, col]  # (K, ph, pw, features)
+    return value, jnp.broadcast_to((row * width + col)[..., None], value.shape)
+
+  def scan(read):
+    # Two light passes (the maximum, then the lowest index holding it) cost
+    # less than one pass carrying (value, index) pairs.
+    def fold(op, init):
+      return jax.lax.scan(lambda acc, step: (op(acc, *read(*step)), None), init, steps)[0]
+
+    best = fold(lambda acc, value, _: jnp.maximum(acc, value), read(steps[0][0], steps[1][0])[0])
+    nan = jnp.isnan(best) if dtypes.is_float(best.dtype) else None
+
+    def lowest(acc, value, index):
+      hit = value == best if nan is None else (value == best) | (jnp.isnan(value) & nan)
+      return jnp.where(hit, jnp.minimum(acc, index), acc)
+
+    return fold(lowest, jnp.full(best.shape, np.iinfo(np.int32).max, jnp.int32))
+
+  def by_cells():
+    return scan(cells)
+
+  def by_blocks():
+    values, winners = _sparse_table(source, levels_h, levels_w)
+    at = lambda row, col: (level_h[:, :, None], level_w[:, None, :], k, row, col)
+    return scan(lambda row, col: (values[at(row, col)], winners[at(row, col)]))
+
+  if levels_h == levels_w == 1:
+    winner = by_cells()
+  else:
+    winner = jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), by_blocks, by_cells)
   flat = x.reshape(batch * height * width, features)
   cell = index[:, None, None, None] * (height * width) + winner
   y = jnp.take_along_axis(flat, cell.reshape(-1, features), axis=0).reshape(winner.shape)
   empty = ((h_hi <= h_lo)[:, :, None] | (w_hi <= w_lo)[:, None, :])[..., None]
   return jnp.where(empty, jnp.zeros((), x.dtype), y)
-
-
-def _reduce_blocks(value, index):
-  """The winning ``(value, index)`` over the block axes 2 and 4 of
-  ``(K, ph, blocks_h, pw, blocks_w, features)``."""
-  k, ph, bh, pw, bw, features = value.shape
-  value = jnp.moveaxis(value, 3, 2).reshape(k, ph, pw, bh * bw, features)
-  index = jnp.moveaxis(index, 3, 2).reshape(k, ph, pw, bh * bw, features)
-  best = (value[:, :, :, 0], index[:, :, :, 0])
-  for j in range(1, bh * bw):
-    best = _combine(best, (value[:, :, :, j], index[:, :, :, j]))
-  return best
 
 
 # ---------------------------------------------------------------------------
@@ -359,34 +387,58 @@ def _align(flat, base, heights, widths, corners, output_shape, *, sampling_ratio
            max_sampling_ratio, bounds, out_dtype):
   """RoIAlign over the flattened maps ``flat (N, features)``: box ``k`` reads
   the ``heights[k] x widths[k]`` map starting at row ``base[k]``; ``corners``
-  are already scaled to it."""
+  are already scaled to it. The sample slots are fixed here (exact for
+  concrete boxes), then one compiled kernel runs (also when called eagerly)."""
+  ph, pw = output_shape
+  size = _roi_size(corners, aligned)
+  grid_h = _sample_grids(jax.lax.stop_gradient(size[:, 1]), ph, sampling_ratio)
+  grid_w = _sample_grids(jax.lax.stop_gradient(size[:, 0]), pw, sampling_ratio)
+  if sampling_ratio > 0:
+    slots = (sampling_ratio, sampling_ratio)
+  else:
+    slots = (_static_grid(grid_h, bounds[0], max_sampling_ratio),
+             _static_grid(grid_w, bounds[1], max_sampling_ratio))
+  return _align_bins(flat, base, heights, widths, corners, grid_h, grid_w, output_shape, aligned,
+                     slots, jnp.dtype(out_dtype))
+
+
+def _roi_size(corners, aligned: bool):
+  size = corners[:, 2:] - corners[:, :2]
+  return size if aligned else jnp.maximum(size, 1.0)  # torchvision: malformed RoIs become 1x1
+
+
+@functools.partial(jax.jit, static_argnums=(7, 8, 9, 10))
+def _align_bins(flat, base, heights, widths, corners, grid_h, grid_w, output_shape, aligned, slots,
+                out_dtype):
   ph, pw = output_shape
   dtype = corners.dtype
   start = corners[:, :2] - (0.5 if aligned else 0.0)  # (x1, y1)
-  size = corners[:, 2:] - corners[:, :2]
-  if not aligned:
-    size = jnp.maximum(size, 1.0)  # torchvision: malformed RoIs become 1x1
-  grid_h = _sample_grids(jax.lax.stop_gradient(size[:, 1]), ph, sampling_ratio)
-  grid_w = _sample_grids(jax.lax.stop_gradient(size[:, 0]), pw, sampling_ratio)
-  slots_h = _static_grid(grid_h, bounds[0], max_sampling_ratio)
-  slots_w = _static_grid(grid_w, bounds[1], max_sampling_ratio)
-  rows, wy, grid_h = _align_axis(start[:, 1], size[:, 1], ph, grid_h, slots_h, heights, dtype)
-  cols, wx, grid_w = _align_axis(start[:, 0], size[:, 0], pw, grid_w, slots_w, widths, dtype)
+  size = _roi_size(corners, aligned)
+  rows, wy, grid_h = _align_axis(start[:, 1], size[:, 1], ph, grid_h, slots[0], heights, dtype)
+  cols, wx, grid_w = _align_axis(start[:, 0], size[:, 0], pw, grid_w, slots[1], widths, dtype)
   count = jnp.maximum(grid_h * grid_w, 1).astype(dtype)
   wy = wy / count[:, None, None]  # (K, ph, R)
 
   widths = jnp.asarray(widths)
-  widths = widths[:, None, None, None, None] if widths.ndim else widths
-  cells = base[:, None, None, None, None] + rows[:, :, :, None, None] * widths + cols[:, None, None]
-  crop = flat[cells]  # (K, ph, R, pw, S, features)
+  widths = widths[:, None, None] if widths.ndim else widths
   compute = dtypes.compute_dtype(flat.dtype)
-  crop = crop.astype(compute)
-  wy = wy.astype(compute)[:, :, :, None, None, None]
-  wx = wx.astype(compute)[:, None, :, :, None]
-  zero = jnp.zeros((), compute)
-  along_h = jnp.sum(jnp.where(wy != 0, wy * crop, zero), axis=2)  # (K, ph, pw, S, features)
-  y = jnp.sum(jnp.where(wx != 0, wx * along_h, zero), axis=3)
-  return y.astype(out_dtype)
+  # Tap (r, s) of bin (p, q): row tap r of p times column tap s of q, a
+  # (K, ph, pw) array of cells and one of weights per step; taps of weight 0
+  # add nothing (not even 0 * inf).
+  rows = base[:, None, None] + rows * widths  # (K, ph, R) first cells of the rows
+  cells = rows[:, :, None, :, None] + cols[:, None, :, None, :]  # (K, ph, pw, R, S)
+  weights = (wy[:, :, None, :, None] * wx[:, None, :, None, :]).astype(compute)
+  taps = (jnp.moveaxis(cells.reshape(cells.shape[:3] + (-1,)), -1, 0),
+          jnp.moveaxis(weights.reshape(weights.shape[:3] + (-1,)), -1, 0))
+
+  @jax.checkpoint  # the backward re-reads a tap rather than storing one per step
+  def add(total, tap):
+    cell, weight = tap
+    value = flat[cell].astype(compute)
+    return total + jnp.where(weight[..., None] != 0, weight[..., None] * value, 0), None
+
+  total = jnp.zeros(cells.shape[:3] + flat.shape[-1:], compute)
+  return jax.lax.scan(add, total, taps)[0].astype(out_dtype)
 
 
 def _align_options(output_shape, spatial_scale, sampling_ratio, aligned, max_sampling_ratio,
