@@ -137,3 +137,29 @@ def test_training_step_pays_little_for_the_pool(pool, bound):
   assert extra <= bound, extra
   flax_extra = _training_step_temp(lambda h: linen.max_pool(h, (2, 2), (2, 2)))
   assert extra < flax_extra
+
+
+def _roi_align_temp_bytes(sampling_ratio):
+  x = jax.ShapeDtypeStruct((2, 25, 34, 64), jnp.float32)
+  boxes = jax.ShapeDtypeStruct((128, 5), jnp.float32)
+  fn = lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=1 / 16, sampling_ratio=sampling_ratio)
+  y = jax.eval_shape(fn, x, boxes)
+
+  def forward_backward(v, b, cotangent):
+    y, pullback = jax.vjp(lambda u: fn(u, b), v)
+    return y, pullback(cotangent)[0]
+
+  analysis = jax.jit(forward_backward).lower(x, boxes, y).compile().memory_analysis()
+  if analysis is None:
+    pytest.skip("this backend reports no memory analysis")
+  return analysis.temp_size_in_bytes, 4 * (x.size + y.size)
+
+
+@pytest.mark.parametrize("sampling_ratio", [2, 4])
+def test_roi_align_gradient_stores_no_feature_slab_per_tap(sampling_ratio):
+  # The taps are summed in a rematerialised scan: beyond the maps, the
+  # output and the gradient, only each tap's cell and weight per bin
+  # (K x 7 x 7 int32 + float32) are kept, never a (K, 7, 7, features) slab.
+  temp, arrays = _roi_align_temp_bytes(sampling_ratio)
+  taps = (2 * sampling_ratio) ** 2 * 128 * 49 * 8
+  assert temp <= 1.5 * arrays + 2 * taps, (temp, arrays, taps)
