@@ -92,3 +92,44 @@ def test_layers_in_both_apis():
 def test_clear_errors(call, match):
   with pytest.raises(ValueError, match=match):
     call(jnp.ones((2, 8, 8, 3)))
+
+
+@pytest.mark.parametrize("layer,args", [("SPPBlock", ((5, 9, 13),)), ("SPPF", (5, 3))])
+def test_ultralytics_convolutions_around_the_pooling(layer, args):
+  # ultralytics' SPP(c1=8, c2=12) / SPPF: Conv(8, 4, 1) -> pooling -> Conv(16, 12, 1), each
+  # Conv = bias-free conv + BatchNorm(eps=1e-3, momentum=0.03) + SiLU.
+  from flax import nnx
+
+  x = jnp.asarray(_normal((2, 11, 13, 8)))
+  model = getattr(jpnnx, layer)(*args, features=8, out_features=12, rngs=nnx.Rngs(0))
+  params = nnx.state(model, nnx.Param)
+  assert sum(p.size for p in jax.tree.leaves(params)) == 8 * 4 + 2 * 4 + 16 * 12 + 2 * 12
+  y = model(x)
+  assert y.shape == (2, 11, 13, 12)
+
+  def conv_bn_silu(block, v):  # training mode: batch statistics
+    v = jnp.einsum("bhwc,cd->bhwd", v, block.conv.kernel[0, 0])
+    mean, var = v.mean((0, 1, 2)), v.var((0, 1, 2))
+    return jax.nn.silu((v - mean) / jnp.sqrt(var + 1e-3) * block.norm.scale + block.norm.bias)
+
+  pool = (lambda v: jaxpool.spp_block(v, args[0])) if layer == "SPPBlock" else (
+      lambda v: jaxpool.sppf(v, *args))
+  expected = conv_bn_silu(model.cv2, pool(conv_bn_silu(model.cv1, x)))
+  np.testing.assert_allclose(y, expected, rtol=2e-4, atol=2e-4)
+  # Linen: the same parameters give the same output.
+  linen_layer = getattr(jplinen, layer)(*args, features=8, out_features=12)
+  variables = linen_layer.init(jax.random.key(1), x, use_running_average=False)
+  variables = jax.tree.map(lambda a: a, variables)
+  for name in ("cv1", "cv2"):
+    block = getattr(model, name)
+    variables["params"][name]["Conv_0"]["kernel"] = block.conv.kernel[...]
+    variables["params"][name]["BatchNorm_0"] = {"scale": block.norm.scale[...],
+                                                "bias": block.norm.bias[...]}
+  linen_y, _ = linen_layer.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+  np.testing.assert_allclose(linen_y, y, rtol=1e-5, atol=1e-5)
+  model.eval()  # running averages after one step of momentum 0.03
+  assert model(x).shape == y.shape
+  with pytest.raises(ValueError, match="out_features needs features"):
+    getattr(jpnnx, layer)(*args, out_features=4)
+  with pytest.raises(TypeError, match="need rngs"):
+    getattr(jpnnx, layer)(*args, features=8)

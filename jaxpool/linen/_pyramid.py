@@ -6,6 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
+from flax import linen as nn
 
 import jaxpool
 from jaxpool.linen._base import PoolModule
@@ -26,36 +28,85 @@ class SpatialPyramidPool(PoolModule):
                                         spatial_ndim=self.spatial_ndim)
 
 
-class SPPBlock(PoolModule):
-  """YOLO's SPP block over :func:`jaxpool.spp_block`."""
+class _ConvBNSiLU(nn.Module):
+  """ultralytics' ``Conv``: bias-free 1x1 convolution, batch norm (``eps=1e-3``,
+  torch momentum 0.03), SiLU."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x, use_running_average: bool):
+    x = nn.Conv(self.features, (1, 1), use_bias=False)(x)
+    x = nn.BatchNorm(use_running_average=use_running_average, momentum=0.97, epsilon=1e-3)(x)
+    return nn.silu(x)
+
+
+class _YoloPooling(PoolModule):
+  """The pooling alone (``features=None``) or between ultralytics' 1x1
+  convolutions (``cv1`` to ``features // 2``, ``cv2`` to ``out_features``,
+  default ``features``); batch statistics live in ``'batch_stats'``."""
+
+  @property
+  def parts(self) -> int:
+    raise NotImplementedError
+
+  @property
+  def feature_multiplier(self) -> int:
+    return self.parts if self.features is None else 1
+
+  def pool(self, x):
+    raise NotImplementedError
+
+  @nn.compact
+  def __call__(self, x: jax.typing.ArrayLike, use_running_average: bool | None = None) -> jax.Array:
+    if self.features is None:
+      if self.out_features is not None:
+        raise ValueError(f"{type(self).__name__}: out_features needs features (the convolutions).")
+      return self.pool(x)
+    running = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+    hidden = _ConvBNSiLU(self.features // 2, name="cv1")(jnp.asarray(x), running)
+    out = self.features if self.out_features is None else self.out_features
+    return _ConvBNSiLU(out, name="cv2")(self.pool(hidden), running)
+
+
+class SPPBlock(_YoloPooling):
+  """YOLO's SPP block over :func:`jaxpool.spp_block`; with ``features`` set,
+  ultralytics' ``SPP`` with its two 1x1 conv + batch norm + SiLU (pass
+  ``use_running_average`` as a field or call argument)."""
 
   kernel_sizes: Sequence[int] = (5, 9, 13)
   _: dataclasses.KW_ONLY
   order: str = "ultralytics"
   spatial_dims: int = 2
+  features: int | None = None
+  out_features: int | None = None
+  use_running_average: bool | None = None
 
   @property
-  def feature_multiplier(self) -> int:
+  def parts(self) -> int:
     return 1 + len(self.kernel_sizes)
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.spp_block(x, self.kernel_sizes, order=self.order,
-                             spatial_dims=self.spatial_dims)
+  def pool(self, x):
+    return jaxpool.spp_block(x, self.kernel_sizes, order=self.order, spatial_dims=self.spatial_dims)
 
 
-class SPPF(PoolModule):
-  """SPPF over :func:`jaxpool.sppf`."""
+class SPPF(_YoloPooling):
+  """SPPF over :func:`jaxpool.sppf`; with ``features`` set, ultralytics'
+  ``SPPF`` with its two 1x1 convolutions, as :class:`SPPBlock`."""
 
   kernel_size: int = 5
   repeats: int = 3
   _: dataclasses.KW_ONLY
   order: str = "ultralytics"
   spatial_dims: int = 2
+  features: int | None = None
+  out_features: int | None = None
+  use_running_average: bool | None = None
 
   @property
-  def feature_multiplier(self) -> int:
+  def parts(self) -> int:
     return 1 + self.repeats
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+  def pool(self, x):
     return jaxpool.sppf(x, self.kernel_size, self.repeats, order=self.order,
                         spatial_dims=self.spatial_dims)

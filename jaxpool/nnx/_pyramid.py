@@ -1,10 +1,17 @@
 """NNX layers of spatial pyramid pooling: SPPNet's pyramid, YOLO's SPP block
-and SPPF."""
+and SPPF (the pooling alone, or with ultralytics' 1x1 convolutions)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
 import jaxpool
-from jaxpool.nnx._base import FunctionLayer, function_layer
+from jaxpool._src.core.checks import is_int
+from jaxpool.nnx._base import FunctionLayer, PoolLayer, function_layer
 
 __all__ = ["SPPBlock", "SPPF", "SpatialPyramidPool"]
 
@@ -14,23 +21,101 @@ class SpatialPyramidPool(FunctionLayer):
   """SPPNet's pyramid: a fixed-length vector for any input size."""
 
 
-@function_layer(jaxpool.spp_block)
-class SPPBlock(FunctionLayer):
-  """YOLO's SPP block: the input and its stride-1 max poolings, concatenated
-  (the block's 1x1 convolutions are the model's)."""
+class _ConvBNSiLU(nnx.Module):
+  """ultralytics' ``Conv``: a bias-free 1x1 convolution, batch norm
+  (``eps=1e-3``, torch momentum 0.03) and SiLU."""
+
+  def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs):
+    self.conv = nnx.Conv(in_features, out_features, (1, 1), use_bias=False, rngs=rngs)
+    self.norm = nnx.BatchNorm(out_features, momentum=0.97, epsilon=1e-3, rngs=rngs)
+
+  def __call__(self, x):
+    return nnx.silu(self.norm(self.conv(x)))
+
+
+class _YoloPooling(PoolLayer):
+  """The pooling of an SPP block, alone (``features=None``) or between
+  ultralytics' convolutions: ``cv1`` to ``features // 2``, the pooling, then
+  ``cv2`` to ``out_features`` (default ``features``)."""
+
+  pooling: int  # parts concatenated by the pooling
+
+  def _build(self, features, out_features, rngs):
+    if features is None:
+      if out_features is not None:
+        raise ValueError(f"{type(self).__name__}: out_features needs features (the convolutions).")
+      self.cv1 = self.cv2 = None
+      return
+    if not (is_int(features) and features >= 2):
+      raise ValueError(f"{type(self).__name__}: features must be an int >= 2; got {features!r}.")
+    out_features = features if out_features is None else out_features
+    if rngs is None:
+      raise TypeError(f"{type(self).__name__}: the convolutions need rngs.")
+    hidden = features // 2
+    self.cv1 = _ConvBNSiLU(features, hidden, rngs=rngs)
+    self.cv2 = _ConvBNSiLU(hidden * self.pooling, out_features, rngs=rngs)
 
   @property
   def feature_multiplier(self) -> int:
-    sizes = self.args[0] if self.args else self.kwargs.get("kernel_sizes", (5, 9, 13))
-    return 1 + len(sizes)
+    """Output features per input feature of the pooling alone; with the
+    convolutions the output has ``out_features``."""
+    return self.pooling if self.cv1 is None else 1
+
+  def _apply(self, pool: Callable[[jax.Array], jax.Array], x) -> jax.Array:
+    if self.cv1 is None:
+      return pool(x)
+    return self.cv2(pool(self.cv1(jnp.asarray(x))))
 
 
-@function_layer(jaxpool.sppf)
-class SPPF(FunctionLayer):
-  """SPPF: sequential stride-1 max poolings, concatenated (equal to
-  :class:`SPPBlock` with windows ``k, 2k - 1, 3k - 2``)."""
+class SPPBlock(_YoloPooling):
+  """YOLO's SPP block over :func:`jaxpool.spp_block`.
 
-  @property
-  def feature_multiplier(self) -> int:
-    repeats = self.args[1] if len(self.args) > 1 else self.kwargs.get("repeats", 3)
-    return 1 + repeats
+  ``SPPBlock(kernel_sizes=(5, 9, 13), *, order="ultralytics", spatial_dims=2)``
+  is the pooling alone: the input and its stride-1 max poolings,
+  concatenated. With ``features=C`` (and ``rngs``) it is ultralytics'
+  ``SPP(C, out_features)``: a 1x1 conv + batch norm + SiLU to ``C // 2``, the
+  pooling, and another to ``out_features`` (default ``C``).
+  """
+
+  def __init__(self, kernel_sizes: Sequence[int] = (5, 9, 13), *, order: str = "ultralytics",
+               spatial_dims: int = 2, features: int | None = None,
+               out_features: int | None = None, rngs: nnx.Rngs | None = None):
+    jaxpool.spp_block(jnp.zeros((1,) * (spatial_dims + 1)), kernel_sizes, order=order,
+                      spatial_dims=spatial_dims)  # validates the options now
+    self.kernel_sizes = tuple(kernel_sizes)
+    self.order = order
+    self.spatial_dims = spatial_dims
+    self.pooling = 1 + len(self.kernel_sizes)
+    self._build(features, out_features, rngs)
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    return self._apply(lambda v: jaxpool.spp_block(
+        v, self.kernel_sizes, order=self.order, spatial_dims=self.spatial_dims), x)
+
+
+class SPPF(_YoloPooling):
+  """SPPF over :func:`jaxpool.sppf`: sequential stride-1 max poolings,
+  concatenated (equal to :class:`SPPBlock` with windows ``k, 2k - 1, 3k -
+  2``).
+
+  ``SPPF(kernel_size=5, repeats=3, *, order="ultralytics", spatial_dims=2)``
+  is the pooling alone; with ``features=C`` (and ``rngs``) it is
+  ultralytics' ``SPPF(C, out_features)`` with its two 1x1 convolutions, as
+  :class:`SPPBlock`.
+  """
+
+  def __init__(self, kernel_size: int = 5, repeats: int = 3, *, order: str = "ultralytics",
+               spatial_dims: int = 2, features: int | None = None,
+               out_features: int | None = None, rngs: nnx.Rngs | None = None):
+    jaxpool.sppf(jnp.zeros((1,) * (spatial_dims + 1)), kernel_size, repeats, order=order,
+                 spatial_dims=spatial_dims)
+    self.kernel_size = kernel_size
+    self.repeats = repeats
+    self.order = order
+    self.spatial_dims = spatial_dims
+    self.pooling = 1 + repeats
+    self._build(features, out_features, rngs)
+
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    return self._apply(lambda v: jaxpool.sppf(
+        v, self.kernel_size, self.repeats, order=self.order, spatial_dims=self.spatial_dims), x)
