@@ -93,3 +93,17 @@ def test_train_example_global_pooling_heads(tmp_path):
     result = json.loads((out / "results.json").read_text())
     assert result["config"]["head"] == head
     assert result["results"]["max"]["test_accuracy"] > 0.3  # one epoch learns
+
+
+def test_roi_align_example_compares_the_region_operators(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "roi_align_digits.py"), "--quick", "--out", str(tmp_path)],
+      capture_output=True, text=True, timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads((tmp_path / "roi_digits.json").read_text())["results"]
+  assert set(results) == {"roi_align aligned", "roi_align", "roi_pool"}
+  for scores in results.values():
+    assert 0.2 < scores["clean"]["mean"] <= 1.0 and 0.0 <= scores["jittered"]["mean"] <= 1.0
+  assert (tmp_path / "roi_digits.png").stat().st_size > 10_000
+  assert "| roi_pool |" in (tmp_path / "roi_digits.md").read_text()
