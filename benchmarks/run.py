@@ -646,15 +646,22 @@ def run_second_order(args) -> str:
         theirs(leaf).backward(gt)
 
       fns[(name, "torch")] = both
+  return _torch_table(fns, ops, memory, args,
+                      f"Input {shape} float32 (channels-last, as both libraries receive it), a"
+                      " non-constant cotangent; the torch columns run the same formula with"
+                      " torch ops and autograd (iSQRT-COV's iteration, `torch.linalg.eigh` for"
+                      " the log, NetVLAD's soft assignment). Temp is XLA's temp memory of the"
+                      " jitted fwd+bwd / the input's bytes.")
+
+
+def _torch_table(fns: dict, names, memory: dict, args, note: str) -> str:
+  """The interleaved medians of ``fns`` as ``| case | fwd | fwd+bwd | torch
+  fwd+bwd | / torch | temp |`` rows, one per name, under the device line and
+  ``note``."""
   t = interleaved_medians(fns, args.repeats)
-  rows = [_torch_row(name, t, memory[name]) for name in ops]
+  rows = [_torch_row(name, t, memory[name]) for name in names]
   return markdown_table([
-      device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
-      f"Input {shape} float32 (channels-last, as both libraries receive it), a"
-      " non-constant cotangent; the torch columns run the same formula with"
-      " torch ops and autograd (iSQRT-COV's iteration, `torch.linalg.eigh` for"
-      " the log, NetVLAD's soft assignment). Temp is XLA's temp memory of the"
-      " jitted fwd+bwd / the input's bytes.",
+      device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.", note,
   ], ["case", "fwd ms", "fwd+bwd ms", "torch fwd+bwd ms", "/ torch", "temp"], rows)
 
 
@@ -809,15 +816,11 @@ def run_region(args) -> str:
     for name in ("roi_align sampling 2", "naive JAX gather, sampling 2"):
       error = float(np.abs(np.asarray(jax.jit(ops[name][0])(x, boxes)) - reference).max())
       print(f"{name}: max |jax - torch| = {error:.2e}", flush=True)
-  t = interleaved_medians(fns, args.repeats)
-  rows = [_torch_row(name, t, memory[name]) for name in ops]
-  return markdown_table([
-      device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
-      f"Maps {shape} float32, {count} boxes (half-sizes 16-300 px on an 800 x 1088 image,"
-      " some partly outside), 7x7 bins, spatial_scale 1/16, a non-constant cotangent;"
-      " torch: its ops (grid_sample, NCHW) with torchvision's rules. Temp is XLA's temp"
-      " memory of the jitted fwd+bwd / the maps' bytes.",
-  ], ["case", "fwd ms", "fwd+bwd ms", "torch fwd+bwd ms", "/ torch", "temp"], rows)
+  return _torch_table(fns, ops, memory, args,
+                      f"Maps {shape} float32, {count} boxes (half-sizes 16-300 px on an 800 x 1088"
+                      " image, some partly outside), 7x7 bins, spatial_scale 1/16, a non-constant"
+                      " cotangent; torch: its ops (grid_sample, NCHW) with torchvision's rules."
+                      " Temp is XLA's temp memory of the jitted fwd+bwd / the maps' bytes.")
 
 
 def _naive_stochastic_pool(x, key):
