@@ -358,3 +358,15 @@ def test_layers_equal_the_functions():
     np.testing.assert_array_equal(nnx_layer(inputs, BOXES), expected)
     linen_layer = getattr(jplinen, name)(*args, **kwargs)
     np.testing.assert_array_equal(linen_layer.apply({}, inputs, BOXES), expected)
+
+
+def test_bin_division_is_ieee_under_jit():
+  # XLA rewrites a division by a broadcast value into a multiplication by
+  # its reciprocal (one ulp off, thousands of sizes below 4096 at 7 bins),
+  # which moves a floor/ceil of an exact quotient by a whole cell.
+  from jaxpool._src.region import _divide  # noqa: PLC0415
+
+  sizes = np.arange(1, 4097, dtype=np.float32)
+  for bins in (3, 7, 14):
+    np.testing.assert_array_equal(jax.jit(lambda s, b=bins: _divide(s, b))(sizes),
+                                  sizes / np.float32(bins))
