@@ -3,17 +3,20 @@ multi-scale RoIAlign, with torchvision's rules on channels-last maps.
 
 Boxes are ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)`` in input-image
 coordinates, scaled to the map by ``spatial_scale``. Every box has its own,
-data-dependent bin sizes, so both operators read the map through gathers
-whose shapes are static bounds, masked per box:
+data-dependent bin sizes, so both operators fix a static number of reads per
+bin (exact for concrete boxes, a bound under ``jit``) and run one compiled
+kernel:
 
-* ``roi_pool`` finds each bin's first maximum with a sparse table of
-  ``(value, index)`` pairs (range-maximum queries over blocks of ``2**l``
-  cells), then gathers that cell, so the derivative is the gather's: the
-  bin's cotangent goes to its winner, as in torchvision.
-* ``roi_align`` samples a ``grid x grid`` lattice per bin; bilinear weights
-  factor into a row part and a column part, so each bin reads one
-  ``(2 grid_h) x (2 grid_w)`` crop and contracts it with the two weight
-  vectors.
+* ``roi_pool`` scans each bin cell by cell, in two light passes (the
+  maximum, then the lowest row-major index holding it), and gathers that
+  cell, so the derivative is the gather's: the bin's cotangent goes to its
+  winner, as in torchvision. Bins larger than the bound (a box larger than
+  the map under ``jit``) are covered by blocks of a sparse table of
+  ``(value, first index)`` pairs, built only then.
+* ``roi_align`` writes each bin as ``sum_taps w_t * x[cell_t]``: bilinear
+  weights factor into a row part and a column part, so ``g x g`` samples
+  are ``2g x 2g`` taps, summed by a rematerialised scan that gathers one
+  ``(K, ph, pw, features)`` slab per step.
 """
 
 from __future__ import annotations
@@ -441,8 +444,7 @@ def _align_bins(flat, base, heights, widths, corners, grid_h, grid_w, output_sha
   return jax.lax.scan(add, total, taps)[0].astype(out_dtype)
 
 
-def _align_options(output_shape, spatial_scale, sampling_ratio, aligned, max_sampling_ratio,
-                   box_gradient):
+def _align_options(output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient):
   output_shape = normalize_output_size("output_shape", output_shape, 2)
   sampling_ratio, max_sampling_ratio = _check_sampling(sampling_ratio, max_sampling_ratio)
   return (output_shape, sampling_ratio, check_bool("aligned", aligned), max_sampling_ratio,
@@ -514,7 +516,7 @@ def roi_align(
   """
   x = _check_map(x, "roi_align")
   output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient = _align_options(
-      output_shape, spatial_scale, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
+      output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
   scale = _check_scale(spatial_scale)
   batch, height, width, features = x.shape
   index, corners = _check_boxes(boxes, batch, "roi_align", _position_dtype(x.dtype))
@@ -622,7 +624,7 @@ def multi_scale_roi_align(
         f" got {[(m.shape, str(m.dtype)) for m in maps]}.")
   image_shape = normalize_output_size("image_shape", image_shape, 2)
   output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient = _align_options(
-      output_shape, 1.0, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
+      output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
   check_positive_number("canonical_scale", canonical_scale)
   if not is_int(canonical_level):
     raise TypeError(f"canonical_level must be an int; got {canonical_level!r}.")
