@@ -666,8 +666,9 @@ def _torch_table(fns: dict, names, memory: dict, args, note: str) -> str:
 
 
 def run_pyramid(args) -> str:
-  """Stride-1 SAME max pooling as the window grows, and YOLO's SPP block and
-  SPPF, against torch (channels-last) on (8, 40, 40, 128)."""
+  """Stride-1 SAME max, average and median pooling as the window grows, and
+  YOLO's SPP block and SPPF, against torch (channels-last) on (8, 40, 40,
+  128)."""
   if torch is not None:
     torch.set_num_threads(os.cpu_count() or 1)
   shape = (8, 40, 40, 128)
@@ -677,6 +678,17 @@ def run_pyramid(args) -> str:
   ops = {f"max_pool {k}x{k}/1 SAME": (
       lambda v, k=k: jaxpool.max_pool(v, (k, k), 1, k // 2),
       lambda t, k=k: F.max_pool2d(t, k, 1, k // 2)) for k in (3, 5, 9, 13)}
+  for k in (3, 9, 13):
+    ops[f"avg_pool {k}x{k}/1 SAME"] = (
+        lambda v, k=k: jaxpool.avg_pool(v, (k, k), 1, k // 2),
+        lambda t, k=k: F.avg_pool2d(t, k, 1, k // 2))
+  for k in (3, 5, 9):
+    # torch has no median pooling: its unfold + median is the torch-ops way
+    # (zero padding; the time, not the border values, is compared).
+    ops[f"median_pool {k}x{k}/1 SAME"] = (
+        lambda v, k=k: jaxpool.median_pool(v, (k, k), 1, k // 2),
+        lambda t, k=k: F.unfold(t, k, padding=k // 2).reshape(
+            t.shape[0], t.shape[1], k * k, -1).median(dim=2).values.reshape(t.shape))
   ops["spp_block (5, 9, 13)"] = (
       lambda v: jaxpool.spp_block(v),
       lambda t: torch.cat([t] + [F.max_pool2d(t, k, 1, k // 2) for k in (5, 9, 13)], 1))
@@ -699,7 +711,8 @@ def run_pyramid(args) -> str:
   return markdown_table([
       device_line(args) + f" torch {torch.__version__ if torch else 'absent'}.",
       f"Input {shape} float32, a non-constant cotangent; torch in channels-last."
-      " `/ 3x3` is the fwd+bwd time over jaxpool's own 3x3 stride-1 time. Temp is"
+      " `/ 3x3` is the fwd+bwd time over jaxpool's own 3x3 stride-1 max pooling."
+      " torch's median is `unfold` + `median`, NCHW. Temp is"
       " XLA's temp memory of the jitted fwd+bwd / the input's bytes.",
   ], ["case", "fwd ms", "fwd+bwd ms", "torch fwd+bwd ms", "/ torch", "/ 3x3", "temp"], rows)
 

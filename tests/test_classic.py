@@ -306,3 +306,58 @@ def test_large_windows_match_torch_with_ties(nd, k, s, p, d, ceil, kind):
     # d min(x) = d (-max(-x)): the same cells, the same cotangent. A cell
     # can win up to k**2 windows: float32 sums in another order.
     np.testing.assert_allclose(g, ref_g, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("k,s,p,ceil,include", [
+    (9, 1, 4, False, True), (13, 1, 6, False, False), (7, 2, 3, True, False), (9, 3, 0, True, True),
+])
+def test_large_average_windows_match_torch(k, s, p, ceil, include):
+  # Large windows are summed one axis at a time (core.reductions.separable).
+  x = np.random.default_rng(k).standard_normal((2, 15, 17, 3)).astype(np.float32)
+  targs = dict(torch_window_args(k, s, p, 1, ceil), count_include_pad=include)
+  del targs["dilation"]
+  jargs = dict(jax_window_args(2, k, s, p, 1, ceil), count_include_pad=include)
+  ref_y = from_torch(torch_op("avg_pool", 2)(to_torch(x), **targs))
+  cot = np.random.default_rng(1).standard_normal(ref_y.shape).astype(np.float32)
+  ref_y, ref_g = value_and_grad(lambda t: torch_op("avg_pool", 2)(t, **targs), x, cot)
+  y, g = jax_value_and_grad(jax.jit(lambda v: jaxpool.avg_pool(v, **jargs)), x, cot)
+  np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(g, ref_g, rtol=1e-5, atol=1e-6)
+
+
+def _median_gradient_reference(x, k, s, p, cot):
+  """The cotangent of every window added to the first real cell, in row-major
+  window order, equal to its lower median (2-D, numpy)."""
+  n, h, w, c = x.shape
+  grad = np.zeros_like(x)
+  y = _median_reference(x, k, s, p, "lower")
+  for b, i, j, f in itertools.product(range(n), range(y.shape[1]), range(y.shape[2]), range(c)):
+    r0, c0 = i * s - p, j * s - p
+    cells = [(r, q) for r in range(max(r0, 0), min(r0 + k, h)) for q in range(max(c0, 0), min(c0 + k, w))]
+    r, q = next(cell for cell in cells if x[(b, *cell, f)] == y[b, i, j, f])
+    grad[b, r, q, f] += cot[b, i, j, f]
+  return grad
+
+
+@pytest.mark.parametrize("network", [True, False])
+@pytest.mark.parametrize("k,s,p", [(3, 1, 1), (2, 2, 0), (5, 2, 2), (9, 1, 4)])
+def test_median_pool_order_statistic_paths_with_ties(k, s, p, network, monkeypatch):
+  # Windows up to MEDIAN_NETWORK_MAX_TAPS use a sorting network, larger
+  # ones a sort: both give the numpy median, and the gradient reaches the
+  # first cell holding it, ties included.
+  from jaxpool._src import classic
+  monkeypatch.setattr(classic, "MEDIAN_NETWORK_MAX_TAPS", 169 if network else 0)
+  rng = np.random.default_rng(k)
+  x = rng.integers(0, 4, (2, 11, 12, 2)).astype(np.float32)
+  y = jaxpool.median_pool(x, (k, k), s, p)
+  np.testing.assert_array_equal(y, _median_reference(x, k, s, p, "lower"))
+  cot = rng.standard_normal(y.shape).astype(np.float32)
+  _, g = jax_value_and_grad(jax.jit(lambda v: jaxpool.median_pool(v, (k, k), s, p)), x, cot)
+  np.testing.assert_allclose(g, _median_gradient_reference(x, k, s, p, cot), rtol=1e-6, atol=1e-6)
+  mean = jaxpool.median_pool(x, (k, k), s, p, even="mean")
+  np.testing.assert_array_equal(mean, _median_reference(x, k, s, p, "mean").astype(np.float32))
+
+
+def test_median_pool_gradient_is_the_true_derivative(x64):
+  x = jax.random.permutation(jax.random.key(3), 2 * 7 * 8).reshape(2, 7, 8, 1).astype(jnp.float64) / 7.0
+  check_grads(lambda v: jaxpool.median_pool(v, (3, 3), 2, 1, even="mean"), (x,), order=2)

@@ -8,6 +8,7 @@ semantics; ``strides=None`` means ``strides = window_shape``).
 from __future__ import annotations
 
 import functools
+import operator
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,7 +21,10 @@ from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_bool, check_choice
 from jaxpool._src.core.geometry import PaddingLike, window_geometry
 from jaxpool._src.core.geometry import WindowGeometry
-from jaxpool._src.core.reductions import extremum_pool, window_sum
+from jaxpool._src.core.reductions import (
+    extremum_pool, fence, select_taps, tap_index_dtype, window_sum,
+)
+from jaxpool._src.core.sorting import order_statistics
 from jaxpool._src.core.scatter import phase_view, scatter_to_input
 from jaxpool._src.core.taps import window_taps
 
@@ -369,40 +373,57 @@ def median_pool(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
   )
-  # Padding sorts last (+inf / integer max), after every real cell but NaN.
+  # Padding sorts last (+inf / integer max), after every real cell.
   taps = window_taps(x, geom, dtypes.highest(x.dtype))
-  stacked = jnp.stack(taps, axis=-1)
-  ordered = jnp.sort(lax.stop_gradient(stacked), axis=-1)
-  count = geom.window_counts(include_pad=False)[..., None, None]
-
-  def order_statistic(rank: np.ndarray) -> jax.Array:
-    """The rank-th smallest real cell; its derivative reaches that cell."""
-    index = jnp.zeros_like(ordered[..., :1], dtype=jnp.int32) + rank.astype(
-        np.int32
-    )
-    value = jnp.take_along_axis(ordered, index, axis=-1)[..., 0]
-    # Differentiate through the first tap holding the value rather than
-    # through the sort (cheaper, and sort's derivative breaks explicit
-    # sharding): adds exactly zero to the value.
-    found = jnp.zeros_like(value, dtype=bool)
-    for tap in taps:
-      hit = (tap == value) & ~found
-      value = value + jnp.where(hit, tap - lax.stop_gradient(tap), 0)
-      found = found | hit
-    return value
-
-  lower = order_statistic((count - 1) // 2)
+  count = geom.window_counts(include_pad=False)[..., None]
+  lower = _order_statistic(x, taps, geom, (count - 1) // 2)
   if even == "lower":
     result = lower
   else:
     ct = dtypes.compute_dtype(x.dtype)
-    upper = order_statistic(count // 2)
+    upper = _order_statistic(x, taps, geom, count // 2)
     result = ((lower.astype(ct) + upper.astype(ct)) * 0.5).astype(x.dtype)
   if dtypes.is_float(x.dtype):
-    result = jnp.where(
-        jnp.any(jnp.isnan(stacked), axis=-1), jnp.nan, result
-    )
+    has_nan = functools.reduce(operator.or_, [jnp.isnan(tap) for tap in taps])
+    result = jnp.where(has_nan, jnp.nan, result)
   return result
+
+
+# Windows of at most this many taps take their order statistic from a
+# sorting network (a fused chain of min/max); larger ones from a sort of the
+# stacked taps: at 9x9 the network took 0.1 s fwd+bwd where the sort took
+# 10 s, at 13x13 2.6 s (23 s to compile); see docs/architecture.md "Median".
+MEDIAN_NETWORK_MAX_TAPS = 169
+
+
+def _order_statistic(
+    x: jax.Array, taps: list[jax.Array], geom: WindowGeometry, rank: np.ndarray
+) -> jax.Array:
+  """Every window's ``rank``-th smallest cell (``rank`` per window, shape
+  ``out_shape + (1,)``); its derivative reaches the first tap holding it."""
+  frozen = [lax.stop_gradient(tap) for tap in taps]
+  wanted = np.unique(rank)
+  if geom.window_size <= MEDIAN_NETWORK_MAX_TAPS:
+    by_rank = order_statistics(frozen, wanted)
+    value = by_rank[int(wanted[0])]
+    for r in wanted[1:]:
+      value = jnp.where(rank == r, by_rank[int(r)], value)
+  else:
+    ordered = jnp.sort(jnp.stack(frozen, axis=-1), axis=-1)
+    index = jnp.zeros(ordered.shape[:-1] + (1,), jnp.int32) + rank[..., None].astype(np.int32)
+    value = jnp.take_along_axis(ordered, index, axis=-1)[..., 0]
+  if not dtypes.is_float(x.dtype):
+    return value
+  # The derivative is the gather of the first real tap equal to the value,
+  # through select_taps' one-pass scatter (an all-NaN window finds none; its
+  # NaN output is set by the caller). The tap index is tracked in float32
+  # (exact below 2**24) so that it can be fenced: fused into the scatter,
+  # the network would run once per tap.
+  winner = jnp.zeros(value.shape, jnp.float32)
+  for flat, (tap, mask) in reversed(list(enumerate(zip(frozen, geom.tap_masks())))):
+    hit = tap == value if mask is None else (tap == value) & mask
+    winner = jnp.where(hit, np.float32(flat), winner)
+  return select_taps(x, fence(winner).astype(tap_index_dtype(geom)), geom)
 
 
 # ---------------------------------------------------------------------------

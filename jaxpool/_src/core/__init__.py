@@ -6,5 +6,6 @@
 * :mod:`.taps`: strided tap views, padding-free blocks;
 * :mod:`.scatter`: the phase-layout backward scatter;
 * :mod:`.reductions`: window sums and extrema with their fast derivatives;
+* :mod:`.sorting`: order statistics by a sorting network (median pooling);
 * :mod:`.sharding`: reshapes and random draws that keep the input's sharding.
 """

@@ -36,7 +36,9 @@ __all__ = [
     "never_wins",
     "scatter_window_sums",
     "scatter_winners",
+    "separable",
     "select_taps",
+    "tap_index_dtype",
     "window_sum",
 ]
 
@@ -63,7 +65,7 @@ def _reduce_extremum(x: jax.Array, geom: WindowGeometry, kind: Kind):
   )
 
 
-def _tap_dtype(geom: WindowGeometry):
+def tap_index_dtype(geom: WindowGeometry):
   """Smallest integer dtype that holds a row-major tap index."""
   return np.int8 if geom.window_size <= np.iinfo(np.int8).max else np.int32
 
@@ -87,7 +89,7 @@ def extremum_and_winner(
   # Padding never wins: run the unpadded pass over blocks of windows clipped
   # to the input (no fused pads, which XLA:CPU runs slowly) and translate
   # each block's tap indices to the full window's.
-  index_dtype = _tap_dtype(geom)
+  index_dtype = tap_index_dtype(geom)
 
   def block(part, part_geom, first_taps):
     local = np.indices(part_geom.window_shape).reshape(geom.num_spatial, -1)
@@ -107,7 +109,7 @@ def extremum_and_winner(
 def _extremum_and_winner_of_taps(x, geom, kind, labels=None, index_dtype=None):
   """:func:`extremum_and_winner`; tap ``i`` is reported as ``labels[i]``."""
   if labels is None:
-    labels, index_dtype = np.arange(geom.window_size), _tap_dtype(geom)
+    labels, index_dtype = np.arange(geom.window_size), tap_index_dtype(geom)
   out_dtype = x.dtype
   x = x.astype(dtypes.compute_dtype(x.dtype))  # exact; bf16 is emulated on CPU
   fill = never_wins(x.dtype, kind)
@@ -211,8 +213,9 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
 
 
 # Windows of at least this many taps (over two or more axes) are reduced one
-# axis at a time: from 7x7 on it is as fast or faster (measured on XLA:CPU),
-# and compiling a padded 13x13 window tap by tap took minutes.
+# axis at a time (:func:`separable`): from 7x7 on it is as fast or faster
+# (measured on XLA:CPU), and compiling a padded 13x13 window tap by tap took
+# minutes.
 SEPARABLE_MIN_TAPS = 49
 
 
@@ -233,31 +236,41 @@ def fence(x: jax.Array) -> jax.Array:
   return lax.cond(probe != probe, lambda v: v + jnp.zeros((), v.dtype), lambda v: v, x)
 
 
-def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
-  """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows.
+def separable(reduce, x: jax.Array, geom: WindowGeometry) -> jax.Array:
+  """``reduce(x, geom)`` for a reduction that is a product of 1-D ones.
 
-  Large windows are separable: one 1-D pass per axis, the last axis first,
-  whose program grows with the sum of the window's sides instead of their
-  product (a padded 13x13 window compiled in minutes tap by tap, in seconds
-  so; the run time is on par from 7x7 on). The first extremum in row-major
-  window order still wins: the last axis's pass picks the first extremum of
-  each row, and each earlier axis's pass the first row (plane, ...) holding
-  the window's extremum, so the derivative is torch's.
+  Windows of at least :data:`SEPARABLE_MIN_TAPS` taps over two or more axes
+  run one 1-D pass per axis, the last axis first, fenced apart
+  (:func:`fence`): the program and the run time grow with the sum of the
+  window's sides instead of their product. Smaller windows run ``reduce``
+  once.
   """
-  pool = _reduce_extremum if not dtypes.is_float(x.dtype) else _extremum_pool
   reduced_axes = [a for a, k in enumerate(geom.window_shape) if k > 1]
   if geom.window_size < SEPARABLE_MIN_TAPS or len(reduced_axes) < 2:
-    return pool(x, geom, kind)
+    return reduce(x, geom)
   shape = list(geom.in_shape)
   passes = 0
   for axis in reversed(range(geom.num_spatial)):
     along = geom.along(axis, shape)
     if along.window_size > 1 or along.out_shape != along.in_shape or any(map(any, along.padding)):
-      x = pool(fence(x) if passes else x, along, kind)
+      x = reduce(fence(x) if passes else x, along)
       passes += 1
     shape[axis] = geom.out_shape[axis]
   return x
 
+
+def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
+  """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows.
+
+  Large windows are :func:`separable` (a padded 13x13 window compiled in
+  minutes tap by tap, in seconds so; the run time is on par from 7x7 on and
+  10x lower at 13x13). The first extremum in row-major window order still
+  wins: the last axis's pass picks the first extremum of each row, and each
+  earlier axis's pass the first row (plane, ...) holding the window's
+  extremum, so the derivative is torch's.
+  """
+  pool = _reduce_extremum if not dtypes.is_float(x.dtype) else _extremum_pool
+  return separable(lambda v, g: pool(v, g, kind), x, geom)
 
 
 def _sum_of_taps(x: jax.Array, geom: WindowGeometry) -> jax.Array:
@@ -276,7 +289,6 @@ def scatter_window_sums(cotangent: jax.Array, geom: WindowGeometry) -> jax.Array
   )
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   """Sum of every window (padding counts as zero).
 
@@ -286,15 +298,22 @@ def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   clipped windows when there is padding (padded cells add zero), for the
   value; the tangent map is written as the transpose of
   :func:`scatter_window_sums`, so that reverse mode (which transposes it
-  back) runs the one-pass phase scatter.
+  back) runs the one-pass phase scatter. Large windows are
+  :func:`separable` sums: plain sums per axis, not differences of running
+  sums, so float32 loses nothing to cancellation.
   """
+  return separable(_window_sum, x, geom)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   return map_unpadded_blocks(_sum_of_taps, x, geom)
 
 
-@window_sum.defjvp
+@_window_sum.defjvp
 def _window_sum_jvp(geom, primals, tangents):
   (x,), (t,) = primals, tangents
-  y = window_sum(x, geom)
+  y = _window_sum(x, geom)
   # y stands for the cotangent's shape, dtype and sharding (only its type is
   # read).
   (dy,) = jax.linear_transpose(lambda g: scatter_window_sums(g, geom), y)(t)
