@@ -97,3 +97,23 @@ def test_max_unpool_ignores_out_of_range_indices():
   indices = jnp.array([0, -1, 7]).reshape(3, 1)
   y = jaxpool.max_unpool(values, indices, (4,))
   np.testing.assert_array_equal(y[:, 0], [1.0, 0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("fill", ["ties", "normal", "nan", "-inf"])
+@pytest.mark.parametrize("nd,k,s,p", [(2, 9, 1, 4), (2, 13, 2, 6), (3, 5, 1, 2)])
+def test_large_window_indices_match_torch(nd, k, s, p, fill):
+  # Windows of 49+ taps find their winner one axis at a time
+  # (core.reductions); the index is still torch's first maximum in
+  # row-major order, the last NaN, or the first real cell of a -inf window.
+  rng = np.random.default_rng(k)
+  shape = {2: (2, 15, 17, 3), 3: (2, 7, 8, 6, 2)}[nd]
+  x = (rng.integers(0, 3, shape) if fill == "ties" else rng.standard_normal(shape)).astype(np.float32)
+  if fill == "nan":
+    x[rng.random(shape) < 0.02] = np.nan
+  if fill == "-inf":
+    x[..., 0] = -np.inf
+  targs = torch_window_args(k, s, p, 1, False)
+  ref_v, ref_i = torch_op("max_pool", nd)(to_torch(x), return_indices=True, **targs)
+  values, indices = jax.jit(lambda v: jaxpool.max_pool_with_indices(v, **jax_window_args(nd, k, s, p, 1, False)))(x)
+  np.testing.assert_array_equal(values, from_torch(ref_v))
+  np.testing.assert_array_equal(indices, from_torch(ref_i))

@@ -84,6 +84,8 @@ def extremum_and_winner(
     ``winner`` holds row-major window offsets (int8 for windows of at most
     127 taps, else int32).
   """
+  if _is_large(geom):
+    return _separable_extremum_and_winner(x, geom, kind)
   if geom.is_unpadded:
     return _extremum_and_winner_of_taps(x, geom, kind)
   # Padding never wins: run the unpadded pass over blocks of windows clipped
@@ -104,6 +106,32 @@ def extremum_and_winner(
     return jnp.full(shape, fill, x.dtype), jnp.zeros(shape, index_dtype)
 
   return map_unpadded_blocks(block, x, geom, empty, with_first_taps=True)
+
+
+def _separable_extremum_and_winner(x, geom, kind):
+  """:func:`extremum_and_winner` one axis at a time, the last axis first.
+
+  Each pass picks, per window of its axis, the first extremum (the last
+  NaN) and carries the winner found so far from the chosen cell, so the
+  combined offset is the first extremum in row-major window order: torch's
+  rule, as in the one-pass chain (13x13: 44 s -> 2 s to compile).
+  """
+  shape = list(geom.in_shape)
+  winner, inner = None, 1  # inner: taps of the axes already reduced
+  for axis in reversed(range(geom.num_spatial)):
+    along = geom.along(axis, shape)
+    shape[axis] = geom.out_shape[axis]
+    if not _does_work(along):
+      continue
+    x, local = extremum_and_winner(fence(x) if winner is not None else x, along, kind)
+    local = local.astype(np.int32)
+    if winner is not None:
+      # The winner so far, read at the chosen cell of this axis's window
+      # (carried as float32, exact, so that the fence holds).
+      carried = _gather_winners(fence(winner.astype(np.float32)), local, along)
+      local = local * inner + carried.astype(np.int32)
+    winner, inner = local, inner * geom.window_shape[axis]
+  return x, winner.astype(tap_index_dtype(geom))
 
 
 def _extremum_and_winner_of_taps(x, geom, kind, labels=None, index_dtype=None):
@@ -219,6 +247,21 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
 SEPARABLE_MIN_TAPS = 49
 
 
+def _is_large(geom: WindowGeometry) -> bool:
+  """Whether ``geom``'s windows are reduced one axis at a time."""
+  reduced_axes = [a for a, k in enumerate(geom.window_shape) if k > 1]
+  return geom.window_size >= SEPARABLE_MIN_TAPS and len(reduced_axes) >= 2
+
+
+def _does_work(along: WindowGeometry) -> bool:
+  """Whether a 1-D pass of :func:`separable` changes its input."""
+  return (
+      along.window_size > 1
+      or along.out_shape != along.in_shape
+      or any(map(any, along.padding))
+  )
+
+
 def fence(x: jax.Array) -> jax.Array:
   """``x``, materialised: a boundary XLA cannot fuse across.
 
@@ -245,14 +288,13 @@ def separable(reduce, x: jax.Array, geom: WindowGeometry) -> jax.Array:
   window's sides instead of their product. Smaller windows run ``reduce``
   once.
   """
-  reduced_axes = [a for a, k in enumerate(geom.window_shape) if k > 1]
-  if geom.window_size < SEPARABLE_MIN_TAPS or len(reduced_axes) < 2:
+  if not _is_large(geom):
     return reduce(x, geom)
   shape = list(geom.in_shape)
   passes = 0
   for axis in reversed(range(geom.num_spatial)):
     along = geom.along(axis, shape)
-    if along.window_size > 1 or along.out_shape != along.in_shape or any(map(any, along.padding)):
+    if _does_work(along):
       x = reduce(fence(x) if passes else x, along)
       passes += 1
     shape[axis] = geom.out_shape[axis]
