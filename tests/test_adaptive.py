@@ -123,3 +123,20 @@ def test_global_pools_reject_empty_axes_and_non_bool_keepdims(op):
   with pytest.raises(TypeError, match="keepdims must be a bool"):
     op(jnp.ones((2, 3, 3, 4)), keepdims="no")
   assert op(jnp.ones((2, 3, 3, 4)), keepdims=np.bool_(True)).shape == (2, 1, 1, 4)
+
+
+@pytest.mark.parametrize("sliced", [True, False])
+@pytest.mark.parametrize("in_shape,out_shape", [((13, 10), (4, 3)), ((5, 9), (7, 2)), ((64, 64), (7, 7))])
+def test_adaptive_max_bins_sliced_or_gathered_match_torch_with_ties(in_shape, out_shape, sliced, monkeypatch):
+  # Few bins per axis are static slices, many are gathered: both are torch's.
+  from jaxpool._src import adaptive
+  monkeypatch.setattr(adaptive, "_MAX_SLICED_BINS", 32 if sliced else 0)
+  rng = np.random.default_rng(1)
+  x = rng.integers(0, 3, (2,) + in_shape + (3,)).astype(np.float32)
+  fn = torch_op("adaptive_max_pool", 2)
+  ref = from_torch(fn(to_torch(x), out_shape))
+  cot = rng.standard_normal(ref.shape).astype(np.float32)
+  ref_y, ref_g = value_and_grad(lambda t: fn(t, out_shape), x, cot)
+  y, g = jax_value_and_grad(jax.jit(lambda v: jaxpool.adaptive_max_pool(v, out_shape)), x, cot)
+  np.testing.assert_array_equal(y, ref_y)
+  np.testing.assert_allclose(g, ref_g, rtol=1e-6, atol=1e-6)
