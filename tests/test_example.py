@@ -1,27 +1,77 @@
 """The main job, examples/train.py, runs end to end and learns."""
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _train(*args, env=None, timeout=600):
+  """Runs examples/train.py with ``args``; returns the process."""
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "train.py"), "--quiet", *args],
+      capture_output=True, text=True, timeout=timeout, env=env,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+def _results(out):
+  return json.loads((out / "results.json").read_text())["results"]
 
 
 def test_train_example_max_pooling_reaches_90_percent_and_learned_and_random_layers_train(tmp_path):
   out = tmp_path / "run"
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "train.py"), "--pool", "max", "--pool", "lip",
-       "--pool", "mixed", "--epochs", "5", "--out", str(out)],
-      capture_output=True, text=True, timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  results = json.loads((out / "results.json").read_text())["results"]
+  proc = _train("--pool", "max", "--pool", "lip", "--pool", "mixed", "--epochs", "5", "--out", str(out))
+  results = _results(out)
   assert set(results) == {"max", "lip", "mixed"}
-  assert results["max"]["test_accuracy"] >= 0.90
-  assert len(results["max"]["accuracy_per_epoch"]) == 5
+  assert results["max"]["test_accuracy_mean"] >= 0.90
+  assert len(results["max"]["seeds"]["0"]["accuracy_per_epoch"]) == 5
   assert (out / "accuracy.png").stat().st_size > 10_000
-  assert "| max |" in proc.stdout
+  assert "| max |" in proc.stdout and "| max |" in (out / "results.md").read_text()
+  assert "1 device(s)" in proc.stdout
+
+
+def test_train_example_resumes_exactly_with_several_seeds(tmp_path):
+  # Stopped after one epoch, then resumed to two: the same curves, per seed,
+  # as an uninterrupted two-epoch run (random poolings included: their keys
+  # are checkpointed); --fresh starts over.
+  common = ["--dataset", "mnist1d", "--pool", "max", "--pool", "stochastic", "--seeds", "2"]
+  stopped, straight = tmp_path / "stopped", tmp_path / "straight"
+  first = _train(*common, "--epochs", "1", "--out", str(stopped))
+  assert "resumed" not in first.stdout
+  resumed = _train(*common, "--epochs", "2", "--out", str(stopped))
+  assert resumed.stdout.count("resumed from epoch 1 of 2") == 4
+  _train(*common, "--epochs", "2", "--out", str(straight))
+  a, b = _results(stopped), _results(straight)
+  for pool in ("max", "stochastic"):
+    for seed in ("0", "1"):
+      assert a[pool]["seeds"][seed]["accuracy_per_epoch"] == b[pool]["seeds"][seed]["accuracy_per_epoch"]
+    assert a[pool]["test_accuracy_mean"] == b[pool]["test_accuracy_mean"]
+    assert a[pool]["test_accuracy_std"] == b[pool]["test_accuracy_std"]
+  assert a["max"]["seeds"]["0"]["accuracy_per_epoch"] != a["max"]["seeds"]["1"]["accuracy_per_epoch"]
+  assert "±" in resumed.stdout
+  again = _train(*common, "--epochs", "2", "--out", str(stopped))
+  assert again.stdout.count("complete in") == 4
+  fresh = _train(*common, "--epochs", "1", "--out", str(stopped), "--fresh")
+  assert "resumed" not in fresh.stdout and "complete in" not in fresh.stdout
+
+
+def test_train_example_data_parallel_on_8_devices(tmp_path):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  out = tmp_path / "eight"
+  proc = _train("--pool", "max", "--pool", "mixed", "--epochs", "2", "--out", str(out), env=env)
+  assert "8 device(s)" in proc.stdout
+  results = _results(out)
+  assert results["max"]["test_accuracy_mean"] >= 0.85
+  assert json.loads((out / "results.json").read_text())["config"]["devices"] == 8
+  with pytest.raises(AssertionError):  # 60 does not split over 8 devices
+    _train("--pool", "max", "--batch-size", "60", "--out", str(out), env=env)
 
 
 def test_train_example_rejects_unknown_pooling(tmp_path):
@@ -84,15 +134,10 @@ def test_dynopool_example_learns_sizes_and_counts_traces(tmp_path):
 def test_train_example_global_pooling_heads(tmp_path):
   for head in ("netvlad",):  # the head with a data-driven start
     out = tmp_path / head
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "train.py"), "--pool", "max", "--head", head,
-         "--epochs", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _train("--pool", "max", "--head", head, "--epochs", "1", "--out", str(out))
     result = json.loads((out / "results.json").read_text())
     assert result["config"]["head"] == head
-    assert result["results"]["max"]["test_accuracy"] > 0.3  # one epoch learns
+    assert result["results"]["max"]["test_accuracy_mean"] > 0.3  # one epoch learns
 
 
 def test_roi_align_example_compares_the_region_operators(tmp_path):
