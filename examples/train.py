@@ -39,8 +39,9 @@ Usage:
   python examples/train.py --dataset mnist1d --pool max --pool lift
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python examples/train.py --pool max
 
-Writes ``results.json`` (per pooling and seed: test accuracy, accuracy per
-epoch, train time, median step time; per pooling: mean and std),
+Writes ``results.json`` (per pooling and seed: test and train accuracy, both
+in inference mode, test accuracy per epoch, train time, median step time; per
+pooling: means and stds),
 ``results.md`` (the table) and ``accuracy.png`` under ``--out``.
 """
 
@@ -261,15 +262,15 @@ class Parallel:
     nnx.update(nodes, jax.device_put(state, self.replicated))
 
 
-def padded_test_set(data: Data, parallel: Parallel):
-  """The test set padded to a multiple of the device count, with its mask."""
-  n = len(data.x_test)
+def padded(images: np.ndarray, labels: np.ndarray, parallel: Parallel):
+  """An evaluation set padded to a multiple of the device count, with its
+  mask, sharded."""
+  n = len(images)
   total = -(-n // parallel.size) * parallel.size
-  pad = [(0, total - n)] + [(0, 0)] * (data.x_test.ndim - 1)
-  images = np.pad(data.x_test, pad)
-  labels = np.pad(data.y_test, (0, total - n))
+  pad = [(0, total - n)] + [(0, 0)] * (images.ndim - 1)
   mask = np.arange(total) < n
-  return tuple(parallel.shard(a) for a in (images, labels, mask))
+  arrays = (np.pad(images, pad), np.pad(labels, (0, total - n)), mask)
+  return tuple(parallel.shard(a) for a in arrays)
 
 
 # ---------------------------------------------------------------------------
@@ -362,8 +363,8 @@ def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dic
   model, optimizer = new_run(pool, seed, data, args, parallel)
   checkpoints = RunCheckpoints(args.out / "checkpoints" / pool / f"seed{seed}")
   fingerprint = run_fingerprint(data, args)
-  record = {"fingerprint": fingerprint, "accuracy_per_epoch": [], "step_times_s": [],
-            "train_time_s": 0.0}
+  record = {"fingerprint": fingerprint, "accuracy_per_epoch": [],
+            "train_accuracy_per_epoch": [], "step_times_s": [], "train_time_s": 0.0}
   done = checkpoints.latest_epoch()
   if done:
     record = checkpoints.restore(done, (model, optimizer))
@@ -377,7 +378,8 @@ def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dic
       print(f"{pool} seed {seed}: complete in {args.out} ({done} epochs); reporting epoch {args.epochs}")
     else:
       print(f"{pool} seed {seed}: resumed from epoch {done} of {args.epochs}")
-  test_set = padded_test_set(data, parallel)
+  test_set = padded(data.x_test, data.y_test, parallel)
+  train_set = padded(data.x_train, data.y_train, parallel)
   steps = len(data.x_train) // args.batch_size
   bar = tqdm(total=args.epochs * steps, initial=min(done, args.epochs) * steps,
              desc=f"{pool:>12} seed {seed}", mininterval=0.5, disable=args.quiet)
@@ -397,9 +399,14 @@ def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dic
     # DynOPool's learned sizes: re-rounded once per epoch (a re-trace only
     # when one changes); a no-op for every other pooling.
     jpnnx.sync_dyno_shapes(model)
-    correct = int(correct_count(inference_view(model), *test_set))
-    record["accuracy_per_epoch"].append(correct / len(data.x_test))
     record["train_time_s"] += time.perf_counter() - start
+    # Both in inference mode (random poolings deterministic): their gap is
+    # the generalisation gap reproduce.py compares.
+    evaluated = inference_view(model)
+    record["accuracy_per_epoch"].append(
+        int(correct_count(evaluated, *test_set)) / len(data.x_test))
+    record["train_accuracy_per_epoch"].append(
+        int(correct_count(evaluated, *train_set)) / len(data.x_train))
     record["step_times_s"] += new_times[1:] if not record["step_times_s"] else new_times
     new_times = []
     checkpoints.save(epoch + 1, (model, optimizer), record)
@@ -409,6 +416,7 @@ def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dic
   times = record["step_times_s"] or [float("nan")]
   return {
       "test_accuracy": curve[-1],
+      "train_accuracy": record["train_accuracy_per_epoch"][args.epochs - 1],
       "accuracy_per_epoch": curve,
       "train_time_s": record["train_time_s"],
       # The first step of a run compiles; the median of the rest is the cost.
@@ -424,10 +432,13 @@ def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dic
 def summarise(per_seed: dict) -> dict:
   """Mean and std (over seeds, ``ddof=0``) of the runs of one pooling."""
   accuracies = np.array([r["test_accuracy"] for r in per_seed.values()])
+  train = np.array([r["train_accuracy"] for r in per_seed.values()])
   curves = np.array([r["accuracy_per_epoch"] for r in per_seed.values()])
   return {
       "test_accuracy_mean": float(accuracies.mean()),
       "test_accuracy_std": float(accuracies.std()),
+      "train_accuracy_mean": float(train.mean()),
+      "train_accuracy_std": float(train.std()),
       "accuracy_per_epoch_mean": curves.mean(axis=0).tolist(),
       "step_time_ms": float(np.median([r["step_time_ms"] for r in per_seed.values()])),
       "train_time_s_mean": float(np.mean([r["train_time_s"] for r in per_seed.values()])),
