@@ -203,9 +203,14 @@ def _shift(images, pixels: int) -> np.ndarray:
   return out
 
 
+@nnx.jit
+def _accuracy(model, images, labels):
+  return jnp.mean(jnp.argmax(model(images), axis=-1) == labels)
+
+
 def robustness(args) -> dict:
-  data = digits.load_data(args.size, args.seed)
-  x_train, x_test, y_train, y_test = data
+  data = digits.load_digits_data(args.size)
+  x_train, x_test, y_train, y_test = data.x_train, data.x_test, data.y_train, data.y_test
   noise = np.random.default_rng(args.seed).standard_normal(x_test.shape).astype(np.float32)
   corruptions = {
       "clean": x_test,
@@ -216,7 +221,7 @@ def robustness(args) -> dict:
   }
   results = {}
   for pool in ("max", "avg", "lift"):
-    model = digits.CNN(pool, size=args.size, rngs=nnx.Rngs(args.seed))
+    model = digits.CNN(pool, spatial=data.spatial, rngs=nnx.Rngs(args.seed))
     optimizer = nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param)
     rng = np.random.default_rng(args.seed)
     for _ in range(args.digit_epochs):
@@ -225,7 +230,7 @@ def robustness(args) -> dict:
         batch = order[i * args.batch_size:(i + 1) * args.batch_size]
         digits.train_step(model, optimizer, x_train[batch], y_train[batch])
     results[pool] = {
-        name: float(digits.accuracy(model, images, y_test)) for name, images in corruptions.items()
+        name: float(_accuracy(model, images, y_test)) for name, images in corruptions.items()
     }
     print(f"{pool:>5}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[pool].items()), flush=True)
   return results

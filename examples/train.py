@@ -490,7 +490,9 @@ def plot(results: dict, title: str, path: pathlib.Path) -> None:
   for row, name in enumerate(names):
     bars.plot(means[row], row, linestyle="none", markeredgecolor="black",
               markersize=5, **styles[name])
-  bars.set_yticks(rows, names, fontsize=8)
+  labels = [f"{n}  {m:.3f}" + (f" ± {d:.3f}" if len(results[n]["seeds"]) > 1 else "")
+            for n, m, d in zip(names, means, stds)]
+  bars.set_yticks(rows, labels, fontsize=8)
   low = max(0.0, float((means - stds).min()) - 0.05)
   bars.set(xlim=(low, 1.0), xlabel="final test accuracy (± std over seeds)",
            title="Final accuracy, sorted")

@@ -152,3 +152,68 @@ def test_roi_align_example_compares_the_region_operators(tmp_path):
     assert 0.2 < scores["clean"]["mean"] <= 1.0 and 0.0 <= scores["jittered"]["mean"] <= 1.0
   assert (tmp_path / "roi_digits.png").stat().st_size > 10_000
   assert "| roi_pool |" in (tmp_path / "roi_digits.md").read_text()
+
+
+def test_gallery_pools_one_image_by_every_window_operator(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "gallery.py"), "--out", str(tmp_path)],
+      capture_output=True, text=True, timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "(26 panels)" in proc.stdout
+  assert (tmp_path / "gallery.png").stat().st_size > 100_000
+
+
+def test_reproduce_writes_verdicts_and_the_claims_page(tmp_path):
+  out = tmp_path / "claims"
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "examples" / "reproduce.py"), "--quick", "--only", "softpool",
+       "--only", "lip", "--out", str(out)],
+      capture_output=True, text=True, timeout=900,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  claims = json.loads((out / "claims.json").read_text())
+  assert claims["quick"] and [c["name"] for c in claims["claims"]] == [
+      "SoftPool preserves detail", "LIP beats its baseline"]
+  assert {c["verdict"] for c in claims["claims"]} <= {"supported", "not supported", "inconclusive"}
+  page = (tmp_path / "claims.md").read_text()
+  assert "smoke test" in page
+  assert "[SoftPool preserves detail](#softpool-preserves-detail)" in page
+  assert "![SoftPool preserves detail](claims/softpool/detail.png)" in page
+
+
+def test_reproduce_verdicts_follow_the_measurements():
+  sys.path.insert(0, str(ROOT / "examples"))
+  import reproduce
+
+  def trained(means, gaps=None, std=0.002):
+    gaps = gaps or {p: 0.02 for p in means}
+    return {p: {"test_accuracy_mean": m, "test_accuracy_std": std,
+                "seeds": {str(s): {"test_accuracy": m, "train_accuracy": m + gaps[p]} for s in range(3)}}
+            for p, m in means.items()}
+
+  assert reproduce.judge_lip(trained({"lip": 0.99, "avg": 0.95, "max": 0.96}))[0] == "supported"
+  assert reproduce.judge_lip(trained({"lip": 0.95, "avg": 0.99, "max": 0.99}))[0] == "not supported"
+  assert reproduce.judge_lip(trained({"lip": 0.97, "avg": 0.969, "max": 0.971}))[0] == "inconclusive"
+  pools = ("max",) + reproduce.RANDOM_POOLS
+  small = trained(dict.fromkeys(pools, 0.97), {p: 0.03 if p == "max" else 0.0 for p in pools})
+  assert reproduce.judge_regularisation(small)[0] == "supported"
+  same = trained(dict.fromkeys(pools, 0.97))
+  assert reproduce.judge_regularisation(same)[0] == "inconclusive"
+  stretched = {"stretched": {"ratio": [[0.5, 0.7], [0.6, 0.8]]}, "tiled": {"ratio": [[0.8, 0.8]] * 2},
+               "enlarged": {"ratio": [[0.6, 0.6]] * 2}}
+  assert reproduce.judge_anisotropy(stretched)[0] == "supported"
+  assert reproduce.judge_density(stretched)[0] == "supported"
+  scores = {"psnr": 20.0, "ssim": 0.5}
+  better = {"psnr": 30.0, "ssim": 0.9}
+  detail = {"config": {"factor": 4}, "mean": {"soft": scores, "avg": better, "max": {"psnr": 10.0, "ssim": 0.1}}}
+  assert reproduce.judge_softpool(detail)[0] == "not supported"
+  roi = {"roi_align aligned": {"clean": {"mean": 0.94, "std": 0.01}, "jittered": {"mean": 0.8, "std": 0.01}},
+         "roi_pool": {"clean": {"mean": 0.90, "std": 0.01}, "jittered": {"mean": 0.8, "std": 0.01}}}
+  assert reproduce.judge_roi(roi)[0] == "supported"
+  lift = {"reconstruction": {"lift LeGall 5/3": better, "max + unpool": scores, "lift learned": better,
+                             "avg + bilinear": scores},
+          "robustness": {"lift": {"clean": 0.98, "noise": 0.9}, "max": {"clean": 0.98, "noise": 0.95},
+                         "avg": {"clean": 0.97, "noise": 0.94}}}
+  assert reproduce.judge_lift_reconstruction(lift)[0] == "supported"
+  assert reproduce.judge_lift_robustness(lift)[0] == "not supported"

@@ -18,7 +18,16 @@ LOSSES = "losses"
 
 
 class PoolModule(nn.Module):
-  """Base of every jaxpool Linen layer."""
+  """Base of every jaxpool Linen layer.
+
+  Example:
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.AvgMaxPool.from_window((2, 2), combine="concat")
+    >>> isinstance(layer, jplinen.PoolModule), layer.feature_multiplier
+    (True, 2)
+    >>> jplinen.MaxPool.from_window((3, 3), 1, "SAME").padding
+    'SAME'
+  """
 
   @property
   def feature_multiplier(self) -> int:
@@ -34,7 +43,23 @@ class PoolModule(nn.Module):
 
 class WindowModule(PoolModule):
   """Fields shared by the sliding-window layers (see :func:`jaxpool.max_pool`):
-  the window triple positional, the rest keyword-only."""
+  the window triple positional, the rest keyword-only.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> import jaxpool
+    >>> from jaxpool import linen as jplinen
+    >>> class RangePool(jplinen.WindowModule):  # max - min of each window
+    ...   def __call__(self, x):
+    ...     return jaxpool.max_pool(x, **self.window()) - jaxpool.min_pool(x, **self.window())
+    >>> layer = RangePool((2, 2), strides=1)
+    >>> layer.window()
+    {'window_shape': (2, 2), 'strides': 1, 'padding': 'VALID', 'dilation': None, 'ceil_mode': False}
+    >>> layer.apply({}, jnp.arange(16.0).reshape(1, 4, 4, 1))[0, ..., 0]
+    Array([[5., 5., 5.],
+           [5., 5., 5.],
+           [5., 5., 5.]], dtype=float32)
+  """
 
   window_shape: Sequence[int]
   strides: int | Sequence[int] | None = None
@@ -53,7 +78,29 @@ class WindowModule(PoolModule):
 class RandomModule(PoolModule):
   """Dropout-style mode and key handling shared by the random layers: a
   ``deterministic`` field or call argument, keys from the ``rng_collection``
-  stream (``'pool'``)."""
+  stream (``'pool'``).
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> import jaxpool
+    >>> from jaxpool import linen as jplinen
+    >>> class NoisyAvgPool(jplinen.RandomModule):  # noise in training only
+    ...   deterministic: bool | None = None
+    ...   rng_collection: str = "pool"
+    ...   def __call__(self, x, deterministic=None):
+    ...     y = jaxpool.avg_pool(x, (2, 2))
+    ...     key = self.key(deterministic)
+    ...     return y if key is None else y + 0.1 * jax.random.normal(key, y.shape)
+    >>> layer = NoisyAvgPool()
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> layer.apply({}, x, deterministic=True)[0, ..., 0]
+    Array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+    >>> y = layer.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(0)})
+    >>> y.shape
+    (1, 2, 2, 1)
+  """
 
   def key(self, deterministic: bool | None) -> jax.Array | None:
     """A key from the ``rng_collection`` stream, or ``None`` when deterministic."""
@@ -72,6 +119,23 @@ def auxiliary_loss(state: Mapping) -> jax.Array:
 
   Returns:
     A float32 scalar; 0 when nothing was sown.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.LiftDownPool()
+    >>> x = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
+    >>> variables = layer.init(jax.random.key(0), x)
+    >>> y, state = layer.apply(variables, x, mutable=["losses"])
+    >>> jax.tree.map(jnp.shape, state)
+    {'losses': {'lift_constraints': ()}}
+    >>> float(jplinen.auxiliary_loss(state)) > 0
+    True
+    >>> jplinen.auxiliary_loss({"losses": {"a": jnp.array(1.5), "b": jnp.array([0.25, 0.25])}})
+    Array(2., dtype=float32)
+    >>> float(jplinen.auxiliary_loss({}))
+    0.0
   """
   if not isinstance(state, Mapping):
     raise TypeError(

@@ -13,14 +13,42 @@ __all__ = ["MaxPoolWithIndices", "MaxUnpool"]
 
 
 class MaxPoolWithIndices(WindowModule):
-  """Max pooling returning ``(values, indices)``; see :class:`MaxUnpool`."""
+  """Max pooling returning ``(values, indices)``; see :class:`MaxUnpool`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> values, indices = jplinen.MaxPoolWithIndices((2, 2)).apply({}, x)
+    >>> values[0, ..., 0]
+    Array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    >>> indices[0, ..., 0]  # flat positions in the 4x4 map
+    Array([[ 5,  7],
+           [13, 15]], dtype=int32)
+  """
 
   def __call__(self, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
     return jaxpool.max_pool_with_indices(x, **self.window())
 
 
 class MaxUnpool(PoolModule):
-  """Max unpooling over :func:`jaxpool.max_unpool`: ``layer(values, indices)``."""
+  """Max unpooling over :func:`jaxpool.max_unpool`: ``layer(values, indices)``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> values, indices = jplinen.MaxPoolWithIndices((2, 2)).apply({}, x)
+    >>> y = jplinen.MaxUnpool((4, 4)).apply({}, values, indices)
+    >>> y[0, ..., 0]  # the maxima back in place, zeros elsewhere
+    Array([[ 0.,  0.,  0.,  0.],
+           [ 0.,  5.,  0.,  7.],
+           [ 0.,  0.,  0.,  0.],
+           [ 0., 13.,  0., 15.]], dtype=float32)
+    >>> bool(jnp.array_equal(jplinen.MaxPool((2, 2)).apply({}, y), values))
+    True
+  """
 
   output_shape: Sequence[int]
 

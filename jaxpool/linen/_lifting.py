@@ -114,7 +114,25 @@ class LiftDownPool(PoolModule):
 class LiftUpPool(PoolModule):
   """LiftUpPool: ``LiftUpPool(down=down)(bands) == down.inverse(bands)``, the
   exact inverse of a :class:`LiftDownPool` with its parameters. Define both
-  in the parent's ``setup`` so they share ``down``."""
+  in the parent's ``setup`` so they share ``down``.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from flax import linen as nn
+    >>> from jaxpool import linen as jplinen
+    >>> class Codec(nn.Module):
+    ...   def setup(self):
+    ...     self.down = jplinen.LiftDownPool(output="all")  # all four bands
+    ...     self.up = jplinen.LiftUpPool(down=self.down)
+    ...   def __call__(self, x):
+    ...     return self.up(self.down(x))
+    >>> x = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
+    >>> model = Codec()
+    >>> variables = model.init(jax.random.key(0), x)
+    >>> bool(jnp.allclose(model.apply(variables, x), x, atol=1e-5))
+    True
+  """
 
   _: dataclasses.KW_ONLY
   down: LiftDownPool

@@ -18,7 +18,22 @@ __all__ = ["GatedPool", "LearnedMixedPool", "MixedPool"]
 
 
 class MixedPool(WindowModule, RandomModule):
-  """Yu et al.'s random max/average pooling over :func:`jaxpool.mixed_pool`."""
+  """Yu et al.'s random max/average pooling over :func:`jaxpool.mixed_pool`.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> layer = jplinen.MixedPool((2, 2), alpha=1.0)  # max pooling with probability 1
+    >>> y = layer.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(0)})
+    >>> bool(jnp.array_equal(y, jplinen.MaxPool((2, 2)).apply({}, x)))
+    True
+    >>> layer = jplinen.MixedPool((2, 2), alpha=0.25)
+    >>> layer.apply({}, x, deterministic=True)[0, ..., 0]  # 0.25 max + 0.75 avg
+    Array([[ 3.125,  5.125],
+           [11.125, 13.125]], dtype=float32)
+  """
 
   _: dataclasses.KW_ONLY
   alpha: float = 0.5
@@ -46,6 +61,19 @@ class LearnedMixedPool(WindowModule):
 
   See :class:`jaxpool.nnx.LearnedMixedPool`. One weight per layer, or per
   feature with ``per_feature=True``.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.LearnedMixedPool((2, 2))
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> variables = layer.init(jax.random.key(0), x)
+    >>> jax.tree.map(jnp.shape, variables)
+    {'params': {'mix_logit': ()}}
+    >>> layer.apply(variables, x)[0, ..., 0]  # w = 0: (max + avg) / 2
+    Array([[ 3.75,  5.75],
+           [11.75, 13.75]], dtype=float32)
   """
 
   _: dataclasses.KW_ONLY
@@ -64,7 +92,23 @@ class LearnedMixedPool(WindowModule):
 
 
 class GatedPool(WindowModule):
-  """Lee et al.'s gated pooling with a learned mask (see :class:`jaxpool.nnx.GatedPool`)."""
+  """Lee et al.'s gated pooling with a learned mask (see :class:`jaxpool.nnx.GatedPool`).
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.GatedPool((2, 2), per_feature=True)
+    >>> x = jnp.ones((1, 4, 4, 3))
+    >>> variables = layer.init(jax.random.key(0), x)
+    >>> jax.tree.map(jnp.shape, variables), layer.apply(variables, x).shape
+    ({'params': {'gate': (2, 2, 3)}}, (1, 2, 2, 3))
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> zero_gate = {"params": {"gate": jnp.zeros((2, 2))}}
+    >>> jplinen.GatedPool((2, 2)).apply(zero_gate, x)[0, ..., 0]  # (max + avg) / 2
+    Array([[ 3.75,  5.75],
+           [11.75, 13.75]], dtype=float32)
+  """
 
   _: dataclasses.KW_ONLY
   per_feature: bool = False

@@ -16,7 +16,17 @@ __all__ = ["SPPBlock", "SPPF", "SpatialPyramidPool"]
 
 
 class SpatialPyramidPool(PoolModule):
-  """SPPNet's pyramid over :func:`jaxpool.spatial_pyramid_pool`."""
+  """SPPNet's pyramid over :func:`jaxpool.spatial_pyramid_pool`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.SpatialPyramidPool()  # levels (1, 2, 4): 21 cells
+    >>> layer.apply({}, jnp.ones((2, 13, 9, 8))).shape  # any input size
+    (2, 168)
+    >>> layer.apply({}, jnp.ones((2, 30, 40, 8))).shape
+    (2, 168)
+  """
 
   levels: Sequence[int] = (1, 2, 4)
   _: dataclasses.KW_ONLY
@@ -72,7 +82,22 @@ class _YoloPooling(PoolModule):
 class SPPBlock(_YoloPooling):
   """YOLO's SPP block over :func:`jaxpool.spp_block`; with ``features`` set,
   ultralytics' ``SPP`` with its two 1x1 conv + batch norm + SiLU (pass
-  ``use_running_average`` as a field or call argument)."""
+  ``use_running_average`` as a field or call argument).
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.ones((2, 10, 10, 8))
+    >>> jplinen.SPPBlock().apply({}, x).shape  # x and 3 max poolings concatenated
+    (2, 10, 10, 32)
+    >>> block = jplinen.SPPBlock(features=8, out_features=16)
+    >>> variables = block.init(jax.random.key(0), x, use_running_average=True)
+    >>> y, state = block.apply(
+    ...     variables, x, use_running_average=False, mutable=["batch_stats"])
+    >>> y.shape, sorted(variables)
+    ((2, 10, 10, 16), ['batch_stats', 'params'])
+  """
 
   kernel_sizes: Sequence[int] = (5, 9, 13)
   _: dataclasses.KW_ONLY
@@ -92,7 +117,21 @@ class SPPBlock(_YoloPooling):
 
 class SPPF(_YoloPooling):
   """SPPF over :func:`jaxpool.sppf`; with ``features`` set, ultralytics'
-  ``SPPF`` with its two 1x1 convolutions, as :class:`SPPBlock`."""
+  ``SPPF`` with its two 1x1 convolutions, as :class:`SPPBlock`.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jax.random.normal(jax.random.key(0), (1, 12, 12, 4))
+    >>> y = jplinen.SPPF(3, 2).apply({}, x)  # chained 3x3 max poolings
+    >>> y.shape, bool(jnp.array_equal(y, jplinen.SPPBlock((3, 5)).apply({}, x)))
+    ((1, 12, 12, 12), True)
+    >>> layer = jplinen.SPPF(features=8)
+    >>> variables = layer.init(jax.random.key(0), x, use_running_average=True)
+    >>> layer.apply(variables, x, use_running_average=True).shape
+    (1, 12, 12, 8)
+  """
 
   kernel_size: int = 5
   repeats: int = 3

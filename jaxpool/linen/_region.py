@@ -15,7 +15,20 @@ __all__ = ["MultiScaleRoIAlign", "RoIAlign", "RoIPool"]
 
 
 class RoIPool(PoolModule):
-  """RoIPool over :func:`jaxpool.roi_pool`: ``layer(x, boxes)``."""
+  """RoIPool over :func:`jaxpool.roi_pool`: ``layer(x, boxes)``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> boxes = jnp.array([[0, 0, 0, 3, 3], [0, 2, 2, 3, 3]])  # (batch, x1, y1, x2, y2)
+    >>> jplinen.RoIPool(2).apply({}, x, boxes)[..., 0]
+    Array([[[ 5.,  7.],
+            [13., 15.]],
+    <BLANKLINE>
+           [[10., 11.],
+            [14., 15.]]], dtype=float32)
+  """
 
   output_shape: int | Sequence[int]
   _: dataclasses.KW_ONLY
@@ -26,7 +39,20 @@ class RoIPool(PoolModule):
 
 
 class RoIAlign(PoolModule):
-  """RoIAlign over :func:`jaxpool.roi_align`: ``layer(x, boxes)``."""
+  """RoIAlign over :func:`jaxpool.roi_align`: ``layer(x, boxes)``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> boxes = jnp.array([[0, 0.0, 0.0, 2.0, 2.0]])
+    >>> jplinen.RoIAlign(2).apply({}, x, boxes)[0, ..., 0]  # one sample per bin
+    Array([[2.5, 3.5],
+           [6.5, 7.5]], dtype=float32)
+    >>> jplinen.RoIAlign(2, aligned=True).apply({}, x, boxes)[0, ..., 0]
+    Array([[0., 1.],
+           [4., 5.]], dtype=float32)
+  """
 
   output_shape: int | Sequence[int]
   _: dataclasses.KW_ONLY
@@ -45,7 +71,18 @@ class RoIAlign(PoolModule):
 
 class MultiScaleRoIAlign(PoolModule):
   """RoIAlign over an FPN pyramid, :func:`jaxpool.multi_scale_roi_align`:
-  ``layer(levels, boxes)``, ``levels`` finest first."""
+  ``layer(levels, boxes)``, ``levels`` finest first.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> pyramid = [jnp.ones((1, 64, 64, 8)), jnp.full((1, 32, 32, 8), 2.0)]  # strides 4, 8
+    >>> boxes = jnp.array([[0, 0, 0, 50, 50], [0, 0, 0, 250, 250]])
+    >>> layer = jplinen.MultiScaleRoIAlign(7, image_shape=(256, 256))
+    >>> y = layer.apply({}, pyramid, boxes)
+    >>> y.shape, y[:, 0, 0, 0]  # the small box reads level 0, the large one level 1
+    ((2, 7, 7, 8), Array([1., 2.], dtype=float32))
+  """
 
   output_shape: int | Sequence[int]
   _: dataclasses.KW_ONLY

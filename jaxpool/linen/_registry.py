@@ -30,12 +30,30 @@ def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
 
 
 def unregister_pool(name: str) -> None:
-  """Removes ``name`` from the registry (nothing happens if it is absent)."""
+  """Removes ``name`` from the registry (nothing happens if it is absent).
+
+  Example:
+    >>> from jaxpool import linen as jplinen
+    >>> jplinen.register_pool("lp3", jplinen.LpPool, p=3.0)
+    >>> jplinen.make_pool("lp3", (2, 2)).p
+    3.0
+    >>> jplinen.unregister_pool("lp3")
+    >>> "lp3" in jplinen.available_pools()
+    False
+    >>> jplinen.unregister_pool("lp3")  # absent: nothing happens
+  """
   _REGISTRY.unregister(name)
 
 
 def available_pools() -> tuple[str, ...]:
-  """The names :func:`make_pool` accepts, sorted."""
+  """The names :func:`make_pool` accepts, sorted.
+
+  Example:
+    >>> from jaxpool import linen as jplinen
+    >>> names = jplinen.available_pools()
+    >>> "max" in names, "lift" in names, names == tuple(sorted(names))
+    (True, True, True)
+  """
   return _REGISTRY.names()
 
 

@@ -17,7 +17,20 @@ __all__ = ["S3Pool", "StochasticPool"]
 
 
 class StochasticPool(WindowModule, RandomModule):
-  """Zeiler & Fergus stochastic pooling over :func:`jaxpool.stochastic_pool`."""
+  """Zeiler & Fergus stochastic pooling over :func:`jaxpool.stochastic_pool`.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.StochasticPool((2,))
+    >>> x = jnp.array([1.0, 3.0]).reshape(1, 2, 1)
+    >>> layer.apply({}, x, deterministic=True)  # (1 + 9) / (1 + 3)
+    Array([[[2.5]]], dtype=float32)
+    >>> y = layer.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(0)})
+    >>> float(y[0, 0, 0]) in (1.0, 3.0)  # one sampled element of the window
+    True
+  """
 
   _: dataclasses.KW_ONLY
   deterministic: bool | None = None
@@ -30,7 +43,21 @@ class StochasticPool(WindowModule, RandomModule):
 
 
 class S3Pool(RandomModule):
-  """S3Pool over :func:`jaxpool.s3_pool`."""
+  """S3Pool over :func:`jaxpool.s3_pool`.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.S3Pool((2, 2))
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> y = layer.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(0)})
+    >>> y.shape
+    (1, 2, 2, 1)
+    >>> layer.apply({}, x, deterministic=True)[0, ..., 0]  # inference: averaging
+    Array([[ 7.5,  9. ],
+           [13.5, 15. ]], dtype=float32)
+  """
 
   window_shape: Sequence[int]
   strides: Sequence[int] | None = None

@@ -20,14 +20,34 @@ __all__ = ["DPP", "LIP", "LipPool", "SoftPool"]
 
 
 class SoftPool(WindowModule):
-  """SoftPool layer over :func:`jaxpool.soft_pool`."""
+  """SoftPool layer over :func:`jaxpool.soft_pool`.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.array([0.0, 1.0, 2.0, 3.0]).reshape(1, 4, 1)
+    >>> jplinen.SoftPool((2,)).apply({}, x)[0, :, 0]  # softmax-weighted windows
+    Array([0.7310586, 2.7310586], dtype=float32)
+  """
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     return jaxpool.soft_pool(x, **self.window())
 
 
 class LipPool(WindowModule):
-  """LIP with logits given at call time: ``layer(x, logits)``."""
+  """LIP with logits given at call time: ``layer(x, logits)``.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> y = jplinen.LipPool((2, 2)).apply({}, x, jnp.zeros_like(x))
+    >>> bool(jnp.allclose(y, jplinen.AvgPool((2, 2)).apply({}, x)))  # equal logits
+    True
+    >>> jplinen.LipPool((2, 2)).apply({}, x, 100.0 * x)[0, ..., 0]  # large: max
+    Array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+  """
 
   def __call__(
       self, x: jax.typing.ArrayLike, logits: jax.typing.ArrayLike
@@ -43,6 +63,20 @@ class LIP(WindowModule):
   (``'bottleneck'``); starts as average pooling. The parameters are one
   ``logit_params`` dict, made and applied by the same functions as the NNX
   layer's; ``features`` comes from the input.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.LIP()  # 3x3 windows, stride 2, padding 1
+    >>> x = jax.random.normal(jax.random.key(1), (2, 8, 8, 4))
+    >>> variables = layer.init(jax.random.key(0), x)
+    >>> y = layer.apply(variables, x)
+    >>> y.shape, list(variables["params"])
+    ((2, 4, 4, 4), ['logit_params'])
+    >>> avg = jplinen.AvgPool((3, 3), 2, 1, count_include_pad=False)
+    >>> bool(jnp.allclose(y, avg.apply({}, x), atol=1e-5))  # starts as averaging
+    True
   """
 
   window_shape: Sequence[int] = (3, 3)
@@ -73,6 +107,19 @@ class DPP(WindowModule):
   See :class:`jaxpool.nnx.DPP`; the parameters are one ``dpp_params`` dict
   (``log_alpha``, ``log_lam`` and for ``variant='full'`` the reference
   ``filter``), made and applied by the same functions as the NNX layer's.
+
+  Example:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> layer = jplinen.DPP(variant="full")
+    >>> x = jnp.full((1, 4, 4, 2), 3.0)
+    >>> variables = layer.init(jax.random.key(0), x)
+    >>> sorted(variables["params"]["dpp_params"])
+    ['filter', 'log_alpha', 'log_lam']
+    >>> layer.apply(variables, x)[0, ..., 0]  # a constant map stays constant
+    Array([[3., 3.],
+           [3., 3.]], dtype=float32)
   """
 
   window_shape: Sequence[int] = (2, 2)
