@@ -93,7 +93,7 @@ def adaptive_avg_pool(
   Returns:
     Array of shape ``(*batch, *output_shape, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(5.0).reshape(5, 1)
     >>> jaxpool.adaptive_avg_pool(x, (3,))[:, 0]
@@ -230,7 +230,7 @@ def adaptive_max_pool(
   Returns:
     Array of shape ``(*batch, *output_shape, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([0.0, 4.0, 1.0, 3.0, 2.0]).reshape(5, 1)
     >>> jaxpool.adaptive_max_pool(x, (3,))[:, 0]
@@ -274,7 +274,7 @@ def global_avg_pool(
     ``(batch, features)`` (or ``(*batch, features)``), ``x``'s dtype; with
     ``keepdims`` the spatial axes stay as ones.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> jaxpool.global_avg_pool(jnp.ones((2, 4, 4, 3))).shape
     (2, 3)
@@ -309,7 +309,7 @@ def global_max_pool(
   Returns:
     ``(batch, features)`` (or ``(*batch, features)``), ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(8.0).reshape(1, 2, 2, 2)
     >>> jaxpool.global_max_pool(x)

@@ -70,7 +70,7 @@ def bilinear_pool(
   Returns:
     ``(batch, d_x * d_y)``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.ones((2, 3, 3, 4))
     >>> jaxpool.bilinear_pool(x).shape
@@ -147,7 +147,7 @@ def compact_bilinear_pool(
   Returns:
     ``(batch, output_dim)``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jaxpool
     >>> x = jnp.ones((2, 3, 3, 8))
     >>> jaxpool.compact_bilinear_pool(x, output_dim=32, key=jax.random.key(0)).shape

@@ -85,7 +85,7 @@ def max_pool(
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> jaxpool.max_pool(x, (2, 2))[..., 0]
@@ -120,7 +120,7 @@ def min_pool(
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> jaxpool.min_pool(x, (2, 2))[..., 0]
@@ -174,7 +174,7 @@ def avg_pool(
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> jaxpool.avg_pool(x, (2, 2))[..., 0]
@@ -297,7 +297,7 @@ def lp_pool(
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([3.0, -4.0]).reshape(2, 1)
     >>> jaxpool.lp_pool(x, (2,), p=2)
@@ -358,7 +358,7 @@ def median_pool(
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([1.0, 9.0, 2.0, 4.0, 3.0, 8.0]).reshape(6, 1)
     >>> jaxpool.median_pool(x, (3,))[:, 0]
@@ -462,7 +462,7 @@ def avg_max_pool(
     Array of shape ``(*batch, *out_spatial, features)`` (``2 * features`` for
     ``'concat'``) and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([1.0, 3.0]).reshape(2, 1)
     >>> jaxpool.avg_max_pool(x, (2,), combine="concat")

@@ -149,7 +149,7 @@ def covariance_pool(
   Returns:
     ``(batch, d, d)`` or ``(batch, d (d + 1) / 2)``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.stack([jnp.array([[1.0, 0.0], [-1.0, 0.0]])])[:, :, None, :]  # (1, 2, 1, 2)
     >>> jaxpool.covariance_pool(x, normalize=None)

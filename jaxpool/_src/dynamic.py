@@ -73,7 +73,7 @@ def straight_through_sizes(in_sizes, scale, output_shape) -> jax.Array:
 def rounded_sizes(in_sizes: Sequence[int], scale) -> tuple[int, ...]:
   """``max(1, round(L / alpha))`` per axis, for a concrete ``scale``.
 
-  Example:
+  Examples:
     >>> rounded_sizes((32, 30), np.array([2.0, 3.0]))
     (16, 10)
   """
@@ -335,7 +335,7 @@ def dyno_pool(
   Returns:
     Array of shape ``(*batch, *output_shape, features)``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> dyno_pool(x, (2, 2))[0, ..., 0]  # the quarter cell: 2x2 max pooling

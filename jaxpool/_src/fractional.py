@@ -377,7 +377,7 @@ def fractional_max_pool(
   Returns:
     ``(*batch, *output_shape, features)`` array, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(25.0).reshape(1, 5, 5, 1)
     >>> u = jnp.full((1, 2, 1), 0.5)  # (batch, spatial axes, features)

@@ -57,7 +57,7 @@ def max_pool_with_indices(
     ``(values, indices)``, both of shape ``(*batch, *out_spatial, features)``;
     ``values`` has ``x``'s dtype and is differentiable, ``indices`` is int32.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([[1.0, 5.0], [7.0, 2.0]]).reshape(2, 2, 1)
     >>> values, indices = jaxpool.max_pool_with_indices(x, (2, 2))
@@ -168,7 +168,7 @@ def max_unpool(
   Returns:
     Array of shape ``(*batch, *output_shape, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([[1.0, 5.0], [7.0, 2.0]]).reshape(2, 2, 1)
     >>> values, indices = jaxpool.max_pool_with_indices(x, (2, 2))

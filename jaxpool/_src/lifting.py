@@ -53,7 +53,7 @@ def band_names(spatial_dims: int) -> tuple[str, ...]:
   vertical (H), so ``LH`` is the vertical detail of the horizontal
   approximation.
 
-  Example:
+  Examples:
     >>> band_names(2)
     ('LL', 'LH', 'HL', 'HH')
   """
@@ -267,7 +267,7 @@ def lift_down_pool_with_constraints(
     :func:`lift_down_pool` and two scalars, float32 for half-precision
     input (a float16 mean square overflows for activations of a few hundred).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> import jaxpool
     >>> bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(jnp.ones((1, 4, 4, 2)))
@@ -337,7 +337,7 @@ def lift_down_pool(
     dtype of ``x``. With the default wavelets a constant input gives the
     constant in the first band and zeros elsewhere.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> import jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -398,7 +398,7 @@ def lift_up_pool(
   Returns:
     ``(*batch, *2 spatial, features)``, in the bands' dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> import jaxpool
     >>> x = jnp.linspace(0.0, 1.0, 32).reshape(1, 4, 8, 1)

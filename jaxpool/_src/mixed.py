@@ -140,7 +140,7 @@ def mixed_pool(
   Returns:
     ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> jaxpool.mixed_pool(x, (2, 2), alpha=0.25)[0, :, :, 0]
@@ -208,7 +208,7 @@ def gated_pool(
   Returns:
     ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> y = jaxpool.gated_pool(x, jnp.zeros((2, 2)), (2, 2))  # s = 1/2

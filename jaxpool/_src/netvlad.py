@@ -46,7 +46,7 @@ def netvlad(
   Returns:
     ``(batch, K * D)``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.ones((2, 4, 4, 8))
     >>> centers = jnp.eye(3, 8)

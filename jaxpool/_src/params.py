@@ -435,7 +435,7 @@ def kmeans(key: jax.Array, points: jax.Array, clusters: int, *, iterations: int 
   """``clusters`` centres of ``points`` ``(N, D)``: k-means++ seeding, then
   ``iterations`` Lloyd steps (an empty cluster keeps its centre).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> points = jnp.array([[0.0], [0.1], [10.0], [10.1]])
     >>> jnp.sort(kmeans(jax.random.key(0), points, 2), axis=0)

@@ -59,7 +59,7 @@ def spatial_pyramid_pool(
     ``(batch, features * sum(n ** num_spatial))`` (``(*batch, ...)``), ``x``'s
     dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> jaxpool.spatial_pyramid_pool(jnp.ones((2, 13, 9, 8))).shape
     (2, 168)
@@ -112,7 +112,7 @@ def spp_block(
     ``(*batch, *spatial, features * (1 + len(kernel_sizes)))``, ``x``'s
     dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> jaxpool.spp_block(jnp.ones((2, 10, 10, 8)), (3,)).shape
     (2, 10, 10, 16)
@@ -153,7 +153,7 @@ def sppf(
   Returns:
     ``(*batch, *spatial, features * (1 + repeats))``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jaxpool
     >>> x = jax.random.normal(jax.random.key(0), (1, 12, 12, 4))
     >>> bool(jnp.array_equal(jaxpool.sppf(x, 3, 2), jaxpool.spp_block(x, (3, 5))))

@@ -237,7 +237,7 @@ def roi_pool(
   Returns:
     ``(K, ph, pw, features)``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> boxes = jnp.array([[0, 0, 0, 3, 3], [0, 2, 2, 3, 3]])
@@ -503,7 +503,7 @@ def roi_align(
   Returns:
     ``(K, ph, pw, features)``, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> boxes = jnp.array([[0, 0.0, 0.0, 2.0, 2.0]])
@@ -605,7 +605,7 @@ def multi_scale_roi_align(
   Returns:
     ``(K, ph, pw, features)``, the maps' dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> pyramid = [jnp.ones((1, 64, 64, 8)), jnp.ones((1, 32, 32, 8))]  # strides 4, 8
     >>> boxes = jnp.array([[0, 0, 0, 50, 50], [0, 0, 0, 250, 250]])

@@ -76,7 +76,7 @@ def stochastic_pool(
   Returns:
     ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([1.0, 3.0]).reshape(1, 2, 1)
     >>> jaxpool.stochastic_pool(x, (2,))[0, 0, 0]  # (1 + 9) / (1 + 3)
@@ -258,7 +258,7 @@ def s3_pool(
   Returns:
     ``(*batch, *(n // s), features)`` array, ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp, jaxpool
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
     >>> jaxpool.s3_pool(x, (2, 2), key=jax.random.key(0)).shape

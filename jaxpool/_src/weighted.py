@@ -249,7 +249,7 @@ def soft_pool(
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([0.0, 1.0, 2.0, 3.0]).reshape(4, 1)
     >>> jaxpool.soft_pool(x, (2,))[:, 0]
@@ -296,7 +296,7 @@ def lip_pool(
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([1.0, 3.0]).reshape(2, 1)
     >>> jaxpool.lip_pool(x, jnp.zeros_like(x), (2,))
@@ -399,7 +399,7 @@ def dpp_pool(
       finite and >= 0 (traced values, e.g. under ``jit``, cannot be checked
       and are used as given), or a bad ``reward``, ``normalize``, ``epsilon``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp, jaxpool
     >>> x = jnp.array([0.0, 0.0, 0.0, 4.0]).reshape(4, 1)
     >>> y = jaxpool.dpp_pool(x, 1.0, 2.0, (4,))

@@ -15,7 +15,7 @@ like :class:`flax.linen.Dropout`:
 :func:`make_pool` builds a layer from a registered name, as
 :func:`jaxpool.nnx.make_pool`; :func:`register_pool` adds names.
 
-Example:
+Examples:
   >>> import jax.numpy as jnp
   >>> from jaxpool import linen as jplinen
   >>> layer = jplinen.AvgPool((2, 2))

@@ -16,7 +16,7 @@ __all__ = ["AdaptiveAvgPool", "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool
 class AdaptiveAvgPool(PoolModule):
   """Adaptive average pooling over :func:`jaxpool.adaptive_avg_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(5.0).reshape(1, 5, 1)
@@ -35,7 +35,7 @@ class AdaptiveAvgPool(PoolModule):
 class AdaptiveMaxPool(PoolModule):
   """Adaptive max pooling over :func:`jaxpool.adaptive_max_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.array([0.0, 4.0, 1.0, 3.0, 2.0]).reshape(1, 5, 1)
@@ -61,7 +61,7 @@ class _Global(PoolModule):
 class GlobalAvgPool(_Global):
   """Mean over the spatial axes, over :func:`jaxpool.global_avg_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.ones((2, 4, 4, 3))
@@ -78,7 +78,7 @@ class GlobalAvgPool(_Global):
 class GlobalMaxPool(_Global):
   """Maximum over the spatial axes, over :func:`jaxpool.global_max_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(8.0).reshape(1, 2, 2, 2)

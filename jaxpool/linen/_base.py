@@ -20,7 +20,7 @@ LOSSES = "losses"
 class PoolModule(nn.Module):
   """Base of every jaxpool Linen layer.
 
-  Example:
+  Examples:
     >>> from jaxpool import linen as jplinen
     >>> layer = jplinen.AvgMaxPool.from_window((2, 2), combine="concat")
     >>> isinstance(layer, jplinen.PoolModule), layer.feature_multiplier
@@ -45,7 +45,7 @@ class WindowModule(PoolModule):
   """Fields shared by the sliding-window layers (see :func:`jaxpool.max_pool`):
   the window triple positional, the rest keyword-only.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> import jaxpool
     >>> from jaxpool import linen as jplinen
@@ -80,7 +80,7 @@ class RandomModule(PoolModule):
   ``deterministic`` field or call argument, keys from the ``rng_collection``
   stream (``'pool'``).
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> import jaxpool
@@ -120,7 +120,7 @@ def auxiliary_loss(state: Mapping) -> jax.Array:
   Returns:
     A float32 scalar; 0 when nothing was sown.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen

@@ -21,7 +21,7 @@ SKETCH = "sketch"
 class BilinearPool(PoolModule):
   """Bilinear pooling head: :func:`jaxpool.bilinear_pool` (``x`` or ``x, y``).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> jplinen.BilinearPool().apply({}, jnp.ones((2, 3, 3, 4))).shape
@@ -49,7 +49,7 @@ class CompactBilinearPool(PoolModule):
   are drawn at ``init`` from the ``'params'`` rng and kept, never trained, in
   the ``'sketch'`` collection (pass the whole ``variables`` to ``apply``).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> head = jplinen.CompactBilinearPool(output_dim=64)

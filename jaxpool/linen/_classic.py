@@ -18,7 +18,7 @@ __all__ = ["AvgMaxPool", "AvgPool", "LpPool", "MaxPool", "MedianPool", "MinPool"
 class MaxPool(WindowModule):
   """Max pooling layer over :func:`jaxpool.max_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -36,7 +36,7 @@ class MaxPool(WindowModule):
 class MinPool(WindowModule):
   """Min pooling layer over :func:`jaxpool.min_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -52,7 +52,7 @@ class MinPool(WindowModule):
 class AvgPool(WindowModule):
   """Average pooling layer over :func:`jaxpool.avg_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -78,7 +78,7 @@ class AvgPool(WindowModule):
 class LpPool(WindowModule):
   """Power-average pooling layer over :func:`jaxpool.lp_pool` (``p=2`` default).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.array([3.0, -4.0]).reshape(1, 2, 1)
@@ -96,7 +96,7 @@ class LpPool(WindowModule):
 class MedianPool(WindowModule):
   """Median pooling layer over :func:`jaxpool.median_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.array([1.0, 9.0, 2.0, 4.0, 3.0, 8.0]).reshape(1, 6, 1)
@@ -118,7 +118,7 @@ class MedianPool(WindowModule):
 class AvgMaxPool(WindowModule):
   """Average and max pooling combined, over :func:`jaxpool.avg_max_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.array([1.0, 3.0]).reshape(1, 2, 1)

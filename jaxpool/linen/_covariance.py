@@ -20,7 +20,7 @@ class CovariancePool(PoolModule):
   optional reduction is one ``reduction`` parameter dict made and applied by
   the same functions as the NNX layer's; ``features`` comes from the input.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> head = jplinen.CovariancePool(reduce_dim=4, output="triu")

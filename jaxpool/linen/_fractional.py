@@ -20,7 +20,7 @@ __all__ = ["FractionalMaxPool"]
 class FractionalMaxPool(RandomModule):
   """Fractional max pooling over :func:`jaxpool.fractional_max_pool`.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen

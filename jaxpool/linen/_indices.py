@@ -15,7 +15,7 @@ __all__ = ["MaxPoolWithIndices", "MaxUnpool"]
 class MaxPoolWithIndices(WindowModule):
   """Max pooling returning ``(values, indices)``; see :class:`MaxUnpool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -35,7 +35,7 @@ class MaxPoolWithIndices(WindowModule):
 class MaxUnpool(PoolModule):
   """Max unpooling over :func:`jaxpool.max_unpool`: ``layer(values, indices)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)

@@ -34,7 +34,7 @@ class LiftDownPool(PoolModule):
   :class:`LiftUpPool`) inverts the layer with the same parameters; call it
   after the layer has run once (its parameters exist).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> layer = jplinen.LiftDownPool()
@@ -116,7 +116,7 @@ class LiftUpPool(PoolModule):
   exact inverse of a :class:`LiftDownPool` with its parameters. Define both
   in the parent's ``setup`` so they share ``down``.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from flax import linen as nn

@@ -20,7 +20,7 @@ __all__ = ["GatedPool", "LearnedMixedPool", "MixedPool"]
 class MixedPool(WindowModule, RandomModule):
   """Yu et al.'s random max/average pooling over :func:`jaxpool.mixed_pool`.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
@@ -62,7 +62,7 @@ class LearnedMixedPool(WindowModule):
   See :class:`jaxpool.nnx.LearnedMixedPool`. One weight per layer, or per
   feature with ``per_feature=True``.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
@@ -94,7 +94,7 @@ class LearnedMixedPool(WindowModule):
 class GatedPool(WindowModule):
   """Lee et al.'s gated pooling with a learned mask (see :class:`jaxpool.nnx.GatedPool`).
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen

@@ -23,7 +23,7 @@ class NetVLAD(PoolModule):
   ``assign_bias``), started from k-means on ``descriptors`` when given (else
   random unit centres), by the same functions as the NNX layer.
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> sample = jax.random.normal(jax.random.key(1), (200, 8))

@@ -18,7 +18,7 @@ __all__ = ["SPPBlock", "SPPF", "SpatialPyramidPool"]
 class SpatialPyramidPool(PoolModule):
   """SPPNet's pyramid over :func:`jaxpool.spatial_pyramid_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> layer = jplinen.SpatialPyramidPool()  # levels (1, 2, 4): 21 cells
@@ -84,7 +84,7 @@ class SPPBlock(_YoloPooling):
   ultralytics' ``SPP`` with its two 1x1 conv + batch norm + SiLU (pass
   ``use_running_average`` as a field or call argument).
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
@@ -119,7 +119,7 @@ class SPPF(_YoloPooling):
   """SPPF over :func:`jaxpool.sppf`; with ``features`` set, ultralytics'
   ``SPPF`` with its two 1x1 convolutions, as :class:`SPPBlock`.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen

@@ -17,7 +17,7 @@ __all__ = ["MultiScaleRoIAlign", "RoIAlign", "RoIPool"]
 class RoIPool(PoolModule):
   """RoIPool over :func:`jaxpool.roi_pool`: ``layer(x, boxes)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -41,7 +41,7 @@ class RoIPool(PoolModule):
 class RoIAlign(PoolModule):
   """RoIAlign over :func:`jaxpool.roi_align`: ``layer(x, boxes)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -73,7 +73,7 @@ class MultiScaleRoIAlign(PoolModule):
   """RoIAlign over an FPN pyramid, :func:`jaxpool.multi_scale_roi_align`:
   ``layer(levels, boxes)``, ``levels`` finest first.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> pyramid = [jnp.ones((1, 64, 64, 8)), jnp.full((1, 32, 32, 8), 2.0)]  # strides 4, 8

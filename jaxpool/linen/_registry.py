@@ -19,7 +19,7 @@ def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
   ``layer.from_window(window_shape, strides, padding, **defaults,
   **options)``.
 
-  Example:
+  Examples:
     >>> from jaxpool import linen as jplinen
     >>> jplinen.register_pool("lp4", jplinen.LpPool, p=4.0)
     >>> jplinen.make_pool("lp4", (2, 2)).p
@@ -32,7 +32,7 @@ def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
 def unregister_pool(name: str) -> None:
   """Removes ``name`` from the registry (nothing happens if it is absent).
 
-  Example:
+  Examples:
     >>> from jaxpool import linen as jplinen
     >>> jplinen.register_pool("lp3", jplinen.LpPool, p=3.0)
     >>> jplinen.make_pool("lp3", (2, 2)).p
@@ -48,7 +48,7 @@ def unregister_pool(name: str) -> None:
 def available_pools() -> tuple[str, ...]:
   """The names :func:`make_pool` accepts, sorted.
 
-  Example:
+  Examples:
     >>> from jaxpool import linen as jplinen
     >>> names = jplinen.available_pools()
     >>> "max" in names, "lift" in names, names == tuple(sorted(names))
@@ -67,7 +67,7 @@ def make_pool(
   layers infer ``features`` from the input and draw their randomness from
   the ``'pool'`` stream at ``apply`` time.
 
-  Example:
+  Examples:
     >>> from jaxpool import linen as jplinen
     >>> jplinen.make_pool("avgmax", (2, 2)).combine
     'add'

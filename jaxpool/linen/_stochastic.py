@@ -19,7 +19,7 @@ __all__ = ["S3Pool", "StochasticPool"]
 class StochasticPool(WindowModule, RandomModule):
   """Zeiler & Fergus stochastic pooling over :func:`jaxpool.stochastic_pool`.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
@@ -45,7 +45,7 @@ class StochasticPool(WindowModule, RandomModule):
 class S3Pool(RandomModule):
   """S3Pool over :func:`jaxpool.s3_pool`.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen

@@ -22,7 +22,7 @@ __all__ = ["DPP", "LIP", "LipPool", "SoftPool"]
 class SoftPool(WindowModule):
   """SoftPool layer over :func:`jaxpool.soft_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.array([0.0, 1.0, 2.0, 3.0]).reshape(1, 4, 1)
@@ -37,7 +37,7 @@ class SoftPool(WindowModule):
 class LipPool(WindowModule):
   """LIP with logits given at call time: ``layer(x, logits)``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
     >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
@@ -64,7 +64,7 @@ class LIP(WindowModule):
   ``logit_params`` dict, made and applied by the same functions as the NNX
   layer's; ``features`` comes from the input.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen
@@ -108,7 +108,7 @@ class DPP(WindowModule):
   (``log_alpha``, ``log_lam`` and for ``variant='full'`` the reference
   ``filter``), made and applied by the same functions as the NNX layer's.
 
-  Example:
+  Examples:
     >>> import jax
     >>> import jax.numpy as jnp
     >>> from jaxpool import linen as jplinen

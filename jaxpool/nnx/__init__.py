@@ -8,6 +8,8 @@ and kinds) and the call applies the function. No layer re-implements math.
 * Learned layers (``LIP``, ``DPP``, ``LearnedMixedPool``, ``GatedPool``) own
   :class:`flax.nnx.Param` attributes and pass them through the shared
   parametrisations to the function; ``features`` is keyword-only.
+  ``LIP_LOGIT_BOUND`` (12.0) is the bound of LIP's logit modules, whose
+  logits are ``LIP_LOGIT_BOUND * sigmoid(.)`` as in the official code.
 * Random layers (:class:`RandomLayer`: ``MixedPool``, ``StochasticPool``,
   ``S3Pool``, ``FractionalMaxPool``) take ``rngs`` in the constructor or at
   call time (an :class:`flax.nnx.Rngs`, an ``RngStream`` or a raw key; the
@@ -20,7 +22,7 @@ and kinds) and the call applies the function. No layer re-implements math.
 ``"soft"``, ``"lip"``, ...), for models that choose their pooling by string;
 :func:`register_pool` adds names.
 
-Example:
+Examples:
   >>> import jax.numpy as jnp
   >>> from jaxpool import nnx as jpnnx
   >>> pool = jpnnx.MaxPool((2, 2))

@@ -40,7 +40,19 @@ def window_options(window_shape, strides, padding, **options) -> dict:
 
 
 class PoolLayer(nnx.Module):
-  """Base of every jaxpool NNX layer."""
+  """Base of every jaxpool NNX layer.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> layer = jpnnx.make_pool("catavgmax", (2, 2))
+    >>> isinstance(layer, jpnnx.PoolLayer), layer.feature_multiplier
+    (True, 2)
+    >>> layer(jnp.ones((1, 4, 4, 3))).shape
+    (1, 2, 2, 6)
+    >>> print(layer.auxiliary_loss())
+    None
+  """
 
   @property
   def feature_multiplier(self) -> int:
@@ -74,6 +86,19 @@ class FunctionLayer(PoolLayer):
   constructor takes the function's other arguments (same names, defaults and
   kinds) and checks them against its signature, so a misspelt option fails at
   construction, not at the first call.
+
+  Examples:
+    >>> import jaxpool
+    >>> from jaxpool import nnx as jpnnx
+    >>> layer = jpnnx.MaxPool((2, 2), strides=1)
+    >>> isinstance(layer, jpnnx.FunctionLayer), layer.function is jaxpool.max_pool
+    (True, True)
+    >>> layer.args, layer.kwargs
+    (((2, 2),), {'strides': 1})
+    >>> jpnnx.MaxPool((2, 2), stride=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: MaxPool: got an unexpected keyword argument 'stride' (...)
   """
 
   function: ClassVar[Callable[..., Any]]
@@ -159,6 +184,21 @@ class RandomLayer(FunctionLayer):
       ``Rngs`` without that stream use ``'default'``).
     rngs: ``Rngs``, ``RngStream`` or ``None`` (then pass ``rngs`` at call
       time in training).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.array([1.0, 3.0]).reshape(1, 2, 1)
+    >>> model = nnx.Sequential(jpnnx.StochasticPool((2,), rngs=nnx.Rngs(0)))
+    >>> isinstance(model.layers[0], jpnnx.RandomLayer), model.layers[0].deterministic
+    (True, False)
+    >>> eval_model = nnx.view(model, deterministic=True)
+    >>> eval_model(x)  # inference: the probability-weighted average
+    Array([[[2.5]]], dtype=float32)
+    >>> model.eval()  # the same switch, in place
+    >>> model.layers[0].deterministic
+    True
   """
 
   _extra_parameters = (
@@ -234,7 +274,21 @@ class RandomLayer(FunctionLayer):
 
 class LearnedLayer(PoolLayer):
   """A layer that owns learned parameters; ``make_pool`` passes it
-  ``features`` and ``rngs``."""
+  ``features`` and ``rngs``.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> layer = jpnnx.make_pool("dpp", (2, 2), features=3, rngs=nnx.Rngs(0))
+    >>> isinstance(layer, jpnnx.LearnedLayer)
+    True
+    >>> [p.shape for p in jax.tree.leaves(nnx.state(layer, nnx.Param))]
+    [(3,), (3,)]
+    >>> layer(jnp.ones((1, 4, 4, 3))).shape
+    (1, 2, 2, 3)
+  """
 
   @classmethod
   def from_window(cls, window_shape, strides=None, padding="VALID", *,
@@ -271,7 +325,7 @@ def auxiliary_loss(model: nnx.Module) -> jax.Array:
   Call it after the forward pass, inside the loss function, so that it works
   under ``nnx.jit`` and ``nnx.value_and_grad``.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx

@@ -18,7 +18,7 @@ class BilinearPool(PoolLayer):
   """Bilinear pooling head: :func:`jaxpool.bilinear_pool` (``layer(x)`` or
   ``layer(x, y)``), no parameters.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import nnx as jpnnx
     >>> jpnnx.BilinearPool()(jnp.ones((2, 3, 3, 4))).shape
@@ -36,7 +36,20 @@ class BilinearPool(PoolLayer):
 
 class Sketch(nnx.Variable):
   """A fixed count sketch (hashes or signs) of a :class:`CompactBilinearPool`:
-  drawn once from ``rngs``, never trained."""
+  drawn once from ``rngs``, never trained.
+
+  Examples:
+    >>> import jax
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> head = jpnnx.CompactBilinearPool(features=8, output_dim=64, rngs=nnx.Rngs(0))
+    >>> sorted(nnx.state(head, jpnnx.Sketch).keys())
+    ['hash_x', 'hash_y', 'sign_x', 'sign_y']
+    >>> isinstance(head.hash_x, jpnnx.Sketch), head.hash_x.shape
+    (True, (8,))
+    >>> jax.tree.leaves(nnx.state(head, nnx.Param))  # nothing to train
+    []
+  """
 
 
 class CompactBilinearPool(PoolLayer):
@@ -52,7 +65,7 @@ class CompactBilinearPool(PoolLayer):
     normalize, eps, spatial_ndim: as :func:`jaxpool.compact_bilinear_pool`.
     rngs: draws the sketches (stream ``'params'``).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx

@@ -11,32 +11,88 @@ __all__ = ["AvgMaxPool", "AvgPool", "LpPool", "MaxPool", "MedianPool", "MinPool"
 
 @function_layer(jaxpool.max_pool)
 class MaxPool(FunctionLayer):
-  """Max pooling layer: ``MaxPool((2, 2))(x) == jaxpool.max_pool(x, (2, 2))``."""
+  """Max pooling layer: ``MaxPool((2, 2))(x) == jaxpool.max_pool(x, (2, 2))``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jpnnx.MaxPool((2, 2))(x)[..., 0]
+    Array([[[ 5.,  7.],
+            [13., 15.]]], dtype=float32)
+    >>> jpnnx.MaxPool((3, 3), strides=1, padding=1)(x).shape
+    (1, 4, 4, 1)
+  """
 
 
 @function_layer(jaxpool.min_pool)
 class MinPool(FunctionLayer):
-  """Min pooling layer over :func:`jaxpool.min_pool`."""
+  """Min pooling layer over :func:`jaxpool.min_pool`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jpnnx.MinPool((2, 2))(x)[..., 0]
+    Array([[[ 0.,  2.],
+            [ 8., 10.]]], dtype=float32)
+  """
 
 
 @function_layer(jaxpool.avg_pool)
 class AvgPool(FunctionLayer):
-  """Average pooling layer over :func:`jaxpool.avg_pool`."""
+  """Average pooling layer over :func:`jaxpool.avg_pool`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jpnnx.AvgPool((2, 2))(x)[..., 0]
+    Array([[[ 2.5,  4.5],
+            [10.5, 12.5]]], dtype=float32)
+  """
 
 
 @function_layer(jaxpool.lp_pool)
 class LpPool(FunctionLayer):
-  """Power-average pooling layer: ``LpPool((2, 2), p=2.0)``."""
+  """Power-average pooling layer: ``LpPool((2, 2), p=2.0)``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.array([3.0, -4.0]).reshape(1, 2, 1)
+    >>> jpnnx.LpPool((2,), p=2.0)(x)  # sqrt(3 ** 2 + 4 ** 2)
+    Array([[[5.]]], dtype=float32)
+  """
 
 
 @function_layer(jaxpool.median_pool)
 class MedianPool(FunctionLayer):
-  """Median pooling layer over :func:`jaxpool.median_pool`."""
+  """Median pooling layer over :func:`jaxpool.median_pool`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.array([1.0, 9.0, 2.0, 4.0, 3.0, 8.0]).reshape(1, 6, 1)
+    >>> jpnnx.MedianPool((3,))(x)[0, :, 0]
+    Array([2., 4.], dtype=float32)
+  """
 
 
 @function_layer(jaxpool.avg_max_pool)
 class AvgMaxPool(FunctionLayer):
-  """Average and max pooling combined, over :func:`jaxpool.avg_max_pool`."""
+  """Average and max pooling combined, over :func:`jaxpool.avg_max_pool`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.array([1.0, 3.0]).reshape(1, 2, 1)
+    >>> layer = jpnnx.AvgMaxPool((2,), combine="concat")
+    >>> layer(x)  # the average, then the maximum
+    Array([[[2., 3.]]], dtype=float32)
+    >>> layer.feature_multiplier
+    2
+  """
 
   @property
   def feature_multiplier(self) -> int:

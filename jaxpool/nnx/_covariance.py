@@ -29,7 +29,7 @@ class CovariancePool(PoolLayer):
       :func:`jaxpool.covariance_pool`.
     rngs: initialises the reduction.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx

@@ -80,7 +80,7 @@ class DynOPool(PoolLayer):
   Attributes:
     synced_alpha: the ``alpha`` the static size was last rounded from.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import nnx as jpnnx
     >>> pool = jpnnx.DynOPool()
@@ -216,7 +216,7 @@ def sync_dyno_shapes(model: nnx.Module) -> dict[tuple, tuple[tuple[int, ...], tu
   every few steps); a jitted step re-traces on its next call only when this
   changed something, and sizes seen before are reused from the cache.
 
-  Example:
+  Examples:
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx
     >>> model = nnx.Sequential(jpnnx.DynOPool(), jpnnx.DynOPool())

@@ -18,6 +18,18 @@ class FractionalMaxPool(RandomLayer):
   Training draws fresh samples per call; inference computes the exact
   expectation of the training output over the samples. See
   :func:`jaxpool.fractional_max_pool`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.arange(25.0).reshape(1, 5, 5, 1)
+    >>> layer = jpnnx.FractionalMaxPool((2, 2), output_shape=(3, 3), rngs=nnx.Rngs(0))
+    >>> layer(x).shape  # training: pseudo-random windows
+    (1, 3, 3, 1)
+    >>> y = nnx.view(layer, deterministic=True)(x)  # inference: the expectation
+    >>> [round(float(v), 3) for v in y[0, 0, :, 0]]
+    [6.0, 7.333, 9.0]
   """
 
   @classmethod

@@ -10,9 +10,30 @@ __all__ = ["MaxPoolWithIndices", "MaxUnpool"]
 
 @function_layer(jaxpool.max_pool_with_indices)
 class MaxPoolWithIndices(FunctionLayer):
-  """Max pooling returning ``(values, indices)`` for :class:`MaxUnpool`."""
+  """Max pooling returning ``(values, indices)`` for :class:`MaxUnpool`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.array([[1.0, 5.0], [7.0, 2.0]]).reshape(1, 2, 2, 1)
+    >>> values, indices = jpnnx.MaxPoolWithIndices((2, 2))(x)
+    >>> values[0, ..., 0], indices[0, ..., 0]  # 7 is at flat position 2
+    (Array([[7.]], dtype=float32), Array([[2]], dtype=int32))
+  """
 
 
 @function_layer(jaxpool.max_unpool, inputs=("x", "indices"))
 class MaxUnpool(FunctionLayer):
-  """Max unpooling: ``MaxUnpool(output_shape)(values, indices)``."""
+  """Max unpooling: ``MaxUnpool(output_shape)(values, indices)``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> values, indices = jpnnx.MaxPoolWithIndices((2, 2))(x)
+    >>> jpnnx.MaxUnpool((4, 4))(values, indices)[0, ..., 0]  # maxima back in place
+    Array([[ 0.,  0.,  0.,  0.],
+           [ 0.,  5.,  0.,  7.],
+           [ 0.,  0.,  0.,  0.],
+           [ 0., 13.,  0., 15.]], dtype=float32)
+  """

@@ -62,7 +62,7 @@ class LiftDownPool(PoolLayer):
       :func:`auxiliary_loss` (the paper's 0.01 and 0.1).
     rngs: initialisation randomness (required when ``learned``).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx
@@ -165,7 +165,7 @@ class LiftUpPool(PoolLayer):
   Args:
     down: the :class:`LiftDownPool` to invert.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx

@@ -27,6 +27,20 @@ class MixedPool(RandomLayer):
 
   Training draws max or average per region (``granularity``); inference mixes
   them with weight ``alpha``. See :func:`jaxpool.mixed_pool`.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> import jaxpool
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> layer = jpnnx.MixedPool((2, 2), alpha=1.0, rngs=nnx.Rngs(0))
+    >>> bool(jnp.array_equal(layer(x), jaxpool.max_pool(x, (2, 2))))  # always max
+    True
+    >>> layer = jpnnx.MixedPool((2, 2), alpha=0.25, deterministic=True)
+    >>> layer(x)[0, ..., 0]  # inference: 0.25 * max + 0.75 * average
+    Array([[ 3.125,  5.125],
+           [11.125, 13.125]], dtype=float32)
   """
 
 
@@ -63,7 +77,7 @@ class LearnedMixedPool(LearnedLayer):
     **options: keyword options of :func:`jaxpool.mixed_pool`
       (``count_include_pad``, ``dilation``, ``ceil_mode``, ...).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import nnx as jpnnx
     >>> jpnnx.LearnedMixedPool((2, 2))(jnp.ones((1, 4, 4, 3))).shape
@@ -102,7 +116,7 @@ class GatedPool(LearnedLayer):
     rngs: initialisation randomness.
     **options: keyword options of :func:`jaxpool.gated_pool`.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx

@@ -39,7 +39,7 @@ class NetVLAD(PoolLayer):
     kmeans_iterations: Lloyd steps of the start.
     rngs: for the k-means seeding or the random start (stream ``'params'``).
 
-  Example:
+  Examples:
     >>> import jax, jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx

@@ -18,7 +18,17 @@ __all__ = ["SPPBlock", "SPPF", "SpatialPyramidPool"]
 
 @function_layer(jaxpool.spatial_pyramid_pool)
 class SpatialPyramidPool(FunctionLayer):
-  """SPPNet's pyramid: a fixed-length vector for any input size."""
+  """SPPNet's pyramid: a fixed-length vector for any input size.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> layer = jpnnx.SpatialPyramidPool((1, 2, 4))  # 1 + 4 + 16 bins
+    >>> layer(jnp.ones((2, 13, 9, 8))).shape
+    (2, 168)
+    >>> layer(jnp.ones((2, 30, 40, 8))).shape
+    (2, 168)
+  """
 
 
 class _ConvBNSiLU(nnx.Module):
@@ -75,6 +85,16 @@ class SPPBlock(_YoloPooling):
   concatenated. With ``features=C`` (and ``rngs``) it is ultralytics'
   ``SPP(C, out_features)``: a 1x1 conv + batch norm + SiLU to ``C // 2``, the
   pooling, and another to ``out_features`` (default ``C``).
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.ones((2, 10, 10, 8))
+    >>> jpnnx.SPPBlock((3, 5))(x).shape  # x and its two poolings
+    (2, 10, 10, 24)
+    >>> jpnnx.SPPBlock(features=8, out_features=16, rngs=nnx.Rngs(0))(x).shape
+    (2, 10, 10, 16)
   """
 
   def __init__(self, kernel_sizes: Sequence[int] = (5, 9, 13), *, order: str = "ultralytics",
@@ -102,6 +122,17 @@ class SPPF(_YoloPooling):
   is the pooling alone; with ``features=C`` (and ``rngs``) it is
   ultralytics' ``SPPF(C, out_features)`` with its two 1x1 convolutions, as
   :class:`SPPBlock`.
+
+  Examples:
+    >>> import jax
+    >>> import jax.numpy as jnp
+    >>> from flax import nnx
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jax.random.normal(jax.random.key(0), (1, 12, 12, 4))
+    >>> bool(jnp.array_equal(jpnnx.SPPF(3, 2)(x), jpnnx.SPPBlock((3, 5))(x)))
+    True
+    >>> jpnnx.SPPF(features=4, rngs=nnx.Rngs(0))(x).shape
+    (1, 12, 12, 4)
   """
 
   def __init__(self, kernel_size: int = 5, repeats: int = 3, *, order: str = "ultralytics",

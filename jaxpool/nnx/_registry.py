@@ -22,7 +22,7 @@ def register_pool(name: str, layer: type[PoolLayer], **defaults) -> None:
   rngs=..., **defaults, **options)`` (by default the constructor with the
   window arguments).
 
-  Example:
+  Examples:
     >>> from jaxpool import nnx as jpnnx
     >>> jpnnx.register_pool("lp4", jpnnx.LpPool, p=4.0)
     >>> jpnnx.make_pool("lp4", (2, 2)).kwargs["p"]
@@ -33,12 +33,32 @@ def register_pool(name: str, layer: type[PoolLayer], **defaults) -> None:
 
 
 def unregister_pool(name: str) -> None:
-  """Removes ``name`` from the registry (nothing happens if it is absent)."""
+  """Removes ``name`` from the registry (nothing happens if it is absent).
+
+  Examples:
+    >>> from jaxpool import nnx as jpnnx
+    >>> jpnnx.register_pool("lp3", jpnnx.LpPool, p=3.0)
+    >>> jpnnx.make_pool("lp3", (2, 2)).kwargs["p"]
+    3.0
+    >>> jpnnx.unregister_pool("lp3")
+    >>> "lp3" in jpnnx.available_pools()
+    False
+    >>> jpnnx.unregister_pool("lp3")  # absent: nothing happens
+  """
   _REGISTRY.unregister(name)
 
 
 def available_pools() -> tuple[str, ...]:
-  """The names :func:`make_pool` accepts, sorted."""
+  """The names :func:`make_pool` accepts, sorted.
+
+  Examples:
+    >>> from jaxpool import nnx as jpnnx
+    >>> names = jpnnx.available_pools()
+    >>> {"max", "avg", "soft", "lip", "mixed"} <= set(names)
+    True
+    >>> list(names) == sorted(names)
+    True
+  """
   return _REGISTRY.names()
 
 
@@ -75,7 +95,7 @@ def make_pool(
   Returns:
     The layer.
 
-  Example:
+  Examples:
     >>> from jaxpool import nnx as jpnnx
     >>> type(jpnnx.make_pool("lp", (2, 2))).__name__
     'LpPool'

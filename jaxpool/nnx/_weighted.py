@@ -25,7 +25,15 @@ __all__ = ["DPP", "LIP", "LipPool", "SoftPool"]
 
 @function_layer(jaxpool.soft_pool)
 class SoftPool(FunctionLayer):
-  """SoftPool layer: ``SoftPool((2, 2))(x) == jaxpool.soft_pool(x, (2, 2))``."""
+  """SoftPool layer: ``SoftPool((2, 2))(x) == jaxpool.soft_pool(x, (2, 2))``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.array([0.0, 1.0, 2.0, 3.0]).reshape(1, 4, 1)
+    >>> jpnnx.SoftPool((2,))(x)[0, :, 0]  # softmax-weighted: near the maximum
+    Array([0.7310586, 2.7310586], dtype=float32)
+  """
 
 
 @function_layer(jaxpool.lip_pool, inputs=("x", "logits"))
@@ -33,6 +41,15 @@ class LipPool(FunctionLayer):
   """LIP with logits given at call time: ``LipPool((3, 3), 2, 1)(x, logits)``.
 
   See :class:`LIP` for the layer that learns its logits.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxpool
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> y = jpnnx.LipPool((2, 2))(x, jnp.zeros_like(x))  # equal logits
+    >>> bool(jnp.allclose(y, jaxpool.avg_pool(x, (2, 2))))  # average pooling
+    True
   """
 
 
@@ -62,7 +79,7 @@ class LIP(LearnedLayer):
     dilation, ceil_mode: as in :func:`jaxpool.lip_pool`.
     rngs: initialisation randomness.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx
@@ -123,7 +140,7 @@ class DPP(LearnedLayer):
     rngs: unused (the initialisation is deterministic); accepted so that
       :func:`make_pool` can pass it.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> from jaxpool import nnx as jpnnx
     >>> layer = jpnnx.DPP((2, 2), features=3, variant="full")

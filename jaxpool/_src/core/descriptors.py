@@ -38,7 +38,7 @@ def signed_sqrt(v: jax.Array) -> jax.Array:
   """``sign(v) * sqrt(|v|)``, exact in value; its derivative
   ``1 / (2 sqrt(|v|))`` is taken as 0 at ``v = 0`` (finite there).
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> signed_sqrt(jnp.array([-4.0, 0.0, 9.0]))
     Array([-2.,  0.,  3.], dtype=float32)

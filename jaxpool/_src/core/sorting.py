@@ -79,7 +79,7 @@ def order_statistics(
     ``{rank: array}``; exact (every output is one of the inputs), NaN
     propagating as described in the module docstring.
 
-  Example:
+  Examples:
     >>> import jax.numpy as jnp
     >>> v = [jnp.array([3.0, 0.0]), jnp.array([1.0, 5.0]), jnp.array([2.0, 4.0])]
     >>> order_statistics(v, [1])[1]
