@@ -164,7 +164,7 @@ def main(argv=None):
   parser.add_argument("--jitter", type=float, default=0.15,
                       help="test boxes' corners moved by up to this fraction of the box size")
   parser.add_argument("--quick", action="store_true", help="a smoke run: 2 epochs, 1 seed")
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("docs"))
+  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/roi"))
   args = parser.parse_args(argv)
   if args.quick:
     args.epochs, args.seeds, args.train_canvases, args.test_canvases = 2, 1, 300, 100

@@ -122,7 +122,7 @@ def test_import_jaxpool_does_not_import_flax():
 @pytest.mark.parametrize("fn", PUBLIC, ids=jaxpool.__all__)
 def test_every_public_function_is_documented_with_an_example(fn):
   doc = inspect.getdoc(fn)
-  assert doc and "Args:" in doc and "Returns:" in doc and "Example:" in doc and ">>>" in doc
+  assert doc and "Args:" in doc and "Returns:" in doc and "Examples:" in doc and ">>>" in doc
 
 
 @pytest.mark.parametrize("fn", PUBLIC, ids=jaxpool.__all__)
