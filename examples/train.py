@@ -307,7 +307,10 @@ class RunCheckpoints:
   def __init__(self, directory: pathlib.Path):
     self.manager = ocp.CheckpointManager(
         directory.absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+        # Synchronous: each epoch's checkpoint is complete before training
+        # goes on (an interrupted run resumes from it).
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, enable_async_checkpointing=False),
     )
 
   def latest_epoch(self) -> int:
@@ -316,7 +319,6 @@ class RunCheckpoints:
   def save(self, epoch: int, nodes, record: dict) -> None:
     self.manager.save(epoch, args=ocp.args.Composite(
         state=ocp.args.StandardSave(savable(nodes)), record=ocp.args.JsonSave(record)))
-    self.manager.wait_until_finished()
 
   def restore(self, epoch: int, nodes) -> dict:
     target = jax.tree.map(
