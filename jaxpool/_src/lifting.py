@@ -25,8 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxpool._src.core.reductions import fence
+from jaxpool._src.core import banded
 from jaxpool._src.core.checks import check_choice, check_spatial_dims
+from jaxpool._src.core.reductions import fence
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
@@ -153,6 +154,39 @@ WAVELETS: dict[str, tuple[Step, Step]] = {
 }
 
 
+# The fixed wavelets as two-band maps (core.banded): each lifting step along
+# an axis of length n is a linear map to (s, d), computed as a few weighted,
+# shifted phase planes of the input, and its inverse likewise from the bands.
+# The maps are read off the lifting itself, applied to the identity, so the
+# symmetric extension is exactly that of the steps above.
+
+
+@functools.lru_cache(maxsize=64)
+def _analysis_bank(wavelet: str, n: int) -> banded.BandTerms:
+  """``(s, d) = M x`` of one lifting step of ``wavelet`` on length ``n``."""
+  predict, update = WAVELETS[wavelet]
+  with jax.ensure_compile_time_eval():
+    basis = jnp.eye(n, dtype=jnp.float32)[:, :, None]  # (j, position, 1)
+    approx, detail, _, _ = _lift_step(basis, 1, predict, update)
+    columns = np.stack([np.asarray(approx), np.asarray(detail)])[..., 0]  # (2, j, k)
+  return banded.band_terms(np.swapaxes(columns, 1, 2))
+
+
+@functools.lru_cache(maxsize=64)
+def _synthesis_bank(wavelet: str, m: int) -> banded.BandTerms:
+  """``M`` with ``x = M^T (s, d)``, the inverse of one lifting step of
+  ``wavelet`` on length ``2 m``."""
+  predict, update = WAVELETS[wavelet]
+  with jax.ensure_compile_time_eval():
+    basis = jnp.eye(m, dtype=jnp.float32)[:, :, None]  # (k, position, 1)
+    zeros = jnp.zeros_like(basis)
+    rows = [
+        np.asarray(_unlift_step(basis, zeros, 1, predict, update))[..., 0],
+        np.asarray(_unlift_step(zeros, basis, 1, predict, update))[..., 0],
+    ]
+  return banded.band_terms(np.stack(rows))
+
+
 # ---------------------------------------------------------------------------
 # Argument checks.
 # ---------------------------------------------------------------------------
@@ -225,13 +259,17 @@ def _between_passes(bands, predict, update):
   return [fence(b) for b in bands]
 
 
-def _lift_step(x, axis, predict, update):
-  """One 1-D lifting step along ``axis``: ``(s, d)`` and its constraint terms."""
+def _lift_step(x, axis, predict, update, wavelet=None):
+  """One 1-D lifting step along ``axis``: ``(s, d)`` and its constraint
+  terms. With a ``wavelet`` name (its fixed steps), as a two-band map."""
   n = x.shape[axis]
-  even = lax.slice_in_dim(x, 0, n, 2, axis=axis)
   odd = lax.slice_in_dim(x, 1, n, 2, axis=axis)
-  detail = odd - _applied(predict, "predict", even, axis)
-  approx = even + _applied(update, "update", detail, axis)
+  if wavelet is not None:
+    approx, detail = banded.to_bands(x, axis, _analysis_bank(wavelet, n))
+  else:
+    even = lax.slice_in_dim(x, 0, n, 2, axis=axis)
+    detail = odd - _applied(predict, "predict", even, axis)
+    approx = even + _applied(update, "update", detail, axis)
   return approx, detail, _mean_square(approx - odd), _mean_square(detail)
 
 
@@ -278,6 +316,7 @@ def lift_down_pool_with_constraints(
   x = float_input(x, op)
   spatial_dims = check_spatial_dims(spatial_dims)
   axes = _lifted_axes(x.shape, spatial_dims, op)
+  fixed = wavelet if predict is None and update is None else None
   predict, update = _steps(predict, update, wavelet, op)
   bands = [x.astype(compute_dtype(x.dtype))]
   c_u = c_p = jnp.zeros((), bands[0].dtype)
@@ -286,7 +325,7 @@ def lift_down_pool_with_constraints(
       bands = _between_passes(bands, predict, update)
     lifted = []
     for band in bands:
-      approx, detail, u, p = _lift_step(band, axis, predict, update)
+      approx, detail, u, p = _lift_step(band, axis, predict, update, fixed)
       lifted += [approx, detail]
       c_u, c_p = c_u + u, c_p + p
     bands = lifted
@@ -361,7 +400,11 @@ def lift_down_pool(
 # ---------------------------------------------------------------------------
 
 
-def _unlift_step(approx, detail, axis, predict, update):
+def _unlift_step(approx, detail, axis, predict, update, wavelet=None):
+  """The inverse of :func:`_lift_step`; with a ``wavelet`` name, as a
+  two-band map."""
+  if wavelet is not None:
+    return banded.from_bands(approx, detail, axis, _synthesis_bank(wavelet, approx.shape[axis]))
   even = approx - _applied(update, "update", detail, axis)
   odd = detail + _applied(predict, "predict", even, axis)
   shape = list(even.shape)
@@ -435,6 +478,7 @@ def lift_up_pool(
         f"{op}: {len(bands)} sub-bands lift {spatial_dims} spatial axes, so each"
         f" must have at least {spatial_dims + 1} axes; got shape {shape}."
     )
+  fixed = wavelet if predict is None and update is None else None
   predict, update = _steps(predict, update, wavelet, op)
   axes = [len(shape) - 2 - i for i in range(spatial_dims)]
   arrays = [a.astype(compute_dtype(dtype)) for a in arrays]
@@ -442,7 +486,7 @@ def lift_up_pool(
   # (LeGall 5/3, zero details: 30 -> 40 ms fwd+bwd).
   for axis in reversed(axes):
     arrays = [
-        _unlift_step(arrays[i], arrays[i + 1], axis, predict, update)
+        _unlift_step(arrays[i], arrays[i + 1], axis, predict, update, fixed)
         for i in range(0, len(arrays), 2)
     ]
   return arrays[0].astype(dtype)
