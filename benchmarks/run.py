@@ -423,6 +423,7 @@ def run_lifting(args) -> str:
       "max_pool 2x2/2": lambda v, _: jaxpool.max_pool(v, (2, 2)),
       "lift_down_pool, LeGall 5/3, sum of bands": lambda v, _: sum(jaxpool.lift_down_pool(v)),
       "lift_down_pool, Haar, sum of bands": lambda v, _: sum(jaxpool.lift_down_pool(v, wavelet="haar")),
+      "lift_pool (the sum of bands in one filter per axis), LeGall 5/3": lambda v, _: jaxpool.lift_pool(v),
       "learned P/U (LiftDownPool.steps), sum + 0.01 c_u + 0.1 c_p": lambda v, s: _learned_lift(
           v, nnx.merge(graphdef, s).steps()),
       "lift_up_pool(LL=v, zero details), LeGall 5/3": lambda v, _: jaxpool.lift_up_pool(

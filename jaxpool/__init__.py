@@ -27,6 +27,7 @@ from jaxpool._src.lifting import lift_down_pool as lift_down_pool
 from jaxpool._src.lifting import (
     lift_down_pool_with_constraints as lift_down_pool_with_constraints,
 )
+from jaxpool._src.lifting import lift_pool as lift_pool
 from jaxpool._src.lifting import lift_up_pool as lift_up_pool
 from jaxpool._src.mixed import gated_pool as gated_pool
 from jaxpool._src.mixed import mixed_pool as mixed_pool
@@ -61,6 +62,7 @@ __all__ = [
     "global_max_pool",
     "lift_down_pool",
     "lift_down_pool_with_constraints",
+    "lift_pool",
     "lift_up_pool",
     "lip_pool",
     "lp_pool",

@@ -170,6 +170,7 @@ CASES = [
         x, (2, 2), output_shape=(4, 5), key=k),
          random=True, layer=("FractionalMaxPool", ((2, 2),), {"output_shape": (4, 5)})),
     Case("lift_down_pool", lambda x, k: sum(jaxpool.lift_down_pool(x[:, :6, :8])), _lift_reach),
+    Case("lift_pool", lambda x, k: jaxpool.lift_pool(x[:, :6, :8]), _lift_reach),
     Case("lift_down_pool_haar", lambda x, k: jaxpool.lift_down_pool(
         x[:, :6, :8], wavelet="haar").HL, _max_reach((2, 2)), sharding=False),
     Case("lift_up_pool", lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(

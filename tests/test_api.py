@@ -52,6 +52,7 @@ LAYERS = {
     "global_max_pool": ("GlobalMaxPool",),
     "lift_down_pool": ("LiftDownPool",),
     "lift_down_pool_with_constraints": ("LiftDownPool",),
+    "lift_pool": ("LiftDownPool",),
     "lift_up_pool": ("LiftUpPool",),
     "lip_pool": ("LipPool", "LIP"),
     "lp_pool": ("LpPool",),

@@ -288,6 +288,97 @@ def test_gradients_to_the_learned_parameters(x64):
   check_grads(loss, (params,), order=1, modes=["rev"], eps=1e-6)
 
 
+def _as_plain_callables(wavelet):
+  """The wavelet's own steps hidden behind plain callables, so that the
+  functions lift step by step instead of taking the two-band maps."""
+  from jaxpool._src.lifting import WAVELETS
+
+  predict, update = WAVELETS[wavelet]
+  return dict(predict=lambda v: predict(v), update=lambda v: update(v))
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "legall53"])
+@pytest.mark.parametrize("spatial_dims,shape", [
+    (1, (3, 2, 1)), (1, (2, 10, 3)), (2, (2, 2, 2, 1)), (2, (1, 4, 6, 3)),
+    (2, (1, 8, 2, 2)), (3, (1, 2, 4, 6, 2)), (3, (4, 6, 2, 1)),
+])
+def test_band_maps_equal_the_lifting_steps(spatial_dims, shape, wavelet, x64):
+  """The fixed wavelets run as two-band maps (core.banded), read off the
+  lifting steps: the bands, constraints and inverse must equal lifting step by
+  step, borders included (lengths 2, 4, 6, 8, 10)."""
+  x = _normal(shape, seed=sum(shape))
+  plain = _as_plain_callables(wavelet)
+  fast, fast_c = jaxpool.lift_down_pool_with_constraints(x, spatial_dims=spatial_dims, wavelet=wavelet)
+  slow, slow_c = jaxpool.lift_down_pool_with_constraints(x, spatial_dims=spatial_dims, **plain)
+  for a, b in zip(fast + tuple(fast_c), slow + tuple(slow_c)):
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+  bands = [_normal(fast[0].shape, seed=i) for i in range(len(fast))]
+  np.testing.assert_allclose(
+      jaxpool.lift_up_pool(bands, wavelet=wavelet), jaxpool.lift_up_pool(bands, **plain),
+      rtol=1e-12, atol=1e-12,
+  )
+  np.testing.assert_allclose(
+      jaxpool.lift_pool(x, spatial_dims=spatial_dims, wavelet=wavelet), sum(slow),
+      rtol=1e-12, atol=1e-12,
+  )
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "legall53"])
+def test_band_map_gradients_both_modes(wavelet, x64):
+  """The two-band maps' derivatives (each form the other's transpose), to
+  second order in forward and reverse mode."""
+  x = _normal((1, 4, 6, 2))
+  bands = tuple(_normal((1, 2, 3, 2), seed=i) for i in range(4))
+  weights = [1.0, -2.0, 0.5, 3.0]
+
+  def down(v):
+    return sum(w * b for w, b in zip(weights, jaxpool.lift_down_pool(v, wavelet=wavelet)))
+
+  check_grads(down, (x,), order=2, modes=["fwd", "rev"], eps=1e-6)
+  check_grads(lambda *b: jaxpool.lift_up_pool(b, wavelet=wavelet), bands, order=2,
+              modes=["fwd", "rev"], eps=1e-6)
+  check_grads(lambda v: jaxpool.lift_pool(v, wavelet=wavelet), (x,), order=2,
+              modes=["fwd", "rev"], eps=1e-6)
+
+
+@pytest.mark.parametrize("spatial_dims", [1, 2, 3])
+def test_lift_pool_is_the_sum_of_the_bands(spatial_dims, x64):
+  x = _normal(SHAPES[spatial_dims])
+  for wavelet in ("haar", "legall53"):
+    np.testing.assert_allclose(
+        jaxpool.lift_pool(x, spatial_dims=spatial_dims, wavelet=wavelet),
+        sum(jaxpool.lift_down_pool(x, spatial_dims=spatial_dims, wavelet=wavelet)),
+        rtol=1e-12, atol=1e-12,
+    )
+  predict, update = _steps(_random_params(SHAPES[spatial_dims][-1]))
+  learned = dict(spatial_dims=spatial_dims, predict=predict, update=update)
+  np.testing.assert_allclose(
+      jaxpool.lift_pool(x, **learned), sum(jaxpool.lift_down_pool(x, **learned)),
+      rtol=1e-12, atol=1e-12,
+  )
+
+
+def test_lift_pool_keeps_half_precision():
+  x = jnp.asarray(_normal((2, 4, 4, 3), dtype=np.float32), jnp.bfloat16)
+  y = jaxpool.lift_pool(x)
+  assert y.dtype == jnp.bfloat16 and y.shape == (2, 2, 2, 3)
+  np.testing.assert_allclose(
+      np.asarray(y, np.float32), np.asarray(jaxpool.lift_pool(x.astype(jnp.float32))),
+      rtol=2e-2, atol=2e-2,
+  )
+
+
+def test_band_terms_reject_maps_beyond_the_neighbouring_blocks():
+  from jaxpool._src.core.banded import band_terms
+
+  wide = np.zeros((2, 3, 6))
+  wide[0, 0, 4] = 1.0  # band sample 0 reads block 2
+  with pytest.raises(ValueError, match="beyond the neighbouring blocks"):
+    band_terms(wide)
+  with pytest.raises(ValueError, match=r"\(bands, m, 2m\)"):
+    band_terms(np.zeros((2, 3, 5)))
+
+
 @pytest.mark.parametrize("call,error,match", [
     (lambda: jaxpool.lift_down_pool(jnp.ones((1, 5, 4, 1))), ValueError, r"spatial axis 0 \(array axis 1\) has odd length 5"),
     (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 3, 1))), ValueError, r"spatial axis 1 \(array axis 2\)"),
@@ -305,6 +396,9 @@ def test_gradients_to_the_learned_parameters(x64):
     (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 2, spatial_dims=2),
      ValueError, "spatial_dims=2 expects 4 sub-bands; got 2"),
     (lambda: jaxpool.lift_down_pool(jnp.ones((1, 0, 4, 1))), ValueError, r"spatial axis 0 \(array axis 1\) is empty"),
+    (lambda: jaxpool.lift_pool(jnp.ones((1, 4, 5, 1))), ValueError, r"lift_pool: .*spatial axis 1 \(array axis 2\) has odd length 5"),
+    (lambda: jaxpool.lift_pool(jnp.ones((1, 4, 4, 1)), wavelet="db4"), ValueError, "wavelet"),
+    (lambda: jaxpool.lift_pool(jnp.ones((1, 4, 4, 1), jnp.int32)), TypeError, "floating-point"),
 ])
 def test_bad_arguments_are_clear_errors(call, error, match):
   with pytest.raises(error, match=match):

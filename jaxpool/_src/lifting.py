@@ -38,6 +38,7 @@ __all__ = [
     "band_names",
     "lift_down_pool",
     "lift_down_pool_with_constraints",
+    "lift_pool",
     "lift_up_pool",
     "WAVELETS",
 ]
@@ -162,14 +163,27 @@ WAVELETS: dict[str, tuple[Step, Step]] = {
 
 
 @functools.lru_cache(maxsize=64)
-def _analysis_bank(wavelet: str, n: int) -> banded.BandTerms:
-  """``(s, d) = M x`` of one lifting step of ``wavelet`` on length ``n``."""
+def _analysis_matrix(wavelet: str, n: int) -> np.ndarray:
+  """``M`` (``(2, n/2, n)``) with ``(s, d) = M x`` for one lifting step of
+  ``wavelet`` on length ``n``."""
   predict, update = WAVELETS[wavelet]
   with jax.ensure_compile_time_eval():
     basis = jnp.eye(n, dtype=jnp.float32)[:, :, None]  # (j, position, 1)
     approx, detail, _, _ = _lift_step(basis, 1, predict, update)
     columns = np.stack([np.asarray(approx), np.asarray(detail)])[..., 0]  # (2, j, k)
-  return banded.band_terms(np.swapaxes(columns, 1, 2))
+  return np.swapaxes(columns, 1, 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _analysis_bank(wavelet: str, n: int) -> banded.BandTerms:
+  """``(s, d)`` of one lifting step of ``wavelet`` on length ``n``."""
+  return banded.band_terms(_analysis_matrix(wavelet, n))
+
+
+@functools.lru_cache(maxsize=64)
+def _sum_bank(wavelet: str, n: int) -> banded.BandTerms:
+  """``s + d`` of one lifting step of ``wavelet`` on length ``n``."""
+  return banded.band_terms(_analysis_matrix(wavelet, n).sum(0, keepdims=True))
 
 
 @functools.lru_cache(maxsize=64)
@@ -395,6 +409,53 @@ def lift_down_pool(
   )[0]
 
 
+def lift_pool(
+    x: jax.typing.ArrayLike,
+    *,
+    spatial_dims: int = 2,
+    predict: Step | None = None,
+    update: Step | None = None,
+    wavelet: str = "legall53",
+) -> jax.Array:
+  """LiftPool for classification: the sum of :func:`lift_down_pool`'s bands.
+
+  ``lift_pool(x) == sum(lift_down_pool(x))``, the paper's pooling for
+  classification (``LL + LH + HL + HH`` in 2-D). With the fixed wavelets
+  (``predict`` and ``update`` ``None``) every band is a product of 1-D
+  filters, one per axis (``s`` or ``d``), so their sum is the product of the
+  per-axis sums ``s + d``: one filter per axis, half the work and memory of
+  the bands. With learned steps the bands are lifted and summed.
+
+  Args:
+    x, spatial_dims, predict, update, wavelet: as in :func:`lift_down_pool`.
+
+  Returns:
+    ``(*batch, *spatial / 2, features)`` in the dtype of ``x``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> import jaxpool
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jaxpool.lift_pool(x, wavelet="haar")[0, :, :, 0]
+    Array([[ 7.5,  9.5],
+           [15.5, 17.5]], dtype=float32)
+  """
+  options = dict(spatial_dims=spatial_dims, predict=predict, update=update, wavelet=wavelet)
+  if predict is not None or update is not None:
+    return functools.reduce(jnp.add, lift_down_pool(x, **options))
+  op = "lift_pool"
+  x = float_input(x, op)
+  spatial_dims = check_spatial_dims(spatial_dims)
+  axes = _lifted_axes(x.shape, spatial_dims, op)
+  predict, update = _steps(None, None, wavelet, op)
+  y = x.astype(compute_dtype(x.dtype))
+  for i, axis in enumerate(axes):
+    if i:
+      (y,) = _between_passes([y], predict, update)
+    (y,) = banded.to_bands(y, axis, _sum_bank(wavelet, y.shape[axis]))
+  return y.astype(x.dtype)
+
+
 # ---------------------------------------------------------------------------
 # Up: synthesis.
 # ---------------------------------------------------------------------------
@@ -404,7 +465,7 @@ def _unlift_step(approx, detail, axis, predict, update, wavelet=None):
   """The inverse of :func:`_lift_step`; with a ``wavelet`` name, as a
   two-band map."""
   if wavelet is not None:
-    return banded.from_bands(approx, detail, axis, _synthesis_bank(wavelet, approx.shape[axis]))
+    return banded.from_bands((approx, detail), axis, _synthesis_bank(wavelet, approx.shape[axis]))
   even = approx - _applied(update, "update", detail, axis)
   odd = detail + _applied(predict, "predict", even, axis)
   shape = list(even.shape)

@@ -36,20 +36,21 @@ __all__ = ["BandTerms", "band_terms", "from_bands", "to_bands"]
 
 
 class BandTerms(NamedTuple):
-  """A two-band map ``M`` of shape ``(2, m, 2m)`` as its nonzero terms.
+  """A band map ``M`` of shape ``(bands, m, 2m)`` as its nonzero terms.
 
   ``terms`` holds ``(band, shift, phase, weights)`` with ``weights`` a tuple
   of ``m`` floats: ``band[k] += weights[k] * x[2(k + shift) + phase]``.
   Hashable, so it can be a static argument.
   """
 
+  bands: int
   m: int
   terms: tuple[tuple[int, int, int, tuple[float, ...]], ...]
 
 
 def band_terms(matrix: np.ndarray) -> BandTerms:
-  """The terms of ``matrix`` (``(2, m, 2m)``), checked to read only blocks
-  ``k - 1 .. k + 1``.
+  """The terms of ``matrix`` (``(bands, m, 2m)``, usually two bands; one
+  for a sum of bands), checked to read only blocks ``k - 1 .. k + 1``.
 
   Examples:
     >>> import numpy as np
@@ -59,12 +60,12 @@ def band_terms(matrix: np.ndarray) -> BandTerms:
   """
   matrix = np.asarray(matrix, np.float64)
   bands, m, n = matrix.shape
-  if bands != 2 or n != 2 * m:
-    raise ValueError(f"expected a (2, m, 2m) matrix; got shape {matrix.shape}.")
+  if matrix.ndim != 3 or n != 2 * m:
+    raise ValueError(f"expected a (bands, m, 2m) matrix; got shape {matrix.shape}.")
   k = np.arange(m)
   covered = np.zeros(matrix.shape, bool)
   terms = []
-  for band in range(2):
+  for band in range(bands):
     for shift in (-1, 0, 1):
       for phase in range(2):
         j = 2 * (k + shift) + phase
@@ -76,7 +77,7 @@ def band_terms(matrix: np.ndarray) -> BandTerms:
           terms.append((band, shift, phase, tuple(float(w) for w in weights)))
   if matrix[~covered].any():
     raise ValueError("the map reads beyond the neighbouring blocks.")
-  return BandTerms(m, tuple(terms))
+  return BandTerms(bands, m, tuple(terms))
 
 
 def _along(vector, ndim: int, axis: int, dtype, trailing: int = 0) -> jax.Array:
@@ -122,13 +123,20 @@ def _zero_shifted(a: jax.Array, axis: int, shift: int) -> jax.Array:
   return lax.pad(part, jnp.zeros((), a.dtype), config)
 
 
-def _gather(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, jax.Array]:
-  """``M x``: the two bands, each a sum of weighted shifted phase planes."""
+def _gather(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, ...]:
+  """``M x``: the bands, each a sum of weighted shifted phase planes."""
   phased = x.reshape(x.shape[:axis] + (bank.m, 2) + x.shape[axis + 1:])
   planes = [lax.index_in_dim(phased, p, axis + 1, keepdims=False) for p in range(2)]
-  bands = [None, None]
+  bands = [None] * bank.bands
   for band, shift, phase, weights in bank.terms:
-    term = _clamped(planes[phase], axis, shift) * _along(weights, x.ndim, axis, x.dtype)
+    # Weighted before the shift (by the weight of the band sample that reads
+    # it), so that two bands reading one plane do not share a shifted copy,
+    # which XLA would materialise.
+    source = np.zeros(bank.m)
+    k = np.arange(bank.m)
+    inside = (k + shift >= 0) & (k + shift < bank.m)
+    source[k[inside] + shift] = np.asarray(weights)[inside]
+    term = _zero_shifted(planes[phase] * _along(source, x.ndim, axis, x.dtype), axis, shift)
     bands[band] = term if bands[band] is None else bands[band] + term
   return tuple(b if b is not None else jnp.zeros_like(planes[0]) for b in bands)
 
@@ -177,21 +185,22 @@ def _to_bands_jvp(axis, bank, primals, tangents):
   return bands, dx
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _from_bands(low, high, axis, bank):
-  return _scatter((low, high), axis, bank)
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _from_bands(bands, axis, bank):
+  return _scatter(bands, axis, bank)
 
 
 @_from_bands.defjvp
 def _from_bands_jvp(axis, bank, primals, tangents):
-  x = _from_bands(*primals, axis, bank)
+  (bands,), (tangents,) = primals, tangents
+  x = _from_bands(bands, axis, bank)
   # x stands for the cotangent's type (only that is read).
   (dx,) = jax.linear_transpose(lambda g: _gather(g, axis, bank), x)(tuple(tangents))
   return x, dx
 
 
-def to_bands(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, jax.Array]:
-  """The two bands ``M x`` along ``axis`` of ``x`` (length ``2 * bank.m``);
+def to_bands(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, ...]:
+  """The bands ``M x`` along ``axis`` of ``x`` (length ``2 * bank.m``);
   the derivative is :func:`from_bands`.
 
   Examples:
@@ -205,15 +214,16 @@ def to_bands(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, jax.A
   return _to_bands(x, axis % x.ndim, bank)
 
 
-def from_bands(low: jax.Array, high: jax.Array, axis: int, bank: BandTerms) -> jax.Array:
-  """``M^T`` applied to the two bands along ``axis``: an array twice as long
+def from_bands(bands, axis: int, bank: BandTerms) -> jax.Array:
+  """``M^T`` applied to the bands (a tuple) along ``axis``: an array twice as long
   there; the derivative is :func:`to_bands`.
 
   Examples:
     >>> import numpy as np, jax.numpy as jnp
     >>> inverse_haar = np.zeros((2, 1, 2)); inverse_haar[0, 0] = 1
     >>> inverse_haar[1, 0] = (-0.5, 0.5)
-    >>> from_bands(jnp.array([2.0]), jnp.array([2.0]), 0, band_terms(inverse_haar))
+    >>> from_bands((jnp.array([2.0]), jnp.array([2.0])), 0, band_terms(inverse_haar))
     Array([1., 3.], dtype=float32)
   """
-  return _from_bands(low, high, axis % low.ndim, bank)
+  bands = tuple(bands)
+  return _from_bands(bands, axis % bands[0].ndim, bank)
