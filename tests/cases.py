@@ -80,6 +80,23 @@ def _lift_reach(e, key):
   return sum(bands) > 0
 
 
+def _lift_round_trip_reach(e, key):
+  """LeGall 5/3 down then up, every coefficient of both made positive."""
+  def ahead(v):
+    return jnp.concatenate([v[..., 1:, :], v[..., -1:, :]], axis=-2)
+
+  def behind(v):
+    return jnp.concatenate([v[..., :1, :], v[..., :-1, :]], axis=-2)
+
+  bands = jaxpool.lift_down_pool(
+      e[:, :6, :8], predict=lambda v: -(v + ahead(v)), update=lambda d: d + behind(d)
+  )
+  # lift_up_pool: x_e = s - U(d), x_o = d + P(x_e).
+  return jaxpool.lift_up_pool(
+      bands, predict=lambda v: v + ahead(v), update=lambda d: -(d + behind(d))
+  ) > 0
+
+
 def _batch_reach(e, key, out):
   """A global descriptor: a cell reaches every output of its batch element."""
   hot = jnp.any(e != 0, axis=tuple(range(1, e.ndim)))
@@ -176,6 +193,8 @@ CASES = [
     Case("lift_up_pool", lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(
         x[:, :6, :8], spatial_dims=1, wavelet="haar"), wavelet="haar"),
          lambda e, k: jnp.repeat(jaxpool.max_pool(e[:, :6, :8], (1, 2)), 2, axis=2) > 0),
+    Case("lift_up_pool_legall53", lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(
+        x[:, :6, :8])), _lift_round_trip_reach),
     Case("dyno_pool", lambda x, k: jaxpool.dyno_pool(x[:, :6, :8], (3, 4))),
     Case("dyno_pool_mean", lambda x, k: jaxpool.dyno_pool(
         x, (4, 5), jnp.array([0.3, -0.1], x.dtype), aggregate="mean",

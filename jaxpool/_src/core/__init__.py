@@ -7,5 +7,7 @@
 * :mod:`.scatter`: the phase-layout backward scatter;
 * :mod:`.reductions`: window sums and extrema with their fast derivatives;
 * :mod:`.sorting`: order statistics by a sorting network (median pooling);
+* :mod:`.banded`: stride-2 two-band maps and their transposes (the fixed
+  wavelets of LiftPool);
 * :mod:`.sharding`: reshapes and random draws that keep the input's sharding.
 """

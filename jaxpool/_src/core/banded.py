@@ -92,6 +92,19 @@ def _along(vector, ndim: int, axis: int, dtype, trailing: int = 0) -> jax.Array:
   return jnp.asarray(vector.reshape(shape), dtype)
 
 
+def _guarded(term: jax.Array, weights: np.ndarray, read: np.ndarray, axis: int) -> jax.Array:
+  """``term`` (values times ``weights``) with exact zeros where a weight is
+  zero at a position that is read, so that an infinite or NaN value there
+  does not reach a sample that does not depend on it (``0 * inf`` is NaN).
+  Free when no read weight is zero (the fixed wavelets' analysis)."""
+  zero = (weights == 0) & read
+  if not zero.any():
+    return term
+  shape = [1] * term.ndim
+  shape[axis:axis + weights.ndim] = weights.shape
+  return jnp.where(~zero.reshape(shape), term, jnp.zeros((), term.dtype))
+
+
 def _clamped(a: jax.Array, axis: int, shift: int) -> jax.Array:
   """``a[k + shift]`` along ``axis`` (``shift`` = -1, 0, 1), the end sample
   repeated: a zero-padded slice with the end sample selected back in, which
@@ -136,7 +149,10 @@ def _gather(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, ...]:
     k = np.arange(bank.m)
     inside = (k + shift >= 0) & (k + shift < bank.m)
     source[k[inside] + shift] = np.asarray(weights)[inside]
-    term = _zero_shifted(planes[phase] * _along(source, x.ndim, axis, x.dtype), axis, shift)
+    read = np.zeros(bank.m, bool)
+    read[k[inside] + shift] = True
+    weighted = _guarded(planes[phase] * _along(source, x.ndim, axis, x.dtype), source, read, axis)
+    term = _zero_shifted(weighted, axis, shift)
     bands[band] = term if bands[band] is None else bands[band] + term
   return tuple(b if b is not None else jnp.zeros_like(planes[0]) for b in bands)
 
@@ -158,7 +174,9 @@ def _scatter(bands, axis: int, bank: BandTerms) -> jax.Array:
   total = None
   for (band, shift), table in tables.items():
     value = _zero_shifted(jnp.expand_dims(bands[band], axis + 1), axis, -shift)
-    term = value * _along(table, ndim, axis, value.dtype, trailing=1)
+    i = np.arange(m)
+    read = np.repeat(((i - shift >= 0) & (i - shift < m))[:, None], 2, axis=1)
+    term = _guarded(value * _along(table, ndim, axis, value.dtype, trailing=1), table, read, axis)
     total = term if total is None else total + term
   shape = bands[0].shape
   total = jnp.broadcast_to(total, shape[:axis] + (m, 2) + shape[axis + 1:])
