@@ -327,8 +327,8 @@ def test_band_maps_equal_the_lifting_steps(spatial_dims, shape, wavelet, x64):
 def test_band_map_gradients_both_modes(wavelet, x64):
   """The two-band maps' derivatives (each form the other's transpose), to
   second order in forward and reverse mode."""
-  x = _normal((1, 4, 6, 2))
-  bands = tuple(_normal((1, 2, 3, 2), seed=i) for i in range(4))
+  x = _normal((1, 4, 6, 1))
+  bands = tuple(_normal((1, 2, 3, 1), seed=i) for i in range(4))
   weights = [1.0, -2.0, 0.5, 3.0]
 
   def down(v):
@@ -368,15 +368,27 @@ def test_lift_pool_keeps_half_precision():
   )
 
 
-def test_band_terms_reject_maps_beyond_the_neighbouring_blocks():
-  from jaxpool._src.core.banded import band_terms
+def test_band_maps_reject_maps_beyond_the_neighbouring_blocks():
+  from jaxpool._src.core.banded import analysis_terms, synthesis_terms
 
-  wide = np.zeros((2, 3, 6))
-  wide[0, 0, 4] = 1.0  # band sample 0 reads block 2
+  def ahead(x, by):  # x[2k + 2 * by], zero past the end
+    return jnp.pad(x[:, 2 * by:], ((0, 0), (0, 2 * by)))[:, 0::2]
+
+  analysis_terms(lambda x: (ahead(x, 1), x[:, 1::2]), 12)  # within reach
   with pytest.raises(ValueError, match="beyond the neighbouring blocks"):
-    band_terms(wide)
-  with pytest.raises(ValueError, match=r"\(bands, m, 2m\)"):
-    band_terms(np.zeros((2, 3, 5)))
+    analysis_terms(lambda x: (ahead(x, 2), x[:, 1::2]), 12)
+  with pytest.raises(ValueError, match="beyond the neighbouring blocks"):
+    synthesis_terms(lambda b: jnp.repeat(jnp.pad(b[0][:, 2:], ((0, 0), (0, 2))), 2, axis=1), 6)
+
+
+def test_band_maps_probe_long_axes_in_linear_memory():
+  """Long 1-D signals (16384 samples): the weights come from comb probes, not
+  the identity (which would be 1 GiB), and lifting matches step by step."""
+  x = _normal((1, 16384, 1), dtype=np.float32)
+  plain = _as_plain_callables("legall53")
+  for a, b in zip(jaxpool.lift_down_pool(x, spatial_dims=1),
+                  jaxpool.lift_down_pool(x, spatial_dims=1, **plain)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("call,error,match", [

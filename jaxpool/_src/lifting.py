@@ -155,35 +155,30 @@ WAVELETS: dict[str, tuple[Step, Step]] = {
 }
 
 
-# The fixed wavelets as two-band maps (core.banded): each lifting step along
-# an axis of length n is a linear map to (s, d), computed as a few weighted,
+# The fixed wavelets as band maps (core.banded): each lifting step along an
+# axis of length n is a linear map to (s, d), computed as a few weighted,
 # shifted phase planes of the input, and its inverse likewise from the bands.
-# The maps are read off the lifting itself, applied to the identity, so the
-# symmetric extension is exactly that of the steps above.
+# The maps are read off the lifting itself, by probing the steps above, so
+# the symmetric extension is exactly theirs.
 
 
-@functools.lru_cache(maxsize=64)
-def _analysis_matrix(wavelet: str, n: int) -> np.ndarray:
-  """``M`` (``(2, n/2, n)``) with ``(s, d) = M x`` for one lifting step of
-  ``wavelet`` on length ``n``."""
+def _step_on_signals(wavelet: str, x: jax.Array):
+  """``(s, d)`` of one lifting step of ``wavelet`` on signals ``(probes, n)``."""
   predict, update = WAVELETS[wavelet]
-  with jax.ensure_compile_time_eval():
-    basis = jnp.eye(n, dtype=jnp.float32)[:, :, None]  # (j, position, 1)
-    approx, detail, _, _ = _lift_step(basis, 1, predict, update)
-    columns = np.stack([np.asarray(approx), np.asarray(detail)])[..., 0]  # (2, j, k)
-  return np.swapaxes(columns, 1, 2)
+  approx, detail, _, _ = _lift_step(x[..., None], 1, predict, update)
+  return approx[..., 0], detail[..., 0]
 
 
 @functools.lru_cache(maxsize=64)
 def _analysis_bank(wavelet: str, n: int) -> banded.BandTerms:
   """``(s, d)`` of one lifting step of ``wavelet`` on length ``n``."""
-  return banded.band_terms(_analysis_matrix(wavelet, n))
+  return banded.analysis_terms(functools.partial(_step_on_signals, wavelet), n)
 
 
 @functools.lru_cache(maxsize=64)
 def _sum_bank(wavelet: str, n: int) -> banded.BandTerms:
   """``s + d`` of one lifting step of ``wavelet`` on length ``n``."""
-  return banded.band_terms(_analysis_matrix(wavelet, n).sum(0, keepdims=True))
+  return banded.analysis_terms(lambda x: (sum(_step_on_signals(wavelet, x)),), n)
 
 
 @functools.lru_cache(maxsize=64)
@@ -191,14 +186,12 @@ def _synthesis_bank(wavelet: str, m: int) -> banded.BandTerms:
   """``M`` with ``x = M^T (s, d)``, the inverse of one lifting step of
   ``wavelet`` on length ``2 m``."""
   predict, update = WAVELETS[wavelet]
-  with jax.ensure_compile_time_eval():
-    basis = jnp.eye(m, dtype=jnp.float32)[:, :, None]  # (k, position, 1)
-    zeros = jnp.zeros_like(basis)
-    rows = [
-        np.asarray(_unlift_step(basis, zeros, 1, predict, update))[..., 0],
-        np.asarray(_unlift_step(zeros, basis, 1, predict, update))[..., 0],
-    ]
-  return banded.band_terms(np.stack(rows))
+
+  def invert(bands):
+    approx, detail = (b[..., None] for b in bands)
+    return _unlift_step(approx, detail, 1, predict, update)[..., 0]
+
+  return banded.synthesis_terms(invert, m)
 
 
 # ---------------------------------------------------------------------------

@@ -1,7 +1,9 @@
-"""Two-band linear maps at stride 2, as sums of shifted phase planes.
+"""Band maps at stride 2 (a fixed lifting step and its inverse), as sums of
+shifted phase planes.
 
 A fixed wavelet's lifting step along an axis is a linear map ``M`` from a
-signal ``x`` of even length ``n = 2m`` to two bands of length ``m``::
+signal ``x`` of even length ``n = 2m`` to two bands of length ``m`` (one for
+their sum)::
 
     band[b, k] = sum_j M[b, k, j] x[j]
 
@@ -13,7 +15,8 @@ whose band sample ``k`` reads only the blocks ``k - 1, k, k + 1`` of ``x``
 
 with ``w[b, h, p][k] = M[b, k, 2(k + h) + p]``: a few shifted, weighted
 planes of ``x``, with the symmetric extension at the borders folded into the
-weights. :func:`to_bands` computes this; :func:`from_bands` computes the
+weights. :func:`analysis_terms` and :func:`synthesis_terms` read the weights
+off a map by probing it; :func:`to_bands` computes the bands; :func:`from_bands` computes the
 transpose ``x = M^T band`` in the phase layout ``(m, 2)`` of ``x``, as sums
 of shifted bands broadcast over the phases (the layout of
 :mod:`~jaxpool._src.core.scatter`), with no interleaving copy. Each is the
@@ -32,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["BandTerms", "band_terms", "from_bands", "to_bands"]
+__all__ = ["BandTerms", "analysis_terms", "from_bands", "synthesis_terms", "to_bands"]
 
 
 class BandTerms(NamedTuple):
@@ -48,36 +51,118 @@ class BandTerms(NamedTuple):
   terms: tuple[tuple[int, int, int, tuple[float, ...]], ...]
 
 
-def band_terms(matrix: np.ndarray) -> BandTerms:
-  """The terms of ``matrix`` (``(bands, m, 2m)``, usually two bands; one
-  for a sum of bands), checked to read only blocks ``k - 1 .. k + 1``.
+_SHIFTS = (-1, 0, 1)
+
+
+def _terms(weights: np.ndarray) -> BandTerms:
+  """``weights[band, shift + 1, phase, k]`` -> the nonzero terms."""
+  bands, _, _, m = weights.shape
+  terms = tuple(
+      (band, shift, phase, tuple(float(w) for w in weights[band, shift + 1, phase]))
+      for band in range(bands) for shift in _SHIFTS for phase in range(2)
+      if weights[band, shift + 1, phase].any()
+  )
+  return BandTerms(bands, m, terms)
+
+
+def _reads(m: int, shift: int, phase: int):
+  """Band samples ``k`` whose signal sample ``j = 2(k + shift) + phase`` is
+  inside the signal, and those ``j``."""
+  k = np.arange(m)
+  j = 2 * (k + shift) + phase
+  inside = (j >= 0) & (j < 2 * m)
+  return k[inside], j[inside]
+
+
+def _apply_terms(bank: BandTerms, signal: np.ndarray) -> np.ndarray:
+  """``M x`` from the terms, in numpy: ``(probes, 2m) -> (bands, probes, m)``."""
+  out = np.zeros((bank.bands, signal.shape[0], bank.m))
+  for band, shift, phase, weights in bank.terms:
+    k, j = _reads(bank.m, shift, phase)
+    out[band][:, k] += np.asarray(weights)[k] * signal[:, j]
+  return out
+
+
+def _check_local(bank: BandTerms, signal: np.ndarray, bands: np.ndarray, what: str):
+  """The terms reproduce the map on random input, so it reads nothing beyond
+  the neighbouring blocks (which the probes could not have told apart)."""
+  expected = _apply_terms(bank, signal)
+  if not np.allclose(bands, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max()):
+    raise ValueError(f"the {what} reads beyond the neighbouring blocks.")
+
+
+def analysis_terms(apply, n: int) -> BandTerms:
+  """The terms of a linear map ``apply`` from signals to bands.
+
+  ``apply`` maps ``(probes, n)`` float32 signals to a tuple of
+  ``(probes, n // 2)`` bands. Band sample ``k`` may read signal samples
+  ``2k - 2 .. 2k + 3`` only (blocks ``k - 1 .. k + 1``): six comb signals
+  (ones at ``j = r mod 6``) then give every weight, one per window position,
+  in O(n) memory, and a random signal checks the result.
 
   Examples:
-    >>> import numpy as np
-    >>> haar = np.zeros((2, 1, 2)); haar[0, 0] = 0.5; haar[1, 0] = (-1, 1)
-    >>> band_terms(haar).terms
+    >>> import jax.numpy as jnp
+    >>> haar = analysis_terms(lambda x: ((x[:, 0::2] + x[:, 1::2]) / 2, x[:, 1::2] - x[:, 0::2]), 2)
+    >>> haar.terms
     ((0, 0, 0, (0.5,)), (0, 0, 1, (0.5,)), (1, 0, 0, (-1.0,)), (1, 0, 1, (1.0,)))
   """
-  matrix = np.asarray(matrix, np.float64)
-  bands, m, n = matrix.shape
-  if matrix.ndim != 3 or n != 2 * m:
-    raise ValueError(f"expected a (bands, m, 2m) matrix; got shape {matrix.shape}.")
-  k = np.arange(m)
-  covered = np.zeros(matrix.shape, bool)
-  terms = []
-  for band in range(bands):
-    for shift in (-1, 0, 1):
-      for phase in range(2):
-        j = 2 * (k + shift) + phase
-        inside = (j >= 0) & (j < n)
-        weights = np.zeros(m)
-        weights[inside] = matrix[band, k[inside], j[inside]]
-        covered[band, k[inside], j[inside]] = True
-        if weights.any():
-          terms.append((band, shift, phase, tuple(float(w) for w in weights)))
-  if matrix[~covered].any():
-    raise ValueError("the map reads beyond the neighbouring blocks.")
-  return BandTerms(bands, m, tuple(terms))
+  m = n // 2
+  combs = (np.arange(n)[None, :] % 6 == np.arange(6)[:, None]).astype(np.float32)
+  with jax.ensure_compile_time_eval():
+    responses = np.stack([np.asarray(b, np.float64) for b in apply(jnp.asarray(combs))])
+  weights = np.zeros((responses.shape[0], 3, 2, m))
+  for shift in _SHIFTS:
+    for phase in range(2):
+      k, j = _reads(m, shift, phase)
+      weights[:, shift + 1, phase, k] = responses[:, j % 6, k]
+  bank = _terms(weights)
+  signal = np.random.default_rng(0).standard_normal((1, n)).astype(np.float32)
+  with jax.ensure_compile_time_eval():
+    bands = np.stack([np.asarray(b, np.float64) for b in apply(jnp.asarray(signal))])
+  _check_local(bank, signal.astype(np.float64), bands, "map")
+  return bank
+
+
+def synthesis_terms(apply, m: int, bands: int = 2) -> BandTerms:
+  """The terms of ``M`` for a linear map ``apply`` from bands to signals,
+  ``x = M^T bands``.
+
+  ``apply`` maps a tuple of ``bands`` ``(probes, m)`` float32 arrays to
+  ``(probes, 2m)`` signals. Signal block ``i`` may read band samples
+  ``i - 1 .. i + 1`` only; three comb probes per band give every weight and a
+  random input checks the result.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> inverse_haar = synthesis_terms(
+    ...     lambda b: jnp.stack([b[0] - b[1] / 2, b[0] + b[1] / 2], -1).reshape(b[0].shape[0], -1), 1)
+    >>> inverse_haar.terms
+    ((0, 0, 0, (1.0,)), (0, 0, 1, (1.0,)), (1, 0, 0, (-0.5,)), (1, 0, 1, (0.5,)))
+  """
+  combs = (np.arange(m)[None, :] % 3 == np.arange(3)[:, None]).astype(np.float32)
+  zeros = np.zeros_like(combs)
+  weights = np.zeros((bands, 3, 2, m))
+  with jax.ensure_compile_time_eval():
+    for band in range(bands):
+      probes = tuple(jnp.asarray(combs if b == band else zeros) for b in range(bands))
+      response = np.asarray(apply(probes), np.float64)  # (3, 2m)
+      for shift in _SHIFTS:
+        for phase in range(2):
+          k, j = _reads(m, shift, phase)
+          weights[band, shift + 1, phase, k] = response[k % 3, j]
+  bank = _terms(weights)
+  rng = np.random.default_rng(0)
+  inputs = [rng.standard_normal((1, m)).astype(np.float32) for _ in range(bands)]
+  with jax.ensure_compile_time_eval():
+    signal = np.asarray(apply(tuple(jnp.asarray(b) for b in inputs)), np.float64)
+  # x = M^T bands, evaluated from the terms.
+  expected = np.zeros_like(signal)
+  for band, shift, phase, weights_k in bank.terms:
+    k, j = _reads(m, shift, phase)
+    expected[:, j] += np.asarray(weights_k)[k] * inputs[band].astype(np.float64)[:, k]
+  if not np.allclose(signal, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max()):
+    raise ValueError("the synthesis reads beyond the neighbouring blocks.")
+  return bank
 
 
 def _along(vector, ndim: int, axis: int, dtype, trailing: int = 0) -> jax.Array:
@@ -103,24 +188,6 @@ def _guarded(term: jax.Array, weights: np.ndarray, read: np.ndarray, axis: int) 
   shape = [1] * term.ndim
   shape[axis:axis + weights.ndim] = weights.shape
   return jnp.where(~zero.reshape(shape), term, jnp.zeros((), term.dtype))
-
-
-def _clamped(a: jax.Array, axis: int, shift: int) -> jax.Array:
-  """``a[k + shift]`` along ``axis`` (``shift`` = -1, 0, 1), the end sample
-  repeated: a zero-padded slice with the end sample selected back in, which
-  XLA fuses into its consumer even when several consumers share it (a bare
-  pad is materialised once). The terms' weights are zero where ``k + shift``
-  leaves the axis, so the repeated sample never counts."""
-  if shift == 0:
-    return a
-  n = a.shape[axis]
-  config = [(0, 0, 0)] * a.ndim
-  config[axis] = (0, 1, 0) if shift > 0 else (1, 0, 0)
-  kept = lax.slice_in_dim(a, 1, n, axis=axis) if shift > 0 else lax.slice_in_dim(a, 0, n - 1, axis=axis)
-  moved = lax.pad(kept, jnp.zeros((), a.dtype), config)
-  end = np.zeros([n if d == axis else 1 for d in range(a.ndim)], bool)
-  end.reshape(-1)[n - 1 if shift > 0 else 0] = True
-  return jnp.where(end, a, moved)
 
 
 def _zero_shifted(a: jax.Array, axis: int, shift: int) -> jax.Array:
@@ -222,10 +289,9 @@ def to_bands(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, ...]:
   the derivative is :func:`from_bands`.
 
   Examples:
-    >>> import numpy as np, jax.numpy as jnp
-    >>> haar = np.zeros((2, 2, 4)); haar[0, [0, 0, 1, 1], [0, 1, 2, 3]] = 0.5
-    >>> haar[1, [0, 0, 1, 1], [0, 1, 2, 3]] = (-1, 1, -1, 1)
-    >>> low, high = to_bands(jnp.array([1.0, 3.0, 4.0, 4.0]), 0, band_terms(haar))
+    >>> import jax.numpy as jnp
+    >>> haar = analysis_terms(lambda x: ((x[:, 0::2] + x[:, 1::2]) / 2, x[:, 1::2] - x[:, 0::2]), 4)
+    >>> low, high = to_bands(jnp.array([1.0, 3.0, 4.0, 4.0]), 0, haar)
     >>> low, high
     (Array([2., 4.], dtype=float32), Array([2., 0.], dtype=float32))
   """
@@ -237,10 +303,10 @@ def from_bands(bands, axis: int, bank: BandTerms) -> jax.Array:
   there; the derivative is :func:`to_bands`.
 
   Examples:
-    >>> import numpy as np, jax.numpy as jnp
-    >>> inverse_haar = np.zeros((2, 1, 2)); inverse_haar[0, 0] = 1
-    >>> inverse_haar[1, 0] = (-0.5, 0.5)
-    >>> from_bands((jnp.array([2.0]), jnp.array([2.0])), 0, band_terms(inverse_haar))
+    >>> import jax.numpy as jnp
+    >>> inverse_haar = synthesis_terms(
+    ...     lambda b: jnp.stack([b[0] - b[1] / 2, b[0] + b[1] / 2], -1).reshape(b[0].shape[0], -1), 1)
+    >>> from_bands((jnp.array([2.0]), jnp.array([2.0])), 0, inverse_haar)
     Array([1., 3.], dtype=float32)
   """
   bands = tuple(bands)
