@@ -66,34 +66,32 @@ def _unpool_reach(e, key):
   return jnp.pad(up, ((0, 0), (0, 1), (0, 1), (0, 0))) > 0
 
 
-def _lift_reach(e, key):
-  """The lifting's footprint: LeGall 5/3 with every coefficient made positive."""
-  def ahead(v):
-    return jnp.concatenate([v[..., 1:, :], v[..., -1:, :]], axis=-2)
+def _ahead(v):
+  return jnp.concatenate([v[..., 1:, :], v[..., -1:, :]], axis=-2)
 
-  def behind(v):
-    return jnp.concatenate([v[..., :1, :], v[..., :-1, :]], axis=-2)
 
-  bands = jaxpool.lift_down_pool(
-      e[:, :6, :8], predict=lambda v: -(v + ahead(v)), update=lambda d: d + behind(d)
+def _behind(v):
+  return jnp.concatenate([v[..., :1, :], v[..., :-1, :]], axis=-2)
+
+
+def _positive_bands(e):
+  """LeGall 5/3's bands with every coefficient made positive: the footprint
+  of each band sample."""
+  return jaxpool.lift_down_pool(
+      e[:, :6, :8], predict=lambda v: -(v + _ahead(v)), update=lambda d: d + _behind(d)
   )
-  return sum(bands) > 0
+
+
+def _lift_reach(e, key):
+  """The lifting's footprint."""
+  return sum(_positive_bands(e)) > 0
 
 
 def _lift_round_trip_reach(e, key):
-  """LeGall 5/3 down then up, every coefficient of both made positive."""
-  def ahead(v):
-    return jnp.concatenate([v[..., 1:, :], v[..., -1:, :]], axis=-2)
-
-  def behind(v):
-    return jnp.concatenate([v[..., :1, :], v[..., :-1, :]], axis=-2)
-
-  bands = jaxpool.lift_down_pool(
-      e[:, :6, :8], predict=lambda v: -(v + ahead(v)), update=lambda d: d + behind(d)
-  )
-  # lift_up_pool: x_e = s - U(d), x_o = d + P(x_e).
+  """LeGall 5/3 down then up, every coefficient of both made positive
+  (lift_up_pool: x_e = s - U(d), x_o = d + P(x_e))."""
   return jaxpool.lift_up_pool(
-      bands, predict=lambda v: v + ahead(v), update=lambda d: -(d + behind(d))
+      _positive_bands(e), predict=lambda v: v + _ahead(v), update=lambda d: -(d + _behind(d))
   ) > 0
 
 
