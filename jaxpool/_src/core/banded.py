@@ -107,18 +107,19 @@ def analysis_terms(apply, n: int) -> BandTerms:
     ((0, 0, 0, (0.5,)), (0, 0, 1, (0.5,)), (1, 0, 0, (-1.0,)), (1, 0, 1, (1.0,)))
   """
   m = n // 2
+  run = jax.jit(apply)  # one compilation (op by op: one per op and shape)
   combs = (np.arange(n)[None, :] % 6 == np.arange(6)[:, None]).astype(np.float32)
   with jax.ensure_compile_time_eval():
-    responses = np.stack([np.asarray(b, np.float64) for b in apply(jnp.asarray(combs))])
+    responses = np.stack([np.asarray(b, np.float64) for b in run(jnp.asarray(combs))])
   weights = np.zeros((responses.shape[0], 3, 2, m))
   for shift in _SHIFTS:
     for phase in range(2):
       k, j = _reads(m, shift, phase)
       weights[:, shift + 1, phase, k] = responses[:, j % 6, k]
   bank = _terms(weights)
-  signal = np.random.default_rng(0).standard_normal((1, n)).astype(np.float32)
+  signal = np.random.default_rng(0).standard_normal(combs.shape).astype(np.float32)
   with jax.ensure_compile_time_eval():
-    bands = np.stack([np.asarray(b, np.float64) for b in apply(jnp.asarray(signal))])
+    bands = np.stack([np.asarray(b, np.float64) for b in run(jnp.asarray(signal))])
   _check_local(bank, signal.astype(np.float64), bands, "map")
   return bank
 
@@ -139,22 +140,23 @@ def synthesis_terms(apply, m: int, bands: int = 2) -> BandTerms:
     >>> inverse_haar.terms
     ((0, 0, 0, (1.0,)), (0, 0, 1, (1.0,)), (1, 0, 0, (-0.5,)), (1, 0, 1, (0.5,)))
   """
+  run = jax.jit(apply)  # one compilation (op by op: one per op and shape)
   combs = (np.arange(m)[None, :] % 3 == np.arange(3)[:, None]).astype(np.float32)
   zeros = np.zeros_like(combs)
   weights = np.zeros((bands, 3, 2, m))
   with jax.ensure_compile_time_eval():
     for band in range(bands):
       probes = tuple(jnp.asarray(combs if b == band else zeros) for b in range(bands))
-      response = np.asarray(apply(probes), np.float64)  # (3, 2m)
+      response = np.asarray(run(probes), np.float64)  # (3, 2m)
       for shift in _SHIFTS:
         for phase in range(2):
           k, j = _reads(m, shift, phase)
           weights[band, shift + 1, phase, k] = response[k % 3, j]
   bank = _terms(weights)
   rng = np.random.default_rng(0)
-  inputs = [rng.standard_normal((1, m)).astype(np.float32) for _ in range(bands)]
+  inputs = [rng.standard_normal(combs.shape).astype(np.float32) for _ in range(bands)]
   with jax.ensure_compile_time_eval():
-    signal = np.asarray(apply(tuple(jnp.asarray(b) for b in inputs)), np.float64)
+    signal = np.asarray(run(tuple(jnp.asarray(b) for b in inputs)), np.float64)
   # x = M^T bands, evaluated from the terms.
   expected = np.zeros_like(signal)
   for band, shift, phase, weights_k in bank.terms:
