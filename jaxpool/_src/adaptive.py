@@ -25,7 +25,8 @@ from jaxpool._src.core.geometry import (
     spatial_axes,
     window_geometry,
 )
-from jaxpool._src.core.reductions import extremum_pool, fence, window_sum
+from jaxpool._src.core.backend import fence
+from jaxpool._src.core.reductions import extremum_pool, window_sum
 from jaxpool._src.core.scatter import phase_view
 
 __all__ = [

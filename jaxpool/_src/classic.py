@@ -21,8 +21,9 @@ from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_bool, check_choice
 from jaxpool._src.core.geometry import PaddingLike, window_geometry
 from jaxpool._src.core.geometry import WindowGeometry
+from jaxpool._src.core.backend import fence
 from jaxpool._src.core.reductions import (
-    extremum_pool, fence, select_taps, tap_index_dtype, window_sum,
+    extremum_pool, select_taps, tap_index_dtype, window_sum,
 )
 from jaxpool._src.core.sorting import order_statistics
 from jaxpool._src.core.scatter import phase_view, scatter_to_input

@@ -27,7 +27,7 @@ from jax import lax
 
 from jaxpool._src.core import banded
 from jaxpool._src.core.checks import check_choice, check_spatial_dims
-from jaxpool._src.core.reductions import fence
+from jaxpool._src.core.backend import fence
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
@@ -256,7 +256,7 @@ def _mean_square(v: jax.Array) -> jax.Array:
 
 
 def _between_passes(bands, predict, update):
-  """The bands, fenced (:func:`~jaxpool._src.core.reductions.fence`) unless
+  """The bands, fenced (:func:`~jaxpool._src.core.backend.fence`) unless
   both steps are pointwise: fused, every output of a pass would recompute the
   neighbours it reads from the previous pass (LeGall 5/3 on
   (32, 64, 64, 64), fwd+bwd: analysis 50 -> 41 ms as lifting steps;

@@ -13,7 +13,7 @@ from jaxpool._src.classic import max_pool
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_choice, is_int
 from jaxpool._src.core.geometry import global_axes
-from jaxpool._src.core.reductions import fence
+from jaxpool._src.core.backend import fence
 from jaxpool._src.core.sharding import reshape_spatial
 
 __all__ = ["SPP_ORDERS", "spatial_pyramid_pool", "spp_block", "sppf"]

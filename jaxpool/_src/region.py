@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import dtypes
+from jaxpool._src.core.backend import choose
 from jaxpool._src.core.checks import (
     check_bool,
     check_positive_number,
@@ -273,7 +274,8 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
 
   A bin of at most ``taps_h x taps_w`` cells is scanned cell by cell; when a
   larger one exists (only under jit: a box larger than the map), every bin
-  is scanned by blocks of a sparse table instead, built only then.
+  is scanned by blocks of a sparse table instead, built only then (on
+  platforms without conditionals, always).
   """
   batch, height, width, features = x.shape
   level_h = _block_level(h_hi - h_lo, taps_h, levels_h)  # (K, ph)
@@ -313,10 +315,15 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
     at = lambda row, col: (level_h[:, :, None], level_w[:, None, :], k, row, col)
     return scan(lambda row, col: (values[at(row, col)], winners[at(row, col)]))
 
+  def by_policy(policy):
+    if not policy.conditionals:
+      return by_blocks()
+    return jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), by_blocks, by_cells)
+
   if levels_h == levels_w == 1:
     winner = by_cells()
   else:
-    winner = jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), by_blocks, by_cells)
+    winner = choose(by_policy, reads=("conditionals",))
   flat = x.reshape(batch * height * width, features)
   cell = index[:, None, None, None] * (height * width) + winner
   y = jnp.take_along_axis(flat, cell.reshape(-1, features), axis=0).reshape(winner.shape)

@@ -25,6 +25,7 @@ import numpy as np
 from jax import lax
 
 from jaxpool._src.core import dtypes
+from jaxpool._src.core.backend import Policy, choose, fence
 from jaxpool._src.core.geometry import WindowGeometry
 from jaxpool._src.core.scatter import scatter_to_input
 from jaxpool._src.core.taps import map_unpadded_blocks, window_taps
@@ -32,7 +33,6 @@ from jaxpool._src.core.taps import map_unpadded_blocks, window_taps
 __all__ = [
     "extremum_and_winner",
     "extremum_pool",
-    "fence",
     "never_wins",
     "scatter_window_sums",
     "scatter_winners",
@@ -84,7 +84,14 @@ def extremum_and_winner(
     ``winner`` holds row-major window offsets (int8 for windows of at most
     127 taps, else int32).
   """
-  if _is_large(geom):
+  return choose(
+      lambda policy, v: _extremum_and_winner(v, geom, kind, policy), x,
+      reads=("separable_min_taps",),
+  )
+
+
+def _extremum_and_winner(x, geom, kind, policy):
+  if _is_large(geom, policy):
     return _separable_extremum_and_winner(x, geom, kind)
   if geom.is_unpadded:
     return _extremum_and_winner_of_taps(x, geom, kind)
@@ -240,19 +247,11 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
   return y, _select_taps_linear(t, winner, geom)
 
 
-# Windows of at least this many taps (over two or more axes) are reduced one
-# axis at a time (:func:`separable`). Measured on XLA:CPU with the passes
-# fenced, fwd+bwd on (8, 40, 40, 128): from 4x4 on it is faster (5x5/1 max
-# 10 -> 4.2 ms, average 5.9 -> 1.3 ms; 4x4/1 max 5.2 -> 2.4 ms), at 3x3 it
-# is not (average 0.9 -> 1.5 ms); and compiling a padded 13x13 window tap by
-# tap took minutes.
-SEPARABLE_MIN_TAPS = 16
-
-
-def _is_large(geom: WindowGeometry) -> bool:
-  """Whether ``geom``'s windows are reduced one axis at a time."""
+def _is_large(geom: WindowGeometry, policy: Policy) -> bool:
+  """Whether ``geom``'s windows are reduced one axis at a time
+  (:attr:`~jaxpool._src.core.backend.Policy.separable_min_taps`)."""
   reduced_axes = [a for a, k in enumerate(geom.window_shape) if k > 1]
-  return geom.window_size >= SEPARABLE_MIN_TAPS and len(reduced_axes) >= 2
+  return geom.window_size >= policy.separable_min_taps and len(reduced_axes) >= 2
 
 
 def _does_work(along: WindowGeometry) -> bool:
@@ -264,40 +263,24 @@ def _does_work(along: WindowGeometry) -> bool:
   )
 
 
-def fence(x: jax.Array) -> jax.Array:
-  """``x``, materialised: a boundary XLA cannot fuse across.
-
-  XLA:CPU fuses a producer into every tap of a consumer, so two chained
-  k-tap passes cost k**2 per element (13x13 max pooling: 106 ms fwd+bwd
-  instead of 10 on (8, 40, 40, 128)), and it drops
-  ``lax.optimization_barrier``. A conditional is a fusion boundary; its
-  transpose is one too, so the backward passes stay apart as well. The
-  predicate (a NaN test of the first element) only has to be unknown at
-  compile time: both branches return ``x``.
-  """
-  # One element per shard: a full reduction would fuse the producer into a
-  # slow reduction loop (a LeGall lifting step: 1.2 ms, reduced: 20 ms), and
-  # an explicitly sharded axis cannot be sliced to one element.
-  typeof = getattr(jax, "typeof", None)
-  spec = tuple(getattr(getattr(typeof(x), "sharding", None), "spec", None) or ()) if typeof else ()
-  spec = spec + (None,) * (x.ndim - len(spec))
-  corner = lax.slice(x, (0,) * x.ndim, tuple(n if s else 1 for n, s in zip(x.shape, spec)))
-  probe = jnp.max(corner)
-  # Distinct (if equivalent) branches: JAX lowers a cond of identical
-  # branches to its body.
-  return lax.cond(probe != probe, lambda v: v + jnp.zeros((), v.dtype), lambda v: v, x)
-
-
 def separable(reduce, x: jax.Array, geom: WindowGeometry) -> jax.Array:
   """``reduce(x, geom)`` for a reduction that is a product of 1-D ones.
 
-  Windows of at least :data:`SEPARABLE_MIN_TAPS` taps over two or more axes
-  run one 1-D pass per axis, the last axis first, fenced apart
-  (:func:`fence`): the program and the run time grow with the sum of the
-  window's sides instead of their product. Smaller windows run ``reduce``
-  once.
+  Windows of at least
+  :attr:`~jaxpool._src.core.backend.Policy.separable_min_taps` taps over two
+  or more axes run one 1-D pass per axis, the last axis first, fenced apart
+  (:func:`~jaxpool._src.core.backend.fence`): the program and the run time
+  grow with the sum of the window's sides instead of their product. Smaller
+  windows run ``reduce`` once.
   """
-  if not _is_large(geom):
+  return choose(
+      lambda policy, v: _separable(reduce, v, geom, policy), x,
+      reads=("separable_min_taps",),
+  )
+
+
+def _separable(reduce, x, geom, policy):
+  if not _is_large(geom, policy):
     return reduce(x, geom)
   shape = list(geom.in_shape)
   passes = 0
@@ -310,17 +293,52 @@ def separable(reduce, x: jax.Array, geom: WindowGeometry) -> jax.Array:
   return x
 
 
+def _reduce_window(x, geom: WindowGeometry, init, op):
+  """``lax.reduce_window`` over ``geom``'s windows (padded with ``init``)."""
+  batch = x.ndim - geom.num_spatial - 1
+  ones = (1,) * batch
+  y = lax.reduce_window(
+      x, np.array(init, x.dtype), op,
+      window_dimensions=ones + geom.window_shape + (1,),
+      window_strides=ones + geom.strides + (1,),
+      padding=((0, 0),) * batch + geom.full_padding + ((0, 0),),
+      window_dilation=ones + geom.dilation + (1,),
+  )
+  # The ceil-mode overhang may admit one more window than torch keeps.
+  index = (slice(None),) * batch + tuple(slice(0, o) for o in geom.out_shape)
+  return y[index]
+
+
+def _windowed(taps_formulation, reduce_window_formulation, x, geom):
+  """The policy's formulation of a window reduction (see
+  :attr:`~jaxpool._src.core.backend.Policy.window_reductions`)."""
+
+  def formulation(policy, v):
+    if policy.window_reductions == "reduce_window" and reduce_window_formulation:
+      return reduce_window_formulation(v)
+    return _separable(taps_formulation, v, geom, policy)
+
+  return choose(formulation, x, reads=("window_reductions", "separable_min_taps"))
+
+
 def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
   """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows.
 
-  Windows from 4x4 on are :func:`separable` (a padded 13x13 window compiled
-  in minutes tap by tap, in seconds so, and runs 10x faster). The first extremum in row-major window order still
+  With the ``"taps"`` formulation, windows of many taps are
+  :func:`separable`. The first extremum in row-major window order still
   wins: the last axis's pass picks the first extremum of each row, and each
   earlier axis's pass the first row (plane, ...) holding the window's
-  extremum, so the derivative is torch's.
+  extremum, so the derivative is torch's. The ``"reduce_window"``
+  formulation's derivative (``select_and_scatter``, selecting with ``>=``)
+  routes to the first extremum too; JAX does not differentiate it with
+  dilation, so dilated windows of floats always take the taps.
   """
   pool = _reduce_extremum if not dtypes.is_float(x.dtype) else _extremum_pool
-  return separable(lambda v, g: pool(v, g, kind), x, geom)
+  dilated = any(d > 1 for d in geom.dilation) and dtypes.is_float(x.dtype)
+  by_reduce_window = None if dilated else (
+      lambda v: _reduce_window(v, geom, never_wins(v.dtype, kind),
+                               lax.max if kind == "max" else lax.min))
+  return _windowed(lambda v, g: pool(v, g, kind), by_reduce_window, x, geom)
 
 
 def _sum_of_taps(x: jax.Array, geom: WindowGeometry) -> jax.Array:
@@ -342,17 +360,20 @@ def scatter_window_sums(cotangent: jax.Array, geom: WindowGeometry) -> jax.Array
 def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   """Sum of every window (padding counts as zero).
 
-  The sum is linear, so its derivative is the same map applied to the
-  tangent; the two directions use the formulation XLA:CPU runs fastest:
-  strided slices summed in one fused pass, over padding-free blocks of
-  clipped windows when there is padding (padded cells add zero), for the
-  value; the tangent map is written as the transpose of
-  :func:`scatter_window_sums`, so that reverse mode (which transposes it
-  back) runs the one-pass phase scatter. Large windows are
-  :func:`separable` sums: plain sums per axis, not differences of running
-  sums, so float32 loses nothing to cancellation.
+  The ``"taps"`` formulation: the sum is linear, so its derivative is the
+  same map applied to the tangent, and each direction uses the form XLA:CPU
+  runs fastest: strided slices summed in one fused pass (over padding-free
+  blocks of clipped windows when there is padding) for the value, and, for
+  the tangent map, the transpose of :func:`scatter_window_sums`, so that
+  reverse mode (which transposes it back) runs the one-pass phase scatter.
+  Large windows are :func:`separable` sums: plain sums per axis, not
+  differences of running sums, so float32 loses nothing to cancellation.
+  The ``"reduce_window"`` formulation is XLA's windowed sum, whose transpose
+  JAX writes as ``pad`` + ``reduce_window``.
   """
-  return separable(_window_sum, x, geom)
+  return _windowed(
+      _window_sum, lambda v: _reduce_window(v, geom, 0, lax.add), x, geom
+  )
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))

@@ -1,0 +1,174 @@
+"""The backend policy (jaxpool/_src/core/backend.py) over the operator table.
+
+* Every row lowered for TPU and for CUDA (on this CPU host, no plugin) holds
+  no conditional and no host callback, forward and backward.
+* Every other platform's formulation, forced on CPU, gives the default
+  formulation's values and gradients, the true derivative (check_grads), the
+  same result under jit and vmap, and keeps an extreme value in its windows.
+* The fusion barrier passes zero-size arrays, survives vmap on CPU, and is an
+  optimisation barrier in TPU and GPU programs.
+"""
+
+import zlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import jaxpool
+from jaxpool._src.core.backend import POLICIES, choose, fence, forced_platform
+
+from cases import CASES, SHAPE, reach
+
+try:
+  from jaxlib.mlir import ir
+except ImportError:  # pragma: no cover
+  from jax._src.lib.mlir import ir
+
+ACCELERATORS = ("tpu", "cuda")
+
+# One platform per distinct non-CPU policy: the formulations to force on CPU.
+OTHER_POLICIES = sorted(
+    {policy: platform for platform, policy in sorted(POLICIES.items(), reverse=True)
+     if policy != POLICIES["cpu"]}.values()
+)
+
+
+def _loss(case, key):
+  """A scalar of the row's output with a non-constant cotangent."""
+  return lambda x: jnp.sum(jnp.sin(case.call(x, key)).astype(jnp.float32))
+
+
+def _control_flow(lowered) -> list[str]:
+  """The run-time branches and host callbacks of a lowered program.
+
+  ``platform_dependent`` leaves static branches, which XLA folds away: a
+  ``stablehlo.case`` of one branch, or one indexed by a constant.
+  """
+  found = []
+
+  def static(op):
+    owner = getattr(op.operands[0], "owner", None)
+    return len(op.regions) == 1 or getattr(owner, "name", None) == "stablehlo.constant"
+
+  def visit(op):
+    op = getattr(op, "operation", op)
+    name = op.name
+    if name in ("stablehlo.if", "stablehlo.case") and not static(op):
+      found.append(name)
+    elif name == "stablehlo.custom_call":
+      target = str(op.attributes["call_target_name"])
+      if "callback" in target.lower():
+        found.append(target)
+    return ir.WalkResult.ADVANCE
+
+  lowered.compiler_ir("stablehlo").operation.walk(visit)
+  return found
+
+
+@pytest.mark.parametrize("platform", ACCELERATORS)
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_accelerator_programs_have_no_conditional(case, platform):
+  x = jax.ShapeDtypeStruct(SHAPE, jnp.float32)
+  keys = [None, jax.random.key(0)] if case.random else [None]
+  for key in keys:
+    for program in (lambda v: case.call(v, key), jax.grad(_loss(case, key))):
+      lowered = jax.jit(program).trace(x).lower(lowering_platforms=(platform,))
+      assert not _control_flow(lowered), (case.id, key is not None)
+
+
+def _locality_holds(fn, x, case, key):
+  base = np.asarray(fn(x))
+  rng = np.random.default_rng(zlib.crc32(case.id.encode()))
+  for value in (np.nan, np.inf):
+    cell = tuple(int(rng.integers(n)) for n in SHAPE)
+    expected = np.asarray(reach(case, jnp.zeros(SHAPE).at[cell].set(1.0), key))
+    y = np.asarray(fn(x.at[cell].set(value)))
+    same = (y == base) | (np.isnan(y) & np.isnan(base))
+    assert not (~same & ~expected).any(), f"{value} at {cell} leaked"
+
+
+@pytest.mark.parametrize("platform", OTHER_POLICIES)
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_forced_formulation_matches_the_default(case, platform):
+  x = jax.random.normal(jax.random.key(0), SHAPE)
+  key = jax.random.key(1) if case.random else None
+  grad = jax.grad(_loss(case, key))
+  default, default_grad = jax.jit(lambda v: (case.call(v, key), grad(v)))(x)
+  # Distinct values, away from ties, for finite differences.
+  x64 = np.asarray(jax.random.permutation(jax.random.key(1), np.prod(SHAPE)), np.float64)
+  x64 = x64.reshape(SHAPE) / 7.0 + 0.5
+  with forced_platform(platform):
+    fn = jax.jit(lambda v: case.call(v, key))
+    np.testing.assert_allclose(fn(x), default, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(grad)(x), default_grad, rtol=1e-5, atol=1e-5)
+    _locality_holds(fn, x, case, key)
+    # vmap in inference mode (a key draws per call, so each row of a batch
+    # would draw differently).
+    inference = jax.jit(lambda v: case.call(v, None))
+    mapped = jax.jit(jax.vmap(lambda row: case.call(row[None], None)[0]))(x)
+    np.testing.assert_allclose(mapped, inference(x), rtol=1e-6, atol=1e-6)
+    with jax.enable_x64(True):
+      modes = ["rev"] if case.reverse_only else ["fwd", "rev"]
+      check_grads(jax.jit(lambda v: case.call(v, None)), (jnp.asarray(x64),),
+                  order=1, modes=modes, eps=1e-4)
+
+
+def test_cpu_program_keeps_the_taps_and_accelerators_get_reduce_window():
+  x = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)
+  fn = jax.jit(lambda v: jaxpool.max_pool(v, (3, 3), 2))
+  assert "reduce_window" not in fn.trace(x).lower(lowering_platforms=("cpu",)).as_text()
+  for platform in ACCELERATORS:
+    assert "reduce_window" in fn.trace(x).lower(lowering_platforms=(platform,)).as_text()
+  compiled = fn.trace(x).lower().compile().as_text()
+  assert " conditional(" not in compiled and "reduce-window" not in compiled
+
+
+def test_choose_traces_each_distinct_policy_once():
+  seen = []
+
+  def formulation(policy, v):
+    seen.append(policy.window_reductions)
+    return v + 1
+
+  jax.jit(lambda v: choose(formulation, v, reads=("window_reductions",))).trace(1.0)
+  assert sorted(seen) == ["reduce_window", "taps"]
+  seen.clear()
+  jax.jit(lambda v: choose(formulation, v, reads=("separable_min_taps",))).trace(1.0)
+  assert len(seen) == 1  # every platform agrees: no branch at all
+
+
+def test_forced_platform_rejects_unknown_platforms():
+  with pytest.raises(ValueError, match="platform must be one of"):
+    with forced_platform("gpu"):
+      pass
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 5, 3), (2, 5, 5, 0)])
+def test_fence_passes_zero_size_arrays(shape):
+  x = jnp.zeros(shape)
+  assert fence(x).shape == shape
+  assert jax.jit(jax.grad(lambda v: jnp.sum(fence(v) ** 2)))(x).shape == shape
+  assert jaxpool.median_pool(x, (3, 3), 1, 1).shape == shape
+  assert jaxpool.adaptive_max_pool(x, (2, 2)).shape == shape[:1] + (2, 2) + shape[3:]
+
+
+def test_fence_stays_a_barrier_under_vmap_and_grad():
+  fn = jax.vmap(jax.grad(lambda v: jnp.sum(jnp.sin(fence(2 * v)))))
+  x = jnp.arange(12.0).reshape(3, 4)
+  compiled = jax.jit(fn).lower(x).compile().as_text()
+  assert compiled.count(" conditional(") == 2  # forward and transpose
+  np.testing.assert_allclose(fn(x), 2 * jnp.cos(2 * x), rtol=1e-6)
+  for platform in ACCELERATORS:
+    text = jax.jit(fn).trace(x).lower(lowering_platforms=(platform,)).as_text()
+    assert text.count("stablehlo.optimization_barrier") == 2
+    assert "stablehlo.case" not in text
+
+
+def test_fence_derivatives(x64):
+  x = jnp.linspace(-1.0, 1.0, 12).reshape(3, 4)
+  check_grads(lambda v: jnp.sin(fence(v * 2)), (x,), order=2, modes=["fwd", "rev"])
+  with forced_platform("tpu"):
+    check_grads(lambda v: jnp.sin(fence(v * 2)), (x,), order=2, modes=["fwd", "rev"])
