@@ -36,7 +36,6 @@ __all__ = [
     "never_wins",
     "scatter_window_sums",
     "scatter_winners",
-    "separable",
     "select_taps",
     "tap_index_dtype",
     "window_sum",
@@ -255,7 +254,7 @@ def _is_large(geom: WindowGeometry, policy: Policy) -> bool:
 
 
 def _does_work(along: WindowGeometry) -> bool:
-  """Whether a 1-D pass of :func:`separable` changes its input."""
+  """Whether a 1-D pass of :func:`_separable` changes its input."""
   return (
       along.window_size > 1
       or along.out_shape != along.in_shape
@@ -263,23 +262,15 @@ def _does_work(along: WindowGeometry) -> bool:
   )
 
 
-def separable(reduce, x: jax.Array, geom: WindowGeometry) -> jax.Array:
+def _separable(reduce, x, geom, policy):
   """``reduce(x, geom)`` for a reduction that is a product of 1-D ones.
 
-  Windows of at least
-  :attr:`~jaxpool._src.core.backend.Policy.separable_min_taps` taps over two
-  or more axes run one 1-D pass per axis, the last axis first, fenced apart
+  Windows of at least ``policy.separable_min_taps`` taps over two or more
+  axes run one 1-D pass per axis, the last axis first, fenced apart
   (:func:`~jaxpool._src.core.backend.fence`): the program and the run time
   grow with the sum of the window's sides instead of their product. Smaller
   windows run ``reduce`` once.
   """
-  return choose(
-      lambda policy, v: _separable(reduce, v, geom, policy), x,
-      reads=("separable_min_taps",),
-  )
-
-
-def _separable(reduce, x, geom, policy):
   if not _is_large(geom, policy):
     return reduce(x, geom)
   shape = list(geom.in_shape)
@@ -325,7 +316,7 @@ def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
   """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows.
 
   With the ``"taps"`` formulation, windows of many taps are
-  :func:`separable`. The first extremum in row-major window order still
+  :func:`_separable`. The first extremum in row-major window order still
   wins: the last axis's pass picks the first extremum of each row, and each
   earlier axis's pass the first row (plane, ...) holding the window's
   extremum, so the derivative is torch's. The ``"reduce_window"``
@@ -366,7 +357,7 @@ def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   blocks of clipped windows when there is padding) for the value, and, for
   the tangent map, the transpose of :func:`scatter_window_sums`, so that
   reverse mode (which transposes it back) runs the one-pass phase scatter.
-  Large windows are :func:`separable` sums: plain sums per axis, not
+  Large windows are :func:`_separable` sums: plain sums per axis, not
   differences of running sums, so float32 loses nothing to cancellation.
   The ``"reduce_window"`` formulation is XLA's windowed sum, whose transpose
   JAX writes as ``pad`` + ``reduce_window``.
