@@ -145,6 +145,41 @@ def test_cpu_program_keeps_the_taps_and_accelerators_get_reduce_window():
   assert " conditional(" not in compiled and "reduce-window" not in compiled
 
 
+@pytest.mark.parametrize("window, shifts", [((1, 5), 5), ((3, 3), 9)])
+def test_backward_scatter_pads_once_past_the_cpu_limit(window, shifts):
+  """XLA:CPU stops vectorising a pass with many fused pads: past
+  ``max_fused_pads`` block shifts the CPU formulation pads the cotangent once;
+  the accelerators' pads it inside the pass. Both give the same gradient."""
+  from jaxpool._src.core.geometry import window_geometry
+  from jaxpool._src.core.reductions import window_sum
+  from jaxpool._src.core.scatter import phase_shifts, scatter_to_input
+
+  x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+  pad = tuple((k // 2, k // 2) for k in window)
+  geom = window_geometry(x.shape, window, 1, pad)
+  assert len(phase_shifts(geom)) == shifts
+  g = jax.random.normal(jax.random.key(1), x.shape)
+
+  def scatter(v):
+    return scatter_to_input(lambda taps, c: jnp.where(taps >= 0, c, jnp.zeros((), c.dtype)), geom, (v,), (0,),
+                            pad_once=(False,))
+
+  def pads(platform):
+    with forced_platform(platform):
+      jaxpr = jax.make_jaxpr(scatter)(g)
+    return sum(eqn.primitive.name == "pad" for eqn in jaxpr.jaxpr.eqns)
+
+  limit = POLICIES["cpu"].max_fused_pads
+  assert pads("cpu") == (1 if shifts > limit else shifts)
+  assert pads("tpu") == shifts
+  with forced_platform("tpu"):
+    in_pass = jax.jit(scatter)(g)
+  np.testing.assert_array_equal(jax.jit(scatter)(g), in_pass)
+  # The transpose of the window sum: the gradient of <window_sum(v), g>.
+  transpose = jax.grad(lambda v: jnp.vdot(window_sum(v, geom), g))(x)
+  np.testing.assert_allclose(in_pass, transpose, rtol=1e-5, atol=1e-5)
+
+
 def test_choose_traces_each_distinct_policy_once():
   seen = []
 

@@ -64,12 +64,17 @@ class Policy:
       axes are reduced one axis at a time, fenced apart.
     conditionals: whether a program may pick a cheaper path at run time
       with a conditional; without, it always runs the general path.
+    max_fused_pads: the most block shifts for which a backward scatter
+      (:func:`~jaxpool._src.core.scatter.scatter_to_input`) pads its operands
+      inside its fused pass; with more, each operand is padded once before
+      it (one operand-sized buffer). ``None``: no limit.
   """
 
   barrier: Literal["cond", "optimization_barrier"]
   window_reductions: Literal["taps", "reduce_window"]
   separable_min_taps: int
   conditionals: bool
+  max_fused_pads: int | None = None
 
 
 _ACCELERATOR = Policy(
@@ -82,7 +87,7 @@ _ACCELERATOR = Policy(
 POLICIES: dict[str, Policy] = {
     "cpu": Policy(
         barrier="cond", window_reductions="taps", separable_min_taps=16,
-        conditionals=True,
+        conditionals=True, max_fused_pads=5,
     ),
     "cuda": _ACCELERATOR,
     "rocm": _ACCELERATOR,

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxpool._src.core.backend import POLICIES, choose
 from jaxpool._src.core.geometry import WindowGeometry
 from jaxpool._src.core.sharding import reshape_spatial
 
@@ -119,19 +120,37 @@ def scatter_to_input(
       size of temp memory), or pad it per shift inside the fused pass (no
       temp). Which is faster depends on how the contribution uses the
       operand: on XLA:CPU a cotangent (or ``y``) padded in the pass costs
-      nothing, while a max-pool
-      winner or a log-normaliser under ``exp`` padded in the pass is 3-4x
-      slower. Without shifts (windows that tile the input) nothing is padded.
+      nothing, while a max-pool winner or a log-normaliser under ``exp``
+      padded in the pass is 3-4x slower. Past the platform's
+      :attr:`~jaxpool._src.core.backend.Policy.max_fused_pads` block shifts
+      every operand is padded once (XLA:CPU no longer vectorises a pass
+      with that many pads). Without shifts (windows that tile the input)
+      nothing is padded.
 
   Returns:
     Array of shape ``(*batch, *in_shape, features)``.
   """
-  n = geom.num_spatial
-  batch = operands[0].ndim - n - 1
-  blocks = _blocks(geom)
   pairs = phase_shifts(geom)
   if pad_once is None:
     pad_once = (True,) * len(operands)
+  pad_once = tuple(pad_once)
+  limits = {p.max_fused_pads for p in POLICIES.values()} - {None}
+  if all(pad_once) or len(pairs) <= min(limits, default=len(pairs)):
+    return _scatter(contribution, geom, pairs, operands, fills, pad_once)
+
+  def formulation(policy, *values):
+    limit = policy.max_fused_pads
+    once = pad_once if limit is None or len(pairs) <= limit else (True,) * len(values)
+    return _scatter(contribution, geom, pairs, values, fills, once)
+
+  return choose(formulation, *operands, reads=("max_fused_pads",))
+
+
+def _scatter(contribution, geom, pairs, operands, fills, pad_once):
+  """:func:`scatter_to_input` with each operand padded as ``pad_once`` says."""
+  n = geom.num_spatial
+  batch = operands[0].ndim - n - 1
+  blocks = _blocks(geom)
 
   def pad(value, fill, low, high):
     """``value`` padded (negative: cropped) along the spatial axes."""
