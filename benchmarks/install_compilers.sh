@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs XLA's TPU and GPU compiler plugins for benchmarks/compile_only.py,
+# Installs XLA's TPU and GPU compiler plugins for benchmarks/run.py --target tpu-v5e|h200,
 # matching the installed jaxlib, outside the project ($JAXPOOL_AOT, default
 # ~/.cache/aot). No TPU, GPU, driver or CUDA runtime is needed to compile.
 set -euo pipefail

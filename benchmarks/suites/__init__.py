@@ -1,0 +1,17 @@
+"""The benchmark suites: one module per family, each declaring its rows once.
+
+Every module defines ``SUITE`` (a :class:`~harness.Suite`); ``SUITES`` maps
+``--suite`` names to them.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+NAMES = ("classic", "weighted", "stochastic", "training", "lifting", "dynamic",
+         "second_order", "pyramid", "region")
+
+
+def load(name: str):
+  """The ``Suite`` of ``benchmarks/suites/<name>.py``."""
+  return importlib.import_module(f"suites.{name}").SUITE
