@@ -427,7 +427,8 @@ def render_compiled(target: str, suite: Suite, rows: Sequence[Row], results: dic
     facts = results[row.name]
     for kind in ("fwd", "fwd+bwd"):
       ours, base = facts["jaxpool", kind], facts.get(("baseline", kind), {})
-      cells = [f"{row.name} vs {row.baseline_name or '-'}", kind, str(ours["cond"]),
+      against = row.baseline_name if row.baseline is not None else "-"
+      cells = [f"{row.name} vs {against}", kind, str(ours["cond"]),
                _mib(ours["temp"]), _mib(base.get("temp")), str(ours["fusions"]),
                str(base.get("fusions", ""))]
       if tpu:
