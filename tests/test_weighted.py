@@ -10,13 +10,25 @@ import pytest
 from jax.test_util import check_grads
 
 import jaxpool
+from jaxpool._src.core.backend import forced_platform
 
 from reference import CONFIGS, INF, NAN, column, jax_args, normal_input, weighted_mean
 
 KEY = jax.random.key(0)
 
 
-def test_soft_pool_gradient_with_one_hot_weights():
+@pytest.fixture(params=["default", "tpu"])
+def formulation(request):
+  """Runs the test with the default formulation and with TPU's (SoftPool and
+  LIP as variadic ``reduce_window`` softmaxes), forced on the CPU."""
+  if request.param == "default":
+    yield
+    return
+  with forced_platform(request.param):
+    yield
+
+
+def test_soft_pool_gradient_with_one_hot_weights(formulation):
   a = column([0.0, 3e7])
   grad = jax.grad(lambda v: jaxpool.soft_pool(v, (2,)).sum())(a)
   np.testing.assert_array_equal(grad[:, 0], [0.0, 1.0])
@@ -25,7 +37,7 @@ def test_soft_pool_gradient_with_one_hot_weights():
 
 
 @pytest.mark.parametrize("scale", [1e3, 3e7, 1e20])
-def test_soft_pool_gradient_sums_to_one_per_window(scale):
+def test_soft_pool_gradient_sums_to_one_per_window(scale, formulation):
   # y(x + c) = y(x) + c, so the gradient of each window's output sums to 1.
   x = jax.random.normal(KEY, (2, 8, 8, 3)) * scale
   grad = jax.grad(lambda v: jaxpool.soft_pool(v, (2, 2)).sum())(x)
@@ -33,7 +45,7 @@ def test_soft_pool_gradient_sums_to_one_per_window(scale):
   np.testing.assert_allclose(sums, 1.0, atol=1e-3)
 
 
-def test_soft_pool_infinite_limits():
+def test_soft_pool_infinite_limits(formulation):
   y = jaxpool.soft_pool(column([1, INF, 2, 3, -INF, 4, -INF, -INF, INF, -INF]), (2,))
   w = np.exp([2.0, 3.0])
   expected_23 = (w * [2.0, 3.0]).sum() / w.sum()
@@ -41,7 +53,7 @@ def test_soft_pool_infinite_limits():
   assert np.isnan(jaxpool.soft_pool(column([NAN, INF]), (2,))[0, 0])
 
 
-def test_lip_pool_infinite_limits():
+def test_lip_pool_infinite_limits(formulation):
   x = column([1, 5, 2, 6, 3, 7, 4, 8, -INF, 9, INF, 1])
   logits = column([INF, 0, -INF, 0, -INF, -INF, INF, INF, -INF, 0, 0, 0])
   y = jaxpool.lip_pool(x, logits, (2,))
@@ -50,7 +62,7 @@ def test_lip_pool_infinite_limits():
   )
 
 
-def test_soft_lip_gradients_finite_for_finite_input():
+def test_soft_lip_gradients_finite_for_finite_input(formulation):
   x = jax.random.normal(KEY, (2, 9, 9, 3)) * 50
   for fn in (
       lambda v: jaxpool.soft_pool(v, (3, 3), 2, 1),
@@ -154,14 +166,14 @@ def test_dpp_pool_traced_parameters_are_used_as_given():
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_soft_pool_matches_formula(config, x64):
+def test_soft_pool_matches_formula(config, x64, formulation):
   x = normal_input(config)
   ref = weighted_mean(x, lambda v, *_: np.exp(v - v.max()), config)
   np.testing.assert_allclose(jaxpool.soft_pool(x, **jax_args(config)), ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_lip_pool_matches_formula(config, x64):
+def test_lip_pool_matches_formula(config, x64, formulation):
   x, logits = normal_input(config), 3 * normal_input(config, seed=1)
   ref = weighted_mean(x, lambda v, b, c, cells, _: np.exp(np.array([logits[(b,) + q + (c,)] for q in cells])), config)
   np.testing.assert_allclose(jaxpool.lip_pool(x, logits, **jax_args(config)), ref, rtol=1e-12, atol=1e-12)
@@ -204,7 +216,7 @@ def test_dpp_pool_with_reference_and_special_cases(x64):
   np.testing.assert_allclose(jaxpool.dpp_pool(x, 1e12, 2.0, (3, 3), 2, 1), avg, rtol=1e-9)
 
 
-def test_lip_special_cases_and_softpool_identity():
+def test_lip_special_cases_and_softpool_identity(formulation):
   x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
   kw = dict(window_shape=(3, 3), strides=2, padding=1)
   np.testing.assert_allclose(jaxpool.lip_pool(x, x, **kw), jaxpool.soft_pool(x, **kw), rtol=1e-6)
@@ -216,7 +228,7 @@ def test_lip_special_cases_and_softpool_identity():
 
 
 @pytest.mark.parametrize("config", CONFIGS)
-def test_custom_vjps_are_the_true_derivative(config, x64):
+def test_custom_vjps_are_the_true_derivative(config, x64, formulation):
   x, logits = normal_input(config), normal_input(config, seed=1)
   kw = jax_args(config)
   check_grads(lambda v: jaxpool.soft_pool(v, **kw), (x,), order=1, modes=["rev"])
@@ -232,7 +244,7 @@ def test_dpp_gradients_to_every_argument(reward, x64):
   check_grads(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (3, 3), 2, 1, normalize="mean"), (x,), order=1)
 
 
-def test_stable_for_extreme_values_in_float32():
+def test_stable_for_extreme_values_in_float32(formulation):
   x = jnp.array([1e4, -1e4, 5e3, 1e4 - 1.0, -1e4, -1e4 + 2.0], jnp.float32).reshape(1, 6, 1)
   y = jaxpool.soft_pool(x, (2,))
   pairs = np.asarray(x, np.float64).reshape(3, 2)

@@ -24,13 +24,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import dtypes
+from jaxpool._src.core.backend import choose
 from jaxpool._src.core.checks import (
     check_choice,
     check_number_array,
     check_positive_number,
 )
 from jaxpool._src.core.geometry import PaddingLike, WindowGeometry, window_geometry
-from jaxpool._src.core.reductions import window_sum
+from jaxpool._src.core.reductions import (
+    reduce_windows,
+    reduce_windows_holding,
+    window_sum,
+)
 from jaxpool._src.core.scatter import phase_view, scatter_to_input
 from jaxpool._src.core.taps import window_taps
 
@@ -65,7 +70,7 @@ def _finite_logits(x, logits):
   return values, jnp.clip(logits, -big, big)
 
 
-def _lip_forward(x, logits, geom):
+def _forward_by_taps(x, logits, geom):
   """``(y, log sum exp l)`` per window; SoftPool when ``logits`` is None.
 
   ``y = c + sum_i (x_i - c) w_i`` with ``c`` the window maximum of ``x`` (for
@@ -136,52 +141,134 @@ def _lip_forward(x, logits, geom):
   return y, normalizer
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _lip(x: jax.Array, logits: jax.Array, geom: WindowGeometry) -> jax.Array:
-  return _lip_forward(x, logits, geom)[0]
+def _softmax_combine(a, b):
+  """Merges two partial softmax sums ``(m, s, t...)``: ``m`` the largest
+  logit, ``s = sum e^(l - m)`` and each ``t = sum v e^(l - m)``.
+
+  The identity is ``(-inf, 0, 0...)``. A part whose logits are all ``-inf``
+  beside a larger one adds exactly 0 (its values, even infinite, have zero
+  weight); parts of only ``-inf`` (or only ``+inf``) logits weigh equally.
+  """
+  m = jnp.maximum(a[0], b[0])
+
+  def rescaled(part):
+    top = part[0]
+    factor = jnp.where(top == m, 1.0, jnp.exp(top - m))
+    drop = (top == -jnp.inf) & (m > top)
+    return [jnp.where(drop, 0.0, v * factor) for v in part[1:]]
+
+  return (m,) + tuple(u + v for u, v in zip(rescaled(a), rescaled(b)))
 
 
-def _lip_fwd(x, logits, geom):
-  y, normalizer = _lip_forward(x, logits, geom)
-  return y, (x, logits, y, normalizer)
+def _forward_by_reduce_window(x, logits, geom):
+  """:func:`_forward_by_taps` as one ``reduce_window`` of
+  :func:`_softmax_combine` over ``(l, 1, x)``: ``y = t / s`` and the
+  log-normaliser ``m + log s``, with the same infinite limits."""
+  keys = x if logits is None else logits
+  top, total, weighted = reduce_windows(
+      (keys, jnp.ones_like(x), x), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
+  )
+  return weighted / total, top + jnp.log(total)
 
 
-def _scatter_cells(cell_terms, geom, cells, g, normalizer, y):
-  """Sums ``cell_terms(cells at p, g, normalizer, y of window o)`` over the
-  windows ``o`` holding each input cell ``p`` (padded cells excluded).
+def _weighted_forward(x, logits, geom):
+  """``(y, log-normaliser)`` per window in the compiling platform's
+  formulation; SoftPool when ``logits`` is None."""
 
-  ``cells`` are input-shaped arrays (``x``, logits), read through
-  :func:`phase_view`: one pass of :func:`scatter_to_input` that recomputes
-  each cell's weight (no per-tap tensor is materialised). With overlapping
+  def formulation(policy, x, *logits):
+    logits = logits[0] if logits else None
+    if policy.variadic_reduce_window:
+      return _forward_by_reduce_window(x, logits, geom)
+    return _forward_by_taps(x, logits, geom)
+
+  operands = (x,) if logits is None else (x, logits)
+  return choose(formulation, *operands, reads=("variadic_reduce_window",))
+
+
+def _weighted_backward(x, logits, y, normalizer, g, geom):
+  """``(dx, dlogits)`` of the weighted mean (``dlogits`` None for SoftPool).
+
+  ``dy_o/dx_i = w_io (1 + x_i - y_o)`` (SoftPool), ``w_io`` and
+  ``w_io (x_i - y_o)`` (LIP), with ``w_io = exp(l_i - normalizer_o)``
+  recomputed from the saved log-normaliser.
+  """
+
+  def formulation(policy, x, y, normalizer, g, *logits):
+    logits = logits[0] if logits else None
+    # Without overlap the scatter is a plain upsampling, which every
+    # platform runs well; XLA:TPU splits a variadic reduce_window over a
+    # dilated base into passes with layout copies, which beats the scatter
+    # (in temp memory) only where windows overlap.
+    if policy.variadic_reduce_window and geom.windows_overlap:
+      return _backward_by_reduce_window(x, logits, y, normalizer, g, geom)
+    return _backward_by_scatter(x, logits, y, normalizer, g, geom)
+
+  operands = (x, y, normalizer, g) + (() if logits is None else (logits,))
+  return choose(formulation, *operands, reads=("variadic_reduce_window",))
+
+
+def _backward_by_scatter(x, logits, y, normalizer, g, geom):
+  """One :func:`scatter_to_input` pass that recomputes each cell's weight in
+  each of its windows (no per-tap tensor is materialised). With overlapping
   windows only the normaliser is padded once for the block shifts; ``g`` and
   ``y`` are padded inside the pass (see ``scatter_to_input``'s ``pad_once``).
   """
+  soft = logits is None
+  cells = (x,) if soft else (x, logits)
   views = [phase_view(c, geom) for c in cells]
 
-  def contribution(taps, *window):
-    terms = cell_terms(*views, *window)
+  def contribution(taps, g, normalizer, y):
+    value = views[0]
+    if soft:
+      # 1 + (x_i - y), not (1 + x_i) - y: the latter loses the 1 once |x_i|
+      # exceeds 2**24 (float32), e.g. for one-hot weights.
+      terms = (g * jnp.exp(value - normalizer) * (1.0 + (value - y)),)
+    else:
+      gw = g * jnp.exp(views[1] - normalizer)
+      terms = (gw, gw * (value - y))
     return tuple(jnp.where(taps >= 0, t, 0.0) for t in terms)
 
   # Windows outside the output grid: g = 0, weight exp(-inf) = 0.
-  return scatter_to_input(
+  grads = scatter_to_input(
       contribution, geom, (g, normalizer, y), (0.0, np.inf, 0.0),
       pad_once=(False, True, False),
   )
+  return (grads[0], None) if soft else grads
+
+
+def _backward_by_reduce_window(x, logits, y, normalizer, g, geom):
+  """The same sums as one ``reduce_window`` over the windows holding each
+  cell: ``w_io = e^(l_i + m_i) e^(-normalizer_o - m_i)`` with ``m_i`` the
+  largest ``-normalizer_o`` of its windows (so neither factor overflows),
+  ``S1 = sum_o g_o e^(-normalizer_o - m_i)`` and ``S2`` the same of
+  ``g_o y_o``; then ``dx = e^(l + m) (S1 + (x S1 - S2))`` (SoftPool),
+  ``e^(l + m) S1`` and ``e^(l + m) (x S1 - S2)`` (LIP)."""
+  top, s1, s2 = reduce_windows_holding(
+      (-normalizer, g, g * y), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
+  )
+  scale = jnp.exp((x if logits is None else logits) + top)
+  deviation = x * s1 - s2
+  if logits is None:
+    return scale * (s1 + deviation), None
+  return scale * s1, scale * deviation
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _lip(x: jax.Array, logits: jax.Array, geom: WindowGeometry) -> jax.Array:
+  return _weighted_forward(x, logits, geom)[0]
+
+
+def _lip_fwd(x, logits, geom):
+  y, normalizer = _weighted_forward(x, logits, geom)
+  return y, (x, logits, y, normalizer)
 
 
 def _lip_bwd(geom, residuals, g):
-  # dy/dx_i = w_i and dy/dl_i = w_i (x_i - y), with every cell's weight in
-  # each of its windows recomputed from the window's saved log-normalizer.
   # The barrier keeps XLA from merging the recomputed weights with the
   # forward's identical expressions (which would materialise one
   # output-sized buffer per tap).
   x, logits, y, normalizer = jax.lax.optimization_barrier(residuals)
-
-  def cell_terms(value, logit, g, normalizer, y):
-    gw = g * jnp.exp(logit - normalizer)
-    return gw, gw * (value - y)
-
-  return _scatter_cells(cell_terms, geom, (x, logits), g, normalizer, y)
+  return _weighted_backward(x, logits, y, normalizer, g, geom)
 
 
 _lip.defvjp(_lip_fwd, _lip_bwd)
@@ -189,24 +276,17 @@ _lip.defvjp(_lip_fwd, _lip_bwd)
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def _soft(x: jax.Array, geom: WindowGeometry) -> jax.Array:
-  return _lip_forward(x, None, geom)[0]
+  return _weighted_forward(x, None, geom)[0]
 
 
 def _soft_fwd(x, geom):
-  y, normalizer = _lip_forward(x, None, geom)
+  y, normalizer = _weighted_forward(x, None, geom)
   return y, (x, y, normalizer)
 
 
 def _soft_bwd(geom, residuals, g):
-  # dy/dx_i = w_i (1 + x_i - y): the sum of LIP's two partials.
   x, y, normalizer = jax.lax.optimization_barrier(residuals)  # see _lip_bwd
-
-  def cell_terms(value, g, normalizer, y):
-    # 1 + (x_i - y), not (1 + x_i) - y: the latter loses the 1 once |x_i|
-    # exceeds 2**24 (float32), e.g. for one-hot weights.
-    return (g * jnp.exp(value - normalizer) * (1.0 + (value - y)),)
-
-  return _scatter_cells(cell_terms, geom, (x,), g, normalizer, y)
+  return (_weighted_backward(x, None, y, normalizer, g, geom)[0],)
 
 
 _soft.defvjp(_soft_fwd, _soft_bwd)

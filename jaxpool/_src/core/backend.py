@@ -68,6 +68,11 @@ class Policy:
       (:func:`~jaxpool._src.core.scatter.scatter_to_input`) pads its operands
       inside its fused pass; with more, each operand is padded once before
       it (one operand-sized buffer). ``None``: no limit.
+    variadic_reduce_window: whether a window reduction of several operands
+      (SoftPool's and LIP's running softmax) is one variadic
+      ``lax.reduce_window`` (reads each operand once, where XLA:TPU
+      materialises every tap of a slice chain) or the slice chains and
+      phase scatter of ``"taps"`` (which XLA:GPU fuses with less temp).
   """
 
   barrier: Literal["cond", "optimization_barrier"]
@@ -75,6 +80,7 @@ class Policy:
   separable_min_taps: int
   conditionals: bool
   max_fused_pads: int | None = None
+  variadic_reduce_window: bool = False
 
 
 _ACCELERATOR = Policy(
@@ -91,7 +97,7 @@ POLICIES: dict[str, Policy] = {
     ),
     "cuda": _ACCELERATOR,
     "rocm": _ACCELERATOR,
-    "tpu": _ACCELERATOR,
+    "tpu": dataclasses.replace(_ACCELERATOR, variadic_reduce_window=True),
 }
 """One row per platform; ``"tpu"`` also stands for any other platform."""
 

@@ -232,6 +232,15 @@ class WindowGeometry:
     """True when no window touches padding or the ceil-mode overhang."""
     return all(lo == hi == 0 for lo, hi in self.full_padding)
 
+  @property
+  def windows_overlap(self) -> bool:
+    """True when some cell lies in two windows (taps ``t d`` and ``t' d``
+    of one axis fall on the same stride phase)."""
+    return any(
+        len({(t * d) % s for t in range(k)}) < k
+        for k, s, d in zip(self.window_shape, self.strides, self.dilation)
+    )
+
   def offsets(self) -> Iterator[tuple[int, tuple[int, ...]]]:
     """``(flat, tap)`` for every tap in row-major window order."""
     for flat, tap in enumerate(np.ndindex(*self.window_shape)):

@@ -34,6 +34,8 @@ __all__ = [
     "extremum_and_winner",
     "extremum_pool",
     "never_wins",
+    "reduce_windows",
+    "reduce_windows_holding",
     "scatter_window_sums",
     "scatter_winners",
     "select_taps",
@@ -285,19 +287,83 @@ def _separable(reduce, x, geom, policy):
 
 
 def _reduce_window(x, geom: WindowGeometry, init, op):
-  """``lax.reduce_window`` over ``geom``'s windows (padded with ``init``)."""
+  """``lax.reduce_window`` over ``geom``'s windows (padded with ``init``).
+
+  ``op`` is one of ``lax``'s monoids (``add``, ``max``, ``min``), which JAX
+  differentiates.
+  """
+  y = lax.reduce_window(x, np.array(init, x.dtype), op, **_window_arguments(x, geom))
+  return _keep_output_windows(y, geom)
+
+
+def _window_arguments(x, geom: WindowGeometry) -> dict:
   batch = x.ndim - geom.num_spatial - 1
   ones = (1,) * batch
-  y = lax.reduce_window(
-      x, np.array(init, x.dtype), op,
+  return dict(
       window_dimensions=ones + geom.window_shape + (1,),
       window_strides=ones + geom.strides + (1,),
       padding=((0, 0),) * batch + geom.full_padding + ((0, 0),),
       window_dilation=ones + geom.dilation + (1,),
   )
+
+
+def _keep_output_windows(y, geom: WindowGeometry):
   # The ceil-mode overhang may admit one more window than torch keeps.
-  index = (slice(None),) * batch + tuple(slice(0, o) for o in geom.out_shape)
-  return y[index]
+  batch = y.ndim - geom.num_spatial - 1
+  return y[(slice(None),) * batch + tuple(slice(0, o) for o in geom.out_shape)]
+
+
+def reduce_windows(operands, inits, combine, geom: WindowGeometry) -> tuple:
+  """Every window of ``geom`` reduced by one monoid over several operands.
+
+  ``combine(a, b)`` merges two tuples of partial results (one per operand,
+  elementwise) and must be associative and commutative, with ``inits`` its
+  identity; padding holds ``inits``. One ``lax.reduce_window`` reads every
+  operand (``(*batch, *spatial, features)``) once; JAX does not
+  differentiate it (callers write the derivative). Returns one
+  ``(*batch, *out_shape, features)`` array per operand.
+  """
+  operands = tuple(operands)
+  ys = lax.reduce_window(
+      operands, tuple(np.array(i, v.dtype) for i, v in zip(inits, operands)),
+      lambda a, b: tuple(combine(a, b)), **_window_arguments(operands[0], geom),
+  )
+  return tuple(_keep_output_windows(y, geom) for y in ys)
+
+
+def reduce_windows_holding(operands, inits, combine, geom: WindowGeometry) -> tuple:
+  """For every input cell, ``combine`` over the windows that hold it.
+
+  The transpose pattern of :func:`reduce_windows`: ``operands`` have the
+  output's shape (one value per window) and the results the input's shape;
+  cell ``p`` reduces the values of every window ``o`` with a tap on ``p``
+  (a cell no window holds gets ``inits``). One ``lax.reduce_window`` over the
+  output dilated by the strides (``base_dilation``, holes holding ``inits``).
+  """
+  operands = tuple(operands)
+  batch = operands[0].ndim - geom.num_spatial - 1
+  ones = (1,) * batch
+  padding, keep = [], []
+  for n, k, s, d, (lo, _), m in zip(
+      geom.in_shape, geom.window_shape, geom.strides, geom.dilation,
+      geom.padding, geom.out_shape,
+  ):
+    # Cell p is held by the windows at dilated positions p + lo - j d.
+    before = (k - 1) * d - lo
+    after = n - 1 + lo - (m - 1) * s
+    padding.append((before, max(after, 0)))
+    keep.append(slice(0, n))
+  ys = lax.reduce_window(
+      operands, tuple(np.array(i, v.dtype) for i, v in zip(inits, operands)),
+      lambda a, b: tuple(combine(a, b)),
+      window_dimensions=ones + geom.window_shape + (1,),
+      window_strides=ones + (1,) * geom.num_spatial + (1,),
+      padding=((0, 0),) * batch + tuple(padding) + ((0, 0),),
+      base_dilation=ones + geom.strides + (1,),
+      window_dilation=ones + geom.dilation + (1,),
+  )
+  index = (slice(None),) * batch + tuple(keep)
+  return tuple(y[index] for y in ys)
 
 
 def _windowed(taps_formulation, reduce_window_formulation, x, geom):
