@@ -125,12 +125,24 @@ def test_global_pools_reject_empty_axes_and_non_bool_keepdims(op):
   assert op(jnp.ones((2, 3, 3, 4)), keepdims=np.bool_(True)).shape == (2, 1, 1, 4)
 
 
-@pytest.mark.parametrize("sliced", [True, False])
+def test_regular_bins_are_sliding_windows():
+  from jaxpool._src.adaptive import _regular_bins
+  assert _regular_bins((64, 64), (7, 7)) == ((10, 10), (9, 9))
+  assert _regular_bins((13, 8), (4, 1)) == ((4, 8), (3, 8))
+  assert _regular_bins((64, 64), (8, 4)) == ((8, 16), (8, 16))
+  assert _regular_bins((64, 64), (7, 5)) is None  # 5 bins: 12 or 13 apart
+  assert _regular_bins((5,), (7,)) is None
+
+
+@pytest.mark.parametrize("path", ["regular", "sliced", "gathered"])
 @pytest.mark.parametrize("in_shape,out_shape", [((13, 10), (4, 3)), ((5, 9), (7, 2)), ((64, 64), (7, 7))])
-def test_adaptive_max_bins_sliced_or_gathered_match_torch_with_ties(in_shape, out_shape, sliced, monkeypatch):
-  # Few bins per axis are static slices, many are gathered: both are torch's.
+def test_adaptive_max_bins_sliced_or_gathered_match_torch_with_ties(in_shape, out_shape, path, monkeypatch):
+  # Regular bins are one sliding-window max; others, few bins per axis are
+  # static slices, many are gathered: all are torch's.
   from jaxpool._src import adaptive
-  monkeypatch.setattr(adaptive, "_MAX_SLICED_BINS", 32 if sliced else 0)
+  if path != "regular":
+    monkeypatch.setattr(adaptive, "_MAX_WINDOW_SIDE", 0)
+  monkeypatch.setattr(adaptive, "_MAX_SLICED_BINS", 0 if path == "gathered" else 32)
   rng = np.random.default_rng(1)
   x = rng.integers(0, 3, (2,) + in_shape + (3,)).astype(np.float32)
   fn = torch_op("adaptive_max_pool", 2)

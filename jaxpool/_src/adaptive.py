@@ -64,13 +64,30 @@ def _uniform_window(in_shape, output_shape):
   return None
 
 
-# Uniform bins of up to this many cells are pooled as one pass over their
-# taps (strided slices). Larger ones: a reshaped sum for the average (its
-# derivative is a broadcast), the separable path for the maximum (a chain
-# over very many taps compiles slowly). The thresholds come from
+def _regular_bins(in_shape, output_shape):
+  """``(window, strides)`` when every axis's bins have one width and one
+  spacing (e.g. 64 cells into 7 bins: 10 wide, 9 apart), so that they are
+  the windows of a plain sliding-window pooling; otherwise None."""
+  window, strides = [], []
+  for n, t in zip(in_shape, output_shape):
+    starts, ends = adaptive_bins(n, t)
+    widths, steps = set(ends - starts), set(np.diff(starts)) or {n}
+    if len(widths) != 1 or len(steps) != 1:
+      return None
+    window.append(int(widths.pop()))
+    strides.append(int(steps.pop()))
+  return tuple(window), tuple(strides)
+
+
+# Uniform bins of up to this many cells are averaged as one pass over their
+# taps (strided slices); larger ones as a reshaped sum (its derivative is a
+# broadcast). Other regular bins (one width and one spacing per axis) at most
+# this many cells wide per axis are one sliding-window maximum or mean;
+# wider ones are reduced one axis at a time (a chain over very many taps
+# compiles slowly). The thresholds come from
 # benchmarks/ (docs/architecture.md, "Adaptive pooling").
 _AVG_SLICED_TAPS = 16
-_MAX_SLICED_TAPS = 64
+_MAX_WINDOW_SIDE = 32
 
 
 def adaptive_avg_pool(
@@ -119,6 +136,12 @@ def adaptive_avg_pool(
       total = phase_view(xc, geom).sum(
           axis=tuple(batch + 2 * i + 1 for i in range(len(window)))
       )
+    return (total / np.asarray(geom.window_size, dtype=ct)).astype(x.dtype)
+  regular = _regular_bins(in_shape, output_shape)
+  if regular is not None and max(regular[0]) <= _MAX_WINDOW_SIDE:
+    # Overlapping bins of one width and spacing: a sliding-window mean.
+    geom = window_geometry(x.shape, *regular)
+    total = window_sum(xc, geom)
     return (total / np.asarray(geom.window_size, dtype=ct)).astype(x.dtype)
   return _uneven_adaptive_avg(xc, axes, output_shape).astype(x.dtype)
 
@@ -241,10 +264,11 @@ def adaptive_max_pool(
   output_shape, axes, in_shape = _adaptive_setup(
       x, output_shape, "adaptive_max_pool"
   )
-  window = _uniform_window(in_shape, output_shape)
-  if window is not None and math.prod(window) <= _MAX_SLICED_TAPS:
-    return extremum_pool(x, window_geometry(x.shape, window), "max")
-  # Non-uniform bins, or bins too large for one pass over their taps.
+  regular = _regular_bins(in_shape, output_shape)
+  if regular is not None and max(regular[0]) <= _MAX_WINDOW_SIDE:
+    # One sliding-window max (separable when large: see extremum_pool).
+    return extremum_pool(x, window_geometry(x.shape, *regular), "max")
+  # Bins of several widths or spacings, or too wide for passes over taps.
   passes = 0
   for axis, out in reversed(list(zip(axes, output_shape))):
     if x.shape[axis] != out:
