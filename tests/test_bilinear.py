@@ -100,3 +100,41 @@ def test_compact_bilinear_with_given_sketches_and_its_layers():
 def test_clear_errors(call, error, match):
   with pytest.raises(error, match=match):
     call(jnp.ones((2, 3, 3, 4)))
+
+
+@pytest.mark.parametrize("value", [1e30, -1e30, 1.0])
+def test_normalised_descriptors_of_huge_maps_are_finite(value):
+  # Issue 24: the outer products of 1e30 overflowed (NaN after the L2).
+  x = jnp.full((2, 8, 8, 3), value)
+  sketch = lambda v: jaxpool.compact_bilinear_pool(v, output_dim=16, key=jax.random.key(0))
+  for fn in (jaxpool.bilinear_pool, lambda v: jaxpool.bilinear_pool(v, eps=1e-5), sketch):
+    y = fn(x)
+    np.testing.assert_allclose(jnp.linalg.norm(y, axis=-1), 1.0, rtol=1e-5)
+    grad = jax.grad(lambda v: jnp.sum(jnp.sin(fn(v))))(x)
+    assert np.isfinite(np.asarray(grad)).all()
+  np.testing.assert_allclose(jaxpool.bilinear_pool(x), 1 / 3, rtol=1e-6)
+
+
+def test_normalised_descriptors_do_not_depend_on_the_scale():
+  x = jax.random.normal(jax.random.key(0), (2, 6, 6, 4))
+  y = jax.random.normal(jax.random.key(1), (2, 6, 6, 3))
+  for scale in (1e30, 1e-20):
+    np.testing.assert_allclose(jaxpool.bilinear_pool(x * scale, y), jaxpool.bilinear_pool(x, y), rtol=2e-5, atol=1e-6)
+    sketch = lambda a: jaxpool.compact_bilinear_pool(a, y, output_dim=32, key=jax.random.key(2))
+    # FFT rounding near 0 is amplified by the signed square root.
+    np.testing.assert_allclose(sketch(x * scale), sketch(x), rtol=2e-5, atol=5e-4)
+
+
+def test_compact_bilinear_checks_concrete_sketch_hashes():
+  x = jnp.ones((1, 2, 2, 3))
+  h1, s1 = jnp.array([0, 3, 7]), jnp.array([1.0, -1.0, 1.0])
+  sketch2 = (jnp.array([1, 2, 5]), jnp.ones(3))
+  with pytest.raises(ValueError, match=r"sketch hashes h1 must lie in \[0, output_dim = 8\)"):
+    jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=((h1.at[0].set(8), s1), sketch2))
+  with pytest.raises(ValueError, match="h1 must lie"):
+    jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=((h1.at[1].set(-1), s1), sketch2))
+  with pytest.raises(TypeError, match="h1 must be integers"):
+    jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=((h1.astype(jnp.float32), s1), sketch2))
+  # Traced sketches (e.g. a layer's state under jit) are used as given.
+  traced = jax.jit(lambda h: jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=((h, s1), sketch2)))
+  assert traced(h1).shape == (1, 8)

@@ -139,3 +139,38 @@ def test_head_layers_reduce_then_pool_in_both_apis():
     jpnnx.CovariancePool(features=8, reduce_dim=3)
   with pytest.raises(ValueError, match="normalize must be"):
     jplinen.CovariancePool(normalize="sqrt")
+
+
+def _finite_gradient(fn, x):
+  grad = jax.grad(lambda v: jnp.sum(jnp.sin(fn(v))))(x)
+  return bool(np.isfinite(np.asarray(grad)).all())
+
+
+@pytest.mark.parametrize("normalize", ["sqrtm", "logm", None])
+@pytest.mark.parametrize("value", [1e30, -1e30, 1e-30])
+def test_constant_maps_of_any_magnitude_have_zero_covariance(normalize, value):
+  # Issue 24: the mean's rounding used to leave a residual whose square
+  # overflowed (NaN for 1e30).
+  x = jnp.full((2, 8, 8, 3), value)
+  fn = lambda v: jaxpool.covariance_pool(v, normalize=normalize)
+  expected = np.log(1e-5) * np.eye(3) if normalize == "logm" else np.zeros((3, 3))
+  np.testing.assert_allclose(fn(x), np.broadcast_to(expected, (2, 3, 3)), rtol=1e-6)
+  assert _finite_gradient(fn, x)
+
+
+def test_large_and_small_maps_scale_exactly():
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
+  for scale in (1e30, 1e-30):
+    sqrtm = jaxpool.covariance_pool(x * scale)
+    np.testing.assert_allclose(sqrtm / scale, jaxpool.covariance_pool(x), rtol=1e-4, atol=1e-6)
+    logm = jaxpool.covariance_pool(x * scale, normalize="logm")
+    if scale > 1:  # log(s^2 C) = log C + 2 log s
+      shift = 2 * np.log(scale) * np.eye(3)
+      np.testing.assert_allclose(logm - shift, jaxpool.covariance_pool(x, normalize="logm"), atol=2e-3)
+    else:  # every eigenvalue below eps
+      np.testing.assert_allclose(logm, np.broadcast_to(np.log(1e-5) * np.eye(3), (2, 3, 3)), atol=1e-4)
+    for normalize in ("sqrtm", "logm"):
+      assert _finite_gradient(lambda v: jaxpool.covariance_pool(v, normalize=normalize), x * scale)
+  # The covariance itself leaves float32 at 1e30 (about 1e60): inf, not NaN.
+  raw = np.asarray(jaxpool.covariance_pool(x * 1e30, normalize=None))
+  assert np.isinf(raw).all() and not np.isnan(raw).any()

@@ -557,3 +557,18 @@ def test_layers_reject_mismatched_inputs():
   assert float(jplinen.auxiliary_loss({"batch_stats": {"bn": {"var": jnp.ones(8)}}})) == 0.0
   with pytest.raises(TypeError, match="auxiliary_loss expects the variables"):
     jplinen.auxiliary_loss([1.0])
+
+
+@pytest.mark.parametrize("value", [1e30, -1e30, 1e25])
+@pytest.mark.parametrize("wavelet", ["legall53", "haar"])
+def test_constraints_of_a_constant_map_are_zero_at_any_magnitude(value, wavelet):
+  # Issue 24: approx - x_o cancelled (5.8e35 for 1e25, inf for 1e30).
+  x = jnp.full((2, 8, 8, 3), value)
+  fn = lambda v: jaxpool.lift_down_pool_with_constraints(v, wavelet=wavelet)[1]
+  c_u, c_p = fn(x)
+  assert float(c_u) == 0.0 and float(c_p) == 0.0
+  grad = jax.grad(lambda v: sum(fn(v)))(x)
+  assert np.isfinite(np.asarray(grad)).all()
+  # Beyond float32's range the mean square is inf, not NaN.
+  c_u, c_p = fn(jax.random.normal(jax.random.key(0), x.shape) * 1e30)
+  assert np.isinf(float(c_u)) and np.isinf(float(c_p))

@@ -104,3 +104,16 @@ def test_clear_errors(kwargs, match):
     jpnnx.NetVLAD(features=4, clusters=1, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="clusters >= 2"):
     jplinen.NetVLAD(clusters=1)
+
+
+@pytest.mark.parametrize("value", [1e30, -1e30])
+def test_gradient_is_finite_for_huge_unnormalised_input(value):
+  # Issue 24: an empty cluster's intra-normalisation has derivative 1 / eps;
+  # times residuals of 1e30 that overflowed, and 0 * inf in the softmax's
+  # derivative gave NaN.
+  fn = lambda x: jaxpool.netvlad(
+      x, jnp.eye(4, 3), assign_weights=jnp.ones((3, 4)) * jnp.arange(4.0),
+      normalize_input=False)[:, 0].sum()
+  x = jnp.full((2, 8, 8, 3), value)
+  assert np.isfinite(float(fn(x)))
+  assert np.isfinite(np.asarray(jax.grad(fn)(x))).all()

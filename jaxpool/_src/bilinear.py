@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpool._src.core.checks import check_bool, check_one_key, check_positive_number, is_int
-from jaxpool._src.core.descriptors import l2_normalize, positions, signed_sqrt
+from jaxpool._src.core.descriptors import (
+    l2_normalize,
+    positions,
+    power_of_two_scale,
+    signed_sqrt,
+)
 
 __all__ = ["bilinear_pool", "compact_bilinear_pool", "count_sketches"]
 
@@ -29,15 +35,37 @@ def _pair(x, y, spatial_ndim, op: str):
   return x, rows_x, rows_y.astype(rows_x.dtype)
 
 
-def _finish(v: jax.Array, normalize: bool, eps: float) -> jax.Array:
-  """Signed square root (``sqrt(|v| + eps)`` with ``eps``) and L2."""
+def _scaled(rows_x, rows_y, normalize: bool):
+  """``(rows_x', rows_y', k)``: for the normalised descriptors, the rows
+  divided by powers of two into ``[-1, 1]`` (so no product overflows) and
+  ``k`` (``(*batch, 1)``), the log2 of the factor the descriptor lost;
+  unnormalised ones keep their scale (``k = 0``) and overflow to inf only
+  where the value leaves the dtype's range."""
+  if not normalize:
+    return rows_x, rows_y, 0
+  same = rows_y is rows_x
+  rows_x, ex = power_of_two_scale(rows_x)
+  rows_y, ey = (rows_x, ex) if same else power_of_two_scale(rows_y)
+  return rows_x, rows_y, (ex + ey)[..., 0]
+
+
+def _finish(v: jax.Array, normalize: bool, eps: float, k) -> jax.Array:
+  """Signed square root (``sqrt(|v| + eps)`` with ``eps``) and L2 of the
+  descriptor ``2^k v``: the L2 normalisation removes the factor
+  ``2^(k / 2)`` the square root leaves, so only ``eps`` and the L2 floor are
+  scaled (each kept at or above the smallest normal number)."""
   if not normalize:
     return v
+  tiny = jnp.finfo(v.dtype).tiny
   if eps:
-    v = jnp.sign(v) * jnp.sqrt(jnp.abs(v) + eps)
+    # Clipped to the range: beyond it eps alone decides the direction.
+    shifted = jnp.clip(jnp.ldexp(jnp.asarray(eps, v.dtype), -k), tiny, jnp.finfo(v.dtype).max / 4)
+    v = jnp.sign(v) * jnp.sqrt(jnp.abs(v) + shifted)
   else:
     v = signed_sqrt(v)
-  return l2_normalize(v, axis=-1)
+  floor = jnp.ldexp(jnp.asarray(1e-12, v.dtype), -(k // 2))
+  floor = jnp.where(k % 2 == 1, floor * np.sqrt(0.5).astype(v.dtype), floor)
+  return l2_normalize(v, axis=-1, eps=jnp.maximum(floor, tiny))
 
 
 def bilinear_pool(
@@ -55,7 +83,11 @@ def bilinear_pool(
   ``sign(z) sqrt(|z|)`` and ``z / ||z||_2`` (B-CNN). The signed square root
   is exact in value; its derivative is taken as 0 where ``z = 0`` (finite).
   ``eps > 0`` uses ``sign(z) sqrt(|z| + eps)`` instead, as the common B-CNN
-  snippets (``1e-5``; fast-MPN-COV's ``1e-8``).
+  snippets (``1e-5``; fast-MPN-COV's ``1e-8``). With ``normalize``, the rows
+  are divided by powers of two into ``[-1, 1]`` first (the L2 normalisation
+  removes the scale; ``eps`` is scaled with it), so the result is finite for
+  any finite input; without, ``z`` itself leaves float32 (``inf``, never
+  NaN) for features above about ``1e19``.
 
   Args:
     x: ``(batch, *spatial, d_x)``, floating point (half precision computed
@@ -81,9 +113,10 @@ def bilinear_pool(
   normalize = check_bool("normalize", normalize)
   eps = check_positive_number("eps", eps, allow_zero=True)
   x, rows_x, rows_y = _pair(x, y, spatial_ndim, "bilinear_pool")
+  rows_x, rows_y, k = _scaled(rows_x, rows_y, normalize)
   z = jnp.einsum("...mi,...mj->...ij", rows_x, rows_y) / rows_x.shape[-2]
   z = z.reshape(z.shape[:-2] + (-1,))
-  return _finish(z, normalize, eps).astype(x.dtype)
+  return _finish(z, normalize, eps, k).astype(x.dtype)
 
 
 def count_sketches(key: jax.Array, in_dims: tuple[int, int], output_dim: int):
@@ -139,7 +172,8 @@ def compact_bilinear_pool(
     output_dim: ``D``, the sketch size (>= 1).
     key: draws the sketches (the same key gives the same sketches); or
     sketches: ``((h1, s1), (h2, s2))`` from :func:`count_sketches`, e.g. a
-      layer's stored state. Exactly one of ``key`` and ``sketches``.
+      layer's stored state. Exactly one of ``key`` and ``sketches``;
+      concrete hashes must be integers in ``[0, output_dim)``.
     normalize: signed square root and L2 normalisation.
     eps: added inside the square root (0: exact).
     spatial_ndim: the number of spatial axes before the features.
@@ -170,8 +204,27 @@ def compact_bilinear_pool(
         f"compact_bilinear_pool: the sketches hash {h1.shape} and {h2.shape}"
         f" features; the inputs have {dims}."
     )
+  for name, h in (("h1", h1), ("h2", h2)):
+    _check_hashes(name, h, output_dim)
+  rows_x, rows_y, k = _scaled(rows_x, rows_y, normalize)
   fx = jnp.fft.rfft(_count_sketch(rows_x, h1, s1, output_dim), axis=-1)
   fy = jnp.fft.rfft(_count_sketch(rows_y, h2, s2, output_dim), axis=-1)
   # The sum over positions commutes with the (linear) inverse transform.
   phi = jnp.fft.irfft(jnp.sum(fx * fy, axis=-2), n=output_dim, axis=-1)
-  return _finish(phi.astype(rows_x.dtype), normalize, eps).astype(x.dtype)
+  return _finish(phi.astype(rows_x.dtype), normalize, eps, k).astype(x.dtype)
+
+
+def _check_hashes(name: str, h, output_dim: int) -> None:
+  """Concrete hashes must be integers in ``[0, output_dim)`` (a hash out of
+  range would drop its feature); traced ones are used as given."""
+  try:
+    values = np.asarray(h)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    return
+  if not np.issubdtype(values.dtype, np.integer):
+    raise TypeError(f"compact_bilinear_pool: sketch hashes {name} must be integers; got {values.dtype}.")
+  if values.size and (values.min() < 0 or values.max() >= output_dim):
+    raise ValueError(
+        f"compact_bilinear_pool: sketch hashes {name} must lie in [0, output_dim ="
+        f" {output_dim}); got values from {values.min()} to {values.max()}."
+    )

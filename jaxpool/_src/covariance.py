@@ -14,7 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core.checks import check_choice, check_positive_number, is_int
-from jaxpool._src.core.descriptors import positions
+from jaxpool._src.core.descriptors import (
+    positions,
+    power_of_two_scale,
+    times_power_of_two,
+)
 
 __all__ = ["NORMALIZATIONS", "OUTPUTS", "covariance_pool", "triu_vector"]
 
@@ -24,7 +28,10 @@ OUTPUTS = ("matrix", "triu")
 
 def _covariance(rows: jax.Array) -> jax.Array:
   """``C = (1/M) sum_l (x_l - mu)(x_l - mu)^T`` from the centred rows
-  ``(*batch, M, d)`` (never the ``M x M`` centring matrix)."""
+  ``(*batch, M, d)`` (never the ``M x M`` centring matrix). The rows are
+  shifted by the first one before the mean is taken (C does not change), so
+  a constant map gives exactly 0 whatever the mean's rounding."""
+  rows = rows - rows[..., :1, :]
   centred = rows - jnp.mean(rows, axis=-2, keepdims=True)
   return jnp.einsum("...mi,...mj->...ij", centred, centred) / rows.shape[-2]
 
@@ -34,10 +41,16 @@ def _newton_schulz_sqrt(c: jax.Array, iterations: int) -> jax.Array:
   ``Y <- Y T``, ``Z <- T Z`` (the last step only ``Y T``), then
   ``Y sqrt(tr(C))``. A zero covariance gives 0: the trace is floored at the
   square root of the dtype's smallest normal number, so neither it nor its
-  square (in the derivative of the division) underflows to 0."""
+  square (in the derivative of the division) underflows to 0, and the
+  derivative there is taken as 0."""
   eye = jnp.eye(c.shape[-1], dtype=c.dtype)
   trace = jnp.trace(c, axis1=-2, axis2=-1)[..., None, None]
-  trace = jnp.maximum(trace, np.sqrt(jnp.finfo(c.dtype).tiny))
+  floor = np.sqrt(jnp.finfo(c.dtype).tiny)
+  # Below the floor (a constant map) the square root's derivative is
+  # unbounded; it is taken as 0 there, which keeps every gradient finite.
+  above = trace > floor
+  c = jnp.where(above, c, jax.lax.stop_gradient(c))
+  trace = jnp.where(above, trace, floor)
   y, z = c / trace, jnp.zeros_like(c) + eye  # (zeros_like: c's sharding)
   for _ in range(iterations - 1):
     t = 0.5 * (3 * eye - z @ y)
@@ -46,46 +59,57 @@ def _newton_schulz_sqrt(c: jax.Array, iterations: int) -> jax.Array:
   return y * jnp.sqrt(trace)
 
 
-def _log_divided_differences(lam: jax.Array, eps: float) -> jax.Array:
-  """``K_ij = (f(l_i) - f(l_j)) / (l_i - l_j)`` for ``f(l) = log(max(l, eps))``,
-  with ``f'(l_i)`` on the diagonal and for equal eigenvalues, computed without
-  cancellation: for ``l_i, l_j > eps``, ``K = log1p(t) / t / l_j`` with
-  ``t = (l_i - l_j) / l_j`` (a series near ``t = 0``); 0 where both are at the
-  floor."""
+def _floored_log(lam: jax.Array, floor: jax.Array, log_floor: jax.Array) -> jax.Array:
+  """``log(max(lam, floor))``, with ``log(floor)`` given: the floor may be
+  too small for the dtype (a scaled ``eps``) while its log is not."""
+  return jnp.where(lam > floor, jnp.log(jnp.where(lam > floor, lam, 1)), log_floor)
+
+
+def _log_divided_differences(lam, floor, log_floor) -> jax.Array:
+  """``K_ij = (f(l_i) - f(l_j)) / (l_i - l_j)`` for ``f`` the
+  :func:`_floored_log`, with ``f'(l_i)`` on the diagonal and for equal
+  eigenvalues, computed without cancellation: for ``l_i, l_j`` above the
+  floor, ``K = log1p(t) / t / l_j`` with ``t = (l_i - l_j) / l_j`` (a series
+  near ``t = 0``); 0 where both are at the floor."""
   a, b = lam[..., :, None], lam[..., None, :]
-  above_a, above_b = a > eps, b > eps
-  floor_a, floor_b = jnp.maximum(a, eps), jnp.maximum(b, eps)
-  t = (floor_a - floor_b) / floor_b
+  floor = floor[..., None]
+  above_a, above_b = a > floor, b > floor
+  floor_a, floor_b = jnp.maximum(a, floor), jnp.maximum(b, floor)
+  safe_b = jnp.where(above_b, floor_b, 1)
+  t = (floor_a - floor_b) / safe_b
   small = jnp.abs(t) < 1e-3
   safe_t = jnp.where(small, 1.0, t)
   series = 1 - t / 2 + t * t / 3 - t * t * t / 4
   ratio = jnp.where(small, series, jnp.log1p(jnp.where(small, 0.0, safe_t)) / safe_t)
-  both = ratio / floor_b
+  both = ratio / safe_b
   # One eigenvalue at the floor: the other is strictly larger, no 0/0.
+  log_floor = log_floor[..., None]
   gap = jnp.where(above_a == above_b, 1.0, a - b)
-  one = (jnp.log(floor_a) - jnp.log(floor_b)) / gap
+  one = (_floored_log(a, floor, log_floor) - _floored_log(b, floor, log_floor)) / gap
   return jnp.where(above_a & above_b, both, jnp.where(above_a | above_b, one, 0.0))
 
 
 @jax.custom_vjp
-def _logm_psd(c: jax.Array, eps: float) -> jax.Array:
-  lam, u = jnp.linalg.eigh(c)
-  return (u * jnp.log(jnp.maximum(lam, eps))[..., None, :]) @ jnp.swapaxes(u, -1, -2)
+def _logm_psd(c: jax.Array, floor: jax.Array, log_floor: jax.Array) -> jax.Array:
+  """``U diag(log(max(lambda, floor))) U^T``; ``floor`` and ``log_floor`` are
+  per matrix, ``(*batch, 1)``."""
+  return _logm_fwd(c, floor, log_floor)[0]
 
 
-def _logm_fwd(c, eps):
+def _logm_fwd(c, floor, log_floor):
   lam, u = jnp.linalg.eigh(c)
-  out = (u * jnp.log(jnp.maximum(lam, eps))[..., None, :]) @ jnp.swapaxes(u, -1, -2)
-  return out, (lam, u, eps)
+  logs = _floored_log(lam, floor, log_floor)
+  out = (u * logs[..., None, :]) @ jnp.swapaxes(u, -1, -2)
+  return out, (lam, u, floor, log_floor)
 
 
 def _logm_bwd(residuals, g):
   """Daleckii-Krein: ``dC = U (K o (U^T sym(G) U)) U^T``."""
-  lam, u, eps = residuals
+  lam, u, floor, log_floor = residuals
   ut = jnp.swapaxes(u, -1, -2)
   sym = 0.5 * (g + jnp.swapaxes(g, -1, -2))
-  inner = _log_divided_differences(lam, eps) * (ut @ sym @ u)
-  return u @ inner @ ut, None
+  inner = _log_divided_differences(lam, floor, log_floor) * (ut @ sym @ u)
+  return u @ inner @ ut, None, None
 
 
 _logm_psd.defvjp(_logm_fwd, _logm_bwd)
@@ -133,7 +157,11 @@ def covariance_pool(
   * ``None``: ``C`` itself.
 
   Every mode is finite, with finite gradients, for rank-deficient
-  covariances and for a constant map (``C = 0``; ``"sqrtm"`` gives 0).
+  covariances and for a constant map (``C = 0`` exactly at any magnitude;
+  ``"sqrtm"`` gives 0). ``"sqrtm"`` and ``"logm"`` work on the rows divided
+  by a power of two into ``[-1, 1]`` and undo the scale exactly, so they are
+  finite for any finite input; ``None`` returns ``C`` itself, which leaves
+  float32 (``inf``, never NaN) for features above about ``1e19``.
 
   Args:
     x: ``(batch, *spatial, features)``, floating point; half precision is
@@ -166,11 +194,21 @@ def covariance_pool(
   eps = check_positive_number("eps", eps)
   x = jnp.asarray(x)
   rows = positions(x, spatial_ndim, "covariance_pool", min_positions=2)
-  c = _covariance(rows)
+  # C = 4^e C' from the rows scaled into [-1, 1]: no overflow in the mean or
+  # the products; each mode undoes the scale where its output needs it.
+  if normalize is None:  # overflows to inf only where C leaves the range
+    c = _covariance(rows)
+  else:  # C = 4^e C' from rows scaled into [-1, 1]: no product overflows
+    rows, exponent = power_of_two_scale(rows)
+    c = _covariance(rows)
   if normalize == "sqrtm":
-    c = _newton_schulz_sqrt(c, iterations)
+    c = times_power_of_two(_newton_schulz_sqrt(c, iterations), exponent)
   elif normalize == "logm":
-    c = _logm_psd(c, eps)
+    # log(max(4^e l', eps)) = log(max(l', eps 4^-e)) + 2 e log 2.
+    shift = (2 * exponent[..., 0]).astype(c.dtype) * np.log(2.0).astype(c.dtype)
+    floor = jnp.ldexp(jnp.asarray(eps, c.dtype), -2 * exponent[..., 0])
+    c = _logm_psd(c, floor, np.log(eps).astype(c.dtype) - shift)
+    c = c + shift[..., None] * jnp.eye(c.shape[-1], dtype=c.dtype)
   if output == "triu":
     c = triu_vector(c)
   return c.astype(x.dtype)

@@ -271,14 +271,18 @@ def _lift_step(x, axis, predict, update, wavelet=None):
   """One 1-D lifting step along ``axis``: ``(s, d)`` and its constraint
   terms. With a ``wavelet`` name (its fixed steps), as a two-band map."""
   n = x.shape[axis]
+  even = lax.slice_in_dim(x, 0, n, 2, axis=axis)
   odd = lax.slice_in_dim(x, 1, n, 2, axis=axis)
   if wavelet is not None:
     approx, detail = banded.to_bands(x, axis, _analysis_bank(wavelet, n))
+    updated = _applied(update, "update", detail, axis)
   else:
-    even = lax.slice_in_dim(x, 0, n, 2, axis=axis)
     detail = odd - _applied(predict, "predict", even, axis)
-    approx = even + _applied(update, "update", detail, axis)
-  return approx, detail, _mean_square(approx - odd), _mean_square(detail)
+    updated = _applied(update, "update", detail, axis)
+    approx = even + updated
+  # s - x_o as (x_e - x_o) + U(d), not approx - x_o: no cancellation, so a
+  # constant signal gives exactly 0 at any magnitude.
+  return approx, detail, _mean_square((even - odd) + updated), _mean_square(detail)
 
 
 def lift_down_pool_with_constraints(
@@ -304,6 +308,10 @@ def lift_down_pool_with_constraints(
   unnormalised L2 norms instead, with weights 0.001: with such norms and the
   paper's weights, the constraints outweigh the task loss and a small CNN
   collapses to chance (docs/lifting.md).
+
+  ``s - x_o`` is computed as ``(x_e - x_o) + U(d)``, so a constant map gives
+  exactly 0 at any magnitude. A mean square beyond the dtype's range (e.g.
+  random activations of 1e20 in float32) is ``inf``.
 
   Args:
     x, spatial_dims, predict, update, wavelet: as in :func:`lift_down_pool`.

@@ -12,6 +12,29 @@ from jaxpool._src.core.descriptors import l2_normalize, positions
 __all__ = ["netvlad"]
 
 
+@jax.custom_vjp
+def _soft_assignment(logits: jax.Array) -> jax.Array:
+  """``softmax`` over the last axis, whose derivative sends nothing through
+  an assignment that is exactly 0, even when its cotangent overflowed (the
+  intra-normalisation of an empty cluster's residual sum has derivative
+  ``1 / eps``, times residuals up to the float range: ``0 * inf`` would be
+  NaN)."""
+  return jax.nn.softmax(logits, axis=-1)
+
+
+def _soft_assignment_fwd(logits):
+  assign = jax.nn.softmax(logits, axis=-1)
+  return assign, assign
+
+
+def _soft_assignment_bwd(assign, g):
+  weighted = jnp.where(assign > 0, assign * g, 0.0)
+  return (weighted - assign * jnp.sum(weighted, axis=-1, keepdims=True),)
+
+
+_soft_assignment.defvjp(_soft_assignment_fwd, _soft_assignment_bwd)
+
+
 def netvlad(
     x: jax.typing.ArrayLike,
     centers: jax.typing.ArrayLike,
@@ -78,7 +101,7 @@ def netvlad(
   if normalize_input:
     rows = l2_normalize(rows, axis=-1)
   logits = rows @ weights.astype(dtype) + bias.astype(dtype)
-  assign = jax.nn.softmax(logits, axis=-1)  # (..., M, K)
+  assign = _soft_assignment(logits)  # (..., M, K)
   vlad = jnp.einsum("...mk,...md->...kd", assign, rows)
   vlad = vlad - jnp.sum(assign, axis=-2)[..., None] * centers.astype(dtype)
   vlad = l2_normalize(vlad, axis=-1)

@@ -11,7 +11,13 @@ from jaxpool._src.core import dtypes
 from jaxpool._src.core.geometry import global_axes
 from jaxpool._src.core.sharding import reshape_spatial
 
-__all__ = ["l2_normalize", "positions", "signed_sqrt"]
+__all__ = [
+    "l2_normalize",
+    "positions",
+    "power_of_two_scale",
+    "signed_sqrt",
+    "times_power_of_two",
+]
 
 
 def positions(x, spatial_ndim: int | None, op: str, *, min_positions: int = 1) -> jax.Array:
@@ -31,6 +37,31 @@ def positions(x, spatial_ndim: int | None, op: str, *, min_positions: int = 1) -
     )
   rows = reshape_spatial(x, x.shape[:axes[0]] + (count, x.shape[-1]), axes[0])
   return rows.astype(dtypes.compute_dtype(x.dtype))
+
+
+def times_power_of_two(v: jax.Array, exponent: jax.Array) -> jax.Array:
+  """``v * 2^exponent`` (int ``exponent`` broadcasting against ``v``),
+  exact until it leaves the dtype's range (then 0 or inf), with the
+  derivative ``2^exponent``. Three factors, each a power of two the dtype
+  holds, so no factor overflows before the product does; ``jnp.ldexp`` is
+  not used on ``v`` (its derivative at 0 is 1)."""
+  third = exponent // 3
+  for part in (third, third, exponent - 2 * third):
+    v = v * jax.lax.stop_gradient(jnp.ldexp(jnp.ones((), v.dtype), part))
+  return v
+
+
+def power_of_two_scale(rows: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(rows / 2^e, e)`` with ``2^e`` the power of two at or above the
+  largest ``|rows|`` of each batch element (over the last two axes), so that
+  the scaled rows lie in ``[-1, 1]``: their products and sums of squares
+  cannot overflow, and dividing by a power of two rounds nothing. ``e`` is
+  an int32 constant for the derivative (``e = 0`` for zero or non-finite
+  rows), shaped to broadcast against ``rows``."""
+  top = jax.lax.stop_gradient(jnp.max(jnp.abs(rows), axis=(-2, -1), keepdims=True))
+  _, exponent = jnp.frexp(jnp.where(jnp.isfinite(top) & (top > 0), top, 0.5))
+  exponent = exponent.astype(jnp.int32)
+  return times_power_of_two(rows, -exponent), exponent
 
 
 @jax.custom_jvp
