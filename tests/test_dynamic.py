@@ -241,6 +241,8 @@ def test_half_precision_in_and_out():
     ({"scale": jnp.array([2.0, 0.0])}, ValueError, "scale must lie"),
     ({"scale": jnp.array([2.0, jnp.inf])}, ValueError, "scale must lie"),
     ({"aggregate": "median"}, ValueError, "aggregate must be"),
+    # Issue 24: an int used to mean the 1-D (4,), pooling only W of an image.
+    ({"output_shape": 4}, ValueError, r"an int does not say how many: write \(4, 4\)"),
 ])
 def test_clear_errors(kwargs, error, match):
   x = jnp.ones((2, 6, 8, 3))
@@ -357,6 +359,7 @@ def test_training_grows_or_shrinks_alpha_and_the_size_follows():
     ({"offset": "learned", "per_feature": True}, "features"),
     ({"aggregate": "min"}, "aggregate must be"),
     ({"macs": -1.0}, "macs must be"),
+    ({"init_ratio": 2.0}, r"init_ratio \(2.0, 2.0\) exceeds max_ratio \(1.0, 1.0\)"),
 ])
 def test_layer_errors(kwargs, match):
   with pytest.raises((ValueError, TypeError), match=match):

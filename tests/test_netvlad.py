@@ -93,6 +93,7 @@ def test_layers_start_from_kmeans_and_agree_across_apis():
     ({"centers": jnp.ones((3, 5))}, "centers must have shape"),
     ({"assign_weights": jnp.ones((3, 4))}, "assign_weights must have shape"),
     ({"assign_bias": jnp.ones((4,))}, "assign_bias must have shape"),
+    ({"centers": jnp.ones((0, 4)), "assign_weights": jnp.ones((4, 0))}, "at least one cluster"),
 ])
 def test_clear_errors(kwargs, match):
   args = {"centers": jnp.ones((3, 4)), "assign_weights": jnp.ones((4, 3)), **kwargs}
@@ -104,6 +105,11 @@ def test_clear_errors(kwargs, match):
     jpnnx.NetVLAD(features=4, clusters=1, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="clusters >= 2"):
     jplinen.NetVLAD(clusters=1)
+  # Issue 24: checked at construction, not at the first k-means.
+  with pytest.raises(ValueError, match="kmeans_iterations must be an int >= 0"):
+    jpnnx.NetVLAD(features=4, clusters=3, kmeans_iterations=-1, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match="kmeans_iterations must be an int >= 0"):
+    jplinen.NetVLAD(clusters=3, kmeans_iterations=-1)
 
 
 @pytest.mark.parametrize("value", [1e30, -1e30])

@@ -42,7 +42,11 @@ def check_output_shape(output_shape, x_shape: tuple[int, ...] | None = None) -> 
   """``output_shape`` as a tuple of 1 to 3 positive ints; with ``x_shape``,
   also that ``x`` has those spatial axes plus a feature axis."""
   if is_int(output_shape):
-    output_shape = (output_shape,)
+    raise ValueError(
+        "output_shape must be a tuple of 1 to 3 positive ints, one per spatial"
+        f" axis (an int does not say how many: write ({output_shape},"
+        f" {output_shape}) for a 2-D map); got {output_shape!r}."
+    )
   if (not isinstance(output_shape, Sequence) or not 1 <= len(output_shape) <= 3
       or not all(is_int(n) and n >= 1 for n in output_shape)):
     raise ValueError(

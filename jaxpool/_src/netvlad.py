@@ -87,6 +87,11 @@ def netvlad(
         f" features; got {centers.shape}."
     )
   clusters = centers.shape[0]
+  if clusters < 1:
+    raise ValueError(
+        f"netvlad needs at least one cluster: centers must have shape"
+        f" (clusters >= 1, {dim}); got {centers.shape}."
+    )
   weights = jnp.asarray(assign_weights)
   if weights.shape != (dim, clusters):
     raise ValueError(

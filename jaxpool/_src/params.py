@@ -42,6 +42,7 @@ __all__ = [
     "LIP_LOGIT_BOUND",
     "check_clusters",
     "check_dyno_ratios",
+    "check_kmeans_iterations",
     "check_features",
     "check_lift_options",
     "dpp_arguments",
@@ -361,15 +362,23 @@ def init_dyno_params(
     offset: str = "cell",
     features: int | None = None,
     per_feature: bool = False,
+    max_ratio: Sequence[float] | None = None,
 ) -> dict[str, jax.Array]:
   """DynOPool's parameters: ``alpha = 1 / r`` per spatial axis (the paper's
   reparameterisation), and with ``offset='learned'`` the query offset
   ``offset`` in input pixels, per axis (``(spatial_dims,)``) or per axis and
   feature (``(spatial_dims, features)``), initialised to a quarter of the
   initial cell, ``alpha / 4``. So both start as the quarter-cell reading (2x2
-  max pooling for ``init_ratio=0.5``)."""
+  max pooling for ``init_ratio=0.5``). With ``max_ratio`` (checked floats),
+  every initial ratio must be at most its bound."""
   check_choice("offset", offset, DYNO_OFFSETS)
   ratios = check_dyno_ratios("init_ratio", init_ratio, spatial_dims)
+  if max_ratio is not None and any(r > m for r, m in zip(ratios, max_ratio)):
+    raise ValueError(
+        f"init_ratio {ratios} exceeds max_ratio {tuple(max_ratio)} on some"
+        " axis: the layer would start clamped at max_ratio. Lower init_ratio"
+        " or raise max_ratio."
+    )
   alpha = 1 / jnp.asarray(ratios, jnp.float32)
   params = {"alpha": alpha}
   if offset == "learned":
@@ -472,6 +481,13 @@ def check_clusters(clusters) -> int:
   if clusters < 2:
     raise ValueError(f"NetVLAD needs clusters >= 2 for its soft assignment; got {clusters}.")
   return clusters
+
+
+def check_kmeans_iterations(iterations) -> int:
+  """NetVLAD's ``kmeans_iterations`` as an int >= 0 (0: the sampled start)."""
+  if not is_int(iterations) or iterations < 0:
+    raise ValueError(f"kmeans_iterations must be an int >= 0; got {iterations!r}.")
+  return int(iterations)
 
 
 def init_netvlad_params(

@@ -45,6 +45,7 @@ class NetVLAD(PoolModule):
     P.check_clusters(self.clusters)
     check_choice("variant", self.variant, P.NETVLAD_VARIANTS)
     check_bool("normalize_input", self.normalize_input)
+    P.check_kmeans_iterations(self.kmeans_iterations)
     super().__post_init__()
 
   def _init(self, key, features: int) -> dict:

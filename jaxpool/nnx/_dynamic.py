@@ -120,7 +120,7 @@ class DynOPool(PoolLayer):
         "complexity_weight", complexity_weight, allow_zero=True)
     params = P.init_dyno_params(
         self.spatial_dims, init_ratio=init_ratio, offset=offset,
-        features=features, per_feature=per_feature,
+        features=features, per_feature=per_feature, max_ratio=self.max_ratio,
     )
     self.alpha = nnx.Param(params["alpha"])
     self.offset = nnx.Param(params["offset"]) if "offset" in params else None

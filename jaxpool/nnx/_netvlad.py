@@ -57,7 +57,7 @@ class NetVLAD(PoolLayer):
     check_choice("variant", variant, P.NETVLAD_VARIANTS)
     self.variant = variant
     self.normalize_input = check_bool("normalize_input", normalize_input)
-    self.kmeans_iterations = kmeans_iterations
+    self.kmeans_iterations = P.check_kmeans_iterations(kmeans_iterations)
     self.spatial_ndim = spatial_ndim
     rngs = require_rngs("NetVLAD", rngs)
     params = P.init_netvlad_random(rngs.params(), self.features, self.clusters)
