@@ -369,3 +369,36 @@ def test_bin_division_is_ieee_under_jit():
   for bins in (3, 7, 14):
     np.testing.assert_array_equal(jax.jit(lambda s, b=bins: _divide(s, b))(sizes),
                                   sizes / np.float32(bins))
+
+
+def _region_ops(x):
+  return {
+      "roi_pool": lambda b: jaxpool.roi_pool(x, b, 2),
+      "roi_align": lambda b: jaxpool.roi_align(x, b, 2),
+      "multi_scale_roi_align": lambda b: jaxpool.multi_scale_roi_align(
+          [x, x[:, ::2, ::2]], b, 2, image_shape=(16, 16)),
+  }
+
+
+@pytest.mark.parametrize("name", ["roi_pool", "roi_align", "multi_scale_roi_align"])
+def test_non_finite_boxes_raise_when_concrete_and_give_nan_in_their_own_outputs(name):
+  # Issue 24: a NaN coordinate used to give all-zero outputs, an inf one
+  # partial values (roi_pool) or an OverflowError (roi_align).
+  x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
+  fn = _region_ops(x)[name]
+  for bad in (np.nan, np.inf):
+    boxes = jnp.array([[0, 1.0, 1.0, 8.0, 8.0], [1, 2.0, 3.0, bad, 9.0], [1, 0.0, 0.0, 5.0, 5.0]])
+    with pytest.raises(ValueError, match=f"{name}: boxes must hold finite numbers; row 1"):
+      fn(boxes)
+    traced = np.asarray(jax.jit(fn)(boxes))
+    assert np.isnan(traced[1]).all()
+    assert np.isfinite(traced[[0, 2]]).all()
+    np.testing.assert_array_equal(traced[[0, 2]], fn(boxes[jnp.array([0, 2])]))
+
+
+@pytest.mark.parametrize("name", ["roi_pool", "roi_align", "multi_scale_roi_align"])
+def test_no_boxes_give_an_empty_output(name):
+  # Issue 24: roi_align and multi_scale_roi_align raised ZeroDivisionError.
+  fn = _region_ops(jnp.ones((2, 16, 16, 3)))[name]
+  assert fn(jnp.zeros((0, 5))).shape == (0, 2, 2, 3)
+  assert jax.jit(fn)(jnp.zeros((0, 5))).shape == (0, 2, 2, 3)

@@ -62,8 +62,15 @@ def _position_dtype(x_dtype):
   return jnp.float64 if jnp.dtype(x_dtype) == jnp.float64 else jnp.float32
 
 
-def _check_boxes(boxes, batch: int, op: str, dtype) -> tuple[jax.Array, jax.Array]:
-  """``(batch_index int32 (K,), corners (K, 4))``; eager range checks."""
+def _check_boxes(boxes, batch: int, op: str, dtype):
+  """``(batch_index int32 (K,), corners (K, 4), invalid)``; eager checks.
+
+  Concrete boxes must have finite coordinates and batch indices in range.
+  Traced ones cannot be checked: their indices are clamped, and ``invalid``
+  (``(K,)`` bool, else ``None``) flags rows with a non-finite number, whose
+  corners are read as 0 and whose outputs the caller sets to NaN
+  (:func:`_nan_where_invalid`).
+  """
   boxes = jnp.asarray(boxes)
   if boxes.ndim != 2 or boxes.shape[1] != 5:
     raise ValueError(
@@ -73,7 +80,14 @@ def _check_boxes(boxes, batch: int, op: str, dtype) -> tuple[jax.Array, jax.Arra
   if not (dtypes.is_float(boxes.dtype) or jnp.issubdtype(boxes.dtype, jnp.integer)):
     raise TypeError(f"{op}: boxes must be numbers; got dtype {boxes.dtype}.")
   values = concrete_values(boxes)
+  invalid = None
   if values is not None and values.size:
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+      row = int(np.argmin(finite))
+      raise ValueError(
+          f"{op}: boxes must hold finite numbers; row {row} is {values[row].tolist()}."
+      )
     index = values[:, 0]
     bad = (index != np.floor(index)) | (index < 0) | (index >= batch)
     if np.any(bad):
@@ -81,8 +95,20 @@ def _check_boxes(boxes, batch: int, op: str, dtype) -> tuple[jax.Array, jax.Arra
           f"{op}: box batch indices must be integers in [0, {batch}) for x with"
           f" batch {batch}; got {index[bad][0]!r} in row {int(np.argmax(bad))}."
       )
+  elif values is None and dtypes.is_float(boxes.dtype):
+    invalid = ~jnp.all(jnp.isfinite(boxes), axis=1)
+    boxes = jnp.where(invalid[:, None], 0, boxes)
   index = jnp.clip(boxes[:, 0].astype(jnp.int32), 0, batch - 1)  # traced: clamped
-  return index, boxes[:, 1:].astype(dtype)
+  return index, boxes[:, 1:].astype(dtype), invalid
+
+
+def _nan_where_invalid(out: jax.Array, invalid) -> jax.Array:
+  """NaN (0 for integer maps) in the outputs of the boxes
+  :func:`_check_boxes` flagged."""
+  if invalid is None:
+    return out
+  fill = np.array(np.nan if dtypes.is_float(out.dtype) else 0, out.dtype)
+  return jnp.where(invalid.reshape((-1,) + (1,) * (out.ndim - 1)), fill, out)
 
 
 def _check_scale(spatial_scale) -> float:
@@ -230,8 +256,11 @@ def roi_pool(
   Args:
     x: ``(batch, H, W, features)`` feature maps (float or int).
     boxes: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)`` in image
-      coordinates. Batch indices are checked when ``boxes`` is concrete; a
-      traced index outside ``[0, batch)`` is clamped.
+      coordinates. Concrete boxes must hold finite numbers and batch
+      indices in ``[0, batch)``; traced ones cannot be checked: an index
+      outside is clamped, and a box with a NaN or infinite number gives
+      NaN in its own outputs only (0 for integer maps). ``K = 0`` gives an
+      empty ``(0, ph, pw, features)``.
     output_shape: ``(ph, pw)`` or an int for both.
     spatial_scale: map size over image size (``1/16`` for a stride-16 map).
 
@@ -254,7 +283,7 @@ def roi_pool(
   scale = _check_scale(spatial_scale)
   batch, height, width, features = x.shape
   pdtype = _position_dtype(x.dtype)
-  index, corners = _check_boxes(boxes, batch, "roi_pool", pdtype)
+  index, corners, invalid = _check_boxes(boxes, batch, "roi_pool", pdtype)
   corners = jax.lax.stop_gradient(corners)
   rounded = _round_half_away(corners * jnp.asarray(scale, pdtype))
   h_lo, h_hi = _pool_bins(rounded[:, 1], rounded[:, 3], ph, height, pdtype)
@@ -262,8 +291,9 @@ def roi_pool(
 
   taps_h, levels_h = _pool_taps(concrete_values(h_hi - h_lo), height, ph)
   taps_w, levels_w = _pool_taps(concrete_values(w_hi - w_lo), width, pw)
-  return _roi_pool_bins(replicated(x), index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w,
-                        levels_w)
+  out = _roi_pool_bins(replicated(x), index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w,
+                       levels_w)
+  return _nan_where_invalid(out, invalid)
 
 
 @functools.partial(jax.jit, static_argnums=(6, 7, 8, 9))
@@ -496,8 +526,11 @@ def roi_align(
   Args:
     x: ``(batch, H, W, features)`` floating-point feature maps.
     boxes: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)`` in image
-      coordinates. Batch indices are checked when ``boxes`` is concrete; a
-      traced index outside ``[0, batch)`` is clamped.
+      coordinates. Concrete boxes must hold finite numbers and batch
+      indices in ``[0, batch)``; traced ones cannot be checked: an index
+      outside is clamped, and a box with a NaN or infinite number gives
+      NaN in its own outputs only (0 for integer maps). ``K = 0`` gives an
+      empty ``(0, ph, pw, features)``.
     output_shape: ``(ph, pw)`` or an int for both.
     spatial_scale: map size over image size (``1/16`` for a stride-16 map).
     sampling_ratio: samples per bin axis; ``<= 0`` for adaptive.
@@ -526,14 +559,17 @@ def roi_align(
       output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
   scale = _check_scale(spatial_scale)
   batch, height, width, features = x.shape
-  index, corners = _check_boxes(boxes, batch, "roi_align", _position_dtype(x.dtype))
+  index, corners, invalid = _check_boxes(boxes, batch, "roi_align", _position_dtype(x.dtype))
+  if not corners.shape[0]:
+    return jnp.zeros((0, *output_shape, features), x.dtype)
   if not box_gradient:
     corners = jax.lax.stop_gradient(corners)
   bounds = (-(-height // output_shape[0]), -(-width // output_shape[1]))
-  return _align(
+  out = _align(
       replicated(x).reshape(-1, features), index * (height * width), height, width, corners * scale,
       output_shape, sampling_ratio=sampling_ratio, aligned=aligned,
       max_sampling_ratio=max_sampling_ratio, bounds=bounds, out_dtype=x.dtype)
+  return _nan_where_invalid(out, invalid)
 
 
 # ---------------------------------------------------------------------------
@@ -599,7 +635,7 @@ def multi_scale_roi_align(
   Args:
     x: the pyramid, finest first: ``(batch, H_l, W_l, features)`` per level.
     boxes: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)`` in image
-      coordinates.
+      coordinates, checked and handled as in :func:`roi_align`.
     output_shape: ``(ph, pw)`` or an int for both.
     image_shape: ``(H, W)`` of the input images (torchvision takes the
       largest image of the batch).
@@ -644,10 +680,13 @@ def multi_scale_roi_align(
 
   batch, features = maps[0].shape[0], maps[0].shape[-1]
   pdtype = _position_dtype(maps[0].dtype)
-  index, corners = _check_boxes(boxes, batch, "multi_scale_roi_align", pdtype)
+  index, corners, invalid = _check_boxes(boxes, batch, "multi_scale_roi_align", pdtype)
+  if not corners.shape[0]:
+    return jnp.zeros((0, *output_shape, features), maps[0].dtype)
   if not box_gradient:
     corners = jax.lax.stop_gradient(corners)
-  level = pyramid_levels(jax.lax.stop_gradient(jnp.asarray(boxes)), len(maps), int(round(finest)),
+  boxes = jnp.concatenate([index[:, None].astype(corners.dtype), corners], axis=1)
+  level = pyramid_levels(jax.lax.stop_gradient(boxes), len(maps), int(round(finest)),
                          canonical_scale=canonical_scale, canonical_level=canonical_level)
   sizes = [m.shape[1] * m.shape[2] for m in maps]
   offsets = np.cumsum([0] + [batch * s for s in sizes[:-1]])
@@ -657,7 +696,8 @@ def multi_scale_roi_align(
   base = pick(offsets, jnp.int32) + index * pick(sizes, jnp.int32)
   flat = jnp.concatenate([replicated(m).reshape(-1, features) for m in maps])
   bounds = (-(-maps[0].shape[1] // output_shape[0]), -(-maps[0].shape[2] // output_shape[1]))
-  return _align(
+  out = _align(
       flat, base, heights, widths, corners * pick(scales, pdtype)[:, None], output_shape,
       sampling_ratio=sampling_ratio, aligned=aligned, max_sampling_ratio=max_sampling_ratio,
       bounds=bounds, out_dtype=maps[0].dtype)
+  return _nan_where_invalid(out, invalid)
