@@ -132,6 +132,7 @@ def test_regular_bins_are_sliding_windows():
   assert _regular_bins((64, 64), (8, 4)) == ((8, 16), (8, 16))
   assert _regular_bins((64, 64), (7, 5)) is None  # 5 bins: 12 or 13 apart
   assert _regular_bins((5,), (7,)) is None
+  assert _regular_bins((1, 2), (4, 4)) is None  # repeated starts
 
 
 @pytest.mark.parametrize("path", ["regular", "sliced", "gathered"])

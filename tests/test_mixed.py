@@ -150,3 +150,9 @@ def test_mixed_pool_traced_alpha_is_used_as_given_and_flags_are_checked():
     jaxpool.gated_pool(x, jnp.zeros((2, 2)), (2, 2), count_include_pad=1)
   with pytest.raises(ValueError, match="granularity must be"):
     jaxpool.mixed_pool(x, (2, 2), key=KEY, granularity=1)
+
+
+def test_gated_pool_names_a_missing_gate():
+  # Issue 24: the error came from inside jnp.array.
+  with pytest.raises(TypeError, match=r"gated_pool \(gate\) expects an array; got None"):
+    jaxpool.gated_pool(jnp.ones((2, 4, 4, 3)), None, (2, 2))

@@ -133,3 +133,10 @@ def test_ultralytics_convolutions_around_the_pooling(layer, args):
     getattr(jpnnx, layer)(*args, out_features=4)
   with pytest.raises(TypeError, match="need rngs"):
     getattr(jpnnx, layer)(*args, features=8)
+
+
+@pytest.mark.parametrize("op", [jaxpool.spp_block, jaxpool.sppf])
+def test_spp_names_a_bad_spatial_dims(op):
+  # Issue 24: the error used to be about window_shape.
+  with pytest.raises(ValueError, match="spatial_dims must be 1, 2 or 3; got 0"):
+    op(jnp.ones((2, 8, 8, 3)), spatial_dims=0)

@@ -184,3 +184,9 @@ def test_s3_pool_checks_flags():
     jaxpool.s3_pool(x, (2, 2), key=KEY, shared="no")
   with pytest.raises(ValueError, match="inference must be"):
     jaxpool.s3_pool(x, (2, 2), inference=1)
+
+
+def test_s3_pool_names_an_empty_spatial_axis():
+  # Issue 24: the error came from a window check inside.
+  with pytest.raises(ValueError, match="s3_pool needs non-empty spatial axes"):
+    jaxpool.s3_pool(jnp.ones((2, 0, 8, 3)), (2, 2), key=jax.random.key(0))

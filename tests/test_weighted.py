@@ -287,3 +287,9 @@ def test_half_precision(dtype):
 def test_bad_inputs(call, error, message):
   with pytest.raises(error, match=re.escape(message)):
     call(jnp.ones((1, 4, 4, 2)))
+
+
+def test_lip_pool_names_missing_logits():
+  # Issue 24: the error came from inside jnp.array.
+  with pytest.raises(TypeError, match=r"lip_pool \(logits\) expects an array; got None"):
+    jaxpool.lip_pool(jnp.ones((2, 4, 4, 3)), None, (2, 2))

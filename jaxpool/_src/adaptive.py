@@ -72,8 +72,8 @@ def _regular_bins(in_shape, output_shape):
   for n, t in zip(in_shape, output_shape):
     starts, ends = adaptive_bins(n, t)
     widths, steps = set(ends - starts), set(np.diff(starts)) or {n}
-    if len(widths) != 1 or len(steps) != 1:
-      return None
+    if len(widths) != 1 or len(steps) != 1 or min(steps) < 1:
+      return None  # (more bins than cells repeat a start: no stride)
     window.append(int(widths.pop()))
     strides.append(int(steps.pop()))
   return tuple(window), tuple(strides)

@@ -221,7 +221,7 @@ def gated_pool(
       count_include_pad, "gated_pool",
   )
   window_shape = tuple(window_shape)
-  gate = jnp.asarray(gate)
+  gate = dtypes.array_input(gate, "gated_pool (gate)")
   if gate.shape not in (window_shape, window_shape + x.shape[-1:]):
     raise ValueError(
         f"gate must have shape {window_shape} (shared by all features) or"

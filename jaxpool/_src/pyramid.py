@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxpool._src.adaptive import adaptive_avg_pool, adaptive_max_pool
 from jaxpool._src.classic import max_pool
 from jaxpool._src.core import dtypes
-from jaxpool._src.core.checks import check_choice, is_int
+from jaxpool._src.core.checks import check_choice, check_spatial_dims, is_int
 from jaxpool._src.core.geometry import global_axes
 from jaxpool._src.core.backend import fence
 from jaxpool._src.core.sharding import reshape_spatial
@@ -117,6 +117,7 @@ def spp_block(
     >>> jaxpool.spp_block(jnp.ones((2, 10, 10, 8)), (3,)).shape
     (2, 10, 10, 16)
   """
+  spatial_dims = check_spatial_dims(spatial_dims)
   kernel_sizes = _positive_ints("kernel_sizes", kernel_sizes, odd=True)
   check_choice("order", order, SPP_ORDERS)
   x = dtypes.numeric_input(x, "spp_block")
@@ -159,6 +160,7 @@ def sppf(
     >>> bool(jnp.array_equal(jaxpool.sppf(x, 3, 2), jaxpool.spp_block(x, (3, 5))))
     True
   """
+  spatial_dims = check_spatial_dims(spatial_dims)
   (kernel_size,) = _positive_ints("kernel_size", kernel_size, odd=True)
   (repeats,) = _positive_ints("repeats", repeats)
   check_choice("order", order, SPP_ORDERS)

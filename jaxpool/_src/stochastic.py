@@ -275,6 +275,8 @@ def s3_pool(
       "strides", strides)
   spatial_axes(x.ndim, n, "s3_pool", x.shape)
   sizes = x.shape[x.ndim - n - 1: -1]
+  if 0 in sizes:
+    raise ValueError(f"s3_pool needs non-empty spatial axes; got x.shape={x.shape}.")
   grid_shape = sizes if grid_shape is None else normalize_spatial_shape(
       "grid_shape", grid_shape)
   for name, value in (("strides", strides), ("grid_shape", grid_shape)):

@@ -25,9 +25,16 @@ def compute_dtype(dtype):
   return dtype
 
 
+def array_input(x, op: str) -> jax.Array:
+  """``x`` as an array; a ``TypeError`` naming ``op`` for ``None``."""
+  if x is None:
+    raise TypeError(f"{op} expects an array; got None.")
+  return jnp.asarray(x)
+
+
 def float_input(x, op: str) -> jax.Array:
   """``x`` as an array; a ``TypeError`` naming ``op`` unless it is floating."""
-  x = jnp.asarray(x)
+  x = array_input(x, op)
   if not is_float(x.dtype):
     raise TypeError(
         f"{op} expects a floating-point input; got dtype {x.dtype}. Cast it"
@@ -38,7 +45,7 @@ def float_input(x, op: str) -> jax.Array:
 
 def numeric_input(x, op: str) -> jax.Array:
   """``x`` as an array; a ``TypeError`` naming ``op`` unless int or float."""
-  x = jnp.asarray(x)
+  x = array_input(x, op)
   if not (is_float(x.dtype) or jnp.issubdtype(x.dtype, jnp.integer)):
     raise TypeError(
         f"{op} expects a floating-point or integer input; got dtype {x.dtype}."
