@@ -288,3 +288,22 @@ def test_nnx_and_linen_learned_layers_share_one_parametrisation(logit_module):
   np.testing.assert_allclose(
       linen_dpp.apply({"params": {"dpp_params": params}}, x), dpp(x), rtol=1e-5, atol=1e-6
   )
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: jpnnx.RoIAlign(7, aligned="no"), TypeError, "RoIAlign: aligned must be a bool"),
+    (lambda: jpnnx.RoIAlign(7, sampling_ratio=1.5), TypeError, "RoIAlign: sampling_ratio"),
+    (lambda: jpnnx.RoIPool(output_shape=0), ValueError, "RoIPool: output_shape entries must be >= 1"),
+    (lambda: jpnnx.RoIPool(2, spatial_scale=0.0), ValueError, "RoIPool: spatial_scale"),
+    (lambda: jpnnx.MultiScaleRoIAlign(7, image_shape=(64, 64), canonical_scale=-1), ValueError,
+     "MultiScaleRoIAlign: canonical_scale"),
+    (lambda: jpnnx.SpatialPyramidPool(levels=(0,)), ValueError, "SpatialPyramidPool: levels"),
+    (lambda: jpnnx.MaxPool((2, 2), strides=0), ValueError, "MaxPool: strides entries must be >= 1"),
+    (lambda: jpnnx.MaxPool(2), TypeError, r"MaxPool: window_shape must be a tuple of ints"),
+    (lambda: jpnnx.AvgPool((3, 3), padding=2), ValueError, "AvgPool: padding must be at most half"),
+    (lambda: jpnnx.MedianPool((3, 3), dilation=0), ValueError, "MedianPool: dilation entries"),
+])
+def test_bad_options_fail_at_construction(make, error, match):
+  # Issue 24: these used to fail only at the first call.
+  with pytest.raises(error, match=match):
+    make()

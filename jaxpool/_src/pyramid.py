@@ -13,6 +13,7 @@ from jaxpool._src.classic import max_pool
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_choice, check_spatial_dims, is_int
 from jaxpool._src.core.geometry import global_axes
+from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.backend import fence
 from jaxpool._src.core.sharding import reshape_spatial
 
@@ -66,8 +67,7 @@ def spatial_pyramid_pool(
     >>> jaxpool.spatial_pyramid_pool(jnp.ones((2, 30, 40, 8))).shape
     (2, 168)
   """
-  levels = _positive_ints("levels", levels)
-  check_choice("mode", mode, ("max", "avg"))
+  levels = _spp_options(levels, mode)
   x = dtypes.numeric_input(x, "spatial_pyramid_pool")
   axes = global_axes(x, spatial_ndim, "spatial_pyramid_pool")
   pool = adaptive_max_pool if mode == "max" else adaptive_avg_pool
@@ -117,9 +117,7 @@ def spp_block(
     >>> jaxpool.spp_block(jnp.ones((2, 10, 10, 8)), (3,)).shape
     (2, 10, 10, 16)
   """
-  spatial_dims = check_spatial_dims(spatial_dims)
-  kernel_sizes = _positive_ints("kernel_sizes", kernel_sizes, odd=True)
-  check_choice("order", order, SPP_ORDERS)
+  kernel_sizes, spatial_dims = _spp_block_options(kernel_sizes, order, spatial_dims)
   x = dtypes.numeric_input(x, "spp_block")
   parts = [x] + [_same_max(x, k, spatial_dims) for k in kernel_sizes]
   if order == "darknet":
@@ -160,10 +158,7 @@ def sppf(
     >>> bool(jnp.array_equal(jaxpool.sppf(x, 3, 2), jaxpool.spp_block(x, (3, 5))))
     True
   """
-  spatial_dims = check_spatial_dims(spatial_dims)
-  (kernel_size,) = _positive_ints("kernel_size", kernel_size, odd=True)
-  (repeats,) = _positive_ints("repeats", repeats)
-  check_choice("order", order, SPP_ORDERS)
+  kernel_size, repeats, spatial_dims = _sppf_options(kernel_size, repeats, order, spatial_dims)
   x = dtypes.numeric_input(x, "sppf")
   parts = [x]
   for _ in range(repeats):
@@ -174,3 +169,25 @@ def sppf(
   if order == "darknet":
     parts = parts[::-1]
   return jnp.concatenate(parts, axis=-1)
+
+
+def _spp_options(levels, mode, **_):
+  check_choice("mode", mode, ("max", "avg"))
+  return _positive_ints("levels", levels)
+
+
+def _spp_block_options(kernel_sizes, order, spatial_dims, **_):
+  check_choice("order", order, SPP_ORDERS)
+  return _positive_ints("kernel_sizes", kernel_sizes, odd=True), check_spatial_dims(spatial_dims)
+
+
+def _sppf_options(kernel_size, repeats, order, spatial_dims, **_):
+  check_choice("order", order, SPP_ORDERS)
+  (kernel_size,) = _positive_ints("kernel_size", kernel_size, odd=True)
+  (repeats,) = _positive_ints("repeats", repeats)
+  return kernel_size, repeats, check_spatial_dims(spatial_dims)
+
+
+register_option_check(spatial_pyramid_pool, _spp_options)
+register_option_check(spp_block, _spp_block_options)
+register_option_check(sppf, _sppf_options)

@@ -38,6 +38,7 @@ from jaxpool._src.core.checks import (
     is_int,
 )
 from jaxpool._src.core.geometry import normalize_output_size
+from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import replicated
 
 __all__ = ["multi_scale_roi_align", "roi_align", "roi_pool"]
@@ -278,9 +279,8 @@ def roi_pool(
            [[10., 11.],
             [14., 15.]]], dtype=float32)
   """
+  (ph, pw), scale = _roi_pool_options(output_shape, spatial_scale)
   x = _check_map(x, "roi_pool")
-  ph, pw = normalize_output_size("output_shape", output_shape, 2)
-  scale = _check_scale(spatial_scale)
   batch, height, width, features = x.shape
   pdtype = _position_dtype(x.dtype)
   index, corners, invalid = _check_boxes(boxes, batch, "roi_pool", pdtype)
@@ -294,6 +294,10 @@ def roi_pool(
   out = _roi_pool_bins(replicated(x), index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w,
                        levels_w)
   return _nan_where_invalid(out, invalid)
+
+
+def _roi_pool_options(output_shape, spatial_scale, **_):
+  return normalize_output_size("output_shape", output_shape, 2), _check_scale(spatial_scale)
 
 
 @functools.partial(jax.jit, static_argnums=(6, 7, 8, 9))
@@ -488,6 +492,12 @@ def _align_options(output_shape, sampling_ratio, aligned, max_sampling_ratio, bo
           check_bool("box_gradient", box_gradient))
 
 
+def _roi_align_options(output_shape, spatial_scale, sampling_ratio, aligned,
+                       max_sampling_ratio, box_gradient, **_):
+  options = _align_options(output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
+  return options, _check_scale(spatial_scale)
+
+
 def roi_align(
     x: jax.typing.ArrayLike,
     boxes: jax.typing.ArrayLike,
@@ -555,9 +565,9 @@ def roi_align(
            [4., 5.]], dtype=float32)
   """
   x = _check_map(x, "roi_align")
-  output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient = _align_options(
-      output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
-  scale = _check_scale(spatial_scale)
+  (output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient), scale = (
+      _roi_align_options(output_shape, spatial_scale, sampling_ratio, aligned,
+                         max_sampling_ratio, box_gradient))
   batch, height, width, features = x.shape
   index, corners, invalid = _check_boxes(boxes, batch, "roi_align", _position_dtype(x.dtype))
   if not corners.shape[0]:
@@ -605,6 +615,16 @@ def pyramid_levels(boxes, num_levels: int, finest_level: int, *, canonical_scale
   level = jnp.floor(canonical_level + jnp.log2(jnp.sqrt(area) / canonical_scale) + 1e-6)
   level = jnp.clip(level, finest_level, finest_level + num_levels - 1)
   return (level - finest_level).astype(jnp.int32)
+
+
+def _multi_scale_options(output_shape, image_shape, sampling_ratio, aligned, canonical_scale,
+                         canonical_level, max_sampling_ratio, box_gradient, **_):
+  image_shape = normalize_output_size("image_shape", image_shape, 2)
+  options = _align_options(output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
+  check_positive_number("canonical_scale", canonical_scale)
+  if not is_int(canonical_level):
+    raise TypeError(f"canonical_level must be an int; got {canonical_level!r}.")
+  return image_shape, options
 
 
 def multi_scale_roi_align(
@@ -665,12 +685,9 @@ def multi_scale_roi_align(
     raise ValueError(
         "multi_scale_roi_align: every level needs the same batch, features and dtype;"
         f" got {[(m.shape, str(m.dtype)) for m in maps]}.")
-  image_shape = normalize_output_size("image_shape", image_shape, 2)
-  output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient = _align_options(
-      output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient)
-  check_positive_number("canonical_scale", canonical_scale)
-  if not is_int(canonical_level):
-    raise TypeError(f"canonical_level must be an int; got {canonical_level!r}.")
+  image_shape, (output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient) = (
+      _multi_scale_options(output_shape, image_shape, sampling_ratio, aligned, canonical_scale,
+                           canonical_level, max_sampling_ratio, box_gradient))
   scales = _pyramid_scales([m.shape[1:3] for m in maps], image_shape)
   finest = -math.log2(scales[0])
   if any(abs(-math.log2(s) - (finest + i)) > 1e-9 for i, s in enumerate(scales)):
@@ -701,3 +718,8 @@ def multi_scale_roi_align(
       sampling_ratio=sampling_ratio, aligned=aligned, max_sampling_ratio=max_sampling_ratio,
       bounds=bounds, out_dtype=maps[0].dtype)
   return _nan_where_invalid(out, invalid)
+
+
+register_option_check(roi_pool, _roi_pool_options)
+register_option_check(roi_align, _roi_align_options)
+register_option_check(multi_scale_roi_align, _multi_scale_options)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxpool._src.core.checks import check_bool
+from jaxpool._src.core.options import bound_options, check_options
 
 __all__ = [
     "FunctionLayer",
@@ -84,8 +85,9 @@ class FunctionLayer(PoolLayer):
   Subclasses are made with :func:`function_layer`, which sets ``function`` and
   ``inputs`` (the array arguments the call takes, e.g. ``('x',)``). The
   constructor takes the function's other arguments (same names, defaults and
-  kinds) and checks them against its signature, so a misspelt option fails at
-  construction, not at the first call.
+  kinds) and checks them against its signature and the function's own option
+  checks (:mod:`jaxpool._src.core.options`), so a misspelt or bad option
+  fails at construction, not at the first call.
 
   Examples:
     >>> import jaxpool
@@ -105,15 +107,18 @@ class FunctionLayer(PoolLayer):
   inputs: ClassVar[tuple[str, ...]] = ("x",)
 
   def __init__(self, *args, **kwargs):
+    function = type(self).function
     try:
-      inspect.signature(type(self).function).bind(
-          *(None,) * len(self.inputs), *args, **kwargs
-      )
+      options = bound_options(function, self.inputs, *args, **kwargs)
     except TypeError as error:
       raise TypeError(
           f"{type(self).__name__}: {error} (arguments are those of"
-          f" jaxpool.{type(self).function.__name__} after the input)"
+          f" jaxpool.{function.__name__} after the input)"
       ) from None
+    try:
+      check_options(function, options)
+    except (TypeError, ValueError) as error:
+      raise type(error)(f"{type(self).__name__}: {error}") from None
     self.args = freeze(args)
     self.kwargs = {k: freeze(v) for k, v in kwargs.items()}
 

@@ -39,6 +39,7 @@ PaddingLike = Union[str, int, Sequence[Union[int, tuple[int, int]]]]
 __all__ = [
     "PaddingLike",
     "WindowGeometry",
+    "check_window_options",
     "global_axes",
     "normalize_output_size",
     "normalize_spatial_shape",
@@ -343,6 +344,41 @@ class WindowGeometry:
     return flat
 
 
+def check_window_options(
+    window_shape: Sequence[int],
+    strides: int | Sequence[int] | None = None,
+    padding: PaddingLike = "VALID",
+    *,
+    dilation: int | Sequence[int] | None = None,
+    ceil_mode: bool = False,
+):
+  """The window arguments checked without an input (as a layer's
+  constructor does): ``(window_shape, strides, padding, dilation)``, with
+  ``padding`` ``'VALID'``, ``'SAME'`` or ``(low, high)`` pairs; the errors of
+  :func:`window_geometry`."""
+  window_shape = normalize_spatial_shape("window_shape", window_shape)
+  n = len(window_shape)
+  if strides is None:
+    strides = window_shape
+  strides = _int_tuple("strides", strides, n, minimum=1, allow_scalar=True)
+  dilation = _int_tuple(
+      "dilation", 1 if dilation is None else dilation, n, minimum=1,
+      allow_scalar=True,
+  )
+  check_bool("ceil_mode", ceil_mode)
+  pad = _normalize_padding(padding, n)
+  if pad not in ("VALID", "SAME"):
+    for (lo, hi), k, d in zip(pad, window_shape, dilation):
+      extent = (k - 1) * d + 1
+      if max(lo, hi) > extent // 2:
+        raise ValueError(
+            f"padding must be at most half the dilated window on each side"
+            f" (pad <= ((k - 1) * d + 1) // 2 = {extent // 2} for k={k}, d={d});"
+            f" got padding={padding!r}."
+        )
+  return window_shape, strides, pad, dilation
+
+
 def window_geometry(
     x_shape: Sequence[int],
     window_shape: Sequence[int],
@@ -373,22 +409,14 @@ def window_geometry(
       rank mismatch, padding above half the dilated window, window larger than
       the padded input).
   """
-  window_shape = normalize_spatial_shape("window_shape", window_shape)
+  window_shape, strides, pad, dilation = check_window_options(
+      window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
+  )
   n = len(window_shape)
   x_shape = tuple(x_shape)
   axes = spatial_axes(len(x_shape), n, "window_shape", x_shape)
   in_shape = tuple(int(x_shape[a]) for a in axes)
-  if strides is None:
-    strides = window_shape
-  strides = _int_tuple("strides", strides, n, minimum=1, allow_scalar=True)
-  dilation = _int_tuple(
-      "dilation", 1 if dilation is None else dilation, n, minimum=1,
-      allow_scalar=True,
-  )
-  check_bool("ceil_mode", ceil_mode)
   eff = tuple((k - 1) * d + 1 for k, d in zip(window_shape, dilation))
-
-  pad = _normalize_padding(padding, n)
   if pad == "VALID":
     pairs = ((0, 0),) * n
   elif pad == "SAME":
@@ -400,13 +428,6 @@ def window_geometry(
     pairs = tuple(pairs)
   else:
     pairs = pad
-    for (lo, hi), e, k, d in zip(pairs, eff, window_shape, dilation):
-      if max(lo, hi) > e // 2:
-        raise ValueError(
-            f"padding must be at most half the dilated window on each side"
-            f" (pad <= ((k - 1) * d + 1) // 2 = {e // 2} for k={k}, d={d});"
-            f" got padding={padding!r}."
-        )
 
   out_shape, overhang = [], []
   for size, (lo, hi), s, e in zip(in_shape, pairs, strides, eff):

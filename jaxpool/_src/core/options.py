@@ -1,0 +1,48 @@
+"""Checks of a function's options without its array inputs, for layers that
+bind the options at construction (so a bad option fails there, not at the
+first call).
+
+:func:`check_options` runs the window checks for every function with a
+``window_shape`` and the checks a family registered for its function
+(:func:`register_option_check`), each raising the function's own error.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from jaxpool._src.core.geometry import check_window_options
+
+__all__ = ["check_options", "register_option_check"]
+
+_CHECKS: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def register_option_check(function: Callable[..., Any], check: Callable[..., Any]) -> None:
+  """``check(**options)`` raises ``function``'s error for a bad option;
+  ``options`` are the function's non-array arguments, defaults applied
+  (``check`` may take ``**_`` for the ones it does not read)."""
+  _CHECKS[function] = check
+
+
+def check_options(function: Callable[..., Any], options: dict[str, Any]) -> None:
+  """Raises what ``function`` would raise for ``options`` (its non-array
+  arguments by name, defaults included) before it looks at an input."""
+  if options.get("window_shape") is not None:
+    check_window_options(
+        options["window_shape"], options.get("strides"), options.get("padding", "VALID"),
+        dilation=options.get("dilation"), ceil_mode=options.get("ceil_mode", False),
+    )
+  check = _CHECKS.get(function)
+  if check is not None:
+    check(**options)
+
+
+def bound_options(function: Callable[..., Any], arrays: tuple[str, ...], *args, **kwargs):
+  """``function``'s arguments after its ``arrays``, bound by name with the
+  defaults applied (a ``TypeError`` for an unknown or missing one)."""
+  bound = inspect.signature(function).bind(*(None,) * len(arrays), *args, **kwargs)
+  bound.apply_defaults()
+  return {k: v for k, v in bound.arguments.items() if k not in arrays}
