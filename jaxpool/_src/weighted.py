@@ -161,12 +161,11 @@ def _softmax_combine(a, b):
 
 
 def _forward_by_reduce_window(x, logits, geom):
-  """:func:`_forward_by_taps` as one ``reduce_window`` of
+  """LIP's :func:`_forward_by_taps` as one ``reduce_window`` of
   :func:`_softmax_combine` over ``(l, 1, x)``: ``y = t / s`` and the
   log-normaliser ``m + log s``, with the same infinite limits."""
-  keys = x if logits is None else logits
   top, total, weighted = reduce_windows(
-      (keys, jnp.ones_like(x), x), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
+      (logits, jnp.ones_like(x), x), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
   )
   return weighted / total, top + jnp.log(total)
 
@@ -177,7 +176,9 @@ def _weighted_forward(x, logits, geom):
 
   def formulation(policy, x, *logits):
     logits = logits[0] if logits else None
-    if policy.variadic_reduce_window:
+    # SoftPool's taps read one array (its logits are its values), which
+    # XLA:TPU handles as well as the variadic form; LIP's read two.
+    if policy.variadic_reduce_window and logits is not None:
       return _forward_by_reduce_window(x, logits, geom)
     return _forward_by_taps(x, logits, geom)
 

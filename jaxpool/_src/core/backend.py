@@ -69,10 +69,11 @@ class Policy:
       inside its fused pass; with more, each operand is padded once before
       it (one operand-sized buffer). ``None``: no limit.
     variadic_reduce_window: whether a window reduction of several operands
-      (SoftPool's and LIP's running softmax) is one variadic
-      ``lax.reduce_window`` (reads each operand once, where XLA:TPU
-      materialises every tap of a slice chain) or the slice chains and
-      phase scatter of ``"taps"`` (which XLA:GPU fuses with less temp).
+      (LIP's running softmax, and SoftPool's and LIP's backward over
+      overlapping windows) is one variadic ``lax.reduce_window`` (reads each
+      operand once, where XLA:TPU materialises every tap of a slice chain
+      through two arrays) or the slice chains and phase scatter (which
+      XLA:GPU fuses with less temp).
   """
 
   barrier: Literal["cond", "optimization_barrier"]
