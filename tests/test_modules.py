@@ -307,3 +307,31 @@ def test_bad_options_fail_at_construction(make, error, match):
   # Issue 24: these used to fail only at the first call.
   with pytest.raises(error, match=match):
     make()
+
+
+def test_linen_random_layers_say_which_rng_stream_to_pass():
+  # Issue 24: Flax's InvalidRngError did not say which stream or how.
+  layer = jplinen.StochasticPool((2, 2))
+  x = jnp.ones((1, 4, 4, 1))
+  with pytest.raises(ValueError, match=r"draws from the 'pool' rng stream.*rngs=\{'pool': key\}"):
+    layer.apply({}, x, deterministic=False)
+  assert layer.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(0)}).shape == (1, 2, 2, 1)
+  assert layer.init(jax.random.key(0), x, deterministic=False) == {}  # init's 'params' stream serves
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: jpnnx.LIP((3, 3), 2, 1, features=4, rngs=nnx.Rngs(0))(jnp.ones((1, 8, 8, 3))),
+     r"LIP\(features=4\) got an input with 3 features"),
+    (lambda: jpnnx.LIP((3, 3), 2, 1, features=4, rngs=nnx.Rngs(0))(jnp.ones((8, 8))),
+     "LIP pools 2 spatial axes"),
+    (lambda: jplinen.LIP((3, 3), 2, 1).init(jax.random.key(0), jnp.ones((8, 8))),
+     "LIP pools 2 spatial axes"),
+    (lambda: jpnnx.DPP((2, 2), features=4)(jnp.ones((1, 8, 8, 3))),
+     r"DPP\(features=4\) got an input with 3 features"),
+    (lambda: jpnnx.DPP((2, 2), features=4, variant="full")(jnp.ones((1, 8, 8, 3))),
+     r"DPP\(features=4\) got an input with 3 features"),
+])
+def test_learned_layers_name_a_features_mismatch(call, match):
+  # Issue 24: the errors came from a convolution or the alpha check.
+  with pytest.raises(ValueError, match=match):
+    call()

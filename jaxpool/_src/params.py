@@ -169,6 +169,7 @@ def lip_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) -> jax.Arr
   x = dtypes.float_input(x, "LIP")
   stages = sum(1 for name in params if name.endswith("_kernel"))
   num_spatial = params["conv0_kernel"].ndim - 2
+  _check_learned_input("LIP", x, num_spatial, params["conv0_kernel"].shape[-2])
   batch = x.shape[: x.ndim - num_spatial - 1]
   h = x.reshape((math.prod(batch),) + x.shape[len(batch):])
   h = h.astype(dtypes.compute_dtype(x.dtype))
@@ -178,6 +179,22 @@ def lip_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) -> jax.Arr
     if i < stages - 1:
       h = jax.nn.relu(h)
   return (LIP_LOGIT_BOUND * jax.nn.sigmoid(h)).reshape(batch + h.shape[1:])
+
+
+def _check_learned_input(owner: str, x, num_spatial: int, features: int) -> None:
+  """A ``ValueError`` naming ``features`` unless ``x`` is ``(*batch,
+  *spatial, features)`` with the layer's spatial axes and features."""
+  if x.ndim < num_spatial + 1:
+    raise ValueError(
+        f"{owner} pools {num_spatial} spatial axes, so it needs an input of shape"
+        f" (*batch, *spatial, features) with {num_spatial + 1} or more axes; got"
+        f" shape {x.shape}."
+    )
+  if x.shape[-1] != features:
+    raise ValueError(
+        f"{owner}(features={features}) got an input with {x.shape[-1]} features"
+        f" (shape {x.shape}); its parameters are per feature."
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -221,6 +238,7 @@ def dpp_arguments(
   learned per-feature weighted sum of every window, ``sum_t filter[t] x_t``
   over the same windows as the pooling (padded cells count as zero).
   """
+  _check_learned_input("DPP", x, len(window_shape), params["log_alpha"].shape[0])
   alpha = jnp.exp(jnp.minimum(params["log_alpha"], _DPP_MAX_LOG_ALPHA))
   lam = jnp.exp(params["log_lam"])
   if "filter" not in params:

@@ -105,7 +105,17 @@ class RandomModule(PoolModule):
   def key(self, deterministic: bool | None) -> jax.Array | None:
     """A key from the ``rng_collection`` stream, or ``None`` when deterministic."""
     deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
-    return None if deterministic else self.make_rng(self.rng_collection)
+    if deterministic:
+      return None
+    # Flax falls back to the 'params' stream (e.g. in init) when one is missing.
+    if not (self.has_rng(self.rng_collection) or self.has_rng("params")):
+      raise ValueError(
+          f"{type(self).__name__} is in training mode (deterministic=False) and"
+          f" draws from the {self.rng_collection!r} rng stream, which this call"
+          f" lacks: pass rngs={{{self.rng_collection!r}: key}} to apply (or init),"
+          " or deterministic=True for inference."
+      )
+    return self.make_rng(self.rng_collection)
 
 
 def auxiliary_loss(state: Mapping) -> jax.Array:
