@@ -309,6 +309,22 @@ def test_bad_options_fail_at_construction(make, error, match):
     make()
 
 
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: jplinen.RoIAlign(7, aligned="no"), TypeError, "RoIAlign: aligned must be a bool"),
+    (lambda: jplinen.RoIPool(output_shape=0), ValueError, "RoIPool: output_shape entries"),
+    (lambda: jplinen.MultiScaleRoIAlign(7, image_shape=(64, 64), canonical_scale=-1), ValueError,
+     "MultiScaleRoIAlign: canonical_scale"),
+    (lambda: jplinen.SpatialPyramidPool(levels=(0,)), ValueError, "SpatialPyramidPool: levels"),
+    (lambda: jplinen.SPPF(kernel_size=4), ValueError, "SPPF: kernel_size"),
+    (lambda: jplinen.MaxPool((2, 2), strides=0), ValueError, "MaxPool: strides entries must be >= 1"),
+    (lambda: jplinen.MaxPool(2), TypeError, "MaxPool: window_shape must be a tuple of ints"),
+    (lambda: jplinen.AvgPool((3, 3), padding=2), ValueError, "AvgPool: padding must be at most half"),
+])
+def test_linen_bad_options_fail_at_construction(make, error, match):
+  with pytest.raises(error, match=match):
+    make()
+
+
 def test_linen_random_layers_say_which_rng_stream_to_pass():
   # Issue 24: Flax's InvalidRngError did not say which stream or how.
   layer = jplinen.StochasticPool((2, 2))

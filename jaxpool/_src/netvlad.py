@@ -12,27 +12,27 @@ from jaxpool._src.core.descriptors import l2_normalize, positions
 __all__ = ["netvlad"]
 
 
-@jax.custom_vjp
+@jax.custom_jvp
 def _soft_assignment(logits: jax.Array) -> jax.Array:
-  """``softmax`` over the last axis, whose derivative sends nothing through
-  an assignment that is exactly 0, even when its cotangent overflowed (the
-  intra-normalisation of an empty cluster's residual sum has derivative
-  ``1 / eps``, times residuals up to the float range: ``0 * inf`` would be
-  NaN)."""
+  """``softmax`` over the last axis, whose derivative (in both modes) sends
+  nothing through an assignment that is exactly 0, even when its cotangent
+  overflowed (the intra-normalisation of an empty cluster's residual sum has
+  derivative ``1 / eps``, times residuals up to the float range: ``0 * inf``
+  would be NaN)."""
   return jax.nn.softmax(logits, axis=-1)
 
 
-def _soft_assignment_fwd(logits):
+@_soft_assignment.defjvp
+def _soft_assignment_jvp(primals, tangents):
+  (logits,), (t,) = primals, tangents
   assign = jax.nn.softmax(logits, axis=-1)
-  return assign, assign
-
-
-def _soft_assignment_bwd(assign, g):
-  weighted = jnp.where(assign > 0, assign * g, 0.0)
-  return (weighted - assign * jnp.sum(weighted, axis=-1, keepdims=True),)
-
-
-_soft_assignment.defvjp(_soft_assignment_fwd, _soft_assignment_bwd)
+  live = assign > 0
+  # s t - s sum(s t), with every product by s behind a select on s > 0, so
+  # that the transpose (reverse mode) selects the cotangent before it is
+  # multiplied by an assignment of 0.
+  weighted = jnp.where(live, assign * t, 0.0)
+  mean = jnp.sum(weighted, axis=-1, keepdims=True)
+  return assign, weighted - jnp.where(live, assign * mean, 0.0)
 
 
 def netvlad(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
 from jaxpool._src.core.geometry import PaddingLike
+from jaxpool._src.core.options import check_options
 
 __all__ = ["LOSSES", "PoolModule", "RandomModule", "WindowModule", "auxiliary_loss"]
 
@@ -28,6 +31,26 @@ class PoolModule(nn.Module):
     >>> jplinen.MaxPool.from_window((3, 3), 1, "SAME").padding
     'SAME'
   """
+
+  # The jaxpool function whose option checks the fields of the same names
+  # pass at construction (window fields are checked in any case).
+  function: ClassVar[Callable[..., Any] | None] = None
+
+  def __post_init__(self):
+    options = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+               if f.name not in ("parent", "name")}
+    function = type(self).function
+    if function is not None:
+      params = inspect.signature(function).parameters
+      options = {
+          **{k: p.default for k, p in params.items() if p.default is not p.empty},
+          **{k: v for k, v in options.items() if k in params},
+      }
+    try:
+      check_options(function, options)
+    except (TypeError, ValueError) as error:
+      raise type(error)(f"{type(self).__name__}: {error}") from None
+    super().__post_init__()
 
   @property
   def feature_multiplier(self) -> int:

@@ -28,6 +28,8 @@ class SpatialPyramidPool(PoolModule):
     (2, 168)
   """
 
+  function = staticmethod(jaxpool.spatial_pyramid_pool)
+
   levels: Sequence[int] = (1, 2, 4)
   _: dataclasses.KW_ONLY
   mode: str = "max"
@@ -99,6 +101,8 @@ class SPPBlock(_YoloPooling):
     ((2, 10, 10, 16), ['batch_stats', 'params'])
   """
 
+  function = staticmethod(jaxpool.spp_block)
+
   kernel_sizes: Sequence[int] = (5, 9, 13)
   _: dataclasses.KW_ONLY
   order: str = "ultralytics"
@@ -132,6 +136,8 @@ class SPPF(_YoloPooling):
     >>> layer.apply(variables, x, use_running_average=True).shape
     (1, 12, 12, 8)
   """
+
+  function = staticmethod(jaxpool.sppf)
 
   kernel_size: int = 5
   repeats: int = 3

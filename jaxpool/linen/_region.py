@@ -30,6 +30,8 @@ class RoIPool(PoolModule):
             [14., 15.]]], dtype=float32)
   """
 
+  function = staticmethod(jaxpool.roi_pool)
+
   output_shape: int | Sequence[int]
   _: dataclasses.KW_ONLY
   spatial_scale: float = 1.0
@@ -53,6 +55,8 @@ class RoIAlign(PoolModule):
     Array([[0., 1.],
            [4., 5.]], dtype=float32)
   """
+
+  function = staticmethod(jaxpool.roi_align)
 
   output_shape: int | Sequence[int]
   _: dataclasses.KW_ONLY
@@ -83,6 +87,8 @@ class MultiScaleRoIAlign(PoolModule):
     >>> y.shape, y[:, 0, 0, 0]  # the small box reads level 0, the large one level 1
     ((2, 7, 7, 8), Array([1., 2.], dtype=float32))
   """
+
+  function = staticmethod(jaxpool.multi_scale_roi_align)
 
   output_shape: int | Sequence[int]
   _: dataclasses.KW_ONLY
