@@ -207,11 +207,44 @@ def compact_bilinear_pool(
   for name, h in (("h1", h1), ("h2", h2)):
     _check_hashes(name, h, output_dim)
   rows_x, rows_y, k = _scaled(rows_x, rows_y, normalize)
-  fx = jnp.fft.rfft(_count_sketch(rows_x, h1, s1, output_dim), axis=-1)
-  fy = jnp.fft.rfft(_count_sketch(rows_y, h2, s2, output_dim), axis=-1)
+  spectrum = _sketch_spectrum_sum(rows_x, rows_y, (h1, s1), (h2, s2), output_dim)
   # The sum over positions commutes with the (linear) inverse transform.
-  phi = jnp.fft.irfft(jnp.sum(fx * fy, axis=-2), n=output_dim, axis=-1)
+  phi = jnp.fft.irfft(spectrum, n=output_dim, axis=-1)
   return _finish(phi.astype(rows_x.dtype), normalize, eps, k).astype(x.dtype)
+
+
+def _sketch_spectrum_sum(rows_x, rows_y, sketch_x, sketch_y, output_dim: int) -> jax.Array:
+  """``sum_l rfft(Psi_1 x_l) * rfft(Psi_2 y_l)`` over the positions, in
+  chunks of positions (a ``scan`` whose steps are recomputed in the
+  backward), so that the per-position spectra, ``output_dim / features``
+  times the rows' size, exist for one chunk at a time."""
+  positions = rows_x.shape[-2]
+  features = rows_x.shape[-1] + rows_y.shape[-1]
+  # Chunks of at most about the rows' size in spectra (two arrays of
+  # output_dim / 2 + 1 complex values per position).
+  chunk = max(1, min(positions, (positions * features) // (2 * output_dim + 2)))
+  count = -(-positions // chunk)
+
+  def chunks(rows):  # (count, *batch, chunk, d); zero rows add nothing
+    pad = [(0, 0)] * rows.ndim
+    pad[-2] = (0, count * chunk - positions)
+    rows = jnp.pad(rows, pad)
+    rows = rows.reshape(rows.shape[:-2] + (count, chunk, rows.shape[-1]))
+    return jnp.moveaxis(rows, -3, 0)
+
+  @jax.checkpoint
+  def step(total, pair):
+    cx, cy = pair
+    fx = jnp.fft.rfft(_count_sketch(cx, *sketch_x, output_dim), axis=-1)
+    fy = jnp.fft.rfft(_count_sketch(cy, *sketch_y, output_dim), axis=-1)
+    return total + jnp.sum(fx * fy, axis=-2), None
+
+  dtype = jnp.complex128 if rows_x.dtype == jnp.float64 else jnp.complex64
+  # zeros_like keeps the rows' (batch) sharding.
+  total = jnp.zeros_like(rows_x[..., 0, :1], dtype) + jnp.zeros((output_dim // 2 + 1,), dtype)
+  if count == 1:
+    return step(total, (rows_x, rows_y))[0]
+  return jax.lax.scan(step, total, (chunks(rows_x), chunks(rows_y)))[0]
 
 
 def _check_hashes(name: str, h, output_dim: int) -> None:
