@@ -9,7 +9,7 @@ interpolation, and compared with the original by PSNR and SSIM (higher is
 better). It reports what it measures, whichever way it comes out.
 
 Usage:
-  python examples/detail_preservation.py --out runs/detail
+  python -m examples.detail_preservation --out runs/detail
 
 Writes ``detail.json``, ``detail.md`` (the table) and ``detail.png`` (a
 panel of crops) under ``--out``.

@@ -26,8 +26,8 @@ input pixels), the final sizes, the relative MACs and the number of traces;
 ``dynopool.png`` plots ``r`` per layer and axis over training.
 
 Usage:
-  python examples/dynopool_anisotropy.py             # full run (a few minutes)
-  python examples/dynopool_anisotropy.py --quick     # a smoke run
+  python -m examples.dynopool_anisotropy             # full run (a few minutes)
+  python -m examples.dynopool_anisotropy --quick     # a smoke run
 """
 
 from __future__ import annotations

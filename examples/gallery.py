@@ -8,8 +8,8 @@ output's resolution, side by side. The global heads (covariance, bilinear,
 compact bilinear, NetVLAD, SPP) return vectors and are not shown.
 
 Usage:
-  python examples/gallery.py                 # writes docs/gallery.png
-  python examples/gallery.py --out /tmp/g
+  python -m examples.gallery                 # writes docs/gallery.png
+  python -m examples.gallery --out /tmp/g
 """
 
 from __future__ import annotations

@@ -18,13 +18,13 @@
    down pooling stored (the analogue of unpooling with indices). Reported:
    PSNR and SSIM on the held-out patches, and a PNG panel.
 
-2. Robustness. The digits CNN of ``examples/train.py`` with ``lift``, ``max``
+2. Robustness. The digits CNN of ``examples/train/`` with ``lift``, ``max``
    and ``avg`` pooling, evaluated on clean test digits, with Gaussian noise and
    shifted by 1 and 2 pixels.
 
 Usage:
-  python examples/liftpool_reconstruction.py                 # full run
-  python examples/liftpool_reconstruction.py --quick         # a smoke run
+  python -m examples.liftpool_reconstruction                 # full run
+  python -m examples.liftpool_reconstruction --quick         # a smoke run
 
 Writes ``results.json``, ``results.md`` and ``reconstruction.png`` under
 ``--out`` (default ``runs/liftpool``) and prints the tables.
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import sys
 import time
 
 import jax
@@ -55,8 +54,7 @@ from sklearn.datasets import load_sample_images  # noqa: E402
 import jaxpool  # noqa: E402
 from jaxpool import nnx as jpnnx  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import train as digits  # noqa: E402
+from examples import train as digits  # noqa: E402
 
 # Images shipped inside scikit-image (no download).
 TRAIN_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins",
@@ -253,7 +251,7 @@ def markdown(recon: dict, robust: dict, args) -> str:
   names = list(next(iter(robust.values())))
   lines += [
       "",
-      f"Robustness: digits CNN of examples/train.py, {args.digit_epochs} epochs; test accuracy.",
+      f"Robustness: digits CNN of examples/train/, {args.digit_epochs} epochs; test accuracy.",
       "",
       "| pooling | " + " | ".join(names) + " |",
       "|---|" + "---|" * len(names),

@@ -27,8 +27,8 @@ panel of test canvases with their boxes and each operator's predictions
 (``roi_digits.png``).
 
 Usage:
-  python examples/roi_align_digits.py            # full run (about two minutes)
-  python examples/roi_align_digits.py --quick    # a smoke run
+  python -m examples.roi_align_digits            # full run (about two minutes)
+  python -m examples.roi_align_digits --quick    # a smoke run
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def main(argv=None):
   table = "\n".join(lines)
   print("\n" + table)
   (args.out / "roi_digits.md").write_text(
-      "# RoIAlign vs RoIPool on scattered digits\n\nCommand: `python examples/roi_align_digits.py`"
+      "# RoIAlign vs RoIPool on scattered digits\n\nCommand: `python -m examples.roi_align_digits`"
       "\n\n" + table + "\n")
   (args.out / "roi_digits.json").write_text(json.dumps(
       {"settings": vars(args) | {"out": str(args.out)}, "results": results}, indent=2))

@@ -1,93 +1,145 @@
-"""The main job, examples/train.py, runs end to end and learns."""
+"""The main job (``python -m examples.train``) and the other examples run end
+to end and learn.
 
+They run in this process, as a user's ``main(argv)`` call would, under JAX's
+default dtype promotion (the suite's is strict), so the compiled steps are
+shared between tests; the process has 8 CPU devices (``conftest.py``).
+"""
+
+import importlib
 import json
-import os
 import pathlib
 import subprocess
 import sys
 
+import jax
 import pytest
+
+from examples import (
+    detail_preservation,
+    dynopool_anisotropy,
+    gallery,
+    liftpool_reconstruction,
+    reproduce,
+    roi_align_digits,
+    train,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _train(*args, env=None, timeout=600):
-  """Runs examples/train.py with ``args``; returns the process."""
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "train.py"), "--quiet", *args],
-      capture_output=True, text=True, timeout=timeout, env=env,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return proc
+@pytest.fixture(autouse=True)
+def standard_promotion():
+  with jax.numpy_dtype_promotion("standard"):
+    yield
+
+
+def _train(*args):
+  """``python -m examples.train --quiet *args``; returns its results."""
+  return train.main(["--quiet", *map(str, args)])
 
 
 def _results(out):
   return json.loads((out / "results.json").read_text())["results"]
 
 
-def test_train_example_max_pooling_reaches_90_percent_and_learned_and_random_layers_train(tmp_path):
+def test_train_example_max_pooling_reaches_90_percent_and_learned_and_random_layers_train(
+    tmp_path, capsys):
   out = tmp_path / "run"
-  proc = _train("--pool", "max", "--pool", "lip", "--pool", "mixed", "--epochs", "5", "--out", str(out))
+  _train("--pool", "max", "--pool", "lip", "--pool", "mixed", "--epochs", 5, "--devices", 1,
+         "--out", out)
+  stdout = capsys.readouterr().out
   results = _results(out)
   assert set(results) == {"max", "lip", "mixed"}
   assert results["max"]["test_accuracy_mean"] >= 0.90
+  assert results["lip"]["test_accuracy_mean"] >= 0.5 and results["mixed"]["test_accuracy_mean"] >= 0.5
   assert len(results["max"]["seeds"]["0"]["accuracy_per_epoch"]) == 5
+  assert results["max"]["step_time_ms"] > 0
   assert (out / "accuracy.png").stat().st_size > 10_000
-  assert "| max |" in proc.stdout and "| max |" in (out / "results.md").read_text()
-  assert "1 device(s)" in proc.stdout
+  assert "| max |" in stdout and "| max |" in (out / "results.md").read_text()
+  assert "1 device(s)" in stdout
 
 
-def test_train_example_resumes_exactly_with_several_seeds(tmp_path):
+def test_train_example_resumes_exactly_with_several_seeds(tmp_path, capsys):
   # Stopped after one epoch, then resumed to two: the same curves, per seed,
   # as an uninterrupted two-epoch run (random poolings included: their keys
   # are checkpointed); --fresh starts over.
-  common = ["--dataset", "mnist1d", "--pool", "stochastic", "--seeds", "2"]
+  common = ["--dataset", "mnist1d", "--pool", "stochastic", "--seeds", 2, "--devices", 2]
   stopped, straight = tmp_path / "stopped", tmp_path / "straight"
-  first = _train(*common, "--epochs", "1", "--out", str(stopped))
-  assert "resumed" not in first.stdout
-  resumed = _train(*common, "--epochs", "2", "--out", str(stopped))
-  assert resumed.stdout.count("resumed from epoch 1 of 2") == 2
-  _train(*common, "--epochs", "2", "--out", str(straight))
+  _train(*common, "--epochs", 1, "--out", stopped)
+  assert "resumed" not in capsys.readouterr().out
+  _train(*common, "--epochs", 2, "--out", stopped)
+  assert capsys.readouterr().out.count("resumed from epoch 1 of 2") == 2
+  _train(*common, "--epochs", 2, "--out", straight)
+  assert "±" in capsys.readouterr().out
   a, b = _results(stopped), _results(straight)
-  for pool in ("stochastic",):
-    for seed in ("0", "1"):
-      assert a[pool]["seeds"][seed]["accuracy_per_epoch"] == b[pool]["seeds"][seed]["accuracy_per_epoch"]
-    assert a[pool]["test_accuracy_mean"] == b[pool]["test_accuracy_mean"]
-    assert a[pool]["test_accuracy_std"] == b[pool]["test_accuracy_std"]
-  assert a["stochastic"]["seeds"]["0"]["accuracy_per_epoch"] != a["stochastic"]["seeds"]["1"]["accuracy_per_epoch"]
-  assert "±" in resumed.stdout
-  again = _train(*common, "--epochs", "2", "--out", str(stopped))
-  assert again.stdout.count("complete in") == 2
-  fresh = _train(*common, "--epochs", "1", "--out", str(stopped), "--fresh")
-  assert "resumed" not in fresh.stdout and "complete in" not in fresh.stdout
+  for seed in ("0", "1"):
+    assert (a["stochastic"]["seeds"][seed]["accuracy_per_epoch"]
+            == b["stochastic"]["seeds"][seed]["accuracy_per_epoch"])
+  assert a["stochastic"]["test_accuracy_mean"] == b["stochastic"]["test_accuracy_mean"]
+  assert a["stochastic"]["test_accuracy_std"] == b["stochastic"]["test_accuracy_std"]
+  assert (a["stochastic"]["seeds"]["0"]["accuracy_per_epoch"]
+          != a["stochastic"]["seeds"]["1"]["accuracy_per_epoch"])
+  _train(*common, "--epochs", 2, "--out", stopped)
+  assert capsys.readouterr().out.count("complete in") == 2
+  _train(*common, "--epochs", 1, "--out", stopped, "--fresh")
+  again = capsys.readouterr().out
+  assert "resumed" not in again and "complete in" not in again
 
 
-def test_train_example_data_parallel_on_8_devices(tmp_path):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+def test_train_example_data_parallel_on_8_devices(tmp_path, capsys):
   out = tmp_path / "eight"
-  proc = _train("--pool", "max", "--pool", "mixed", "--epochs", "2", "--out", str(out), env=env)
-  assert "8 device(s)" in proc.stdout
-  results = _results(out)
+  results = _train("--pool", "max", "--pool", "mixed", "--epochs", 2, "--out", out)
+  assert "8 device(s)" in capsys.readouterr().out  # every device by default
   assert results["max"]["test_accuracy_mean"] >= 0.85
   assert json.loads((out / "results.json").read_text())["config"]["devices"] == 8
-  with pytest.raises(AssertionError):  # 60 does not split over 8 devices
-    _train("--pool", "max", "--batch-size", "60", "--out", str(out), env=env)
+  with pytest.raises(SystemExit, match="60 must be a multiple of the 8 devices"):
+    _train("--pool", "max", "--batch-size", 60, "--out", out)
+  with pytest.raises(SystemExit, match="devices=9: this run sees 8 device"):
+    _train("--pool", "max", "--devices", 9, "--out", out)
 
 
-def test_train_example_rejects_unknown_pooling(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "train.py"), "--pool", "nope", "--out", str(tmp_path)],
-      capture_output=True, text=True, timeout=120,
-  )
-  assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
+def test_train_example_rejects_unknown_pooling(tmp_path, capsys):
+  with pytest.raises(SystemExit) as error:
+    _train("--pool", "nope", "--out", tmp_path)
+  assert error.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_train_example_global_pooling_heads(tmp_path):
+  out = tmp_path / "netvlad"  # the head with a data-driven start
+  _train("--pool", "max", "--head", "netvlad", "--epochs", 1, "--devices", 1, "--out", out)
+  result = json.loads((out / "results.json").read_text())
+  assert result["config"]["head"] == "netvlad"
+  assert result["results"]["max"]["test_accuracy_mean"] > 0.3  # one epoch learns
+
+
+def test_train_package_joins_a_cluster_only_when_main_asks(monkeypatch, tmp_path):
+  # Importing it (with --distributed on the command line) initialises nothing.
+  probe = ("import sys, jax; sys.argv = ['train', '--distributed'];"
+           " jax.distributed.initialize = lambda *a, **k: sys.exit('initialised');"
+           " import examples.train, examples.reproduce")
+  proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                        timeout=300, cwd=ROOT)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  # main joins the cluster before it first looks at the devices.
+  calls = []
+
+  class Stop(Exception):
+    pass
+
+  def parallel(devices):
+    calls.append("devices")
+    raise Stop
+
+  monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append("init"))
+  monkeypatch.setattr(train.cli, "Parallel", parallel)
+  with pytest.raises(Stop):
+    train.main(["--distributed", "--out", str(tmp_path)])
+  assert calls == ["init", "devices"]
 
 
 def test_detail_preservation_example_writes_table_and_panel(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "detail_preservation.py"), "--out", str(tmp_path)],
-      capture_output=True, text=True, timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  detail_preservation.main(["--out", str(tmp_path)])
   report = json.loads((tmp_path / "detail.json").read_text())
   for method in ("max", "avg", "soft"):
     assert 10.0 < report["mean"][method]["psnr"] < 60.0
@@ -97,11 +149,7 @@ def test_detail_preservation_example_writes_table_and_panel(tmp_path):
 
 
 def test_liftpool_example_runs_both_claims(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "liftpool_reconstruction.py"), "--quick", "--out", str(tmp_path)],
-      capture_output=True, text=True, timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  liftpool_reconstruction.main(["--quick", "--out", str(tmp_path)])
   report = json.loads((tmp_path / "results.json").read_text())
   assert set(report["reconstruction"]) == {
       "max + unpool", "avg + nearest", "avg + bilinear", "lift LeGall 5/3", "lift learned"
@@ -115,14 +163,9 @@ def test_liftpool_example_runs_both_claims(tmp_path):
 
 
 def test_dynopool_example_learns_sizes_and_counts_traces(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "dynopool_anisotropy.py"), "--quick",
-       "--dataset", "stretched", "--sync-every", "5", "--out", str(tmp_path)],
-      capture_output=True, text=True, timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  report = json.loads((tmp_path / "results.json").read_text())["results"]
-  result = report["stretched"]
+  dynopool_anisotropy.main(["--quick", "--dataset", "stretched", "--sync-every", "5",
+                            "--out", str(tmp_path)])
+  result = json.loads((tmp_path / "results.json").read_text())["results"]["stretched"]
   assert 0.0 < result["test_accuracy"] <= 1.0
   assert len(result["ratio"]) == 3 and all(len(r) == 2 for r in result["ratio"])
   assert result["history"]["ratio"][0] != result["ratio"]  # the scales moved
@@ -131,21 +174,8 @@ def test_dynopool_example_learns_sizes_and_counts_traces(tmp_path):
   assert "| stretched |" in (tmp_path / "results.md").read_text()
 
 
-def test_train_example_global_pooling_heads(tmp_path):
-  for head in ("netvlad",):  # the head with a data-driven start
-    out = tmp_path / head
-    _train("--pool", "max", "--head", head, "--epochs", "1", "--out", str(out))
-    result = json.loads((out / "results.json").read_text())
-    assert result["config"]["head"] == head
-    assert result["results"]["max"]["test_accuracy_mean"] > 0.3  # one epoch learns
-
-
 def test_roi_align_example_compares_the_region_operators(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "roi_align_digits.py"), "--quick", "--out", str(tmp_path)],
-      capture_output=True, text=True, timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  roi_align_digits.main(["--quick", "--out", str(tmp_path)])
   results = json.loads((tmp_path / "roi_digits.json").read_text())["results"]
   assert set(results) == {"roi_align aligned", "roi_align", "roi_pool"}
   for scores in results.values():
@@ -154,24 +184,15 @@ def test_roi_align_example_compares_the_region_operators(tmp_path):
   assert "| roi_pool |" in (tmp_path / "roi_digits.md").read_text()
 
 
-def test_gallery_pools_one_image_by_every_window_operator(tmp_path):
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "gallery.py"), "--out", str(tmp_path)],
-      capture_output=True, text=True, timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert "(26 panels)" in proc.stdout
+def test_gallery_pools_one_image_by_every_window_operator(tmp_path, capsys):
+  panels = gallery.main(["--out", str(tmp_path)])
+  assert len(panels) == 26 and "(26 panels)" in capsys.readouterr().out
   assert (tmp_path / "gallery.png").stat().st_size > 100_000
 
 
 def test_reproduce_writes_verdicts_and_the_claims_page(tmp_path):
   out = tmp_path / "claims"
-  proc = subprocess.run(
-      [sys.executable, str(ROOT / "examples" / "reproduce.py"), "--quick", "--only", "softpool",
-       "--out", str(out)],
-      capture_output=True, text=True, timeout=900,
-  )
-  assert proc.returncode == 0, proc.stderr[-3000:]
+  reproduce.main(["--quick", "--only", "softpool", "--out", str(out)])
   claims = json.loads((out / "claims.json").read_text())
   assert claims["quick"] and [c["name"] for c in claims["claims"]] == ["SoftPool preserves detail"]
   assert {c["verdict"] for c in claims["claims"]} <= {"supported", "not supported", "inconclusive"}
@@ -182,9 +203,6 @@ def test_reproduce_writes_verdicts_and_the_claims_page(tmp_path):
 
 
 def test_reproduce_verdicts_follow_the_measurements():
-  sys.path.insert(0, str(ROOT / "examples"))
-  import reproduce
-
   def trained(means, gaps=None, std=0.002):
     gaps = gaps or {p: 0.02 for p in means}
     return {p: {"test_accuracy_mean": m, "test_accuracy_std": std,

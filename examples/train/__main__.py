@@ -1,0 +1,5 @@
+"""``python -m examples.train``: see :mod:`examples.train`."""
+
+from examples.train.cli import main
+
+main()
