@@ -134,6 +134,14 @@ def _regions(op, *args, **kwargs):
   return dict(call=call, sharding=False)  # boxes replicated: tests/test_region.py
 
 
+def _two_levels(x, boxes, *args, **kwargs):
+  """``multi_scale_roi_align`` over ``x`` and its every-other-cell level:
+  the small box reads level 0, the two large ones level 1."""
+  return jaxpool.multi_scale_roi_align(
+      [x, x[:, ::2, ::2]], boxes, *args, image_shape=x.shape[1:3], canonical_scale=2.0,
+      canonical_level=0, **kwargs)
+
+
 CASES = [
     Case("max_pool", lambda x, k: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True),
          layer=("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True})),
@@ -219,11 +227,19 @@ CASES = [
     Case("roi_pool", **_regions(jaxpool.roi_pool, (2, 3))),
     Case("roi_align", **_regions(jaxpool.roi_align, (2, 3), sampling_ratio=2)),
     Case("roi_align_adaptive_aligned", **_regions(jaxpool.roi_align, 2, aligned=True)),
+    Case("multi_scale_roi_align", **_regions(_two_levels, (2, 3), sampling_ratio=2)),
     Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
         x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
 ]
 
 BY_ID = {case.id: case for case in CASES}
+# Public functions without a row of their own, and why (tests/test_api.py
+# checks that every other one has a row of its name).
+EXEMPT = {
+    "lift_down_pool_with_constraints": (
+        "its bands are lift_down_pool's row; its constraints are batch means, a"
+        " training loss rather than a windowed output (tests/test_lifting.py)"),
+}
 
 
 def reach(case: Case, e, key=None):

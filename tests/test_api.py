@@ -23,6 +23,7 @@ import pytest
 
 import jaxpool
 from jaxpool import linen as jplinen
+from jaxpool._src.layers import LAYERS as LAYER_SPECS
 from jaxpool import nnx as jpnnx
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -35,52 +36,19 @@ SPECS = [(), ("window_shape",), ("window_shape", "strides"),
          ("output_shape", "delta")]  # dyno_pool's cell size, then its offsets
 
 # Function -> its layer classes (the same names in jaxpool.nnx and
-# jaxpool.linen). An explicit table: names are chosen, not derived.
+# jaxpool.linen), from the layer specs: names are chosen there, not derived.
 LAYERS = {
-    "adaptive_avg_pool": ("AdaptiveAvgPool",),
-    "adaptive_max_pool": ("AdaptiveMaxPool",),
-    "avg_max_pool": ("AvgMaxPool",),
-    "avg_pool": ("AvgPool",),
-    "bilinear_pool": ("BilinearPool",),
-    "compact_bilinear_pool": ("CompactBilinearPool",),
-    "covariance_pool": ("CovariancePool",),
-    "dpp_pool": ("DPP",),
-    "dyno_pool": ("DynOPool",),
-    "fractional_max_pool": ("FractionalMaxPool",),
-    "gated_pool": ("GatedPool",),
-    "global_avg_pool": ("GlobalAvgPool",),
-    "global_max_pool": ("GlobalMaxPool",),
-    "lift_down_pool": ("LiftDownPool",),
-    "lift_down_pool_with_constraints": ("LiftDownPool",),
-    "lift_pool": ("LiftDownPool",),
-    "lift_up_pool": ("LiftUpPool",),
-    "lip_pool": ("LipPool", "LIP"),
-    "lp_pool": ("LpPool",),
-    "max_pool": ("MaxPool",),
-    "max_pool_with_indices": ("MaxPoolWithIndices",),
-    "max_unpool": ("MaxUnpool",),
-    "median_pool": ("MedianPool",),
-    "min_pool": ("MinPool",),
-    "mixed_pool": ("MixedPool", "LearnedMixedPool"),
-    "multi_scale_roi_align": ("MultiScaleRoIAlign",),
-    "netvlad": ("NetVLAD",),
-    "roi_align": ("RoIAlign",),
-    "roi_pool": ("RoIPool",),
-    "s3_pool": ("S3Pool",),
-    "soft_pool": ("SoftPool",),
-    "spatial_pyramid_pool": ("SpatialPyramidPool",),
-    "spp_block": ("SPPBlock",),
-    "sppf": ("SPPF",),
-    "stochastic_pool": ("StochasticPool",),
+    fn.__name__: tuple(name for name, spec in LAYER_SPECS.items() if fn in spec.functions)
+    for fn in PUBLIC
 }
-# Layers only NNX has, with the reason. DynOPool's output size is state that
-# changes between steps; a Linen module's shapes come from its attributes,
-# so the model would have to be rebuilt by the user at every size change.
-NNX_ONLY = {"DynOPool"}
-NNX_ONLY_NAMES = {"dyno"}
+# Layers only NNX has (DynOPool: its output size is state that changes
+# between steps; a Linen module's shapes come from its attributes).
+NNX_ONLY = {name for name, spec in LAYER_SPECS.items() if "linen" not in spec.apis}
+NNX_ONLY_NAMES = {pool for name in NNX_ONLY for pool in LAYER_SPECS[name].pools}
 NNX_BASES = {"FunctionLayer", "LearnedLayer", "PoolLayer", "RandomLayer",
              "Sketch"}  # Sketch: CompactBilinearPool's variable type
-LINEN_BASES = {"PoolModule", "RandomModule", "WindowModule"}
+LINEN_BASES = {"FunctionModule", "PoolModule", "RandomFunctionModule", "RandomModule",
+               "WindowModule"}
 
 
 def _layer_classes(module, bases):
@@ -144,7 +112,8 @@ def test_layer_constructors_follow_the_argument_rule(layer):
 
 
 def test_every_function_has_its_layers_in_both_apis():
-  assert sorted(LAYERS) == sorted(jaxpool.__all__)
+  assert all(LAYERS.values()), {f for f, layers in LAYERS.items() if not layers}
+  assert {fn for spec in LAYER_SPECS.values() for fn in spec.functions} <= set(PUBLIC)
   for module, bases in ((jpnnx, NNX_BASES), (jplinen, LINEN_BASES)):
     named = {n for names in LAYERS.values() for n in names}
     if module is jplinen:
@@ -153,16 +122,29 @@ def test_every_function_has_its_layers_in_both_apis():
     assert named == public, f"{module.__name__}: {named ^ public}"
 
 
+def test_every_public_function_has_an_operator_table_row():
+  from cases import BY_ID, EXEMPT
+
+  missing = [name for name in jaxpool.__all__ if name not in BY_ID and name not in EXEMPT]
+  assert not missing, f"add a tests/cases.py row (or an EXEMPT reason) for {missing}"
+  assert set(EXEMPT) <= set(jaxpool.__all__) - set(BY_ID)
+
+
 def test_every_layer_is_documented():
   for module in (jpnnx, jplinen):
     for name in module.__all__:
       assert inspect.getdoc(getattr(module, name)), f"{module.__name__}.{name}"
 
 
-def test_both_apis_register_the_same_names():
-  nnx_names = set(jpnnx.available_pools())
-  assert NNX_ONLY_NAMES <= nnx_names
-  assert sorted(nnx_names - NNX_ONLY_NAMES) == list(jplinen.available_pools())
+def test_both_apis_register_the_names_of_the_specs():
+  for module, api in ((jpnnx, "nnx"), (jplinen, "linen")):
+    specs = {n: s for n, s in LAYER_SPECS.items() if api in s.apis}
+    assert set(module.available_pools()) == {p for s in specs.values() for p in s.pools}
+    for name, spec in specs.items():
+      for pool, defaults in spec.pools.items():
+        assert module.make_pool.__globals__["_REGISTRY"].lookup(pool) == (getattr(module, name), defaults)
+  assert NNX_ONLY_NAMES <= set(jpnnx.available_pools())
+  assert sorted(set(jpnnx.available_pools()) - NNX_ONLY_NAMES) == list(jplinen.available_pools())
 
 
 @pytest.mark.parametrize("module", [jpnnx, jplinen], ids=["nnx", "linen"])
@@ -181,3 +163,108 @@ def test_ci_runs_the_readme_test_command():
   commands = re.findall(r"^(pip install -e \"\.\[test\]\".*pytest.*)$", readme, re.M)
   assert commands, "README gives no test command"
   assert commands[0] in ci
+
+
+# ---------------------------------------------------------------------------
+# NNX / Linen parity: the same options, defaults and construction checks.
+# ---------------------------------------------------------------------------
+
+# Options one API has by its framework's convention, with the reason.
+API_CONVENTIONS = {
+    # nnx.Dropout trains by default; nn.Dropout takes it as a field or call argument.
+    "deterministic": "default differs",
+    # NNX makes parameters at construction; Linen infers features at init.
+    "features": "nnx",
+    "features_y": "nnx",
+    "rngs": "nnx",
+    # Linen's BatchNorm convention; NNX's batch norm follows model.eval().
+    "use_running_average": "linen",
+}
+# A value each option rejects (the same error type in both APIs).
+BAD = {
+    "window_shape": (0, 2), "strides": 0, "padding": "NOPE", "dilation": 0,
+    "ceil_mode": "yes", "count_include_pad": "yes", "divisor": 0, "p": -1.0,
+    "even": "nope", "combine": "nope", "output_shape": (0, 2), "keepdims": "yes",
+    "spatial_ndim": 0, "spatial_dims": 0, "grid_shape": (0, 2), "shared": "yes",
+    "inference": "nope", "regions": "nope", "overlapping": "yes", "output_ratio": 2.0,
+    "samples": "nope", "alpha": 2.0, "granularity": "nope", "per_feature": "yes",
+    "bottleneck_width": 0, "logit_module": "nope", "normalize": "nope", "reward": "nope",
+    "variant": "nope", "kernel_size": 0, "mixing": "nope", "output": "nope", "wavelet": "nope",
+    "learned": "yes", "lambda_u": -1.0, "lambda_p": -1.0, "eps": -1.0, "iterations": 0,
+    "reduce_dim": 0, "output_dim": 0, "clusters": 0, "kmeans_iterations": -1,
+    "normalize_input": "yes", "levels": (0,), "mode": "nope", "kernel_sizes": (0,),
+    "order": "nope", "repeats": 0, "out_features": 0, "spatial_scale": -1.0,
+    "sampling_ratio": 1.5, "aligned": "no", "max_sampling_ratio": 0, "box_gradient": "no",
+    "image_shape": (0, 32), "canonical_scale": -1.0, "canonical_level": "four",
+}
+REQUIRED = {"window_shape": (2, 2), "p": 2.0, "output_shape": (2, 2), "features": 4,
+            "output_dim": 8, "clusters": 2, "image_shape": (32, 32)}
+PAIRED = [name for name, spec in LAYER_SPECS.items() if "linen" in spec.apis and name != "LiftUpPool"]
+
+
+def _nnx_options(cls):
+  from jaxpool.nnx._base import constructor_parameters
+
+  return {k: p for k, p in constructor_parameters(cls).items()
+          if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def _linen_fields(cls):
+  import dataclasses
+
+  return {f.name: (inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
+          for f in dataclasses.fields(cls) if f.name not in ("parent", "name")}
+
+
+@pytest.mark.parametrize("name", PAIRED + ["LiftUpPool"])
+def test_every_nnx_option_is_a_linen_field_with_the_same_default(name):
+  nnx_cls, linen_cls = getattr(jpnnx, name), getattr(jplinen, name)
+  nnx_options = {k: p.default for k, p in _nnx_options(nnx_cls).items()}
+  fields = _linen_fields(linen_cls)
+  nnx_options = {k: v for k, v in nnx_options.items()
+                 if k in fields or API_CONVENTIONS.get(k) != "nnx"}
+  fields = {k: v for k, v in fields.items()
+            if k in nnx_options or API_CONVENTIONS.get(k) != "linen"}
+  # An NNX layer that passes **options on to its function takes those fields.
+  variadic = any(p.kind is p.VAR_KEYWORD
+                 for p in inspect.signature(nnx_cls.__init__).parameters.values())
+  extra = set(fields) - set(nnx_options)
+  if variadic:
+    extra -= set(inspect.signature(LAYER_SPECS[name].function).parameters)
+  assert set(nnx_options) <= set(fields) and not extra, (set(nnx_options) ^ set(fields))
+  for option, default in nnx_options.items():
+    if API_CONVENTIONS.get(option) != "default differs":
+      assert fields[option] == default, (option, default, fields[option])
+
+
+def _construct(cls, api, option, value):
+  from flax import nnx
+
+  params = _nnx_options(cls) if api == "nnx" else {
+      k: inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=d)
+      for k, d in _linen_fields(cls).items()}
+  kwargs = {k: REQUIRED[k] for k, p in params.items()
+            if p.default is p.empty and k in REQUIRED}
+  if "rngs" in params:
+    kwargs["rngs"] = nnx.Rngs(0)
+  kwargs[option] = value
+  return cls(**kwargs)
+
+
+@pytest.mark.parametrize("name", PAIRED)
+def test_both_apis_check_each_option_at_construction_alike(name):
+  nnx_cls, linen_cls = getattr(jpnnx, name), getattr(jplinen, name)
+  shared = set(_nnx_options(nnx_cls)) & set(_linen_fields(linen_cls))
+  checked = 0
+  for option in sorted(shared & set(BAD)):
+    errors = []
+    for cls, api in ((nnx_cls, "nnx"), (linen_cls, "linen")):
+      try:
+        _construct(cls, api, option, BAD[option])
+      except (TypeError, ValueError) as error:
+        errors.append(type(error))
+      else:
+        errors.append(None)
+    assert errors[0] is errors[1], (option, BAD[option], errors)
+    checked += 1
+  assert checked or not shared - set(API_CONVENTIONS), shared

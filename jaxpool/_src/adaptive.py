@@ -18,14 +18,15 @@ import numpy as np
 from jax import lax
 
 from jaxpool._src.core import dtypes
+from jaxpool._src.core.backend import fence
 from jaxpool._src.core.checks import check_bool
 from jaxpool._src.core.geometry import (
-    global_axes,
-    normalize_spatial_shape,
-    spatial_axes,
-    window_geometry,
+  global_axes,
+  normalize_spatial_shape,
+  spatial_axes,
+  window_geometry,
 )
-from jaxpool._src.core.backend import fence
+from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.reductions import extremum_pool, window_sum
 from jaxpool._src.core.scatter import phase_view
 
@@ -121,8 +122,8 @@ def adaptive_avg_pool(
   output_shape, axes, in_shape = _adaptive_setup(
       x, output_shape, "adaptive_avg_pool"
   )
-  ct = dtypes.compute_dtype(x.dtype)
-  xc = x.astype(ct)
+  compute_dtype = dtypes.compute_dtype(x.dtype)
+  xc = x.astype(compute_dtype)
   window = _uniform_window(in_shape, output_shape)
   if window is not None:
     geom = window_geometry(x.shape, window)
@@ -136,13 +137,13 @@ def adaptive_avg_pool(
       total = phase_view(xc, geom).sum(
           axis=tuple(batch + 2 * i + 1 for i in range(len(window)))
       )
-    return (total / np.asarray(geom.window_size, dtype=ct)).astype(x.dtype)
+    return (total / np.asarray(geom.window_size, dtype=compute_dtype)).astype(x.dtype)
   regular = _regular_bins(in_shape, output_shape)
   if regular is not None and max(regular[0]) <= _MAX_WINDOW_SIDE:
     # Overlapping bins of one width and spacing: a sliding-window mean.
     geom = window_geometry(x.shape, *regular)
     total = window_sum(xc, geom)
-    return (total / np.asarray(geom.window_size, dtype=ct)).astype(x.dtype)
+    return (total / np.asarray(geom.window_size, dtype=compute_dtype)).astype(x.dtype)
   return _uneven_adaptive_avg(xc, axes, output_shape).astype(x.dtype)
 
 
@@ -304,11 +305,11 @@ def global_avg_pool(
     >>> jaxpool.global_avg_pool(jnp.ones((2, 4, 4, 3))).shape
     (2, 3)
   """
-  keepdims = check_bool("keepdims", keepdims)
+  keepdims = _global_options(keepdims)
   x = dtypes.float_input(x, "global_avg_pool")
   axes = global_axes(x, spatial_ndim, "global_avg_pool")
-  ct = dtypes.compute_dtype(x.dtype)
-  return jnp.mean(x.astype(ct), axis=axes, keepdims=keepdims).astype(x.dtype)
+  compute_dtype = dtypes.compute_dtype(x.dtype)
+  return jnp.mean(x.astype(compute_dtype), axis=axes, keepdims=keepdims).astype(x.dtype)
 
 
 def global_max_pool(
@@ -340,7 +341,7 @@ def global_max_pool(
     >>> jaxpool.global_max_pool(x)
     Array([[6., 7.]], dtype=float32)
   """
-  keepdims = check_bool("keepdims", keepdims)
+  keepdims = _global_options(keepdims)
   x = dtypes.numeric_input(x, "global_max_pool")
   axes = global_axes(x, spatial_ndim, "global_max_pool")
   lead = x.shape[: axes[0]]
@@ -350,3 +351,14 @@ def global_max_pool(
   if keepdims:
     return pooled.reshape(lead + (1,) * len(axes) + x.shape[-1:])
   return pooled[..., 0, :]
+
+
+# Option checks shared by the functions and their layers' constructors.
+
+
+def _global_options(keepdims, **_) -> bool:
+  return check_bool("keepdims", keepdims)
+
+
+register_option_check(global_avg_pool, _global_options)
+register_option_check(global_max_pool, _global_options)

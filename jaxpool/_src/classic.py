@@ -18,15 +18,18 @@ import numpy as np
 from jax import lax
 
 from jaxpool._src.core import dtypes
-from jaxpool._src.core.checks import check_bool, check_choice
-from jaxpool._src.core.geometry import PaddingLike, window_geometry
-from jaxpool._src.core.geometry import WindowGeometry
 from jaxpool._src.core.backend import fence
+from jaxpool._src.core.checks import check_bool, check_choice
+from jaxpool._src.core.geometry import PaddingLike, WindowGeometry, window_geometry
+from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.reductions import (
-    extremum_pool, select_taps, tap_index_dtype, window_sum,
+  extremum_pool,
+  select_taps,
+  tap_index_dtype,
+  window_sum,
 )
-from jaxpool._src.core.sorting import order_statistics
 from jaxpool._src.core.scatter import phase_view, scatter_to_input
+from jaxpool._src.core.sorting import order_statistics
 from jaxpool._src.core.taps import window_taps
 
 __all__ = [
@@ -183,7 +186,7 @@ def avg_pool(
             [10.5, 12.5]]], dtype=float32)
   """
   x = dtypes.float_input(x, "avg_pool")
-  count_include_pad = check_bool("count_include_pad", count_include_pad)
+  count_include_pad = _avg_options(count_include_pad)
   geom = window_geometry(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
@@ -193,13 +196,13 @@ def avg_pool(
       raise TypeError(f"divisor must be a positive int or None; got {divisor!r}.")
     if divisor <= 0:
       raise ValueError(f"divisor must be a positive int or None; got {divisor!r}.")
-  ct = dtypes.compute_dtype(x.dtype)
-  total = window_sum(x.astype(ct), geom)
+  compute_dtype = dtypes.compute_dtype(x.dtype)
+  total = window_sum(x.astype(compute_dtype), geom)
   if divisor is not None:
     counts = np.asarray(divisor)
   else:
     counts = geom.window_counts(include_pad=count_include_pad)[..., None]
-  return (total / counts.astype(ct)).astype(x.dtype)
+  return (total / counts.astype(compute_dtype)).astype(x.dtype)
 
 
 def _lp_value(x: jax.Array, geom: WindowGeometry, p: float) -> jax.Array:
@@ -319,8 +322,8 @@ def lp_pool(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
   )
-  ct = dtypes.compute_dtype(x.dtype)
-  return _lp(x.astype(ct), geom, float(p)).astype(x.dtype)
+  compute_dtype = dtypes.compute_dtype(x.dtype)
+  return _lp(x.astype(compute_dtype), geom, float(p)).astype(x.dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -365,7 +368,7 @@ def median_pool(
     >>> jaxpool.median_pool(x, (3,))[:, 0]
     Array([2., 4.], dtype=float32)
   """
-  check_choice("even", even, ("lower", "mean"))
+  _median_options(even)
   if even == "mean":
     x = dtypes.float_input(x, "median_pool(even='mean')")
   else:
@@ -381,9 +384,9 @@ def median_pool(
   if even == "lower":
     result = lower
   else:
-    ct = dtypes.compute_dtype(x.dtype)
+    compute_dtype = dtypes.compute_dtype(x.dtype)
     upper = _order_statistic(x, taps, geom, count // 2)
-    result = ((lower.astype(ct) + upper.astype(ct)) * 0.5).astype(x.dtype)
+    result = ((lower.astype(compute_dtype) + upper.astype(compute_dtype)) * 0.5).astype(x.dtype)
   if dtypes.is_float(x.dtype):
     has_nan = functools.reduce(operator.or_, [jnp.isnan(tap) for tap in taps])
     result = jnp.where(has_nan, jnp.nan, result)
@@ -469,7 +472,7 @@ def avg_max_pool(
     >>> jaxpool.avg_max_pool(x, (2,), combine="concat")
     Array([[2., 3.]], dtype=float32)
   """
-  check_choice("combine", combine, ("add", "concat", "sum"))
+  _avg_max_options(combine, count_include_pad)
   x = dtypes.float_input(x, "avg_max_pool")
   window = dict(
       window_shape=window_shape, strides=strides, padding=padding,
@@ -479,8 +482,29 @@ def avg_max_pool(
   top = max_pool(x, **window)
   if combine == "concat":
     return jnp.concatenate([avg, top], axis=-1)
-  ct = dtypes.compute_dtype(x.dtype)
-  total = avg.astype(ct) + top.astype(ct)
+  compute_dtype = dtypes.compute_dtype(x.dtype)
+  total = avg.astype(compute_dtype) + top.astype(compute_dtype)
   if combine == "add":
     total = total * 0.5
   return total.astype(x.dtype)
+
+
+# Option checks shared by the functions and their layers' constructors.
+
+
+def _avg_options(count_include_pad, **_) -> bool:
+  return check_bool("count_include_pad", count_include_pad)
+
+
+def _median_options(even, **_) -> None:
+  check_choice("even", even, ("lower", "mean"))
+
+
+def _avg_max_options(combine, count_include_pad, **_) -> None:
+  check_choice("combine", combine, ("add", "concat", "sum"))
+  _avg_options(count_include_pad)
+
+
+register_option_check(avg_pool, _avg_options)
+register_option_check(median_pool, _median_options)
+register_option_check(avg_max_pool, _avg_max_options)

@@ -11,17 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpool._src.classic import max_pool
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import (
-    check_bool,
-    check_choice,
-    check_number_array,
-    check_one_key,
+  check_bool,
+  check_choice,
+  check_number_array,
+  check_one_key,
 )
 from jaxpool._src.core.geometry import normalize_spatial_shape, spatial_axes
+from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import uniform
 from jaxpool._src.core.taps import flatten_batch
-from jaxpool._src.classic import max_pool
 
 __all__ = ["fractional_max_pool"]
 
@@ -392,9 +393,8 @@ def fractional_max_pool(
   """
   if key is not None:
     check_one_key(key)
-  overlapping = check_bool("overlapping", overlapping)
+  overlapping = _fractional_options(overlapping, regions)
   x = dtypes.float_input(x, "fractional_max_pool")
-  check_choice("regions", regions, ("torch", "pseudorandom", "random"))
   n, sizes, output_shape, window_shape = _fractional_shapes(
       x, window_shape, output_shape, output_ratio, regions, overlapping
   )
@@ -456,3 +456,14 @@ def fractional_max_pool(
     place = lambda a: a if isinstance(a, int) else jnp.swapaxes(a, 1, 2).reshape(placed)  # noqa: E731
     flat = _max_over_regions(flat, place(starts), place(lengths), lengths_present, axis + 1)
   return flat.reshape(batch + flat.shape[1:])
+
+
+# Option checks shared by the function and its layers' constructors.
+
+
+def _fractional_options(overlapping, regions, **_) -> bool:
+  check_choice("regions", regions, ("torch", "pseudorandom", "random"))
+  return check_bool("overlapping", overlapping)
+
+
+register_option_check(fractional_max_pool, _fractional_options)

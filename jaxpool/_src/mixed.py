@@ -15,17 +15,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpool._src.classic import avg_pool, max_pool
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import (
-    check_bool,
-    check_choice,
-    check_number_array,
-    check_one_key,
+  check_bool,
+  check_choice,
+  check_number_array,
+  check_one_key,
 )
 from jaxpool._src.core.geometry import PaddingLike, window_geometry
+from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import uniform
 from jaxpool._src.core.taps import window_taps
-from jaxpool._src.classic import avg_pool, max_pool
 
 __all__ = ["gated_pool", "mixed_pool"]
 
@@ -153,8 +154,7 @@ def mixed_pool(
   """
   if key is not None:
     check_one_key(key)
-  check_choice("granularity", granularity, ("region", "map", "layer"))
-  count_include_pad = check_bool("count_include_pad", count_include_pad)
+  count_include_pad = _mixed_options(granularity, count_include_pad)
   x, y_max, y_avg = _max_and_avg(
       x, window_shape, strides, padding, dilation, ceil_mode,
       count_include_pad, "mixed_pool",
@@ -215,7 +215,7 @@ def gated_pool(
     >>> bool(jnp.allclose(y, jaxpool.mixed_pool(x, (2, 2), alpha=0.5)))
     True
   """
-  count_include_pad = check_bool("count_include_pad", count_include_pad)
+  count_include_pad = _gated_options(count_include_pad)
   x, y_max, y_avg = _max_and_avg(
       x, window_shape, strides, padding, dilation, ceil_mode,
       count_include_pad, "gated_pool",
@@ -239,3 +239,19 @@ def gated_pool(
       for g, tap in zip(gate, window_taps(x.astype(wide), geom))
   )
   return _mix(y_max, y_avg, jax.nn.sigmoid(score))
+
+
+# Option checks shared by the functions and their layers' constructors.
+
+
+def _gated_options(count_include_pad, **_) -> bool:
+  return check_bool("count_include_pad", count_include_pad)
+
+
+def _mixed_options(granularity, count_include_pad, **_) -> bool:
+  check_choice("granularity", granularity, ("region", "map", "layer"))
+  return _gated_options(count_include_pad)
+
+
+register_option_check(mixed_pool, _mixed_options)
+register_option_check(gated_pool, _gated_options)

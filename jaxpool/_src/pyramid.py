@@ -11,10 +11,10 @@ import jax.numpy as jnp
 from jaxpool._src.adaptive import adaptive_avg_pool, adaptive_max_pool
 from jaxpool._src.classic import max_pool
 from jaxpool._src.core import dtypes
+from jaxpool._src.core.backend import fence
 from jaxpool._src.core.checks import check_choice, check_spatial_dims, is_int
 from jaxpool._src.core.geometry import global_axes
 from jaxpool._src.core.options import register_option_check
-from jaxpool._src.core.backend import fence
 from jaxpool._src.core.sharding import reshape_spatial
 
 __all__ = ["SPP_ORDERS", "spatial_pyramid_pool", "spp_block", "sppf"]
@@ -84,6 +84,20 @@ def _same_max(x: jax.Array, k: int, num_spatial: int) -> jax.Array:
   """Stride-1 max pooling with a ``k`` window and ``k // 2`` cells of padding
   (which never wins) on every side: the output has the input's size."""
   return max_pool(x, (k,) * num_spatial, 1, k // 2)
+
+
+def check_conv_features(owner: str, features, out_features) -> None:
+  """The convolutions of an SPP layer (ultralytics' ``SPP``/``SPPF``):
+  ``features`` (an int >= 2, halved by the first) or none, and
+  ``out_features`` (an int >= 1) only with them."""
+  if features is None:
+    if out_features is not None:
+      raise ValueError(f"{owner}: out_features needs features (the convolutions).")
+    return
+  if not (is_int(features) and features >= 2):
+    raise ValueError(f"{owner}: features must be an int >= 2; got {features!r}.")
+  if out_features is not None and not (is_int(out_features) and out_features >= 1):
+    raise ValueError(f"{owner}: out_features must be an int >= 1; got {out_features!r}.")
 
 
 def spp_block(

@@ -13,18 +13,19 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+from jaxpool._src.classic import avg_pool, max_pool
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_bool, check_choice, check_one_key
 from jaxpool._src.core.geometry import (
-    PaddingLike,
-    normalize_spatial_shape,
-    spatial_axes,
-    window_geometry,
+  PaddingLike,
+  normalize_spatial_shape,
+  spatial_axes,
+  window_geometry,
 )
+from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.reductions import select_taps
 from jaxpool._src.core.sharding import uniform
 from jaxpool._src.core.taps import flatten_batch, window_taps
-from jaxpool._src.classic import avg_pool, max_pool
 
 __all__ = ["s3_pool", "stochastic_pool"]
 
@@ -266,8 +267,7 @@ def s3_pool(
   """
   if key is not None:
     check_one_key(key)
-  shared = check_bool("shared", shared)
-  check_choice("inference", inference, ("average", "official"))
+  shared = _s3_options(shared, inference)
   x = dtypes.float_input(x, "s3_pool")
   window_shape = normalize_spatial_shape("window_shape", window_shape)
   n = len(window_shape)
@@ -326,3 +326,14 @@ def s3_pool(
     # An unbroadcast index: take_along_axis slices along its size-1 axes.
     flat = jnp.take_along_axis(flat, jnp.concatenate(picks, axis=axis + 1), axis=axis + 1)
   return flat.reshape(batch + flat.shape[1:])
+
+
+# Option checks shared by the function and its layers' constructors.
+
+
+def _s3_options(shared, inference, **_) -> bool:
+  check_choice("inference", inference, ("average", "official"))
+  return check_bool("shared", shared)
+
+
+register_option_check(s3_pool, _s3_options)

@@ -27,7 +27,9 @@ from jaxpool.linen._adaptive import AdaptiveAvgPool as AdaptiveAvgPool
 from jaxpool.linen._adaptive import AdaptiveMaxPool as AdaptiveMaxPool
 from jaxpool.linen._adaptive import GlobalAvgPool as GlobalAvgPool
 from jaxpool.linen._adaptive import GlobalMaxPool as GlobalMaxPool
+from jaxpool.linen._base import FunctionModule as FunctionModule
 from jaxpool.linen._base import PoolModule as PoolModule
+from jaxpool.linen._base import RandomFunctionModule as RandomFunctionModule
 from jaxpool.linen._base import RandomModule as RandomModule
 from jaxpool.linen._base import WindowModule as WindowModule
 from jaxpool.linen._base import auxiliary_loss as auxiliary_loss
@@ -49,14 +51,15 @@ from jaxpool.linen._mixed import GatedPool as GatedPool
 from jaxpool.linen._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.linen._mixed import MixedPool as MixedPool
 from jaxpool.linen._netvlad import NetVLAD as NetVLAD
-from jaxpool.linen._pyramid import SPPBlock as SPPBlock
 from jaxpool.linen._pyramid import SPPF as SPPF
 from jaxpool.linen._pyramid import SpatialPyramidPool as SpatialPyramidPool
+from jaxpool.linen._pyramid import SPPBlock as SPPBlock
 from jaxpool.linen._region import MultiScaleRoIAlign as MultiScaleRoIAlign
 from jaxpool.linen._region import RoIAlign as RoIAlign
 from jaxpool.linen._region import RoIPool as RoIPool
 from jaxpool.linen._registry import available_pools as available_pools
 from jaxpool.linen._registry import make_pool as make_pool
+from jaxpool.linen._registry import register_layers as _register_layers
 from jaxpool.linen._registry import register_pool as register_pool
 from jaxpool.linen._registry import unregister_pool as unregister_pool
 from jaxpool.linen._stochastic import S3Pool as S3Pool
@@ -67,6 +70,7 @@ from jaxpool.linen._weighted import LipPool as LipPool
 from jaxpool.linen._weighted import SoftPool as SoftPool
 
 __all__ = [
+    "FunctionModule",
     "AdaptiveAvgPool",
     "AdaptiveMaxPool",
     "AvgMaxPool",
@@ -94,6 +98,7 @@ __all__ = [
     "MultiScaleRoIAlign",
     "NetVLAD",
     "PoolModule",
+    "RandomFunctionModule",
     "RandomModule",
     "RoIAlign",
     "RoIPool",
@@ -110,3 +115,5 @@ __all__ = [
     "register_pool",
     "unregister_pool",
 ]
+
+_register_layers(globals())  # the names of jaxpool._src.layers.LAYERS

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-
-import jax
-
-import jaxpool
-from jaxpool.linen._base import PoolModule
+from jaxpool.linen._base import FunctionModule
 
 __all__ = ["AdaptiveAvgPool", "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool"]
 
 
-class AdaptiveAvgPool(PoolModule):
+class AdaptiveAvgPool(FunctionModule, spec="AdaptiveAvgPool"):
   """Adaptive average pooling over :func:`jaxpool.adaptive_avg_pool`.
 
   Examples:
@@ -26,13 +20,8 @@ class AdaptiveAvgPool(PoolModule):
     (2, 7, 7, 3)
   """
 
-  output_shape: Sequence[int]
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.adaptive_avg_pool(x, self.output_shape)
-
-
-class AdaptiveMaxPool(PoolModule):
+class AdaptiveMaxPool(FunctionModule, spec="AdaptiveMaxPool"):
   """Adaptive max pooling over :func:`jaxpool.adaptive_max_pool`.
 
   Examples:
@@ -43,22 +32,8 @@ class AdaptiveMaxPool(PoolModule):
     Array([4., 4., 3.], dtype=float32)
   """
 
-  output_shape: Sequence[int]
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.adaptive_max_pool(x, self.output_shape)
-
-
-class _Global(PoolModule):
-  _: dataclasses.KW_ONLY
-  keepdims: bool = False
-  spatial_ndim: int | None = None
-
-  def options(self) -> dict:
-    return dict(keepdims=self.keepdims, spatial_ndim=self.spatial_ndim)
-
-
-class GlobalAvgPool(_Global):
+class GlobalAvgPool(FunctionModule, spec="GlobalAvgPool"):
   """Mean over the spatial axes, over :func:`jaxpool.global_avg_pool`.
 
   Examples:
@@ -71,11 +46,8 @@ class GlobalAvgPool(_Global):
     (2, 1, 1, 3)
   """
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.global_avg_pool(x, **self.options())
 
-
-class GlobalMaxPool(_Global):
+class GlobalMaxPool(FunctionModule, spec="GlobalMaxPool"):
   """Maximum over the spatial axes, over :func:`jaxpool.global_max_pool`.
 
   Examples:
@@ -85,6 +57,3 @@ class GlobalMaxPool(_Global):
     >>> jplinen.GlobalMaxPool().apply({}, x)
     Array([[6., 7.]], dtype=float32)
   """
-
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.global_max_pool(x, **self.options())

@@ -18,7 +18,7 @@ __all__ = ["SKETCH", "BilinearPool", "CompactBilinearPool"]
 SKETCH = "sketch"
 
 
-class BilinearPool(PoolModule):
+class BilinearPool(PoolModule, spec="BilinearPool"):
   """Bilinear pooling head: :func:`jaxpool.bilinear_pool` (``x`` or ``x, y``).
 
   Examples:
@@ -44,7 +44,7 @@ class BilinearPool(PoolModule):
     return jaxpool.bilinear_pool(x, y, **self._options())
 
 
-class CompactBilinearPool(PoolModule):
+class CompactBilinearPool(PoolModule, spec="CompactBilinearPool"):
   """Compact bilinear pooling head (Tensor Sketch): the two count sketches
   are drawn at ``init`` from the ``'params'`` rng and kept, never trained, in
   the ``'sketch'`` collection (pass the whole ``variables`` to ``apply``).

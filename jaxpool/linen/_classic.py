@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
-import jax
-
-import jaxpool
-from jaxpool._src.core.checks import check_choice
-from jaxpool.linen._base import WindowModule
-from jaxpool.linen._registry import register_pool
+from jaxpool.linen._base import FunctionModule
 
 __all__ = ["AvgMaxPool", "AvgPool", "LpPool", "MaxPool", "MedianPool", "MinPool"]
 
 
-class MaxPool(WindowModule):
+class MaxPool(FunctionModule, spec="MaxPool"):
   """Max pooling layer over :func:`jaxpool.max_pool`.
 
   Examples:
@@ -29,11 +21,8 @@ class MaxPool(WindowModule):
     (1, 4, 4, 1)
   """
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.max_pool(x, **self.window())
 
-
-class MinPool(WindowModule):
+class MinPool(FunctionModule, spec="MinPool"):
   """Min pooling layer over :func:`jaxpool.min_pool`.
 
   Examples:
@@ -45,11 +34,8 @@ class MinPool(WindowModule):
             [ 8., 10.]]], dtype=float32)
   """
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.min_pool(x, **self.window())
 
-
-class AvgPool(WindowModule):
+class AvgPool(FunctionModule, spec="AvgPool"):
   """Average pooling layer over :func:`jaxpool.avg_pool`.
 
   Examples:
@@ -64,18 +50,8 @@ class AvgPool(WindowModule):
     Array(1., dtype=float32)
   """
 
-  _: dataclasses.KW_ONLY
-  count_include_pad: bool = True
-  divisor: int | None = None
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.avg_pool(
-        x, count_include_pad=self.count_include_pad, divisor=self.divisor,
-        **self.window(),
-    )
-
-
-class LpPool(WindowModule):
+class LpPool(FunctionModule, spec="LpPool"):
   """Power-average pooling layer over :func:`jaxpool.lp_pool` (``p=2`` default).
 
   Examples:
@@ -86,14 +62,8 @@ class LpPool(WindowModule):
     Array([[[5.]]], dtype=float32)
   """
 
-  _: dataclasses.KW_ONLY
-  p: float = 2.0
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.lp_pool(x, p=self.p, **self.window())
-
-
-class MedianPool(WindowModule):
+class MedianPool(FunctionModule, spec="MedianPool"):
   """Median pooling layer over :func:`jaxpool.median_pool`.
 
   Examples:
@@ -104,18 +74,8 @@ class MedianPool(WindowModule):
     Array([2., 4.], dtype=float32)
   """
 
-  _: dataclasses.KW_ONLY
-  even: Literal["lower", "mean"] = "lower"
 
-  def __post_init__(self):
-    check_choice("even", self.even, ("lower", "mean"))
-    super().__post_init__()
-
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.median_pool(x, even=self.even, **self.window())
-
-
-class AvgMaxPool(WindowModule):
+class AvgMaxPool(FunctionModule, spec="AvgMaxPool"):
   """Average and max pooling combined, over :func:`jaxpool.avg_max_pool`.
 
   Examples:
@@ -128,30 +88,3 @@ class AvgMaxPool(WindowModule):
     >>> layer.apply({}, jnp.ones((1, 4, 4, 3))).shape, layer.feature_multiplier
     ((1, 2, 2, 6), 2)
   """
-
-  _: dataclasses.KW_ONLY
-  count_include_pad: bool = True
-  combine: Literal["add", "concat", "sum"] = "add"
-
-  def __post_init__(self):
-    check_choice("combine", self.combine, ("add", "concat", "sum"))
-    super().__post_init__()
-
-  @property
-  def feature_multiplier(self) -> int:
-    return 2 if self.combine == "concat" else 1
-
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.avg_max_pool(
-        x, count_include_pad=self.count_include_pad, combine=self.combine,
-        **self.window(),
-    )
-
-
-register_pool("max", MaxPool)
-register_pool("min", MinPool)
-register_pool("avg", AvgPool)
-register_pool("lp", LpPool, p=2.0)
-register_pool("median", MedianPool)
-register_pool("avgmax", AvgMaxPool, combine="add")
-register_pool("catavgmax", AvgMaxPool, combine="concat")

@@ -15,7 +15,7 @@ from jaxpool.linen._base import PoolModule
 __all__ = ["CovariancePool"]
 
 
-class CovariancePool(PoolModule):
+class CovariancePool(PoolModule, spec="CovariancePool"):
   """Covariance pooling head (see :class:`jaxpool.nnx.CovariancePool`): the
   optional reduction is one ``reduction`` parameter dict made and applied by
   the same functions as the NNX layer's; ``features`` comes from the input.

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import jax
-
-import jaxpool
-from jaxpool.linen._base import PoolModule, WindowModule
+from jaxpool.linen._base import FunctionModule
 
 __all__ = ["MaxPoolWithIndices", "MaxUnpool"]
 
 
-class MaxPoolWithIndices(WindowModule):
+class MaxPoolWithIndices(FunctionModule, spec="MaxPoolWithIndices"):
   """Max pooling returning ``(values, indices)``; see :class:`MaxUnpool`.
 
   Examples:
@@ -28,11 +23,8 @@ class MaxPoolWithIndices(WindowModule):
            [13, 15]], dtype=int32)
   """
 
-  def __call__(self, x: jax.typing.ArrayLike) -> tuple[jax.Array, jax.Array]:
-    return jaxpool.max_pool_with_indices(x, **self.window())
 
-
-class MaxUnpool(PoolModule):
+class MaxUnpool(FunctionModule, spec="MaxUnpool"):
   """Max unpooling over :func:`jaxpool.max_unpool`: ``layer(values, indices)``.
 
   Examples:
@@ -49,10 +41,3 @@ class MaxUnpool(PoolModule):
     >>> bool(jnp.array_equal(jplinen.MaxPool((2, 2)).apply({}, y), values))
     True
   """
-
-  output_shape: Sequence[int]
-
-  def __call__(
-      self, x: jax.typing.ArrayLike, indices: jax.typing.ArrayLike
-  ) -> jax.Array:
-    return jaxpool.max_unpool(x, indices, self.output_shape)

@@ -16,13 +16,11 @@ from jaxpool._src import lifting as L
 from jaxpool._src import params as P
 from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
 from jaxpool.linen._base import LOSSES, PoolModule
-from jaxpool.linen._registry import register_pool
 
 __all__ = ["LiftDownPool", "LiftUpPool"]
 
 
-
-class LiftDownPool(PoolModule):
+class LiftDownPool(PoolModule, spec="LiftDownPool"):
   """LiftDownPool with the paper's learned predictor and updater (see
   :class:`jaxpool.nnx.LiftDownPool` for the full description).
 
@@ -111,7 +109,7 @@ class LiftDownPool(PoolModule):
     return jaxpool.lift_up_pool(bands, spatial_dims=self.spatial_dims, **self._lift_options(params))
 
 
-class LiftUpPool(PoolModule):
+class LiftUpPool(PoolModule, spec="LiftUpPool"):
   """LiftUpPool: ``LiftUpPool(down=down)(bands) == down.inverse(bands)``, the
   exact inverse of a :class:`LiftDownPool` with its parameters. Define both
   in the parent's ``setup`` so they share ``down``.
@@ -144,6 +142,3 @@ class LiftUpPool(PoolModule):
 
   def __call__(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     return self.down.inverse(bands)
-
-
-register_pool("lift", LiftDownPool)

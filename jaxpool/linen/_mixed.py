@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
 
 import jax
 from flax import linen as nn
 
 import jaxpool
 from jaxpool._src import params as P
-from jaxpool._src.core.checks import check_choice
-from jaxpool.linen._base import RandomModule, WindowModule
-from jaxpool.linen._registry import register_pool
+from jaxpool._src.core.checks import check_bool
+from jaxpool.linen._base import RandomFunctionModule, WindowModule
 
 __all__ = ["GatedPool", "LearnedMixedPool", "MixedPool"]
 
 
-class MixedPool(WindowModule, RandomModule):
+class MixedPool(RandomFunctionModule, spec="MixedPool"):
   """Yu et al.'s random max/average pooling over :func:`jaxpool.mixed_pool`.
 
   Examples:
@@ -35,28 +33,20 @@ class MixedPool(WindowModule, RandomModule):
            [11.125, 13.125]], dtype=float32)
   """
 
+
+class _LearnedMixture(WindowModule):
+  """The window, and one learned mixture per layer or per feature."""
+
   _: dataclasses.KW_ONLY
-  alpha: float = 0.5
-  granularity: Literal["region", "map", "layer"] = "region"
+  per_feature: bool = False
   count_include_pad: bool = True
-  deterministic: bool | None = None
-  rng_collection: str = "pool"
 
   def __post_init__(self):
-    check_choice("granularity", self.granularity, ("region", "map", "layer"))
+    check_bool("per_feature", self.per_feature)
     super().__post_init__()
 
-  def __call__(
-      self, x: jax.typing.ArrayLike, deterministic: bool | None = None
-  ) -> jax.Array:
-    return jaxpool.mixed_pool(
-        x, alpha=self.alpha, granularity=self.granularity,
-        count_include_pad=self.count_include_pad,
-        key=self.key(deterministic), **self.window(),
-    )
 
-
-class LearnedMixedPool(WindowModule):
+class LearnedMixedPool(_LearnedMixture, spec="LearnedMixedPool"):
   """Lee et al.'s mixed pooling, ``a = sigmoid(w)`` learned.
 
   See :class:`jaxpool.nnx.LearnedMixedPool`. One weight per layer, or per
@@ -76,10 +66,6 @@ class LearnedMixedPool(WindowModule):
            [11.75, 13.75]], dtype=float32)
   """
 
-  _: dataclasses.KW_ONLY
-  per_feature: bool = False
-  count_include_pad: bool = True
-
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
@@ -91,7 +77,7 @@ class LearnedMixedPool(WindowModule):
     )
 
 
-class GatedPool(WindowModule):
+class GatedPool(_LearnedMixture, spec="GatedPool"):
   """Lee et al.'s gated pooling with a learned mask (see :class:`jaxpool.nnx.GatedPool`).
 
   Examples:
@@ -110,10 +96,6 @@ class GatedPool(WindowModule):
            [11.75, 13.75]], dtype=float32)
   """
 
-  _: dataclasses.KW_ONLY
-  per_feature: bool = False
-  count_include_pad: bool = True
-
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
@@ -124,8 +106,3 @@ class GatedPool(WindowModule):
     return jaxpool.gated_pool(
         x, gate, count_include_pad=self.count_include_pad, **self.window()
     )
-
-
-register_pool("mixed", MixedPool)
-register_pool("learnedmixed", LearnedMixedPool)
-register_pool("gated", GatedPool)

@@ -17,7 +17,7 @@ from jaxpool.linen._base import PoolModule
 __all__ = ["NetVLAD"]
 
 
-class NetVLAD(PoolModule):
+class NetVLAD(PoolModule, spec="NetVLAD"):
   """NetVLAD head (see :class:`jaxpool.nnx.NetVLAD`): one ``vlad``
   parameter dict (``centers``, ``assign_weights`` and, for ``variant="v2"``,
   ``assign_bias``), started from k-means on ``descriptors`` when given (else

@@ -10,12 +10,13 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 import jaxpool
-from jaxpool.linen._base import PoolModule
+from jaxpool._src import pyramid
+from jaxpool.linen._base import FunctionModule, PoolModule
 
 __all__ = ["SPPBlock", "SPPF", "SpatialPyramidPool"]
 
 
-class SpatialPyramidPool(PoolModule):
+class SpatialPyramidPool(FunctionModule, spec="SpatialPyramidPool"):
   """SPPNet's pyramid over :func:`jaxpool.spatial_pyramid_pool`.
 
   Examples:
@@ -27,17 +28,6 @@ class SpatialPyramidPool(PoolModule):
     >>> layer.apply({}, jnp.ones((2, 30, 40, 8))).shape
     (2, 168)
   """
-
-  function = staticmethod(jaxpool.spatial_pyramid_pool)
-
-  levels: Sequence[int] = (1, 2, 4)
-  _: dataclasses.KW_ONLY
-  mode: str = "max"
-  spatial_ndim: int | None = None
-
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.spatial_pyramid_pool(x, self.levels, mode=self.mode,
-                                        spatial_ndim=self.spatial_ndim)
 
 
 class _ConvBNSiLU(nn.Module):
@@ -58,13 +48,9 @@ class _YoloPooling(PoolModule):
   convolutions (``cv1`` to ``features // 2``, ``cv2`` to ``out_features``,
   default ``features``); batch statistics live in ``'batch_stats'``."""
 
-  @property
-  def parts(self) -> int:
-    raise NotImplementedError
-
-  @property
-  def feature_multiplier(self) -> int:
-    return self.parts if self.features is None else 1
+  def __post_init__(self):
+    pyramid.check_conv_features(type(self).__name__, self.features, self.out_features)
+    super().__post_init__()
 
   def pool(self, x):
     raise NotImplementedError
@@ -72,8 +58,6 @@ class _YoloPooling(PoolModule):
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike, use_running_average: bool | None = None) -> jax.Array:
     if self.features is None:
-      if self.out_features is not None:
-        raise ValueError(f"{type(self).__name__}: out_features needs features (the convolutions).")
       return self.pool(x)
     running = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
     hidden = _ConvBNSiLU(self.features // 2, name="cv1")(jnp.asarray(x), running)
@@ -81,7 +65,7 @@ class _YoloPooling(PoolModule):
     return _ConvBNSiLU(out, name="cv2")(self.pool(hidden), running)
 
 
-class SPPBlock(_YoloPooling):
+class SPPBlock(_YoloPooling, spec="SPPBlock"):
   """YOLO's SPP block over :func:`jaxpool.spp_block`; with ``features`` set,
   ultralytics' ``SPP`` with its two 1x1 conv + batch norm + SiLU (pass
   ``use_running_average`` as a field or call argument).
@@ -111,15 +95,11 @@ class SPPBlock(_YoloPooling):
   out_features: int | None = None
   use_running_average: bool | None = None
 
-  @property
-  def parts(self) -> int:
-    return 1 + len(self.kernel_sizes)
-
   def pool(self, x):
     return jaxpool.spp_block(x, self.kernel_sizes, order=self.order, spatial_dims=self.spatial_dims)
 
 
-class SPPF(_YoloPooling):
+class SPPF(_YoloPooling, spec="SPPF"):
   """SPPF over :func:`jaxpool.sppf`; with ``features`` set, ultralytics'
   ``SPPF`` with its two 1x1 convolutions, as :class:`SPPBlock`.
 
@@ -147,10 +127,6 @@ class SPPF(_YoloPooling):
   features: int | None = None
   out_features: int | None = None
   use_running_average: bool | None = None
-
-  @property
-  def parts(self) -> int:
-    return 1 + self.repeats
 
   def pool(self, x):
     return jaxpool.sppf(x, self.kernel_size, self.repeats, order=self.order,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from jaxpool._src.registry import Registry
 from jaxpool.linen._base import PoolModule
 
-__all__ = ["available_pools", "make_pool", "register_pool", "unregister_pool"]
+__all__ = ["available_pools", "make_pool", "register_layers", "register_pool", "unregister_pool"]
 
 _REGISTRY = Registry(PoolModule, "jaxpool.linen.PoolModule")
 
@@ -27,6 +27,15 @@ def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
     >>> jplinen.unregister_pool("lp4")
   """
   _REGISTRY.register(name, layer, defaults)
+
+
+def register_layers(namespace: dict) -> None:
+  """Registers every layer class in ``namespace`` under the names its spec
+  lists (``jaxpool._src.layers.LAYERS[...].pools``)."""
+  for layer in namespace.values():
+    if isinstance(layer, type) and issubclass(layer, PoolModule) and layer.spec is not None:
+      for name, defaults in layer.spec.pools.items():
+        register_pool(name, layer, **defaults)
 
 
 def unregister_pool(name: str) -> None:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
-from typing import Literal
-
-import jax
-
-import jaxpool
-from jaxpool._src.core.checks import check_choice, check_unpadded
-from jaxpool.linen._base import RandomModule, WindowModule
-from jaxpool.linen._registry import register_pool
+from jaxpool.linen._base import RandomFunctionModule
 
 __all__ = ["S3Pool", "StochasticPool"]
 
 
-class StochasticPool(WindowModule, RandomModule):
+class StochasticPool(RandomFunctionModule, spec="StochasticPool"):
   """Zeiler & Fergus stochastic pooling over :func:`jaxpool.stochastic_pool`.
 
   Examples:
@@ -32,17 +23,8 @@ class StochasticPool(WindowModule, RandomModule):
     True
   """
 
-  _: dataclasses.KW_ONLY
-  deterministic: bool | None = None
-  rng_collection: str = "pool"
 
-  def __call__(
-      self, x: jax.typing.ArrayLike, deterministic: bool | None = None
-  ) -> jax.Array:
-    return jaxpool.stochastic_pool(x, key=self.key(deterministic), **self.window())
-
-
-class S3Pool(RandomModule):
+class S3Pool(RandomFunctionModule, spec="S3Pool"):
   """S3Pool over :func:`jaxpool.s3_pool`.
 
   Examples:
@@ -58,35 +40,3 @@ class S3Pool(RandomModule):
     Array([[ 7.5,  9. ],
            [13.5, 15. ]], dtype=float32)
   """
-
-  window_shape: Sequence[int]
-  strides: Sequence[int] | None = None
-  _: dataclasses.KW_ONLY
-  grid_shape: Sequence[int] | None = None
-  shared: bool = True
-  inference: Literal["average", "official"] = "average"
-  deterministic: bool | None = None
-  rng_collection: str = "pool"
-
-  def __post_init__(self):
-    check_choice("inference", self.inference, ("average", "official"))
-    super().__post_init__()
-
-  @classmethod
-  def from_window(cls, window_shape, strides=None, padding="VALID", **options):
-    """The layer ``make_pool`` builds: down-sampling by ``strides``."""
-    check_unpadded(cls.__name__, padding)
-    return cls(window_shape, strides, **options)
-
-  def __call__(
-      self, x: jax.typing.ArrayLike, deterministic: bool | None = None
-  ) -> jax.Array:
-    return jaxpool.s3_pool(
-        x, self.window_shape, self.strides, grid_shape=self.grid_shape,
-        shared=self.shared, inference=self.inference,
-        key=self.key(deterministic),
-    )
-
-
-register_pool("stochastic", StochasticPool)
-register_pool("s3", S3Pool)

@@ -13,13 +13,12 @@ import jaxpool
 from jaxpool._src import params as P
 from jaxpool._src.core.checks import check_choice
 from jaxpool._src.core.geometry import PaddingLike
-from jaxpool.linen._base import WindowModule
-from jaxpool.linen._registry import register_pool
+from jaxpool.linen._base import FunctionModule, WindowModule
 
 __all__ = ["DPP", "LIP", "LipPool", "SoftPool"]
 
 
-class SoftPool(WindowModule):
+class SoftPool(FunctionModule, spec="SoftPool"):
   """SoftPool layer over :func:`jaxpool.soft_pool`.
 
   Examples:
@@ -30,11 +29,8 @@ class SoftPool(WindowModule):
     Array([0.7310586, 2.7310586], dtype=float32)
   """
 
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return jaxpool.soft_pool(x, **self.window())
 
-
-class LipPool(WindowModule):
+class LipPool(FunctionModule, spec="LipPool"):
   """LIP with logits given at call time: ``layer(x, logits)``.
 
   Examples:
@@ -49,13 +45,8 @@ class LipPool(WindowModule):
            [13., 15.]], dtype=float32)
   """
 
-  def __call__(
-      self, x: jax.typing.ArrayLike, logits: jax.typing.ArrayLike
-  ) -> jax.Array:
-    return jaxpool.lip_pool(x, logits, **self.window())
 
-
-class LIP(WindowModule):
+class LIP(WindowModule, spec="LIP"):
   """LIP with the paper's learned logit module (see :class:`jaxpool.nnx.LIP`).
 
   ``logits = 12 * sigmoid(instance_norm(f(x)))``, ``f`` a zero-initialised 3x3
@@ -101,7 +92,7 @@ class LIP(WindowModule):
     return jaxpool.lip_pool(x, P.lip_logits(params, x), **self.window())
 
 
-class DPP(WindowModule):
+class DPP(WindowModule, spec="DPP"):
   """Detail-Preserving Pooling with learned per-feature ``alpha``, ``lam``.
 
   See :class:`jaxpool.nnx.DPP`; the parameters are one ``dpp_params`` dict
@@ -146,8 +137,3 @@ class DPP(WindowModule):
         x, alpha, lam, reference=reference, reward=self.reward,
         normalize=self.normalize, **self.window(),
     )
-
-
-register_pool("soft", SoftPool)
-register_pool("lip", LIP)
-register_pool("dpp", DPP)

@@ -61,14 +61,15 @@ from jaxpool.nnx._mixed import GatedPool as GatedPool
 from jaxpool.nnx._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.nnx._mixed import MixedPool as MixedPool
 from jaxpool.nnx._netvlad import NetVLAD as NetVLAD
-from jaxpool.nnx._pyramid import SPPBlock as SPPBlock
 from jaxpool.nnx._pyramid import SPPF as SPPF
 from jaxpool.nnx._pyramid import SpatialPyramidPool as SpatialPyramidPool
+from jaxpool.nnx._pyramid import SPPBlock as SPPBlock
 from jaxpool.nnx._region import MultiScaleRoIAlign as MultiScaleRoIAlign
 from jaxpool.nnx._region import RoIAlign as RoIAlign
 from jaxpool.nnx._region import RoIPool as RoIPool
 from jaxpool.nnx._registry import available_pools as available_pools
 from jaxpool.nnx._registry import make_pool as make_pool
+from jaxpool.nnx._registry import register_layers as _register_layers
 from jaxpool.nnx._registry import register_pool as register_pool
 from jaxpool.nnx._registry import unregister_pool as unregister_pool
 from jaxpool.nnx._stochastic import S3Pool as S3Pool
@@ -127,3 +128,5 @@ __all__ = [
     "sync_dyno_shapes",
     "unregister_pool",
 ]
+
+_register_layers(globals())  # the names of jaxpool._src.layers.LAYERS

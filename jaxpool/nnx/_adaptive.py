@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import jaxpool
-from jaxpool.nnx._base import FunctionLayer, function_layer
+from jaxpool.nnx._base import FunctionLayer
 
 __all__ = ["AdaptiveAvgPool", "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool"]
 
 
-@function_layer(jaxpool.adaptive_avg_pool)
-class AdaptiveAvgPool(FunctionLayer):
+class AdaptiveAvgPool(FunctionLayer, spec="AdaptiveAvgPool"):
   """Adaptive average pooling to a fixed ``output_shape``.
 
   Examples:
@@ -24,8 +22,7 @@ class AdaptiveAvgPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.adaptive_max_pool)
-class AdaptiveMaxPool(FunctionLayer):
+class AdaptiveMaxPool(FunctionLayer, spec="AdaptiveMaxPool"):
   """Adaptive max pooling to a fixed ``output_shape``.
 
   Examples:
@@ -40,8 +37,7 @@ class AdaptiveMaxPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.global_avg_pool)
-class GlobalAvgPool(FunctionLayer):
+class GlobalAvgPool(FunctionLayer, spec="GlobalAvgPool"):
   """Mean over the spatial axes: ``(batch, *spatial, C) -> (batch, C)``.
 
   Examples:
@@ -55,8 +51,7 @@ class GlobalAvgPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.global_max_pool)
-class GlobalMaxPool(FunctionLayer):
+class GlobalMaxPool(FunctionLayer, spec="GlobalMaxPool"):
   """Maximum over the spatial axes: ``(batch, *spatial, C) -> (batch, C)``.
 
   Examples:

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxpool._src.core.checks import check_bool
-from jaxpool._src.core.options import bound_options, check_options
+from jaxpool._src.core.options import bound_options, check_layer_options
+from jaxpool._src.layers import LayerSpec, spec_of, window_arguments
 
 __all__ = [
     "FunctionLayer",
@@ -23,10 +24,6 @@ __all__ = [
     "window_options",
 ]
 
-# Array arguments a layer takes at call time, never at construction.
-_CALL_ARRAYS = ("x", "boxes", "logits", "gate", "indices", "key")
-
-
 def freeze(value):
   """Lists to tuples, recursively, so configurations are hashable."""
   if isinstance(value, (list, tuple)):
@@ -34,10 +31,19 @@ def freeze(value):
   return value
 
 
-def window_options(window_shape, strides, padding, **options) -> dict:
-  """The window keyword arguments a learned layer passes to its function."""
+def window_options(owner: type, window_shape, strides, padding, **options) -> dict:
+  """The window keyword arguments a learned layer passes to its function,
+  checked as the function checks them (the error names ``owner``)."""
   options = dict(window_shape=window_shape, strides=strides, padding=padding, **options)
+  check_layer_options(owner.__name__, owner.spec.function, options)
   return {k: freeze(v) for k, v in options.items()}
+
+
+def constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
+  """The constructor's parameters: a function layer's generated signature,
+  else ``__init__``'s (NNX's metaclass hides both from ``inspect.signature``)."""
+  signature = getattr(cls, "__signature__", None) or inspect.signature(cls.__init__)
+  return {k: p for k, p in signature.parameters.items() if k != "self"}
 
 
 class PoolLayer(nnx.Module):
@@ -55,10 +61,26 @@ class PoolLayer(nnx.Module):
     None
   """
 
+  # The layer's entry in jaxpool._src.layers (set by ``spec="Name"`` in the
+  # class statement): its functions, call-time arrays, registry names and
+  # feature multiplier.
+  spec: ClassVar[LayerSpec | None] = None
+
+  def __init_subclass__(cls, spec: str | None = None, **kwargs):
+    super().__init_subclass__(**kwargs)
+    if spec is not None:
+      cls.spec = spec_of(cls, spec)
+
+  def construction_options(self) -> dict[str, Any]:
+    """The layer's construction options by name (those it keeps)."""
+    return {name: getattr(self, name) for name in constructor_parameters(type(self))
+            if hasattr(self, name)}
+
   @property
   def feature_multiplier(self) -> int:
     """Output features per input feature (2 for concatenating layers)."""
-    return 1
+    spec = type(self).spec
+    return 1 if spec is None else spec.feature_multiplier(self.construction_options())
 
   def auxiliary_loss(self) -> jax.Array | None:
     """The training loss term this layer recorded in its latest call, or
@@ -76,7 +98,8 @@ class PoolLayer(nnx.Module):
     parameters or randomness also take ``features`` and ``rngs``.
     """
     del features, rngs  # this layer has neither parameters nor randomness
-    return cls(window_shape, strides, padding, **options)
+    args, options = window_arguments(cls, window_shape, strides, padding, options)
+    return cls(*args, **options)
 
 
 class FunctionLayer(PoolLayer):
@@ -106,6 +129,16 @@ class FunctionLayer(PoolLayer):
   function: ClassVar[Callable[..., Any]]
   inputs: ClassVar[tuple[str, ...]] = ("x",)
 
+  def __init_subclass__(cls, spec: str | None = None, **kwargs):
+    super().__init_subclass__(spec=spec, **kwargs)
+    if spec is not None:
+      _bind_function(cls, cls.spec.function, cls.spec.inputs, cls.spec.call_arrays)
+
+  def construction_options(self) -> dict[str, Any]:
+    signature = inspect.signature(type(self).function)
+    bound = signature.bind_partial(*([None] * len(self.inputs)), *self.args, **self.kwargs)
+    return {k: v for k, v in bound.arguments.items() if k not in self.inputs}
+
   def __init__(self, *args, **kwargs):
     function = type(self).function
     try:
@@ -115,10 +148,7 @@ class FunctionLayer(PoolLayer):
           f"{type(self).__name__}: {error} (arguments are those of"
           f" jaxpool.{function.__name__} after the input)"
       ) from None
-    try:
-      check_options(function, options)
-    except (TypeError, ValueError) as error:
-      raise type(error)(f"{type(self).__name__}: {error}") from None
+    check_layer_options(type(self).__name__, function, options)
     self.args = freeze(args)
     self.kwargs = {k: freeze(v) for k, v in kwargs.items()}
 
@@ -131,27 +161,30 @@ class FunctionLayer(PoolLayer):
     return type(self).function(*inputs, *self.args, **self.kwargs)
 
 
-def _constructor_signature(function, extra: Sequence[inspect.Parameter]) -> inspect.Signature:
-  params = [
-      p for name, p in inspect.signature(function).parameters.items()
-      if name not in _CALL_ARRAYS
-  ]
-  return inspect.Signature(params + list(extra))
+def _bind_function(cls, function, inputs: tuple[str, ...], call_arrays: tuple[str, ...]):
+  """Makes ``cls`` apply ``function``: its constructor signature (the
+  function's arguments but ``call_arrays``) and docs."""
+  cls.function = staticmethod(function)
+  cls.inputs = inputs
+  params = [p for name, p in inspect.signature(function).parameters.items()
+            if name not in call_arrays]
+  extra = getattr(cls, "_extra_parameters", ())
+  cls.__signature__ = inspect.Signature(params + list(extra))
+  cls.__doc__ = (
+      f"{cls.__doc__}\n\n  Constructor arguments are those of"
+      f" :func:`jaxpool.{function.__name__}` after the array input(s)"
+      f" {', '.join(inputs)}; see its documentation.\n"
+  )
 
 
 def function_layer(function: Callable[..., Any], *, inputs: tuple[str, ...] = ("x",)):
-  """Class decorator: binds ``function``, its constructor signature and docs."""
+  """Class decorator for a :class:`FunctionLayer` over a function of your
+  own: binds ``function``, its constructor signature and docs (jaxpool's
+  layers take theirs from ``spec="Name"``)."""
 
   def wrap(cls):
-    cls.function = staticmethod(function)
-    cls.inputs = inputs
-    extra = getattr(cls, "_extra_parameters", ())
-    cls.__signature__ = _constructor_signature(function, extra)
-    cls.__doc__ = (
-        f"{cls.__doc__}\n\n  Constructor arguments are those of"
-        f" :func:`jaxpool.{function.__name__}` after the array input(s)"
-        f" {', '.join(inputs)}; see its documentation.\n"
-    )
+    call_arrays = inputs + (("key",) if issubclass(cls, RandomLayer) else ())
+    _bind_function(cls, function, inputs, call_arrays)
     return cls
 
   return wrap
@@ -235,7 +268,8 @@ class RandomLayer(FunctionLayer):
   def from_window(cls, window_shape, strides=None, padding="VALID", *,
                   features=None, rngs=None, **options):
     del features  # no parameters
-    return cls(window_shape, strides, padding, rngs=rngs, **options)
+    args, options = window_arguments(cls, window_shape, strides, padding, options)
+    return cls(*args, rngs=rngs, **options)
 
   def __call__(
       self,
@@ -298,7 +332,8 @@ class LearnedLayer(PoolLayer):
   @classmethod
   def from_window(cls, window_shape, strides=None, padding="VALID", *,
                   features=None, rngs=None, **options):
-    return cls(window_shape, strides, padding, features=features, rngs=rngs, **options)
+    args, options = window_arguments(cls, window_shape, strides, padding, options)
+    return cls(*args, features=features, rngs=rngs, **options)
 
 
 def require_rngs(owner: str, rngs) -> nnx.Rngs:

@@ -14,7 +14,7 @@ from jaxpool.nnx._base import PoolLayer, require_rngs
 __all__ = ["BilinearPool", "CompactBilinearPool"]
 
 
-class BilinearPool(PoolLayer):
+class BilinearPool(PoolLayer, spec="BilinearPool"):
   """Bilinear pooling head: :func:`jaxpool.bilinear_pool` (``layer(x)`` or
   ``layer(x, y)``), no parameters.
 
@@ -27,11 +27,11 @@ class BilinearPool(PoolLayer):
 
   def __init__(self, *, normalize: bool = True, eps: float = 0.0,
                spatial_ndim: int | None = None):
-    self.options = dict(normalize=normalize, eps=eps, spatial_ndim=spatial_ndim)
-    jax.eval_shape(lambda: jaxpool.bilinear_pool(jnp.zeros((1, 1, 1)), **self.options))
+    self.pool_options = dict(normalize=normalize, eps=eps, spatial_ndim=spatial_ndim)
+    jax.eval_shape(lambda: jaxpool.bilinear_pool(jnp.zeros((1, 1, 1)), **self.pool_options))
 
   def __call__(self, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike | None = None) -> jax.Array:
-    return jaxpool.bilinear_pool(x, y, **self.options)
+    return jaxpool.bilinear_pool(x, y, **self.pool_options)
 
 
 class Sketch(nnx.Variable):
@@ -52,7 +52,7 @@ class Sketch(nnx.Variable):
   """
 
 
-class CompactBilinearPool(PoolLayer):
+class CompactBilinearPool(PoolLayer, spec="CompactBilinearPool"):
   """Compact bilinear pooling head (Tensor Sketch):
   :func:`jaxpool.compact_bilinear_pool` with the two count sketches drawn
   once from ``rngs`` and kept as non-trainable :class:`Sketch` state (so an
@@ -80,11 +80,11 @@ class CompactBilinearPool(PoolLayer):
     features = P.check_features("CompactBilinearPool", features)
     features_y = features if features_y is None else P.check_features(
         "CompactBilinearPool(features_y=...)", features_y)
-    self.options = dict(output_dim=output_dim, normalize=normalize, eps=eps,
+    self.pool_options = dict(output_dim=output_dim, normalize=normalize, eps=eps,
                         spatial_ndim=spatial_ndim)
     rngs = require_rngs("CompactBilinearPool", rngs)
     jax.eval_shape(lambda: jaxpool.compact_bilinear_pool(
-        jnp.zeros((1, 1, 1)), key=jax.random.key(0), **self.options))
+        jnp.zeros((1, 1, 1)), key=jax.random.key(0), **self.pool_options))
     (h1, s1), (h2, s2) = count_sketches(rngs.params(), (features, features_y), output_dim)
     self.hash_x, self.sign_x = Sketch(h1), Sketch(s1)
     self.hash_y, self.sign_y = Sketch(h2), Sketch(s2)
@@ -94,4 +94,4 @@ class CompactBilinearPool(PoolLayer):
     return ((self.hash_x[...], self.sign_x[...]), (self.hash_y[...], self.sign_y[...]))
 
   def __call__(self, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike | None = None) -> jax.Array:
-    return jaxpool.compact_bilinear_pool(x, y, sketches=self.sketches(), **self.options)
+    return jaxpool.compact_bilinear_pool(x, y, sketches=self.sketches(), **self.pool_options)

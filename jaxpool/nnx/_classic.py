@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import jaxpool
-from jaxpool.nnx._base import FunctionLayer, function_layer
-from jaxpool.nnx._registry import register_pool
+from jaxpool.nnx._base import FunctionLayer
 
 __all__ = ["AvgMaxPool", "AvgPool", "LpPool", "MaxPool", "MedianPool", "MinPool"]
 
 
-@function_layer(jaxpool.max_pool)
-class MaxPool(FunctionLayer):
+class MaxPool(FunctionLayer, spec="MaxPool"):
   """Max pooling layer: ``MaxPool((2, 2))(x) == jaxpool.max_pool(x, (2, 2))``.
 
   Examples:
@@ -25,8 +22,7 @@ class MaxPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.min_pool)
-class MinPool(FunctionLayer):
+class MinPool(FunctionLayer, spec="MinPool"):
   """Min pooling layer over :func:`jaxpool.min_pool`.
 
   Examples:
@@ -39,8 +35,7 @@ class MinPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.avg_pool)
-class AvgPool(FunctionLayer):
+class AvgPool(FunctionLayer, spec="AvgPool"):
   """Average pooling layer over :func:`jaxpool.avg_pool`.
 
   Examples:
@@ -53,8 +48,7 @@ class AvgPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.lp_pool)
-class LpPool(FunctionLayer):
+class LpPool(FunctionLayer, spec="LpPool"):
   """Power-average pooling layer: ``LpPool((2, 2), p=2.0)``.
 
   Examples:
@@ -66,8 +60,7 @@ class LpPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.median_pool)
-class MedianPool(FunctionLayer):
+class MedianPool(FunctionLayer, spec="MedianPool"):
   """Median pooling layer over :func:`jaxpool.median_pool`.
 
   Examples:
@@ -79,8 +72,7 @@ class MedianPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.avg_max_pool)
-class AvgMaxPool(FunctionLayer):
+class AvgMaxPool(FunctionLayer, spec="AvgMaxPool"):
   """Average and max pooling combined, over :func:`jaxpool.avg_max_pool`.
 
   Examples:
@@ -94,15 +86,4 @@ class AvgMaxPool(FunctionLayer):
     2
   """
 
-  @property
-  def feature_multiplier(self) -> int:
-    return 2 if self.kwargs.get("combine") == "concat" else 1
 
-
-register_pool("max", MaxPool)
-register_pool("min", MinPool)
-register_pool("avg", AvgPool)
-register_pool("lp", LpPool, p=2.0)
-register_pool("median", MedianPool)
-register_pool("avgmax", AvgMaxPool, combine="add")
-register_pool("catavgmax", AvgMaxPool, combine="concat")

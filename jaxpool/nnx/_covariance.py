@@ -13,7 +13,7 @@ from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
 __all__ = ["CovariancePool"]
 
 
-class CovariancePool(PoolLayer):
+class CovariancePool(PoolLayer, spec="CovariancePool"):
   """Covariance pooling head: :func:`jaxpool.covariance_pool`, optionally
   after iSQRT-COV's reduction of the features to ``reduce_dim``.
 
@@ -50,10 +50,10 @@ class CovariancePool(PoolLayer):
       spatial_ndim: int | None = None,
       rngs: nnx.Rngs | None = None,
   ):
-    self.options = dict(normalize=normalize, output=output, iterations=iterations,
+    self.pool_options = dict(normalize=normalize, output=output, iterations=iterations,
                         eps=eps, spatial_ndim=spatial_ndim)
     # Checks every option once, at construction (no computation runs).
-    jax.eval_shape(lambda: jaxpool.covariance_pool(jnp.zeros((1, 2, 1)), **self.options))
+    jax.eval_shape(lambda: jaxpool.covariance_pool(jnp.zeros((1, 2, 1)), **self.pool_options))
     if reduce_dim is None:
       self.reduction = None
     else:
@@ -64,4 +64,4 @@ class CovariancePool(PoolLayer):
     x = jnp.asarray(x)
     if self.reduction is not None:
       x = P.reduce_features(values(self.reduction), x)
-    return jaxpool.covariance_pool(x, **self.options)
+    return jaxpool.covariance_pool(x, **self.pool_options)

@@ -20,7 +20,6 @@ from jaxpool._src.core.checks import (
 )
 from jaxpool._src.dynamic import AGGREGATES, rounded_sizes
 from jaxpool.nnx._base import PoolLayer
-from jaxpool.nnx._registry import register_pool
 
 __all__ = ["DynOPool", "sync_dyno_shapes"]
 
@@ -34,7 +33,7 @@ class DynOAreaRatio(nnx.Intermediate):
   latest call of a :class:`DynOPool`."""
 
 
-class DynOPool(PoolLayer):
+class DynOPool(PoolLayer, spec="DynOPool"):
   """DynOPool: pooling with a learned output size (Jang et al., CVPR 2022).
 
   ``y = jaxpool.dyno_pool(x, out, delta, scale=alpha)`` with a learned
@@ -78,7 +77,10 @@ class DynOPool(PoolLayer):
       was not found).
 
   Attributes:
-    synced_alpha: the ``alpha`` the static size was last rounded from.
+    synced_alpha: the ``alpha`` the static size is rounded from: the
+      initial one, or after a :meth:`sync` that changed the size, the input
+      to output size ratio per axis (a function of the sizes only, so
+      returning to a size reuses its compiled steps).
 
   Examples:
     >>> import jax.numpy as jnp
@@ -203,8 +205,17 @@ class DynOPool(PoolLayer):
     old, new = self.output_shape(input_size), rounded_sizes(input_size, alpha)
     if new == old:
       return None
-    self.synced_alpha = tuple(float(a) for a in alpha)
+    self.synced_alpha = self._canonical_alpha(input_size, new)
     return old, new
+
+  def _canonical_alpha(self, input_size, output_size) -> tuple[float, ...]:
+    """The ``alpha`` stored for rounded sizes: a function of the sizes alone
+    (the initial ``alpha`` where they are the initial sizes, else
+    ``L_in / L_out`` per axis), so a size seen before has the graph it had
+    and ``nnx.jit`` reuses its trace."""
+    if output_size == rounded_sizes(input_size, self.initial_alpha):
+      return self.initial_alpha
+    return tuple(float(n) / float(m) for n, m in zip(input_size, output_size))
 
 
 def sync_dyno_shapes(model: nnx.Module) -> dict[tuple, tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -232,4 +243,3 @@ def sync_dyno_shapes(model: nnx.Module) -> dict[tuple, tuple[tuple[int, ...], tu
   return changed
 
 
-register_pool("dyno", DynOPool)

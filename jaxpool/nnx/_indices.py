@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import jaxpool
-from jaxpool.nnx._base import FunctionLayer, function_layer
+from jaxpool.nnx._base import FunctionLayer
 
 __all__ = ["MaxPoolWithIndices", "MaxUnpool"]
 
 
-@function_layer(jaxpool.max_pool_with_indices)
-class MaxPoolWithIndices(FunctionLayer):
+class MaxPoolWithIndices(FunctionLayer, spec="MaxPoolWithIndices"):
   """Max pooling returning ``(values, indices)`` for :class:`MaxUnpool`.
 
   Examples:
@@ -22,8 +20,7 @@ class MaxPoolWithIndices(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.max_unpool, inputs=("x", "indices"))
-class MaxUnpool(FunctionLayer):
+class MaxUnpool(FunctionLayer, spec="MaxUnpool"):
   """Max unpooling: ``MaxUnpool(output_shape)(values, indices)``.
 
   Examples:

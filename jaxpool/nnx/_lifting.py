@@ -14,7 +14,6 @@ from jaxpool._src import lifting as L
 from jaxpool._src import params as P
 from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
 from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
-from jaxpool.nnx._registry import register_pool
 
 __all__ = ["LiftDownPool", "LiftUpPool"]
 
@@ -23,7 +22,7 @@ class LiftConstraint(nnx.Intermediate):
   """``(c_u, c_p)`` a :class:`LiftDownPool` recorded in its latest call."""
 
 
-class LiftDownPool(PoolLayer):
+class LiftDownPool(PoolLayer, spec="LiftDownPool"):
   """LiftDownPool with the paper's learned predictor and updater.
 
   ``bands = lift_down_pool(x, predict=P, update=U)`` along every spatial
@@ -117,10 +116,6 @@ class LiftDownPool(PoolLayer):
     spatial_dims = L.spatial_dims_of_window(window_shape, strides, padding)
     return cls(features=features, spatial_dims=spatial_dims, rngs=rngs, **options)
 
-  @property
-  def feature_multiplier(self) -> int:
-    return L.output_multiplier(self.output)
-
   def steps(self):
     """``(predict, update)``: the learned callables, or ``(None, None)``."""
     if self.lift_params is None:
@@ -154,7 +149,7 @@ class LiftDownPool(PoolLayer):
     return L.weighted_constraints(L.LiftConstraints(c_u, c_p), *self.lambdas)
 
 
-class LiftUpPool(PoolLayer):
+class LiftUpPool(PoolLayer, spec="LiftUpPool"):
   """LiftUpPool: the exact inverse of a :class:`LiftDownPool`, sharing its
   ``P`` and ``U`` (the same parameters, trained together).
 
@@ -184,4 +179,3 @@ class LiftUpPool(PoolLayer):
     return self.down.inverse(bands)
 
 
-register_pool("lift", LiftDownPool)

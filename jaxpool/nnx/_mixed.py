@@ -12,17 +12,14 @@ from jaxpool._src import params as P
 from jaxpool.nnx._base import (
     LearnedLayer,
     RandomLayer,
-    function_layer,
     require_rngs,
     window_options,
 )
-from jaxpool.nnx._registry import register_pool
 
 __all__ = ["GatedPool", "LearnedMixedPool", "MixedPool"]
 
 
-@function_layer(jaxpool.mixed_pool)
-class MixedPool(RandomLayer):
+class MixedPool(RandomLayer, spec="MixedPool"):
   """Yu et al.'s random max/average pooling: ``MixedPool((2, 2), rngs=rngs)``.
 
   Training draws max or average per region (``granularity``); inference mixes
@@ -60,7 +57,7 @@ def _check_options(owner: str, function, options: dict) -> dict:
   return options
 
 
-class LearnedMixedPool(LearnedLayer):
+class LearnedMixedPool(LearnedLayer, spec="LearnedMixedPool"):
   """Lee et al.'s mixed max-average pooling with a learned proportion.
 
   ``y = a * max_pool(x) + (1 - a) * avg_pool(x)``, ``a = sigmoid(w)`` with
@@ -93,14 +90,14 @@ class LearnedMixedPool(LearnedLayer):
     shape = P.per_feature_shape("LearnedMixedPool", per_feature, features)
     _check_options("LearnedMixedPool", jaxpool.mixed_pool, options)
     self.mix_logit = nnx.Param(jax.numpy.zeros(shape))
-    self.window = window_options(window_shape, strides, padding, **options)
+    self.window = window_options(type(self), window_shape, strides, padding, **options)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     alpha = P.mix_proportion(self.mix_logit[...])
     return jaxpool.mixed_pool(x, **self.window, alpha=alpha)
 
 
-class GatedPool(LearnedLayer):
+class GatedPool(LearnedLayer, spec="GatedPool"):
   """Lee et al.'s gated max-average pooling with a learned gating mask.
 
   ``y = s * max_pool(x) + (1 - s) * avg_pool(x)``, ``s = sigmoid(g . x_R)``
@@ -136,12 +133,9 @@ class GatedPool(LearnedLayer):
     self.gate = nnx.Param(
         P.gate_init(rngs.params(), window_shape, shape[0] if shape else None)
     )
-    self.window = window_options(window_shape, strides, padding, **options)
+    self.window = window_options(type(self), window_shape, strides, padding, **options)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     return jaxpool.gated_pool(x, self.gate[...], **self.window)
 
 
-register_pool("mixed", MixedPool)
-register_pool("learnedmixed", LearnedMixedPool)
-register_pool("gated", GatedPool)

@@ -14,7 +14,7 @@ from jaxpool.nnx._base import PoolLayer, require_rngs
 __all__ = ["NetVLAD"]
 
 
-class NetVLAD(PoolLayer):
+class NetVLAD(PoolLayer, spec="NetVLAD"):
   """NetVLAD head: :func:`jaxpool.netvlad` with learned centres and soft
   assignment.
 
@@ -84,10 +84,6 @@ class NetVLAD(PoolLayer):
     self.assign_weights[...] = params["assign_weights"]
     if self.assign_bias is not None:
       self.assign_bias[...] = params["assign_bias"]
-
-  @property
-  def feature_multiplier(self) -> int:
-    return self.clusters
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     bias = None if self.assign_bias is None else self.assign_bias[...]

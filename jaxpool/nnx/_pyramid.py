@@ -10,14 +10,13 @@ import jax.numpy as jnp
 from flax import nnx
 
 import jaxpool
-from jaxpool._src.core.checks import is_int
-from jaxpool.nnx._base import FunctionLayer, PoolLayer, function_layer
+from jaxpool._src import pyramid
+from jaxpool.nnx._base import FunctionLayer, PoolLayer
 
 __all__ = ["SPPBlock", "SPPF", "SpatialPyramidPool"]
 
 
-@function_layer(jaxpool.spatial_pyramid_pool)
-class SpatialPyramidPool(FunctionLayer):
+class SpatialPyramidPool(FunctionLayer, spec="SpatialPyramidPool"):
   """SPPNet's pyramid: a fixed-length vector for any input size.
 
   Examples:
@@ -51,13 +50,11 @@ class _YoloPooling(PoolLayer):
   pooling: int  # parts concatenated by the pooling
 
   def _build(self, features, out_features, rngs):
+    pyramid.check_conv_features(type(self).__name__, features, out_features)
+    self.features, self.out_features = features, out_features
     if features is None:
-      if out_features is not None:
-        raise ValueError(f"{type(self).__name__}: out_features needs features (the convolutions).")
       self.cv1 = self.cv2 = None
       return
-    if not (is_int(features) and features >= 2):
-      raise ValueError(f"{type(self).__name__}: features must be an int >= 2; got {features!r}.")
     out_features = features if out_features is None else out_features
     if rngs is None:
       raise TypeError(f"{type(self).__name__}: the convolutions need rngs.")
@@ -65,19 +62,13 @@ class _YoloPooling(PoolLayer):
     self.cv1 = _ConvBNSiLU(features, hidden, rngs=rngs)
     self.cv2 = _ConvBNSiLU(hidden * self.pooling, out_features, rngs=rngs)
 
-  @property
-  def feature_multiplier(self) -> int:
-    """Output features per input feature of the pooling alone; with the
-    convolutions the output has ``out_features``."""
-    return self.pooling if self.cv1 is None else 1
-
   def _apply(self, pool: Callable[[jax.Array], jax.Array], x) -> jax.Array:
     if self.cv1 is None:
       return pool(x)
     return self.cv2(pool(self.cv1(jnp.asarray(x))))
 
 
-class SPPBlock(_YoloPooling):
+class SPPBlock(_YoloPooling, spec="SPPBlock"):
   """YOLO's SPP block over :func:`jaxpool.spp_block`.
 
   ``SPPBlock(kernel_sizes=(5, 9, 13), *, order="ultralytics", spatial_dims=2)``
@@ -113,7 +104,7 @@ class SPPBlock(_YoloPooling):
         v, self.kernel_sizes, order=self.order, spatial_dims=self.spatial_dims), x)
 
 
-class SPPF(_YoloPooling):
+class SPPF(_YoloPooling, spec="SPPF"):
   """SPPF over :func:`jaxpool.sppf`: sequential stride-1 max poolings,
   concatenated (equal to :class:`SPPBlock` with windows ``k, 2k - 1, 3k -
   2``).

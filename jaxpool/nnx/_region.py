@@ -3,14 +3,12 @@ Called as ``layer(x, boxes)``."""
 
 from __future__ import annotations
 
-import jaxpool
-from jaxpool.nnx._base import FunctionLayer, function_layer
+from jaxpool.nnx._base import FunctionLayer
 
 __all__ = ["MultiScaleRoIAlign", "RoIAlign", "RoIPool"]
 
 
-@function_layer(jaxpool.roi_pool, inputs=("x", "boxes"))
-class RoIPool(FunctionLayer):
+class RoIPool(FunctionLayer, spec="RoIPool"):
   """RoIPool (Fast R-CNN): ``RoIPool(7, spatial_scale=1 / 16)(x, boxes)``.
 
   Examples:
@@ -27,8 +25,7 @@ class RoIPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.roi_align, inputs=("x", "boxes"))
-class RoIAlign(FunctionLayer):
+class RoIAlign(FunctionLayer, spec="RoIAlign"):
   """RoIAlign (Mask R-CNN): ``RoIAlign(7, spatial_scale=1 / 16,
   sampling_ratio=2)(x, boxes)``.
 
@@ -45,8 +42,7 @@ class RoIAlign(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.multi_scale_roi_align, inputs=("x", "boxes"))
-class MultiScaleRoIAlign(FunctionLayer):
+class MultiScaleRoIAlign(FunctionLayer, spec="MultiScaleRoIAlign"):
   """RoIAlign over an FPN pyramid: ``MultiScaleRoIAlign(7, image_shape=(800,
   800), sampling_ratio=2)(levels, boxes)``, ``levels`` finest first.
 

@@ -9,7 +9,7 @@ from flax import nnx
 from jaxpool._src.registry import Registry
 from jaxpool.nnx._base import PoolLayer
 
-__all__ = ["available_pools", "make_pool", "register_pool", "unregister_pool"]
+__all__ = ["available_pools", "make_pool", "register_layers", "register_pool", "unregister_pool"]
 
 _REGISTRY = Registry(PoolLayer, "jaxpool.nnx.PoolLayer")
 
@@ -30,6 +30,15 @@ def register_pool(name: str, layer: type[PoolLayer], **defaults) -> None:
     >>> jpnnx.unregister_pool("lp4")
   """
   _REGISTRY.register(name, layer, defaults)
+
+
+def register_layers(namespace: dict) -> None:
+  """Registers every layer class in ``namespace`` under the names its spec
+  lists (``jaxpool._src.layers.LAYERS[...].pools``)."""
+  for layer in namespace.values():
+    if isinstance(layer, type) and issubclass(layer, PoolLayer) and layer.spec is not None:
+      for name, defaults in layer.spec.pools.items():
+        register_pool(name, layer, **defaults)
 
 
 def unregister_pool(name: str) -> None:

@@ -12,19 +12,16 @@ from jaxpool._src.core.geometry import normalize_spatial_shape
 from jaxpool.nnx._base import (
     FunctionLayer,
     LearnedLayer,
-    function_layer,
     parameters,
     require_rngs,
     values,
     window_options,
 )
-from jaxpool.nnx._registry import register_pool
 
 __all__ = ["DPP", "LIP", "LipPool", "SoftPool"]
 
 
-@function_layer(jaxpool.soft_pool)
-class SoftPool(FunctionLayer):
+class SoftPool(FunctionLayer, spec="SoftPool"):
   """SoftPool layer: ``SoftPool((2, 2))(x) == jaxpool.soft_pool(x, (2, 2))``.
 
   Examples:
@@ -36,8 +33,7 @@ class SoftPool(FunctionLayer):
   """
 
 
-@function_layer(jaxpool.lip_pool, inputs=("x", "logits"))
-class LipPool(FunctionLayer):
+class LipPool(FunctionLayer, spec="LipPool"):
   """LIP with logits given at call time: ``LipPool((3, 3), 2, 1)(x, logits)``.
 
   See :class:`LIP` for the layer that learns its logits.
@@ -53,7 +49,7 @@ class LipPool(FunctionLayer):
   """
 
 
-class LIP(LearnedLayer):
+class LIP(LearnedLayer, spec="LIP"):
   """Local Importance-based Pooling with the paper's learned logit module.
 
   ``y = lip_pool(x, logits(x), window_shape, strides, padding)`` where
@@ -101,15 +97,15 @@ class LIP(LearnedLayer):
       ceil_mode: bool = False,
       rngs: nnx.Rngs,
   ):
+    self.window = window_options(
+        type(self), window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
+    )
     window_shape = normalize_spatial_shape("window_shape", window_shape)
     rngs = require_rngs("LIP", rngs)
     self.logit_params = parameters(P.init_lip_logit_params(
         rngs.params(), features, len(window_shape), logit_module=logit_module,
         bottleneck_width=bottleneck_width,
     ))
-    self.window = window_options(
-        window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
-    )
 
   def logits(self, x: jax.typing.ArrayLike) -> jax.Array:
     """The importance logits of ``x``, ``12 * sigmoid(IN(f(x)))``."""
@@ -119,7 +115,7 @@ class LIP(LearnedLayer):
     return jaxpool.lip_pool(x, self.logits(x), **self.window)
 
 
-class DPP(LearnedLayer):
+class DPP(LearnedLayer, spec="DPP"):
   """Detail-Preserving Pooling with learned per-feature ``alpha`` and ``lam``.
 
   ``y = dpp_pool(x, exp(min(a, 10)), exp(l), ..., reference=r)`` with
@@ -165,22 +161,19 @@ class DPP(LearnedLayer):
     del rngs  # deterministic initialisation
     check_choice("reward", reward, ("sym", "asym"))
     check_choice("normalize", normalize, ("none", "mean"))
+    self.window = window_options(
+        type(self), window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
+    )
     self.dpp_params = parameters(
         P.init_dpp_params(features, window_shape, variant=variant)
     )
-    self.window = window_options(
-        window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
-    )
-    self.options = dict(reward=reward, normalize=normalize)
+    self.pool_options = dict(reward=reward, normalize=normalize)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
     alpha, lam, reference = P.dpp_arguments(values(self.dpp_params), x, **self.window)
     return jaxpool.dpp_pool(
-        x, alpha, lam, reference=reference, **self.window, **self.options
+        x, alpha, lam, reference=reference, **self.window, **self.pool_options
     )
 
 
-register_pool("soft", SoftPool)
-register_pool("lip", LIP)
-register_pool("dpp", DPP)

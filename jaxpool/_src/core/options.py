@@ -15,7 +15,7 @@ from typing import Any
 
 from jaxpool._src.core.geometry import check_window_options
 
-__all__ = ["check_options", "register_option_check"]
+__all__ = ["check_layer_options", "check_options", "register_option_check"]
 
 _CHECKS: dict[Callable[..., Any], Callable[..., Any]] = {}
 
@@ -38,6 +38,23 @@ def check_options(function: Callable[..., Any], options: dict[str, Any]) -> None
   check = _CHECKS.get(function)
   if check is not None:
     check(**options)
+
+
+def check_layer_options(owner: str, function: Callable[..., Any] | None, options: dict) -> None:
+  """:func:`check_options` for a layer named ``owner`` that binds ``options``
+  (some of ``function``'s arguments by name; the others take their
+  defaults, and names the function lacks are the layer's own): the error
+  names the layer."""
+  if function is not None:
+    params = inspect.signature(function).parameters
+    options = {
+        **{k: p.default for k, p in params.items() if p.default is not p.empty},
+        **{k: v for k, v in options.items() if k in params},
+    }
+  try:
+    check_options(function, options)
+  except (TypeError, ValueError) as error:
+    raise type(error)(f"{owner}: {error}") from None
 
 
 def bound_options(function: Callable[..., Any], arrays: tuple[str, ...], *args, **kwargs):
