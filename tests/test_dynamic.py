@@ -309,6 +309,35 @@ def test_sync_rounds_the_size_and_jit_retraces_only_when_it_changes():
   assert forward(model, X).shape == (4, 4, 6, 3)
 
 
+def test_sizes_seen_before_reuse_their_trace_whatever_alpha_led_back():
+  # Grow, shrink, then back to each earlier size with a different alpha
+  # than the first time: one trace per distinct size, never more.
+  pool = jpnnx.DynOPool(init_ratio=0.3)  # 8 -> round(2.4) = 2
+  traces = []
+
+  @nnx.jit
+  def forward(model, x):
+    traces.append(1)
+    return model(x)
+
+  x = jnp.ones((1, 8, 8, 1))
+  shapes = [forward(pool, x).shape[1:3]]  # the initial size, (2, 2)
+  for alpha in ([3.4, 2.9], [2.2, 1.8], [4.1, 6.5], [2.3, 1.9], [3.9, 3.5], [2.1, 1.7]):
+    pool.alpha[...] = jnp.array(alpha)
+    jpnnx.sync_dyno_shapes(pool)
+    shapes.append(forward(pool, x).shape[1:3])
+  assert shapes == [(2, 2), (2, 3), (4, 4), (2, 1), (3, 4), (2, 2), (4, 5)]
+  alphas = {}
+  for alpha, shape in (([3.6, 3.0], (2, 3)), ([2.0, 2.0], (4, 4)), ([8.1, 8.1], (1, 1)),
+                       ([3.6, 3.6], (2, 2)), ([1.9, 1.9], (4, 4))):
+    pool.alpha[...] = jnp.array(alpha)
+    jpnnx.sync_dyno_shapes(pool)
+    assert forward(pool, x).shape[1:3] == shape
+    alphas.setdefault(shape, pool.synced_alpha)
+    assert pool.synced_alpha == alphas[shape]
+  assert len(traces) == len(set(shapes) | {(1, 1)})
+
+
 def test_complexity_loss_follows_the_straight_through_area():
   pool = jpnnx.DynOPool(macs=3.0, complexity_weight=0.5)
   assert jpnnx.auxiliary_loss(jpnnx.DynOPool()(X) is not None and jpnnx.DynOPool()) == 0

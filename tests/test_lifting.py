@@ -370,6 +370,17 @@ def test_lift_pool_keeps_half_precision():
   )
 
 
+def test_lift_pool_with_learned_steps_sums_the_bands_in_float32_as_the_fixed_path():
+  # Both paths round once, at the end: bf16 in, the float32 result rounded.
+  x = jnp.asarray(_normal((2, 8, 8, 3), dtype=np.float32), jnp.bfloat16)
+  predict, update = _steps(_random_params(3))
+  learned = dict(predict=predict, update=update)
+  y = jaxpool.lift_pool(x, **learned)
+  assert y.dtype == jnp.bfloat16
+  reference = jaxpool.lift_pool(x.astype(jnp.float32), **learned).astype(jnp.bfloat16)
+  np.testing.assert_array_equal(np.asarray(y, np.float32), np.asarray(reference, np.float32))
+
+
 def test_band_maps_reject_maps_beyond_the_neighbouring_blocks():
   from jaxpool._src.core.banded import analysis_terms, synthesis_terms
 

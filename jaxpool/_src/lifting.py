@@ -26,8 +26,8 @@ import numpy as np
 from jax import lax
 
 from jaxpool._src.core import banded
-from jaxpool._src.core.checks import check_choice, check_spatial_dims
 from jaxpool._src.core.backend import fence
+from jaxpool._src.core.checks import check_choice, check_spatial_dims
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
@@ -328,8 +328,14 @@ def lift_down_pool_with_constraints(
     >>> float(c_p)  # a constant has no detail
     0.0
   """
-  op = "lift_down_pool"
-  x = float_input(x, op)
+  x = float_input(x, "lift_down_pool")
+  bands, constraints = _lift_in_compute_dtype(x, spatial_dims, predict, update, wavelet)
+  bands = (b.astype(x.dtype) for b in bands)
+  return _BANDS[check_spatial_dims(spatial_dims)](*bands), constraints
+
+
+def _lift_in_compute_dtype(x, spatial_dims, predict, update, wavelet, op="lift_down_pool"):
+  """The bands (a list, in :func:`compute_dtype`) and the constraints."""
   spatial_dims = check_spatial_dims(spatial_dims)
   axes = _lifted_axes(x.shape, spatial_dims, op)
   fixed = wavelet if predict is None and update is None else None
@@ -345,7 +351,6 @@ def lift_down_pool_with_constraints(
       lifted += [approx, detail]
       c_u, c_p = c_u + u, c_p + p
     bands = lifted
-  bands = _BANDS[spatial_dims](*(b.astype(x.dtype) for b in bands))
   return bands, LiftConstraints(c_u, c_p)
 
 
@@ -442,11 +447,11 @@ def lift_pool(
     Array([[ 7.5,  9.5],
            [15.5, 17.5]], dtype=float32)
   """
-  options = dict(spatial_dims=spatial_dims, predict=predict, update=update, wavelet=wavelet)
-  if predict is not None or update is not None:
-    return functools.reduce(jnp.add, lift_down_pool(x, **options))
   op = "lift_pool"
   x = float_input(x, op)
+  if predict is not None or update is not None:  # summed in the compute dtype, as below
+    bands, _ = _lift_in_compute_dtype(x, spatial_dims, predict, update, wavelet, op)
+    return functools.reduce(jnp.add, bands).astype(x.dtype)
   spatial_dims = check_spatial_dims(spatial_dims)
   axes = _lifted_axes(x.shape, spatial_dims, op)
   predict, update = _steps(None, None, wavelet, op)

@@ -247,10 +247,10 @@ def dpp_arguments(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
   )
-  ct = dtypes.compute_dtype(x.dtype)
-  weights = params["filter"].astype(ct).reshape((geom.window_size, -1))
+  compute_dtype = dtypes.compute_dtype(x.dtype)
+  weights = params["filter"].astype(compute_dtype).reshape((geom.window_size, -1))
   reference = sum(
-      w * tap for w, tap in zip(weights, window_taps(x.astype(ct), geom))
+      w * tap for w, tap in zip(weights, window_taps(x.astype(compute_dtype), geom))
   )
   return alpha, lam, reference
 

@@ -341,8 +341,8 @@ def soft_pool(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
   )
-  ct = dtypes.compute_dtype(x.dtype)
-  return _soft(x.astype(ct), geom).astype(x.dtype)
+  compute_dtype = dtypes.compute_dtype(x.dtype)
+  return _soft(x.astype(compute_dtype), geom).astype(x.dtype)
 
 
 def lip_pool(
@@ -394,12 +394,12 @@ def lip_pool(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
   )
-  ct = dtypes.compute_dtype(jnp.result_type(x.dtype, logits.dtype))
-  return _lip(x.astype(ct), logits.astype(ct), geom).astype(x.dtype)
+  compute_dtype = dtypes.compute_dtype(jnp.result_type(x.dtype, logits.dtype))
+  return _lip(x.astype(compute_dtype), logits.astype(compute_dtype), geom).astype(x.dtype)
 
 
-def _per_feature(value, name: str, features: int, ct) -> jax.Array:
-  value = jnp.asarray(value, dtype=ct)
+def _per_feature(value, name: str, features: int, compute_dtype) -> jax.Array:
+  value = jnp.asarray(value, dtype=compute_dtype)
   if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, features)):
     raise ValueError(
         f"{name} must be a scalar or have shape ({features},) (one per"
@@ -499,17 +499,17 @@ def dpp_pool(
       x.shape, window_shape, strides, padding, dilation=dilation,
       ceil_mode=ceil_mode,
   )
-  ct = dtypes.compute_dtype(x.dtype)
+  compute_dtype = dtypes.compute_dtype(x.dtype)
   features = x.shape[-1]
-  alpha = _per_feature(alpha, "alpha", features, ct)
-  lam = _per_feature(lam, "lam", features, ct)
-  if epsilon < jnp.finfo(ct).tiny:
+  alpha = _per_feature(alpha, "alpha", features, compute_dtype)
+  lam = _per_feature(lam, "lam", features, compute_dtype)
+  if epsilon < jnp.finfo(compute_dtype).tiny:
     raise ValueError(
-        f"epsilon must be a normal {jnp.dtype(ct).name} number (at least"
-        f" {jnp.finfo(ct).tiny}); got {epsilon!r}."
+        f"epsilon must be a normal {jnp.dtype(compute_dtype).name} number (at least"
+        f" {jnp.finfo(compute_dtype).tiny}); got {epsilon!r}."
     )
-  xc = x.astype(ct)
-  counts = geom.window_counts(include_pad=False)[..., None].astype(ct)
+  xc = x.astype(compute_dtype)
+  counts = geom.window_counts(include_pad=False)[..., None].astype(compute_dtype)
   out_shape = x.shape[: x.ndim - geom.num_spatial - 1] + geom.out_shape
   out_shape += (features,)
   # The window sums also flag the windows holding infinities: +inf (-inf)
@@ -523,7 +523,7 @@ def dpp_pool(
           f"reference must have the output's shape {out_shape}; got"
           f" {reference.shape}."
       )
-    reference = reference.astype(ct)
+    reference = reference.astype(compute_dtype)
   else:
     reference = total / counts
   # The formula runs on finite values; windows holding an infinity (or

@@ -179,13 +179,13 @@ def scatter_winners(
   are summed, earliest window first, as torch accumulates): one fused pass
   over the input through :func:`scatter_to_input`.
   """
-  ct = dtypes.compute_dtype(cotangent.dtype)
+  compute_dtype = dtypes.compute_dtype(cotangent.dtype)
   # The winner is padded once and sliced per block shift; the cotangent is
   # padded inside the fused pass (no temp; a winner padded there makes the
   # pass slower, see scatter_to_input's pad_once).
   dx = scatter_to_input(
       lambda taps, win, g: jnp.where(win == taps.astype(win.dtype), g, 0),
-      geom, (winner, cotangent.astype(ct)), (-1, 0), pad_once=(True, False),
+      geom, (winner, cotangent.astype(compute_dtype)), (-1, 0), pad_once=(True, False),
   )
   return dx.astype(cotangent.dtype)
 
@@ -208,11 +208,11 @@ def _select_taps_linear(
   runs the one-pass phase scatter. Evaluating it directly is slow on XLA:CPU
   (a masked copy of the input reduced over the phase axes): it only serves as
   a tangent map."""
-  ct = dtypes.compute_dtype(values.dtype)
-  like = jnp.zeros_like(winner, dtype=ct)  # only its type (and sharding) is read
+  compute_dtype = dtypes.compute_dtype(values.dtype)
+  like = jnp.zeros_like(winner, dtype=compute_dtype)  # only its type (and sharding) is read
   (out,) = jax.linear_transpose(
       lambda g: scatter_winners(g, winner, geom), like
-  )(values.astype(ct))
+  )(values.astype(compute_dtype))
   return out.astype(values.dtype)
 
 
