@@ -19,6 +19,7 @@ from jaxpool._src.classic import max_pool as max_pool
 from jaxpool._src.classic import median_pool as median_pool
 from jaxpool._src.classic import min_pool as min_pool
 from jaxpool._src.covariance import covariance_pool as covariance_pool
+from jaxpool._src.dpp import dpp_pool as dpp_pool
 from jaxpool._src.dynamic import dyno_pool as dyno_pool
 from jaxpool._src.fractional import fractional_max_pool as fractional_max_pool
 from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
@@ -40,7 +41,6 @@ from jaxpool._src.region import roi_align as roi_align
 from jaxpool._src.region import roi_pool as roi_pool
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
-from jaxpool._src.weighted import dpp_pool as dpp_pool
 from jaxpool._src.weighted import lip_pool as lip_pool
 from jaxpool._src.weighted import soft_pool as soft_pool
 

@@ -92,7 +92,7 @@ def _learned_pass(params):
 def _random_params(features, seed=0, mixing="channelwise", kernel_size=3):
   """Learned-step parameters with every part random (the mixing too, which
   starts at zero in a fresh layer)."""
-  from jaxpool._src.params import init_lift_params  # tests may read _src for params
+  from jaxpool._src.lifting import init_lift_params  # tests may read _src for params
 
   params = init_lift_params(jax.random.key(seed), features, kernel_size=kernel_size, mixing=mixing)
   keys = jax.random.split(jax.random.key(seed + 1), len(params))
@@ -103,7 +103,7 @@ def _random_params(features, seed=0, mixing="channelwise", kernel_size=3):
 
 
 def _steps(params):
-  from jaxpool._src.params import lift_steps
+  from jaxpool._src.lifting import lift_steps
 
   return lift_steps({k: jnp.asarray(v) for k, v in params.items()})
 
@@ -277,7 +277,7 @@ def test_gradients_are_the_true_derivative(x64):
 
 
 def test_gradients_to_the_learned_parameters(x64):
-  from jaxpool._src.params import lift_steps
+  from jaxpool._src.lifting import lift_steps
 
   x = _normal((2, 4, 6, 2))
   params = {k: jnp.asarray(v) for k, v in _random_params(2).items()}

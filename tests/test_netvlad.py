@@ -11,7 +11,7 @@ from jax.test_util import check_grads
 import jaxpool
 from jaxpool import linen as jplinen
 from jaxpool import nnx as jpnnx
-from jaxpool._src import params as P  # tests may read _src for params
+from jaxpool._src import netvlad
 
 
 def _normal(shape, seed=0):
@@ -53,7 +53,7 @@ def test_kmeans_start_finds_the_clusters_and_assigns_100_to_1(variant):
   rng = np.random.default_rng(0)
   true = np.eye(4, 8) * 3
   points = np.concatenate([c + 0.1 * rng.standard_normal((50, 8)) for c in true])
-  params = P.init_netvlad_params(jax.random.key(0), points, 4, variant=variant)
+  params = netvlad.init_netvlad_params(jax.random.key(0), points, 4, variant=variant)
   unit = true / 3  # the descriptors are normalised first
   found = np.asarray(params["centers"])
   assert np.all(np.min(np.linalg.norm(found[:, None] - unit[None], axis=-1), axis=0) < 0.05)
@@ -70,7 +70,7 @@ def test_layers_start_from_kmeans_and_agree_across_apis():
   for variant in ("v2", "v1"):
     head = jpnnx.NetVLAD(features=6, clusters=5, descriptors=sample, variant=variant, rngs=nnx.Rngs(0))
     assert (head.assign_bias is None) == (variant == "v1")
-    params = P.init_netvlad_params(nnx.Rngs(0).params(), sample, 5, variant=variant)
+    params = netvlad.init_netvlad_params(nnx.Rngs(0).params(), sample, 5, variant=variant)
     # The layer's key is the second draw of its stream; compare by values.
     bias = None if head.assign_bias is None else head.assign_bias[...]
     np.testing.assert_allclose(head(x), jaxpool.netvlad(
@@ -100,7 +100,7 @@ def test_clear_errors(kwargs, match):
   with pytest.raises(ValueError, match=match):
     jaxpool.netvlad(jnp.ones((2, 3, 3, 4)), args.pop("centers"), **args)
   with pytest.raises(ValueError, match="N >= clusters"):
-    P.init_netvlad_params(jax.random.key(0), np.ones((2, 4)), 3)
+    netvlad.init_netvlad_params(jax.random.key(0), np.ones((2, 4)), 3)
   with pytest.raises(ValueError, match="clusters >= 2"):
     jpnnx.NetVLAD(features=4, clusters=1, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match="clusters >= 2"):

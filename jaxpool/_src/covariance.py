@@ -9,18 +9,27 @@ that stays finite for repeated eigenvalues).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpool._src.core.checks import check_choice, check_positive_number, is_int
+from jaxpool._src.core.checks import check_choice, check_features, check_positive_number, is_int
 from jaxpool._src.core.descriptors import (
-    positions,
-    power_of_two_scale,
-    times_power_of_two,
+  positions,
+  power_of_two_scale,
+  times_power_of_two,
 )
 
-__all__ = ["NORMALIZATIONS", "OUTPUTS", "covariance_pool", "triu_vector"]
+__all__ = [
+    "covariance_pool",
+    "init_reduction_params",
+    "NORMALIZATIONS",
+    "OUTPUTS",
+    "reduce_features",
+    "triu_vector",
+]
 
 NORMALIZATIONS = ("sqrtm", "logm", None)
 OUTPUTS = ("matrix", "triu")
@@ -212,3 +221,23 @@ def covariance_pool(
   if output == "triu":
     c = triu_vector(c)
   return c.astype(x.dtype)
+
+# ---------------------------------------------------------------------------
+# The layer's parametrisation: iSQRT-COV's 1x1 reduction.
+# ---------------------------------------------------------------------------
+
+
+def init_reduction_params(key: jax.Array, features: int, dim: int) -> dict[str, jax.Array]:
+  """iSQRT-COV's 1x1 convolution from ``features`` to ``dim`` features:
+  ``kernel`` ``(features, dim)`` (LeCun normal) and ``bias`` (zeros)."""
+  features = check_features("CovariancePool", features)
+  dim = check_features("CovariancePool(reduce_dim=...)", dim)
+  kernel = jax.random.normal(key, (features, dim)) / math.sqrt(features)
+  return {"kernel": kernel, "bias": jnp.zeros((dim,))}
+
+
+def reduce_features(params: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+  """``relu(x @ kernel + bias)`` over the feature axis (the 1x1 convolution
+  and ReLU; iSQRT-COV also batch-normalises in between)."""
+  kernel = params["kernel"].astype(x.dtype)
+  return jax.nn.relu(x @ kernel + params["bias"].astype(x.dtype))

@@ -18,19 +18,34 @@ its derivative with respect to ``alpha`` that of ``L / alpha``.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpool._src.core.checks import check_choice, check_number_array, concrete_values, is_int
+from jaxpool._src.core.checks import (
+  check_bool,
+  check_choice,
+  check_number_array,
+  check_positive_number,
+  concrete_values,
+  is_int,
+  per_feature_shape,
+)
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
     "AGGREGATES",
+    "check_dyno_ratios",
     "check_output_shape",
+    "dyno_area_ratio",
+    "dyno_delta",
+    "DYNO_OFFSETS",
     "dyno_pool",
+    "dyno_scale",
+    "init_dyno_params",
     "rounded_sizes",
     "straight_through_sizes",
 ]
@@ -384,3 +399,83 @@ def dyno_pool(
     # Axis i's sign becomes the most significant: row-major order.
     queries = reads[-1] + reads[1]
   return _combine(queries, aggregate).astype(x.dtype)
+
+# ---------------------------------------------------------------------------
+# The layer's parametrisation: the learned size and offset.
+# ---------------------------------------------------------------------------
+
+
+DYNO_OFFSETS = ("cell", "learned")
+
+
+def check_dyno_ratios(name: str, value, spatial_dims: int) -> tuple[float, ...]:
+  """``value`` (a positive number, or one per axis) as ``spatial_dims`` floats."""
+  values = tuple(value) if isinstance(value, Sequence) else (value,) * spatial_dims
+  if len(values) != spatial_dims:
+    raise ValueError(
+        f"{name} must be a number or {spatial_dims} numbers (one per spatial"
+        f" axis); got {value!r}."
+    )
+  return tuple(check_positive_number(name, v) for v in values)
+
+
+def init_dyno_params(
+    spatial_dims: int,
+    *,
+    init_ratio=0.5,
+    offset: str = "cell",
+    features: int | None = None,
+    per_feature: bool = False,
+    max_ratio: Sequence[float] | None = None,
+) -> dict[str, jax.Array]:
+  """DynOPool's parameters: ``alpha = 1 / r`` per spatial axis (the paper's
+  reparameterisation), and with ``offset='learned'`` the query offset
+  ``offset`` in input pixels, per axis (``(spatial_dims,)``) or per axis and
+  feature (``(spatial_dims, features)``), initialised to a quarter of the
+  initial cell, ``alpha / 4``. So both start as the quarter-cell reading (2x2
+  max pooling for ``init_ratio=0.5``). With ``max_ratio`` (checked floats),
+  every initial ratio must be at most its bound."""
+  check_choice("offset", offset, DYNO_OFFSETS)
+  ratios = check_dyno_ratios("init_ratio", init_ratio, spatial_dims)
+  if max_ratio is not None and any(r > m for r, m in zip(ratios, max_ratio)):
+    raise ValueError(
+        f"init_ratio {ratios} exceeds max_ratio {tuple(max_ratio)} on some"
+        " axis: the layer would start clamped at max_ratio. Lower init_ratio"
+        " or raise max_ratio."
+    )
+  alpha = 1 / jnp.asarray(ratios, jnp.float32)
+  params = {"alpha": alpha}
+  if offset == "learned":
+    extra = per_feature_shape("DynOPool", per_feature, features)
+    quarter = (alpha / 4).reshape((spatial_dims,) + (1,) * len(extra))
+    params["offset"] = jnp.broadcast_to(quarter, (spatial_dims, *extra))
+  elif check_bool("per_feature", per_feature):
+    raise ValueError("per_feature=True needs offset='learned' (the cell offset has no parameters).")
+  return params
+
+
+def dyno_scale(params: dict[str, jax.Array], max_ratio: Sequence[float]) -> jax.Array:
+  """``alpha``, kept at ``alpha >= 1 / max_ratio`` (so the output is at most
+  ``max_ratio`` times the input; the gradient stops at the bound)."""
+  return jnp.maximum(params["alpha"], 1 / jnp.asarray(max_ratio, params["alpha"].dtype))
+
+
+def dyno_delta(params: dict[str, jax.Array], in_sizes: Sequence[int]) -> jax.Array | None:
+  """The learned offset in :func:`jaxpool.dyno_pool`'s normalised units
+  (``2 * offset / L``), or ``None`` for the quarter cell."""
+  if "offset" not in params:
+    return None
+  offset = params["offset"]
+  lengths = jnp.asarray(in_sizes, offset.dtype).reshape((-1,) + (1,) * (offset.ndim - 1))
+  return 2 * offset / lengths
+
+
+def dyno_area_ratio(
+    in_sizes: Sequence[int], scale: jax.Array, output_shape: Sequence[int],
+    initial_shape: Sequence[int],
+) -> jax.Array:
+  """``prod(straight-through sizes) / prod(initial sizes)``: the factor by
+  which the layers after this one cost more than at initialisation, the
+  weight of their MACs in the complexity loss (differentiable in ``alpha``)."""
+  sizes = straight_through_sizes(in_sizes, scale, output_shape)
+  return jnp.prod(sizes) / math.prod(initial_shape)

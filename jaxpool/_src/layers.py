@@ -28,6 +28,7 @@ from jaxpool._src import (
   bilinear,
   classic,
   covariance,
+  dpp,
   dynamic,
   fractional,
   indices,
@@ -144,7 +145,7 @@ LAYERS: dict[str, LayerSpec] = {
     "SoftPool": _fn(weighted.soft_pool, pools={"soft": {}}),
     "LipPool": _fn(weighted.lip_pool, inputs=("x", "logits")),
     "LIP": _fn(weighted.lip_pool, kind="learned", pools={"lip": {}}),
-    "DPP": _fn(weighted.dpp_pool, kind="learned", pools={"dpp": {}}),
+    "DPP": _fn(dpp.dpp_pool, kind="learned", pools={"dpp": {}}),
     # Lifting.
     "LiftDownPool": _fn(
         lifting.lift_pool, lifting.lift_down_pool, lifting.lift_down_pool_with_constraints,

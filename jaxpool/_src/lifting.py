@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -27,19 +28,24 @@ from jax import lax
 
 from jaxpool._src.core import banded
 from jaxpool._src.core.backend import fence
-from jaxpool._src.core.checks import check_choice, check_spatial_dims
+from jaxpool._src.core.checks import check_choice, check_features, check_spatial_dims, is_int
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
+    "band_names",
+    "check_lift_options",
+    "init_lift_params",
+    "lift_down_pool",
+    "lift_down_pool_with_constraints",
+    "lift_pool",
+    "lift_step",
+    "LIFT_STEPS",
+    "lift_steps",
+    "lift_up_pool",
     "LiftBands1D",
     "LiftBands2D",
     "LiftBands3D",
     "LiftConstraints",
-    "band_names",
-    "lift_down_pool",
-    "lift_down_pool_with_constraints",
-    "lift_pool",
-    "lift_up_pool",
     "WAVELETS",
 ]
 
@@ -625,3 +631,72 @@ def spatial_dims_of_window(window_shape, strides, padding) -> int:
 def weighted_constraints(constraints: LiftConstraints, lambda_u, lambda_p) -> jax.Array:
   """``lambda_u * c_u + lambda_p * c_p``."""
   return lambda_u * constraints.c_u + lambda_p * constraints.c_p
+
+# ---------------------------------------------------------------------------
+# The layer's parametrisation: the learned predictor and updater.
+# ---------------------------------------------------------------------------
+
+
+LIFT_STEPS = ("predict", "update")
+
+
+def check_lift_options(kernel_size, mixing) -> None:
+  """``kernel_size`` an odd int >= 1; ``mixing`` 'channelwise' or 'dense'."""
+  if not is_int(kernel_size) or kernel_size < 1 or kernel_size % 2 == 0:
+    raise ValueError(f"kernel_size must be an odd int >= 1; got {kernel_size!r}.")
+  check_choice("mixing", mixing, ("channelwise", "dense"))
+
+
+def init_lift_params(
+    key: jax.Array,
+    features: int,
+    *,
+    kernel_size: int = 3,
+    mixing: str = "channelwise",
+) -> dict[str, jax.Array]:
+  """Parameters of LiftPool's ``P`` and ``U``: ``{step}_{part}`` for ``step``
+  in ``('predict', 'update')``.
+
+  Each step is ``tanh(mix(relu(depthwise(v))))`` (see :func:`lift_step`):
+  ``depthwise_kernel`` ``(kernel_size, features)`` (LeCun normal, fan-in
+  ``kernel_size``) and ``depthwise_bias`` (zeros); ``mix_kernel``, zeros, of
+  shape ``(features,)`` for ``mixing='channelwise'`` (the paper's count, no
+  ``C**2`` term) or ``(features, features)`` for ``'dense'`` (Temporal Lift
+  Pooling's 1x1 convolution); ``mix_bias`` (zeros). The zero mixing makes
+  ``P = U = 0`` at initialisation: the layer starts as the lazy wavelet
+  (``s = x_e``, ``d = x_o``).
+  """
+  features = check_features("LiftDownPool", features)
+  check_lift_options(kernel_size, mixing)
+  params = {}
+  for step, k in zip(LIFT_STEPS, jax.random.split(key)):
+    params[f"{step}_depthwise_kernel"] = jax.random.normal(k, (kernel_size, features)) / math.sqrt(kernel_size)
+    params[f"{step}_depthwise_bias"] = jnp.zeros((features,))
+    mix_shape = (features,) if mixing == "channelwise" else (features, features)
+    params[f"{step}_mix_kernel"] = jnp.zeros(mix_shape)
+    params[f"{step}_mix_bias"] = jnp.zeros((features,))
+  return params
+
+
+def lift_step(params: dict[str, jax.Array], step: str, v: jax.Array, axis: int = -2) -> jax.Array:
+  """One learned lifting step on ``v`` of shape ``(..., n, ..., features)``
+  along ``axis`` (by default -2): a depthwise convolution of size ``K`` (zero
+  padding ``K // 2``), ReLU, a channel-wise (or dense) mixing, tanh."""
+  kernel = params[f"{step}_depthwise_kernel"].astype(v.dtype)
+  size, n = kernel.shape[0], v.shape[axis]
+  pad = [(0, 0)] * v.ndim
+  pad[axis] = (size // 2, size // 2)
+  padded = jnp.pad(v, pad)
+  h = sum(kernel[j] * lax.slice_in_dim(padded, j, j + n, axis=axis) for j in range(size))
+  h = jax.nn.relu(h + params[f"{step}_depthwise_bias"].astype(v.dtype))
+  mix = params[f"{step}_mix_kernel"].astype(v.dtype)
+  h = h * mix if mix.ndim == 1 else h @ mix
+  return jnp.tanh(h + params[f"{step}_mix_bias"].astype(v.dtype))
+
+
+def lift_steps(params: dict[str, jax.Array]):
+  """``(predict, update)`` callables for :func:`jaxpool.lift_down_pool`."""
+  return tuple(
+      along_axis(lambda v, axis=-2, step=step: lift_step(params, step, v, axis))
+      for step in LIFT_STEPS
+  )

@@ -20,15 +20,21 @@ from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import (
   check_bool,
   check_choice,
+  check_features,
   check_number_array,
   check_one_key,
 )
-from jaxpool._src.core.geometry import PaddingLike, window_geometry
+from jaxpool._src.core.geometry import PaddingLike, normalize_spatial_shape, window_geometry
 from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import uniform
 from jaxpool._src.core.taps import window_taps
 
-__all__ = ["gated_pool", "mixed_pool"]
+__all__ = [
+    "gate_init",
+    "gated_pool",
+    "mix_proportion",
+    "mixed_pool",
+]
 
 
 _Granularity = Literal["region", "map", "layer"]
@@ -255,3 +261,25 @@ def _mixed_options(granularity, count_include_pad, **_) -> bool:
 
 register_option_check(mixed_pool, _mixed_options)
 register_option_check(gated_pool, _gated_options)
+
+# ---------------------------------------------------------------------------
+# The layers' parametrisation: the mixing proportion and the gating mask.
+# ---------------------------------------------------------------------------
+
+
+def mix_proportion(logit: jax.Array) -> jax.Array:
+  """``sigmoid(w)``: a mixing proportion in ``[0, 1]`` from an unconstrained
+  parameter (initialised to 0: half max, half average)."""
+  return jax.nn.sigmoid(logit)
+
+
+def gate_init(
+    key: jax.Array, window_shape: Sequence[int], features: int | None = None
+) -> jax.Array:
+  """Gated pooling's mask: ``window_shape`` (shared by every feature, the
+  paper's 9 parameters for 3x3) or ``(*window_shape, features)``, Gaussian
+  with std 0.1 as in the official AlexNet example."""
+  shape = normalize_spatial_shape("window_shape", window_shape)
+  if features is not None:
+    shape += (check_features("GatedPool", features),)
+  return 0.1 * jax.random.normal(key, shape)

@@ -1,9 +1,9 @@
-"""Weighted-window pooling: SoftPool, LIP and DPP.
+"""Weighted-window pooling: SoftPool and LIP, and LIP's logit module.
 
 Each output is a weighted mean of its window, ``y = sum_i w_i x_i / sum_i w_i``,
-with weights from the input itself (SoftPool), from learned logits (LIP) or
-from a learned reward of the deviation from a local reference (DPP). Padded
-cells get zero weight.
+with weights from the input itself (SoftPool) or from learned logits (LIP).
+Padded cells get zero weight. DPP, a learned reward of the deviation from a
+local reference, is :mod:`jaxpool._src.dpp`.
 
 The exponential weights of SoftPool and LIP subtract the window maximum of the
 logits (a constant for the derivative), so they stay finite for any finite
@@ -16,30 +16,32 @@ per-window log-normalizer).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.backend import choose
 from jaxpool._src.core.checks import (
-    check_choice,
-    check_number_array,
-    check_positive_number,
+  check_choice,
+  check_features,
+  check_layer_input,
+  is_int,
 )
 from jaxpool._src.core.geometry import PaddingLike, WindowGeometry, window_geometry
 from jaxpool._src.core.reductions import (
-    reduce_windows,
-    reduce_windows_holding,
-    window_sum,
+  reduce_windows,
+  reduce_windows_holding,
+  window_sum,
 )
 from jaxpool._src.core.scatter import phase_view, scatter_to_input
 from jaxpool._src.core.taps import window_taps
 
-__all__ = ["soft_pool", "lip_pool", "dpp_pool"]
+__all__ = ["LIP_LOGIT_BOUND", "init_lip_logit_params", "lip_logits", "lip_pool", "soft_pool"]
 
 
 def _window_max(logit_taps, masks):
@@ -397,248 +399,104 @@ def lip_pool(
   compute_dtype = dtypes.compute_dtype(jnp.result_type(x.dtype, logits.dtype))
   return _lip(x.astype(compute_dtype), logits.astype(compute_dtype), geom).astype(x.dtype)
 
-
-def _per_feature(value, name: str, features: int, compute_dtype) -> jax.Array:
-  value = jnp.asarray(value, dtype=compute_dtype)
-  if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, features)):
-    raise ValueError(
-        f"{name} must be a scalar or have shape ({features},) (one per"
-        f" feature); got shape {value.shape}."
-    )
-  return value
+# ---------------------------------------------------------------------------
+# LIP's logit module (the layers' parametrisation).
+# ---------------------------------------------------------------------------
 
 
-def dpp_pool(
-    x: jax.typing.ArrayLike,
-    alpha: jax.typing.ArrayLike,
-    lam: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
+LIP_LOGIT_BOUND = 12.0
+_NORM_EPSILON = 1e-6
+
+
+def _conv_numbers(num_spatial: int):
+  spatial = "DHW"[-num_spatial:] if num_spatial <= 3 else None
+  if spatial is None:
+    raise ValueError(f"LIP's logit module supports 1 to 3 spatial axes; got {num_spatial}.")
+  return ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+
+
+def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """A stride-1 'SAME' convolution of ``(N, *spatial, C)`` input."""
+  n = kernel.ndim - 2
+  y = lax.conv_general_dilated(
+      x, kernel.astype(x.dtype), (1,) * n, "SAME",
+      dimension_numbers=_conv_numbers(n),
+  )
+  return y + bias.astype(x.dtype)
+
+
+def _instance_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+  """Normalises every (example, feature) plane over its spatial axes."""
+  axes = tuple(range(1, x.ndim - 1))
+  mean = jnp.mean(x, axis=axes, keepdims=True)
+  var = jnp.mean(jnp.square(x - mean), axis=axes, keepdims=True)
+  y = (x - mean) * lax.rsqrt(var + _NORM_EPSILON)
+  return y * scale.astype(x.dtype) + bias.astype(x.dtype)
+
+
+def init_lip_logit_params(
+    key: jax.Array,
+    features: int,
+    num_spatial: int,
     *,
-    reward: Literal["sym", "asym"] = "sym",
-    reference: jax.typing.ArrayLike | None = None,
-    normalize: Literal["none", "mean"] = "none",
-    epsilon: float = float(np.sqrt(1e-3)),
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
-) -> jax.Array:
-  """Detail-Preserving Pooling (Saeedan, Weber, Goesele, Roth, CVPR 2018).
+    logit_module: str = "simplified",
+    bottleneck_width: int | None = None,
+) -> dict[str, jax.Array]:
+  """Parameters of LIP's logit module, ``conv{i}_kernel``/``conv{i}_bias`` and
+  ``norm{i}_scale``/``norm{i}_bias`` per stage.
 
-  A weighted window mean that rewards cells deviating from a local reference
-  ``r`` (the linearly downscaled image):
+  ``'simplified'`` (the paper's stem module): one 3x3 convolution;
+  ``'bottleneck'``: 1x1 -> 3x3 -> 1x1 convolutions, ``bottleneck_width``
+  features inside (default ``features // 2``). The last convolution is
+  zero-initialised, so the logits start constant and LIP starts as average
+  pooling over the real cells of each window; the others use LeCun normal
+  initialisation.
+  """
+  features = check_features("LIP", features)
+  check_choice("logit_module", logit_module, ("simplified", "bottleneck"))
+  if logit_module == "simplified":
+    stages = [(features, features, 3)]
+  else:
+    if bottleneck_width is not None and (not is_int(bottleneck_width) or bottleneck_width < 1):
+      raise ValueError(
+          f"bottleneck_width must be an int >= 1 or None; got {bottleneck_width!r}."
+      )
+    width = bottleneck_width or max(features // 2, 1)
+    stages = [(features, width, 1), (width, width, 3), (width, features, 1)]
+  params = {}
+  keys = jax.random.split(key, len(stages))
+  lecun = jax.nn.initializers.lecun_normal()
+  for i, ((fan_in, fan_out, size), k) in enumerate(zip(stages, keys)):
+    shape = (size,) * num_spatial + (fan_in, fan_out)
+    last = i == len(stages) - 1
+    params[f"conv{i}_kernel"] = jnp.zeros(shape) if last else lecun(k, shape)
+    params[f"conv{i}_bias"] = jnp.zeros((fan_out,))
+    params[f"norm{i}_scale"] = jnp.ones((fan_out,))
+    params[f"norm{i}_bias"] = jnp.zeros((fan_out,))
+  return params
 
-  ``y = sum_i w_i x_i / sum_i w_i``,  ``w_i = alpha + rho(x_i - r)``, with the
-  symmetric reward ``rho(d) = (d^2 + epsilon^2)^(lam / 2)`` or the asymmetric
-  one ``rho(d) = (max(d, 0)^2 + epsilon^2)^(lam / 2)`` (favours cells brighter
-  than the reference). ``lam = 0`` or large ``alpha`` give average pooling;
-  asymmetric with large ``lam`` approaches max pooling.
 
-  * Lite-DPP: ``reference=None`` uses the mean of the window's real cells.
-  * Full-DPP: pass ``reference``, the output of a learned filter, with the
-    output's shape (see :class:`jaxpool.nnx.DPP`).
-
-  This is the paper's formula. The official Torch7 code additionally divides
-  ``d^2 + epsilon^2`` by its window mean before raising it to ``lam / 2``
-  (the CUDA layer by its window sum); ``normalize='mean'`` reproduces the
-  nngraph version. Padded cells have zero weight. The rewards are computed in
-  log space, ``log rho = lam * log(sqrt(d^2 + epsilon^2))`` with ``d`` and
-  ``epsilon`` scaled by a power of two near the larger of the two, and the
-  weights relative to their largest term, so neither a large ``lam``, a large
-  ``|x|`` (``d^2`` overflows float32 above about 1e19) nor a tiny ``epsilon``
-  (``epsilon^2`` underflows to 0) gives an inf or NaN. The derivative (to
-  ``x``, ``alpha``, ``lam`` and ``reference``) is JAX's autodiff of this
-  formula.
-
-  Infinite inputs give the formula's limit, per window: a window holding
-  ``+inf`` (``-inf``) and no cell of the other sign gives ``+inf`` (``-inf``),
-  both give NaN. One case has a finite limit instead: Lite-DPP with
-  ``reward='asym'`` and ``normalize='none'``, where ``-inf`` cells among
-  ``m`` finite ones of ``n`` real cells give the mean ``mu`` of the finite
-  cells for ``lam > 1``, ``mu - (alpha + epsilon) n / m`` for ``lam = 1``
-  (and ``-inf`` for ``lam < 1``). An infinite ``reference`` gives the mean of
-  the window's real cells (all rewards grow alike). NaN propagates.
+def lip_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) -> jax.Array:
+  """``12 * sigmoid(IN(f(x)))``: LIP's logits, bounded to ``[0, 12]`` as in
+  the official code; ``f`` is conv -> IN (-> ReLU -> conv -> IN)...
 
   Args:
-    x: floating-point input of shape ``(*batch, *spatial, features)``.
-    alpha: positive reward offset, a scalar or one per feature.
-    lam: non-negative reward exponent, a scalar or one per feature.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`jaxpool.max_pool` (the paper uses 2x2 windows, stride 2).
-    reward: ``'sym'`` or ``'asym'``.
-    reference: optional reference of the output's shape; default the window
-      mean of the real cells.
-    normalize: ``'none'`` (paper) or ``'mean'`` (official code).
-    epsilon: the reward's smoothing constant, a finite number > 0; default
-      ``sqrt(1e-3)`` as in the official code.
+    params: from :func:`init_lip_logit_params`.
+    x: ``(*batch, *spatial, features)`` input.
 
   Returns:
-    Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
-
-  Raises:
-    ValueError: for concrete ``alpha`` not finite and > 0 or ``lam`` not
-      finite and >= 0 (traced values, e.g. under ``jit``, cannot be checked
-      and are used as given), or a bad ``reward``, ``normalize``, ``epsilon``.
-
-  Examples:
-    >>> import jax.numpy as jnp, jaxpool
-    >>> x = jnp.array([0.0, 0.0, 0.0, 4.0]).reshape(4, 1)
-    >>> y = jaxpool.dpp_pool(x, 1.0, 2.0, (4,))
-    >>> bool(y[0, 0] > 1.0)  # pulled towards the outlier, unlike avg (1.0)
-    True
+    Logits of ``x``'s shape, in float32 (or wider).
   """
-  check_choice("reward", reward, ("sym", "asym"))
-  check_choice("normalize", normalize, ("none", "mean"))
-  epsilon = check_positive_number("epsilon", epsilon)
-  check_number_array(
-      "alpha", alpha, low=0.0, high=np.inf, low_open=True, high_open=True
-  )
-  check_number_array("lam", lam, low=0.0, high=np.inf, high_open=True)
-  x = dtypes.float_input(x, "dpp_pool")
-  geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
-  )
-  compute_dtype = dtypes.compute_dtype(x.dtype)
-  features = x.shape[-1]
-  alpha = _per_feature(alpha, "alpha", features, compute_dtype)
-  lam = _per_feature(lam, "lam", features, compute_dtype)
-  if epsilon < jnp.finfo(compute_dtype).tiny:
-    raise ValueError(
-        f"epsilon must be a normal {jnp.dtype(compute_dtype).name} number (at least"
-        f" {jnp.finfo(compute_dtype).tiny}); got {epsilon!r}."
-    )
-  xc = x.astype(compute_dtype)
-  counts = geom.window_counts(include_pad=False)[..., None].astype(compute_dtype)
-  out_shape = x.shape[: x.ndim - geom.num_spatial - 1] + geom.out_shape
-  out_shape += (features,)
-  # The window sums also flag the windows holding infinities: +inf (-inf)
-  # where they hold only +inf (-inf) ones, NaN for both (or a NaN).
-  total = window_sum(xc, geom)
-  given = reference is not None
-  if given:
-    reference = dtypes.float_input(reference, "dpp_pool (reference)")
-    if reference.shape != out_shape:
-      raise ValueError(
-          f"reference must have the output's shape {out_shape}; got"
-          f" {reference.shape}."
-      )
-    reference = reference.astype(compute_dtype)
-  else:
-    reference = total / counts
-  # The formula runs on finite values; windows holding an infinity (or
-  # with an infinite reference) take their limit below, by a select, so
-  # they reach no other window.
-  infinite_reference = jnp.isinf(reference)
-  reference = jnp.where(infinite_reference, 0.0, reference)
-  finite = jnp.where(jnp.isinf(xc), 0.0, xc)
-  x_taps, masks = window_taps(finite, geom), geom.tap_masks()
-  log_rho = _dpp_log_rewards(
-      x_taps, masks, reference, lam, reward, normalize, epsilon, counts
-  )
-  y = _dpp_weighted_mean(x_taps, masks, log_rho, alpha)
-  negative_limit = -jnp.inf
-  if not given and reward == "asym" and normalize == "none":
-    negative_limit = _lite_asym_negative_limit(
-        xc, finite, geom, counts, alpha, lam, epsilon
-    )
-  y = jnp.where(total == -jnp.inf, negative_limit, y)
-  y = jnp.where(total == jnp.inf, jnp.inf, y)
-  if given:
-    y = jnp.where(infinite_reference, total / counts, y)
-  return y.astype(x.dtype)
-
-
-def _log_hypot(d, epsilon: float):
-  """``log(sqrt(d^2 + epsilon^2))`` without overflow, underflow or 0/0.
-
-  ``d`` and ``epsilon`` are scaled by ``2^-E``, ``2^E`` the power of two at or
-  below ``max(|d|, epsilon)`` (read from the float's exponent bits: exact,
-  and cheaper than a division), so that the sum of squares lies in
-  ``[1, 8]``: neither ``d^2`` (large ``d``) nor ``epsilon^2`` (tiny
-  ``epsilon``) leaves the float range. The scale is a constant
-  (``stop_gradient``); the expression is the same function for any scale, so
-  the derivative is the true ``d / (d^2 + epsilon^2)``.
-  """
-  info = jnp.finfo(d.dtype)
-  bits_type = {4: jnp.int32, 8: jnp.int64}[d.dtype.itemsize]
-  bias = info.maxexp - 1
-  top = jax.lax.stop_gradient(jnp.maximum(jnp.abs(d), epsilon))
-  biased = jax.lax.shift_right_logical(
-      jax.lax.bitcast_convert_type(top, bits_type), bits_type(info.nmant)
-  )
-  biased = jnp.clip(biased, 1, 2 * bias - 1)  # keeps 2^-E a normal number
-  inverse = jax.lax.bitcast_convert_type(
-      jax.lax.shift_left(2 * bias - biased, bits_type(info.nmant)), d.dtype
-  )
-  log_scale = (biased - bias).astype(d.dtype) * np.log(2.0).astype(d.dtype)
-  return log_scale + 0.5 * jnp.log(
-      jnp.square(d * inverse) + jnp.square(epsilon * inverse)
-  )
-
-
-def _dpp_log_rewards(
-    x_taps, masks, reference, lam, reward, normalize, epsilon, counts
-):
-  """``log rho_i = lam * log(sqrt(d_i^2 + epsilon^2))`` per tap (normalised by
-  the window mean of ``d^2 + epsilon^2`` with ``normalize='mean'``)."""
-  log_h = []
-  for value in x_taps:
-    deviation = value - reference
-    if reward == "asym":
-      deviation = jnp.maximum(deviation, 0.0)
-    log_h.append(_log_hypot(deviation, epsilon))
-  if normalize == "mean":
-    # log sqrt(mean_i h_i^2), from a sum shifted by its largest term.
-    top = None
-    for value, mask in zip(log_h, masks):
-      value = value if mask is None else jnp.where(mask, value, -jnp.inf)
-      top = value if top is None else jnp.maximum(top, value)
-    top = jax.lax.stop_gradient(top)
-    total = None
-    for value, mask in zip(log_h, masks):
-      term = jnp.exp(2.0 * (value - top))
-      term = term if mask is None else jnp.where(mask, term, 0.0)
-      total = term if total is None else total + term
-    log_mean = top + 0.5 * jnp.log(total / counts)
-    log_h = [value - log_mean for value in log_h]
-  return [lam * value for value in log_h]
-
-
-def _dpp_weighted_mean(x_taps, masks, log_rho, alpha):
-  """``sum_i w_i x_i / sum_i w_i`` with ``w_i = alpha + exp(log_rho_i)``,
-  every weight divided by the largest term (no overflow for any ``lam``)."""
-  shift = jnp.log(alpha) + jnp.zeros_like(log_rho[0])
-  for value, mask in zip(log_rho, masks):
-    shift = jnp.maximum(
-        shift, value if mask is None else jnp.where(mask, value, -jnp.inf)
-    )
-  shift = jax.lax.stop_gradient(shift)
-  base = alpha * jnp.exp(-shift)
-  num = den = None
-  for value, term, mask in zip(x_taps, log_rho, masks):
-    weight = base + jnp.exp(term - shift)
-    if mask is not None:
-      weight = jnp.where(mask, weight, 0.0)
-    num = value * weight if num is None else num + value * weight
-    den = weight if den is None else den + weight
-  return num / den
-
-
-def _lite_asym_negative_limit(xc, finite, geom, counts, alpha, lam, epsilon):
-  """Lite-DPP's asymmetric limit in windows holding ``-inf`` (no ``+inf``).
-
-  The reference follows the ``-inf`` cells down, so the ``m`` finite cells'
-  rewards grow like ``|r|^lam`` while the ``-inf`` cells keep
-  ``alpha + epsilon^lam``: their term vanishes for ``lam > 1`` (the finite
-  cells' mean), tends to ``-(alpha + epsilon) n / m`` for ``lam = 1`` and
-  dominates for ``lam < 1`` (``-inf``); ``-inf`` also when ``m = 0``.
-  """
-  negative = window_sum((xc == -jnp.inf).astype(xc.dtype), geom)
-  remaining = counts - negative
-  some = remaining > 0
-  remaining = jnp.where(some, remaining, 1.0)
-  mean = window_sum(finite, geom) / remaining
-  at_one = mean - (alpha + epsilon) * counts / remaining
-  limit = jnp.where(lam > 1, mean, jnp.where(lam == 1, at_one, -jnp.inf))
-  return jnp.where(some, limit, -jnp.inf)
+  x = dtypes.float_input(x, "LIP")
+  stages = sum(1 for name in params if name.endswith("_kernel"))
+  num_spatial = params["conv0_kernel"].ndim - 2
+  check_layer_input("LIP", x, num_spatial, params["conv0_kernel"].shape[-2])
+  batch = x.shape[: x.ndim - num_spatial - 1]
+  h = x.reshape((math.prod(batch),) + x.shape[len(batch):])
+  h = h.astype(dtypes.compute_dtype(x.dtype))
+  for i in range(stages):
+    h = _conv(h, params[f"conv{i}_kernel"], params[f"conv{i}_bias"])
+    h = _instance_norm(h, params[f"norm{i}_scale"], params[f"norm{i}_bias"])
+    if i < stages - 1:
+      h = jax.nn.relu(h)
+  return (LIP_LOGIT_BOUND * jax.nn.sigmoid(h)).reshape(batch + h.shape[1:])

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import covariance
+from jaxpool._src.core import checks
 from jaxpool.linen._base import PoolModule
 
 __all__ = ["CovariancePool"]
@@ -40,7 +41,7 @@ class CovariancePool(PoolModule, spec="CovariancePool"):
   def __post_init__(self):
     jax.eval_shape(lambda: jaxpool.covariance_pool(jnp.zeros((1, 2, 1)), **self._options()))
     if self.reduce_dim is not None:
-      P.check_features("CovariancePool(reduce_dim=...)", self.reduce_dim)
+      checks.check_features("CovariancePool(reduce_dim=...)", self.reduce_dim)
     super().__post_init__()
 
   def _options(self) -> dict:
@@ -51,7 +52,7 @@ class CovariancePool(PoolModule, spec="CovariancePool"):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jnp.asarray(x)
     if self.reduce_dim is not None:
-      params = self.param("reduction", lambda key: P.init_reduction_params(
+      params = self.param("reduction", lambda key: covariance.init_reduction_params(
           key, x.shape[-1], self.reduce_dim))
-      x = P.reduce_features(params, x)
+      x = covariance.reduce_features(params, x)
     return jaxpool.covariance_pool(x, **self._options())

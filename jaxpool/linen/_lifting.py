@@ -12,8 +12,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 import jaxpool
-from jaxpool._src import lifting as L
-from jaxpool._src import params as P
+from jaxpool._src import lifting
 from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
 from jaxpool.linen._base import LOSSES, PoolModule
 
@@ -50,14 +49,14 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
   mixing: str = "channelwise"
   learned: bool = True
   wavelet: str = "legall53"
-  lambda_u: float = L.LAMBDA_U
-  lambda_p: float = L.LAMBDA_P
+  lambda_u: float = lifting.LAMBDA_U
+  lambda_p: float = lifting.LAMBDA_P
 
   def __post_init__(self):
-    L.check_spatial_dims(self.spatial_dims)
-    L.check_output(self.output, self.spatial_dims)
-    P.check_lift_options(self.kernel_size, self.mixing)
-    check_choice("wavelet", self.wavelet, tuple(L.WAVELETS))
+    lifting.check_spatial_dims(self.spatial_dims)
+    lifting.check_output(self.output, self.spatial_dims)
+    lifting.check_lift_options(self.kernel_size, self.mixing)
+    check_choice("wavelet", self.wavelet, tuple(lifting.WAVELETS))
     check_bool("learned", self.learned)
     check_positive_number("lambda_u", self.lambda_u, allow_zero=True)
     check_positive_number("lambda_p", self.lambda_p, allow_zero=True)
@@ -67,14 +66,14 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
   def from_window(cls, window_shape, strides=None, padding="VALID", **options):
     """``make_pool("lift", (2, 2))``: ``spatial_dims`` from the window, which
     must be 2 per axis with stride 2 and no padding."""
-    return cls(spatial_dims=L.spatial_dims_of_window(window_shape, strides, padding), **options)
+    return cls(spatial_dims=lifting.spatial_dims_of_window(window_shape, strides, padding), **options)
 
   @property
   def feature_multiplier(self) -> int:
-    return L.output_multiplier(L.check_output(self.output, self.spatial_dims))
+    return lifting.output_multiplier(lifting.check_output(self.output, self.spatial_dims))
 
   def _lift_options(self, params) -> dict:
-    predict, update = P.lift_steps(params) if params is not None else (None, None)
+    predict, update = lifting.lift_steps(params) if params is not None else (None, None)
     return dict(predict=predict, update=update, wavelet=self.wavelet)
 
   @nn.compact
@@ -83,7 +82,7 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
     params = None
     if self.learned:
       params = self.param(
-          "lift_params", P.init_lift_params, x.shape[-1],
+          "lift_params", lifting.init_lift_params, x.shape[-1],
           kernel_size=self.kernel_size, mixing=self.mixing,
       )
     bands, constraints = jaxpool.lift_down_pool_with_constraints(
@@ -93,10 +92,10 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
     # so variables returned by init can be passed back to apply.
     self.sow(
         LOSSES, "lift_constraints",
-        L.weighted_constraints(constraints, self.lambda_u, self.lambda_p),
+        lifting.weighted_constraints(constraints, self.lambda_u, self.lambda_p),
         init_fn=lambda: jnp.zeros((), jnp.float32), reduce_fn=lambda _, new: new,
     )
-    return L.select_output(bands, L.check_output(self.output, self.spatial_dims))
+    return lifting.select_output(bands, lifting.check_output(self.output, self.spatial_dims))
 
   def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""

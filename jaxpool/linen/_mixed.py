@@ -8,7 +8,8 @@ import jax
 from flax import linen as nn
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import mixed
+from jaxpool._src.core import checks
 from jaxpool._src.core.checks import check_bool
 from jaxpool.linen._base import RandomFunctionModule, WindowModule
 
@@ -69,10 +70,10 @@ class LearnedMixedPool(_LearnedMixture, spec="LearnedMixedPool"):
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
-    shape = P.per_feature_shape("LearnedMixedPool", self.per_feature, x.shape[-1])
+    shape = checks.per_feature_shape("LearnedMixedPool", self.per_feature, x.shape[-1])
     logit = self.param("mix_logit", jax.nn.initializers.zeros, shape)
     return jaxpool.mixed_pool(
-        x, alpha=P.mix_proportion(logit),
+        x, alpha=mixed.mix_proportion(logit),
         count_include_pad=self.count_include_pad, **self.window(),
     )
 
@@ -99,9 +100,9 @@ class GatedPool(_LearnedMixture, spec="GatedPool"):
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
-    shape = P.per_feature_shape("GatedPool", self.per_feature, x.shape[-1])
+    shape = checks.per_feature_shape("GatedPool", self.per_feature, x.shape[-1])
     gate = self.param(
-        "gate", P.gate_init, self.window_shape, shape[0] if shape else None
+        "gate", mixed.gate_init, self.window_shape, shape[0] if shape else None
     )
     return jaxpool.gated_pool(
         x, gate, count_include_pad=self.count_include_pad, **self.window()

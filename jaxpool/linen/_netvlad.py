@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import netvlad
 from jaxpool._src.core.checks import check_bool, check_choice
 from jaxpool.linen._base import PoolModule
 
@@ -42,17 +42,17 @@ class NetVLAD(PoolModule, spec="NetVLAD"):
   spatial_ndim: int | None = None
 
   def __post_init__(self):
-    P.check_clusters(self.clusters)
-    check_choice("variant", self.variant, P.NETVLAD_VARIANTS)
+    netvlad.check_clusters(self.clusters)
+    check_choice("variant", self.variant, netvlad.NETVLAD_VARIANTS)
     check_bool("normalize_input", self.normalize_input)
-    P.check_kmeans_iterations(self.kmeans_iterations)
+    netvlad.check_kmeans_iterations(self.kmeans_iterations)
     super().__post_init__()
 
   def _init(self, key, features: int) -> dict:
     if self.descriptors is None:
-      params = P.init_netvlad_random(key, features, self.clusters)
+      params = netvlad.init_netvlad_random(key, features, self.clusters)
     else:
-      params = P.init_netvlad_params(
+      params = netvlad.init_netvlad_params(
           key, self.descriptors, self.clusters, variant=self.variant,
           normalize_input=self.normalize_input, iterations=self.kmeans_iterations,
       )

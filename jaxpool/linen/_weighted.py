@@ -10,7 +10,7 @@ import jax
 from flax import linen as nn
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import dpp, weighted
 from jaxpool._src.core.checks import check_choice
 from jaxpool._src.core.geometry import PaddingLike
 from jaxpool.linen._base import FunctionModule, WindowModule
@@ -85,11 +85,11 @@ class LIP(WindowModule, spec="LIP"):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
     params = self.param(
-        "logit_params", P.init_lip_logit_params, x.shape[-1],
+        "logit_params", weighted.init_lip_logit_params, x.shape[-1],
         len(self.window_shape), logit_module=self.logit_module,
         bottleneck_width=self.bottleneck_width,
     )
-    return jaxpool.lip_pool(x, P.lip_logits(params, x), **self.window())
+    return jaxpool.lip_pool(x, weighted.lip_logits(params, x), **self.window())
 
 
 class DPP(WindowModule, spec="DPP"):
@@ -129,10 +129,10 @@ class DPP(WindowModule, spec="DPP"):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
     params = self.param(
-        "dpp_params", lambda _, *a, **k: P.init_dpp_params(*a, **k),
+        "dpp_params", lambda _, *a, **k: dpp.init_dpp_params(*a, **k),
         x.shape[-1], self.window_shape, variant=self.variant,
     )
-    alpha, lam, reference = P.dpp_arguments(params, x, **self.window())
+    alpha, lam, reference = dpp.dpp_arguments(params, x, **self.window())
     return jaxpool.dpp_pool(
         x, alpha, lam, reference=reference, reward=self.reward,
         normalize=self.normalize, **self.window(),

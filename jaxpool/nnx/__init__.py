@@ -30,7 +30,7 @@ Examples:
   (1, 2, 2, 3)
 """
 
-from jaxpool._src.params import LIP_LOGIT_BOUND as LIP_LOGIT_BOUND
+from jaxpool._src.weighted import LIP_LOGIT_BOUND as LIP_LOGIT_BOUND
 from jaxpool.nnx._adaptive import AdaptiveAvgPool as AdaptiveAvgPool
 from jaxpool.nnx._adaptive import AdaptiveMaxPool as AdaptiveMaxPool
 from jaxpool.nnx._adaptive import GlobalAvgPool as GlobalAvgPool

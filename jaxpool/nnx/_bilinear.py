@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import params as P
 from jaxpool._src.bilinear import count_sketches
+from jaxpool._src.core import checks
 from jaxpool.nnx._base import PoolLayer, require_rngs
 
 __all__ = ["BilinearPool", "CompactBilinearPool"]
@@ -77,8 +77,8 @@ class CompactBilinearPool(PoolLayer, spec="CompactBilinearPool"):
   def __init__(self, *, features: int, output_dim: int, features_y: int | None = None,
                normalize: bool = True, eps: float = 0.0, spatial_ndim: int | None = None,
                rngs: nnx.Rngs | None = None):
-    features = P.check_features("CompactBilinearPool", features)
-    features_y = features if features_y is None else P.check_features(
+    features = checks.check_features("CompactBilinearPool", features)
+    features_y = features if features_y is None else checks.check_features(
         "CompactBilinearPool(features_y=...)", features_y)
     self.pool_options = dict(output_dim=output_dim, normalize=normalize, eps=eps,
                         spatial_ndim=spatial_ndim)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import covariance
 from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
 
 __all__ = ["CovariancePool"]
@@ -58,10 +58,10 @@ class CovariancePool(PoolLayer, spec="CovariancePool"):
       self.reduction = None
     else:
       rngs = require_rngs("CovariancePool(reduce_dim=...)", rngs)
-      self.reduction = parameters(P.init_reduction_params(rngs.params(), features, reduce_dim))
+      self.reduction = parameters(covariance.init_reduction_params(rngs.params(), features, reduce_dim))
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jnp.asarray(x)
     if self.reduction is not None:
-      x = P.reduce_features(values(self.reduction), x)
+      x = covariance.reduce_features(values(self.reduction), x)
     return jaxpool.covariance_pool(x, **self.pool_options)

@@ -11,7 +11,8 @@ import numpy as np
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import dynamic
+from jaxpool._src.core import checks
 from jaxpool._src.core.checks import (
     check_choice,
     check_positive_number,
@@ -113,20 +114,20 @@ class DynOPool(PoolLayer, spec="DynOPool"):
   ):
     del rngs  # the initialisation is deterministic
     self.spatial_dims = check_spatial_dims(spatial_dims)
-    self.features = P.check_features("DynOPool", features, required=False)
+    self.features = checks.check_features("DynOPool", features, required=False)
     check_choice("aggregate", aggregate, AGGREGATES)
     self.aggregate = aggregate
-    self.max_ratio = P.check_dyno_ratios("max_ratio", max_ratio, self.spatial_dims)
+    self.max_ratio = dynamic.check_dyno_ratios("max_ratio", max_ratio, self.spatial_dims)
     self.macs = check_positive_number("macs", macs, allow_zero=True)
     self.complexity_weight = check_positive_number(
         "complexity_weight", complexity_weight, allow_zero=True)
-    params = P.init_dyno_params(
+    params = dynamic.init_dyno_params(
         self.spatial_dims, init_ratio=init_ratio, offset=offset,
         features=features, per_feature=per_feature, max_ratio=self.max_ratio,
     )
     self.alpha = nnx.Param(params["alpha"])
     self.offset = nnx.Param(params["offset"]) if "offset" in params else None
-    initial = np.asarray(P.dyno_scale({"alpha": self.alpha[...]}, self.max_ratio))
+    initial = np.asarray(dynamic.dyno_scale({"alpha": self.alpha[...]}, self.max_ratio))
     self.initial_alpha = tuple(float(a) for a in initial)
     self.synced_alpha = self.initial_alpha
     self.input_size = DynOInput(jnp.zeros((self.spatial_dims,), jnp.int32))
@@ -169,13 +170,13 @@ class DynOPool(PoolLayer, spec="DynOPool"):
     in_sizes = x.shape[x.ndim - 1 - self.spatial_dims:-1]
     out = self.output_shape(in_sizes)
     params = self._params()
-    scale = P.dyno_scale(params, self.max_ratio)
+    scale = dynamic.dyno_scale(params, self.max_ratio)
     self.input_size[...] = jnp.asarray(in_sizes, jnp.int32)
-    self.area_ratio[...] = P.dyno_area_ratio(
+    self.area_ratio[...] = dynamic.dyno_area_ratio(
         in_sizes, scale, out, rounded_sizes(in_sizes, self.initial_alpha)
     ).astype(jnp.float32)
     return jaxpool.dyno_pool(
-        x, out, P.dyno_delta(params, in_sizes), aggregate=self.aggregate, scale=scale
+        x, out, dynamic.dyno_delta(params, in_sizes), aggregate=self.aggregate, scale=scale
     )
 
   def auxiliary_loss(self) -> jax.Array | None:
@@ -187,7 +188,7 @@ class DynOPool(PoolLayer, spec="DynOPool"):
 
   def ratio(self) -> np.ndarray:
     """The learned ``r = 1 / alpha`` per axis (NumPy, on the host)."""
-    return 1 / np.asarray(P.dyno_scale(self._params(), self.max_ratio))
+    return 1 / np.asarray(dynamic.dyno_scale(self._params(), self.max_ratio))
 
   def sync(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
     """Re-rounds the static size from the current ``alpha``, for the input
@@ -196,7 +197,7 @@ class DynOPool(PoolLayer, spec="DynOPool"):
     input_size = tuple(int(v) for v in np.asarray(self.input_size[...]))
     if not all(input_size):
       return None  # never called
-    alpha = np.asarray(P.dyno_scale(self._params(), self.max_ratio), np.float64)
+    alpha = np.asarray(dynamic.dyno_scale(self._params(), self.max_ratio), np.float64)
     if not np.all(np.isfinite(alpha)):
       raise ValueError(
           f"DynOPool: the learned alpha is not finite ({alpha.tolist()});"

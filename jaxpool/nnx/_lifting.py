@@ -10,8 +10,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import lifting as L
-from jaxpool._src import params as P
+from jaxpool._src import lifting
+from jaxpool._src.core import checks
 from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
 from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
 
@@ -84,27 +84,27 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
       mixing: str = "channelwise",
       learned: bool = True,
       wavelet: str = "legall53",
-      lambda_u: float = L.LAMBDA_U,
-      lambda_p: float = L.LAMBDA_P,
+      lambda_u: float = lifting.LAMBDA_U,
+      lambda_p: float = lifting.LAMBDA_P,
       rngs: nnx.Rngs | None = None,
   ):
-    self.spatial_dims = L.check_spatial_dims(spatial_dims)
-    self.output = L.check_output(output, self.spatial_dims)
-    check_choice("wavelet", wavelet, tuple(L.WAVELETS))
+    self.spatial_dims = lifting.check_spatial_dims(spatial_dims)
+    self.output = lifting.check_output(output, self.spatial_dims)
+    check_choice("wavelet", wavelet, tuple(lifting.WAVELETS))
     self.wavelet = wavelet
     self.learned = check_bool("learned", learned)
     self.lambdas = (
         check_positive_number("lambda_u", lambda_u, allow_zero=True),
         check_positive_number("lambda_p", lambda_p, allow_zero=True),
     )
-    self.features = P.check_features("LiftDownPool", features)
+    self.features = checks.check_features("LiftDownPool", features)
     if self.learned:
       rngs = require_rngs("LiftDownPool", rngs)
-      self.lift_params = parameters(P.init_lift_params(
+      self.lift_params = parameters(lifting.init_lift_params(
           rngs.params(), self.features, kernel_size=kernel_size, mixing=mixing
       ))
     else:
-      P.check_lift_options(kernel_size, mixing)
+      lifting.check_lift_options(kernel_size, mixing)
       self.lift_params = None
     self.constraints = LiftConstraint(jnp.zeros((2,), jnp.float32))
 
@@ -113,14 +113,14 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
                   features=None, rngs=None, **options) -> LiftDownPool:
     """``make_pool("lift", (2, 2), ...)``: ``spatial_dims`` from the window,
     which must be 2 per axis with stride 2 and no padding."""
-    spatial_dims = L.spatial_dims_of_window(window_shape, strides, padding)
+    spatial_dims = lifting.spatial_dims_of_window(window_shape, strides, padding)
     return cls(features=features, spatial_dims=spatial_dims, rngs=rngs, **options)
 
   def steps(self):
     """``(predict, update)``: the learned callables, or ``(None, None)``."""
     if self.lift_params is None:
       return None, None
-    return P.lift_steps(values(self.lift_params))
+    return lifting.lift_steps(values(self.lift_params))
 
   def _lift_options(self) -> dict:
     predict, update = self.steps()
@@ -137,7 +137,7 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
         x, spatial_dims=self.spatial_dims, **self._lift_options()
     )
     self.constraints[...] = jnp.stack(constraints).astype(jnp.float32)
-    return L.select_output(bands, self.output)
+    return lifting.select_output(bands, self.output)
 
   def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""
@@ -146,7 +146,7 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
   def auxiliary_loss(self) -> jax.Array:
     """``lambda_u * c_u + lambda_p * c_p`` of the latest call."""
     c_u, c_p = self.constraints[...]
-    return L.weighted_constraints(L.LiftConstraints(c_u, c_p), *self.lambdas)
+    return lifting.weighted_constraints(lifting.LiftConstraints(c_u, c_p), *self.lambdas)
 
 
 class LiftUpPool(PoolLayer, spec="LiftUpPool"):

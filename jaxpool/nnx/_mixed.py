@@ -8,7 +8,8 @@ import jax
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import mixed
+from jaxpool._src.core import checks
 from jaxpool.nnx._base import (
     LearnedLayer,
     RandomLayer,
@@ -87,13 +88,13 @@ class LearnedMixedPool(LearnedLayer, spec="LearnedMixedPool"):
       rngs: nnx.Rngs | None = None, **options,
   ):
     del rngs  # deterministic initialisation
-    shape = P.per_feature_shape("LearnedMixedPool", per_feature, features)
+    shape = checks.per_feature_shape("LearnedMixedPool", per_feature, features)
     _check_options("LearnedMixedPool", jaxpool.mixed_pool, options)
     self.mix_logit = nnx.Param(jax.numpy.zeros(shape))
     self.window = window_options(type(self), window_shape, strides, padding, **options)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    alpha = P.mix_proportion(self.mix_logit[...])
+    alpha = mixed.mix_proportion(self.mix_logit[...])
     return jaxpool.mixed_pool(x, **self.window, alpha=alpha)
 
 
@@ -127,11 +128,11 @@ class GatedPool(LearnedLayer, spec="GatedPool"):
       features: int | None = None, per_feature: bool = False,
       rngs: nnx.Rngs, **options,
   ):
-    shape = P.per_feature_shape("GatedPool", per_feature, features)
+    shape = checks.per_feature_shape("GatedPool", per_feature, features)
     _check_options("GatedPool", jaxpool.gated_pool, options)
     rngs = require_rngs("GatedPool", rngs)
     self.gate = nnx.Param(
-        P.gate_init(rngs.params(), window_shape, shape[0] if shape else None)
+        mixed.gate_init(rngs.params(), window_shape, shape[0] if shape else None)
     )
     self.window = window_options(type(self), window_shape, strides, padding, **options)
 

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import netvlad
+from jaxpool._src.core import checks
 from jaxpool._src.core.checks import check_bool, check_choice
 from jaxpool.nnx._base import PoolLayer, require_rngs
 
@@ -24,7 +25,7 @@ class NetVLAD(PoolLayer, spec="NetVLAD"):
   ``w_k = 2 alpha c_k``, ``b_k = -alpha ||c_k||^2``) or ``"v1"`` (the
   official ``layerVLAD``, ``w_k = alpha c_k / ||c_k||``, ``b_k = 0``; the
   bias then stays 0 and is not learned); see
-  :func:`jaxpool._src.params.init_netvlad_params`. Without descriptors it
+  :func:`jaxpool._src.netvlad.init_netvlad_params`. Without descriptors it
   starts from random unit centres (call :meth:`initialize` with descriptors
   later). The popular port's v2 bugs (neighbour *indices* used as distances,
   ``-alpha ||c_k||`` for ``-alpha ||c_k||^2``) are not reproduced.
@@ -52,15 +53,15 @@ class NetVLAD(PoolLayer, spec="NetVLAD"):
   def __init__(self, *, features: int, clusters: int, descriptors=None, variant: str = "v2",
                normalize_input: bool = True, kmeans_iterations: int = 20,
                spatial_ndim: int | None = None, rngs: nnx.Rngs | None = None):
-    self.features = P.check_features("NetVLAD", features)
-    self.clusters = P.check_clusters(clusters)
-    check_choice("variant", variant, P.NETVLAD_VARIANTS)
+    self.features = checks.check_features("NetVLAD", features)
+    self.clusters = netvlad.check_clusters(clusters)
+    check_choice("variant", variant, netvlad.NETVLAD_VARIANTS)
     self.variant = variant
     self.normalize_input = check_bool("normalize_input", normalize_input)
-    self.kmeans_iterations = P.check_kmeans_iterations(kmeans_iterations)
+    self.kmeans_iterations = netvlad.check_kmeans_iterations(kmeans_iterations)
     self.spatial_ndim = spatial_ndim
     rngs = require_rngs("NetVLAD", rngs)
-    params = P.init_netvlad_random(rngs.params(), self.features, self.clusters)
+    params = netvlad.init_netvlad_random(rngs.params(), self.features, self.clusters)
     self.centers = nnx.Param(params["centers"])
     self.assign_weights = nnx.Param(params["assign_weights"])
     self.assign_bias = nnx.Param(params["assign_bias"]) if variant == "v2" else None
@@ -76,7 +77,7 @@ class NetVLAD(PoolLayer, spec="NetVLAD"):
           f"NetVLAD(features={self.features}) got descriptors with"
           f" {descriptors.shape[-1]} features (shape {descriptors.shape})."
       )
-    params = P.init_netvlad_params(
+    params = netvlad.init_netvlad_params(
         key, descriptors, self.clusters, variant=self.variant,
         normalize_input=self.normalize_input, iterations=self.kmeans_iterations,
     )

@@ -6,7 +6,7 @@ import jax
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import params as P
+from jaxpool._src import dpp, weighted
 from jaxpool._src.core.checks import check_choice
 from jaxpool._src.core.geometry import normalize_spatial_shape
 from jaxpool.nnx._base import (
@@ -64,7 +64,7 @@ class LIP(LearnedLayer, spec="LIP"):
   The last convolution is zero-initialised, so the logits start constant and
   the layer starts as average pooling over the real cells of each window.
   The parameters live in ``logit_params``; the math is
-  ``jaxpool._src.params.lip_logits``, shared with :class:`jaxpool.linen.LIP`.
+  ``jaxpool._src.weighted.lip_logits``, shared with :class:`jaxpool.linen.LIP`.
 
   Args:
     window_shape, strides, padding: the pooling window (official LIP: 3x3,
@@ -102,14 +102,14 @@ class LIP(LearnedLayer, spec="LIP"):
     )
     window_shape = normalize_spatial_shape("window_shape", window_shape)
     rngs = require_rngs("LIP", rngs)
-    self.logit_params = parameters(P.init_lip_logit_params(
+    self.logit_params = parameters(weighted.init_lip_logit_params(
         rngs.params(), features, len(window_shape), logit_module=logit_module,
         bottleneck_width=bottleneck_width,
     ))
 
   def logits(self, x: jax.typing.ArrayLike) -> jax.Array:
     """The importance logits of ``x``, ``12 * sigmoid(IN(f(x)))``."""
-    return P.lip_logits(values(self.logit_params), x)
+    return weighted.lip_logits(values(self.logit_params), x)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     return jaxpool.lip_pool(x, self.logits(x), **self.window)
@@ -123,7 +123,7 @@ class DPP(LearnedLayer, spec="DPP"):
   ``alpha = lam = 1`` as the official CUDA layer). ``variant='lite'`` uses the
   window mean as reference; ``'full'`` learns a per-feature weighted window
   sum over the pooling's windows (initialised to the box filter, so it starts
-  as Lite-DPP). The math is ``jaxpool._src.params.dpp_arguments``, shared with
+  as Lite-DPP). The math is ``jaxpool._src.dpp.dpp_arguments``, shared with
   :class:`jaxpool.linen.DPP`.
 
   Args:
@@ -165,13 +165,13 @@ class DPP(LearnedLayer, spec="DPP"):
         type(self), window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
     )
     self.dpp_params = parameters(
-        P.init_dpp_params(features, window_shape, variant=variant)
+        dpp.init_dpp_params(features, window_shape, variant=variant)
     )
     self.pool_options = dict(reward=reward, normalize=normalize)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
-    alpha, lam, reference = P.dpp_arguments(values(self.dpp_params), x, **self.window)
+    alpha, lam, reference = dpp.dpp_arguments(values(self.dpp_params), x, **self.window)
     return jaxpool.dpp_pool(
         x, alpha, lam, reference=reference, **self.window, **self.pool_options
     )

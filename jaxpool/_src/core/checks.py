@@ -18,6 +18,9 @@ import numpy as np
 __all__ = [
     "check_bool",
     "check_choice",
+    "check_features",
+    "check_layer_input",
+    "per_feature_shape",
     "check_key",
     "check_number_array",
     "check_one_key",
@@ -167,3 +170,38 @@ def check_unpadded(owner: str, padding) -> None:
   """A ``ValueError`` unless ``padding`` means no padding (layers that do not pad)."""
   if not (padding == "VALID" or (is_int(padding) and padding == 0)):
     raise ValueError(f"{owner} does not pad; got padding={padding!r}.")
+
+
+def check_features(owner: str, features, *, required: bool = True) -> int | None:
+  """``features`` as an int >= 1 (or ``None`` when not ``required``)."""
+  if features is None and not required:
+    return None
+  if not is_int(features) or features < 1:
+    raise ValueError(
+        f"{owner} needs features=<int >= 1> (the number of input features);"
+        f" got features={features!r}."
+    )
+  return int(features)
+
+
+def check_layer_input(owner: str, x, num_spatial: int, features: int) -> None:
+  """A ``ValueError`` naming ``features`` unless ``x`` is ``(*batch,
+  *spatial, features)`` with the layer's spatial axes and features."""
+  if x.ndim < num_spatial + 1:
+    raise ValueError(
+        f"{owner} pools {num_spatial} spatial axes, so it needs an input of shape"
+        f" (*batch, *spatial, features) with {num_spatial + 1} or more axes; got"
+        f" shape {x.shape}."
+    )
+  if x.shape[-1] != features:
+    raise ValueError(
+        f"{owner}(features={features}) got an input with {x.shape[-1]} features"
+        f" (shape {x.shape}); its parameters are per feature."
+    )
+
+
+def per_feature_shape(owner: str, per_feature, features) -> tuple[int, ...]:
+  """``(features,)`` when ``per_feature`` (features then required), else ``()``."""
+  if check_bool("per_feature", per_feature):
+    return (check_features(f"{owner}(per_feature=True)", features),)
+  return ()
