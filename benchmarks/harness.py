@@ -1,4 +1,4 @@
-"""The benchmark harness: rows, timing, memory, devices, compile-only facts, tables.
+"""The benchmark harness: rows, timing, memory, devices, compile-only facts.
 
 A suite (``benchmarks/suites/*.py``) declares its :class:`Row` s once. Each row
 then runs on every target:
@@ -16,7 +16,7 @@ then runs on every target:
   conditionals, temp memory, fusions and, on TPU, the cost model's bytes
   accessed and time estimate. Compile-time facts, not timings.
 
-:func:`render` writes either as one markdown table.
+``tables.py`` writes either as markdown tables.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-import platform
 import re
 import statistics
 import time
@@ -42,14 +41,14 @@ except ImportError:  # torch is optional: its columns are left empty
 HERE = pathlib.Path(__file__).resolve().parent
 AOT = pathlib.Path(os.environ.get("JAXPOOL_AOT", pathlib.Path.home() / ".cache" / "aot"))
 COMPILE_TARGETS = {
-    "tpu-v5e": ("TPU_LIBRARY_PATH", AOT / "tpu" / "libtpu" / "libtpu.so"),
-    "h200": ("PYTHONPATH", AOT / "cuda"),
+  "tpu-v5e": ("TPU_LIBRARY_PATH", AOT / "tpu" / "libtpu" / "libtpu.so"),
+  "h200": ("PYTHONPATH", AOT / "cuda"),
 }
 KEEP_MEMORY = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_THRESHOLD_": "2000000000",
-    "MALLOC_TRIM_THRESHOLD_": "4000000000",
-    "MALLOC_TOP_PAD_": "536870912",
+  "MALLOC_ARENA_MAX": "1",
+  "MALLOC_MMAP_THRESHOLD_": "2000000000",
+  "MALLOC_TRIM_THRESHOLD_": "4000000000",
+  "MALLOC_TOP_PAD_": "536870912",
 }
 """glibc settings that keep freed memory (``--malloc keep``)."""
 
@@ -181,9 +180,9 @@ def jax_callables(fn, x, cot, args=(), grad_args=False):
   memory = both.lower(x, cot, *args).compile().memory_analysis()
   temp = None if memory is None else memory.temp_size_in_bytes / x.nbytes
   return (
-      lambda: jax.block_until_ready(forward(x, *args)),
-      lambda: jax.block_until_ready(both(x, cot, *args)),
-      temp,
+    lambda: jax.block_until_ready(forward(x, *args)),
+    lambda: jax.block_until_ready(both(x, cot, *args)),
+    temp,
   )
 
 
@@ -221,8 +220,7 @@ def torch_callables(row: Row, x, args, cot, device) -> dict:
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
   dtype = getattr(torch, row.dtype)
   targs = tuple(
-      torch.from_numpy(np.asarray(a)).to(device) if isinstance(a, np.ndarray) else None
-      for a in args
+    torch.from_numpy(np.asarray(a)).to(device) if isinstance(a, np.ndarray) else None for a in args
   )
   out = {}
   for name, fmt in _torch_layouts(row).items():
@@ -252,10 +250,12 @@ def time_rows(rows: Sequence[Row], repeats: int) -> dict:
     jx, jcot = jnp.asarray(x, row.dtype), jnp.asarray(cot, row.dtype)
     jargs = jax.tree.map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args)
     fns[row.name, "f"], fns[row.name, "b"], temps[row.name] = jax_callables(
-        row.fn, jx, jcot, jargs, row.grad_args)
+      row.fn, jx, jcot, jargs, row.grad_args
+    )
     if row.baseline is not None:
       _, fns[row.name, "base"], temps[row.name, "base"] = jax_callables(
-          row.baseline, jx, jcot, jargs, row.grad_args)
+        row.baseline, jx, jcot, jargs, row.grad_args
+      )
     if row.torch is not None and device is not None:
       for layout, fn in torch_callables(row, x, args, cot, device).items():
         fns[row.name, "torch", layout] = fn
@@ -264,9 +264,12 @@ def time_rows(rows: Sequence[Row], repeats: int) -> dict:
   for row in rows:
     torch_times = [v for key, v in t.items() if key[0] == row.name and key[1] == "torch"]
     results[row.name] = {
-        "f": t[row.name, "f"], "b": t[row.name, "b"], "temp": temps[row.name],
-        "base_b": t.get((row.name, "base")), "base_temp": temps.get((row.name, "base")),
-        "torch_b": min(torch_times) if torch_times else None,
+      "f": t[row.name, "f"],
+      "b": t[row.name, "b"],
+      "temp": temps[row.name],
+      "base_b": t.get((row.name, "base")),
+      "base_temp": temps.get((row.name, "base")),
+      "torch_b": min(torch_times) if torch_times else None,
     }
   return results
 
@@ -283,7 +286,7 @@ def _target_mesh(target: str):
     topo = topologies.get_topology_desc(platform="tpu", topology_name="v5e:2x2")
   else:
     topo = topologies.get_topology_desc(
-        platform="cuda", target_config=(HERE / "h200.txtpb").read_text(), topology="1x1x1"
+      platform="cuda", target_config=(HERE / "h200.txtpb").read_text(), topology="1x1x1"
     )
   return topologies.make_mesh(topo, (len(topo.devices),), ("x",))
 
@@ -295,11 +298,11 @@ def _facts(compiled) -> dict:
     cost = cost[0] if cost else None
   seconds = (cost or {}).get("optimal_seconds")
   return {
-      "cond": text.count(" conditional("),
-      "temp": compiled.memory_analysis().temp_size_in_bytes,
-      "fusions": len(re.findall(r"\bfusion\(", text)) or text.count("kind=k"),
-      "bytes": (cost or {}).get("bytes accessed"),
-      "seconds": seconds if seconds is None or seconds > 0 else "failed",
+    "cond": text.count(" conditional("),
+    "temp": compiled.memory_analysis().temp_size_in_bytes,
+    "fusions": len(re.findall(r"\bfusion\(", text)) or text.count("kind=k"),
+    "bytes": (cost or {}).get("bytes accessed"),
+    "seconds": seconds if seconds is None or seconds > 0 else "failed",
   }
 
 
@@ -315,6 +318,7 @@ def compile_rows(rows: Sequence[Row], target: str) -> dict:
     def leaf(a):
       a = jnp.asarray(a) if isinstance(a, np.ndarray) else a
       return jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated)
+
     return jax.tree.map(leaf, tree)
 
   results = {}
@@ -337,130 +341,3 @@ def compile_rows(rows: Sequence[Row], target: str) -> dict:
     results[row.name] = facts
     print(f"{target}: {row.name}", flush=True)
   return results
-
-
-# ---------------------------------------------------------------------------
-# Tables
-# ---------------------------------------------------------------------------
-
-
-def _ms(v) -> str:
-  return "" if v is None else f"{1e3 * v:.2f}"
-
-
-def _ratio(a, b) -> str:
-  if a is None or b is None or isinstance(a, str) or isinstance(b, str) or not b:
-    return ""
-  return f"{a / b:.2f}"
-
-
-def _mem(v) -> str:
-  return "" if v is None else f"{v:.2f}x"
-
-
-def _mib(v) -> str:
-  return "" if v is None else f"{v / 2**20:.1f}"
-
-
-def _us(v) -> str:
-  if v is None:
-    return ""
-  return "failed" if isinstance(v, str) else f"{v * 1e6:.0f}"
-
-
-def markdown_table(notes: Sequence[str], columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-  """Note paragraphs, then a markdown table; columns empty in every row are
-  left out."""
-  keep = [i for i in range(len(columns)) if i == 0 or any(r[i] for r in rows)]
-  head = ["| " + " | ".join(columns[i] for i in keep) + " |", "|" + "---|" * len(keep)]
-  body = ["| " + " | ".join(r[i] for i in keep) + " |" for r in rows]
-  return "\n\n".join(notes) + "\n\n" + "\n".join(head + body) + "\n"
-
-
-def device_line(repeats: int) -> str:
-  """The device, threads, versions and timing rule of a timed table."""
-  device = torch_device()
-  torch_part = "torch absent" if torch is None else (
-      f"torch {torch.__version__} on {device}" if device else
-      f"torch {torch.__version__} left out (no CUDA torch beside JAX's GPU)")
-  return (
-      f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}),"
-      f" {os.cpu_count()} CPU threads; jax {jax.__version__}, {torch_part};"
-      f" Python {platform.python_version()}; median of {repeats} repeats in"
-      " interleaved rounds after warm-up."
-  )
-
-
-TIMED_RULE = (
-    "fwd+bwd returns the output and the input gradient for a non-constant"
-    " cotangent (and the parameter's gradient where a row says so). `/ torch`"
-    " and `/ baseline` divide jaxpool's fwd+bwd time by the other's (lower is"
-    " better; < 1: jaxpool is faster); torch runs the same math on the same"
-    " device, in its faster memory layout. Temp is XLA's temp memory of the"
-    " jitted fwd+bwd / the input's bytes."
-)
-
-
-def render_times(suite: Suite, rows: Sequence[Row], results: dict, repeats: int) -> str:
-  """One timed table: jaxpool, the reference row, torch and the baseline."""
-  ref = results.get(suite.reference, {}).get("b") if suite.reference else None
-  lines = []
-  for row in rows:
-    r = results[row.name]
-    named = row.baseline_name if r["base_b"] is not None else ""
-    lines.append([
-        row.name, _ms(r["f"]), _ms(r["b"]), _ratio(r["b"], ref), _ms(r["torch_b"]),
-        _ratio(r["b"], r["torch_b"]), named, _ms(r["base_b"]), _ratio(r["b"], r["base_b"]),
-        _mem(r["temp"]), _mem(r["base_temp"]),
-    ])
-  columns = ["case", "fwd ms", "fwd+bwd ms", f"/ {suite.reference}", "torch fwd+bwd ms",
-             "/ torch", "baseline", "baseline fwd+bwd ms", "/ baseline", "temp",
-             "baseline temp"]
-  return markdown_table([device_line(repeats), suite.note, TIMED_RULE], columns, lines)
-
-
-def render_compiled(target: str, suite: Suite, rows: Sequence[Row], results: dict) -> str:
-  """One compile-only table."""
-  tpu = target == "tpu-v5e"
-  lines = []
-  for row in rows:
-    facts = results[row.name]
-    for kind in ("fwd", "fwd+bwd"):
-      ours, base = facts["jaxpool", kind], facts.get(("baseline", kind), {})
-      against = row.baseline_name if row.baseline is not None else "-"
-      cells = [f"{row.name} vs {against}", kind, str(ours["cond"]),
-               _mib(ours["temp"]), _mib(base.get("temp")), str(ours["fusions"]),
-               str(base.get("fusions", ""))]
-      if tpu:
-        cells += [_mib(ours["bytes"]), _mib(base.get("bytes")),
-                  _ratio(ours["bytes"], base.get("bytes")), _us(ours["seconds"]),
-                  _us(base.get("seconds")), _ratio(ours["seconds"], base.get("seconds"))]
-      lines.append(cells)
-  columns = ["program", "pass", "cond", "temp MiB", "base temp MiB", "fusions", "base fusions"]
-  if tpu:
-    columns += ["MiB accessed", "base MiB accessed", "/ base", "est. us", "base est. us",
-                "/ base"]
-  return markdown_table([
-      f"### {suite.name}",
-      suite.note,
-  ], columns, lines)
-
-
-def compiled_header(target: str) -> str:
-  tpu = target == "tpu-v5e"
-  return "\n".join([
-      f"# Compile-only estimates: {target}",
-      "",
-      "Compiled on a CPU-only host with XLA's real "
-      + ("TPU compiler (`v5e:2x2` topology, one chip's program)" if tpu
-         else "GPU compiler (H200 target config, `benchmarks/h200.txtpb`)")
-      + f", jax {jax.__version__}. **Compile-time facts and estimates, not timings.**",
-      "`cond`: run-time conditionals in jaxpool's program; `temp`: XLA's temp buffer;"
-      " `fusions`: fused kernels; " + (
-          "`accessed` and `est.`: the TPU cost model's bytes accessed and time"
-          " (`failed` where it gives none)." if tpu else
-          "the GPU compiler gives no cost estimate.")
-      + " `base` is the row's JAX baseline (named after `vs`). Forward+backward"
-      " uses a non-constant cotangent. The rows are the CPU tables' rows.",
-      "",
-  ]) + "\n"

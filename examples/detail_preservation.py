@@ -35,9 +35,9 @@ import jaxpool  # noqa: E402
 
 IMAGES = ("camera", "astronaut", "coins", "chelsea", "coffee", "moon", "text", "rocket")
 METHODS = {
-    "max": jaxpool.max_pool,
-    "avg": jaxpool.avg_pool,
-    "soft": jaxpool.soft_pool,
+  "max": jaxpool.max_pool,
+  "avg": jaxpool.avg_pool,
+  "soft": jaxpool.soft_pool,
 }
 
 
@@ -62,35 +62,40 @@ def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--factor", type=int, default=4)
   parser.add_argument(
-      "--scale", type=float, default=10.0,
-      help="images are in [0, 1]; SoftPool's weights exp(x) depend on the scale,"
-      " so intensities are multiplied by this before pooling (and divided after)",
+    "--scale",
+    type=float,
+    default=10.0,
+    help="images are in [0, 1]; SoftPool's weights exp(x) depend on the scale,"
+    " so intensities are multiplied by this before pooling (and divided after)",
   )
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/detail"))
   args = parser.parse_args(argv)
   results, crops = {}, {}
   for name in IMAGES:
     image = load(name)
-    h, w = (image.shape[0] // args.factor) * args.factor, (image.shape[1] // args.factor) * args.factor
+    h, w = (
+      (image.shape[0] // args.factor) * args.factor,
+      (image.shape[1] // args.factor) * args.factor,
+    )
     reference = image[:h, :w]
     results[name] = {}
     for method in METHODS:
       restored = round_trip(image, method, args.factor, args.scale)
       results[name][method] = {
-          "psnr": float(peak_signal_noise_ratio(reference, restored, data_range=1.0)),
-          "ssim": float(structural_similarity(reference, restored, data_range=1.0)),
+        "psnr": float(peak_signal_noise_ratio(reference, restored, data_range=1.0)),
+        "ssim": float(structural_similarity(reference, restored, data_range=1.0)),
       }
       crops[(name, method)] = restored
   mean = {
-      m: {k: float(np.mean([results[n][m][k] for n in IMAGES])) for k in ("psnr", "ssim")}
-      for m in METHODS
+    m: {k: float(np.mean([results[n][m][k] for n in IMAGES])) for k in ("psnr", "ssim")}
+    for m in METHODS
   }
   lines = [
-      f"Downsample x{args.factor} (window = stride = {args.factor}), bilinear upsample,"
-      f" intensities x{args.scale:g} before pooling; PSNR (dB) / SSIM against the original.",
-      "",
-      "| image | " + " | ".join(f"{m} PSNR | {m} SSIM" for m in METHODS) + " |",
-      "|---|" + "---|---|" * len(METHODS),
+    f"Downsample x{args.factor} (window = stride = {args.factor}), bilinear upsample,"
+    f" intensities x{args.scale:g} before pooling; PSNR (dB) / SSIM against the original.",
+    "",
+    "| image | " + " | ".join(f"{m} PSNR | {m} SSIM" for m in METHODS) + " |",
+    "|---|" + "---|---|" * len(METHODS),
   ]
   for name in list(IMAGES) + ["mean"]:
     row = mean if name == "mean" else results[name]
@@ -100,10 +105,15 @@ def main(argv=None) -> dict:
   args.out.mkdir(parents=True, exist_ok=True)
   (args.out / "detail.md").write_text(table)
   (args.out / "detail.json").write_text(
-      json.dumps({"config": {"factor": args.factor, "scale": args.scale}, "results": results, "mean": mean}, indent=2)
+    json.dumps(
+      {"config": {"factor": args.factor, "scale": args.scale}, "results": results, "mean": mean},
+      indent=2,
+    )
   )
   shown = IMAGES[:4]
-  fig, axes = plt.subplots(len(shown), 1 + len(METHODS), figsize=(3 * (1 + len(METHODS)), 3 * len(shown)))
+  fig, axes = plt.subplots(
+    len(shown), 1 + len(METHODS), figsize=(3 * (1 + len(METHODS)), 3 * len(shown))
+  )
   for row, name in enumerate(shown):
     image = load(name)
     size = min(128, image.shape[0] // 2, image.shape[1] // 2)

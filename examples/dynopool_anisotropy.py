@@ -66,7 +66,7 @@ def make_dataset(name: str, images: np.ndarray, rng: np.random.Generator) -> np.
   if name == "stretched":
     tall = _resize(images, (2 * SIZE, SIZE))
     top = rng.integers(0, SIZE + 1, len(images))
-    return np.stack([t[o:o + SIZE] for t, o in zip(tall, top)])[..., None]
+    return np.stack([t[o : o + SIZE] for t, o in zip(tall, top)])[..., None]
   if name == "tiled":
     return np.tile(images, (1, SIZE // 8, SIZE // 8))[..., None]
   if name == "enlarged":
@@ -130,7 +130,7 @@ def run(name: str, data, args) -> dict:
   for _ in range(args.epochs):
     order = rng.permutation(len(x_train))
     for i in range(steps_per_epoch):
-      batch = order[i * args.batch_size:(i + 1) * args.batch_size]
+      batch = order[i * args.batch_size : (i + 1) * args.batch_size]
       with jax.numpy_dtype_promotion("standard"):  # optax's int32 step count
         train_step(model, optimizer, x_train[batch], y_train[batch])
       step += 1
@@ -142,15 +142,18 @@ def run(name: str, data, args) -> dict:
   final_accuracy = float(accuracy(model, x_test, y_test))
   sizes = _sizes(model)
   return {
-      "test_accuracy": final_accuracy,
-      "ratio": [p.ratio().tolist() for p in model.pools],
-      "sizes": sizes,
-      "relative_macs": float(sum(p.macs * np.prod(s) / np.prod(s0)
-                                 for p, s, s0 in zip(model.pools, sizes, _initial_sizes()))),
-      "traces": len(traces),
-      "size_changes": changes,
-      "train_time_s": time.perf_counter() - start,
-      "history": history,
+    "test_accuracy": final_accuracy,
+    "ratio": [p.ratio().tolist() for p in model.pools],
+    "sizes": sizes,
+    "relative_macs": float(
+      sum(
+        p.macs * np.prod(s) / np.prod(s0) for p, s, s0 in zip(model.pools, sizes, _initial_sizes())
+      )
+    ),
+    "traces": len(traces),
+    "size_changes": changes,
+    "train_time_s": time.perf_counter() - start,
+    "history": history,
   }
 
 
@@ -177,8 +180,13 @@ def plot(results: dict, path: pathlib.Path) -> None:
     ratios = np.asarray(result["history"]["ratio"])  # (time, layer, axis)
     for layer in range(ratios.shape[1]):
       for axis, style in ((0, "-"), (1, "--")):
-        ax.plot(steps, ratios[:, layer, axis], style, color=colours(layer),
-                label=f"pool {layer + 1} {'H' if axis == 0 else 'W'}")
+        ax.plot(
+          steps,
+          ratios[:, layer, axis],
+          style,
+          color=colours(layer),
+          label=f"pool {layer + 1} {'H' if axis == 0 else 'W'}",
+        )
     ax.set(title=f"{name}: acc {result['test_accuracy']:.3f}", xlabel="step")
     ax.grid(alpha=0.3)
   axes[0].set_ylabel("learned r = out / in")
@@ -190,34 +198,40 @@ def plot(results: dict, path: pathlib.Path) -> None:
 
 def markdown(results: dict, args) -> str:
   lines = [
-      f"{args.epochs} epochs, complexity weight {args.complexity}, sync every"
-      f" {args.sync_every} steps, seed {args.seed}; backend {jax.default_backend()}.",
-      "",
-      "| dataset | test accuracy | r (H, W) per pooling | sizes after each pooling |"
-      " relative MACs | size changes | traces |",
-      "|---|---|---|---|---|---|---|",
+    f"{args.epochs} epochs, complexity weight {args.complexity}, sync every"
+    f" {args.sync_every} steps, seed {args.seed}; backend {jax.default_backend()}.",
+    "",
+    "| dataset | test accuracy | r (H, W) per pooling | sizes after each pooling |"
+    " relative MACs | size changes | traces |",
+    "|---|---|---|---|---|---|---|",
   ]
   for name, r in results.items():
     ratios = "; ".join(f"{h:.2f}, {w:.2f}" for h, w in r["ratio"])
     sizes = " -> ".join(f"{h}x{w}" for h, w in r["sizes"])
     lines.append(
-        f"| {name} | {r['test_accuracy']:.4f} | {ratios} | 32x32 -> {sizes} |"
-        f" {r['relative_macs']:.2f} | {r['size_changes']} | {r['traces']} |"
+      f"| {name} | {r['test_accuracy']:.4f} | {ratios} | 32x32 -> {sizes} |"
+      f" {r['relative_macs']:.2f} | {r['size_changes']} | {r['traces']} |"
     )
   return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--dataset", action="append", choices=DATASETS,
-                      help="toy dataset (repeatable); default: all three")
+  parser.add_argument(
+    "--dataset",
+    action="append",
+    choices=DATASETS,
+    help="toy dataset (repeatable); default: all three",
+  )
   parser.add_argument("--epochs", type=int, default=15)
   parser.add_argument("--batch-size", type=int, default=64)
   parser.add_argument("--lr", type=float, default=3e-3)
-  parser.add_argument("--complexity", type=float, default=0.1,
-                      help="weight of the complexity loss (relative MACs)")
-  parser.add_argument("--sync-every", type=int, default=10,
-                      help="steps between sync_dyno_shapes calls")
+  parser.add_argument(
+    "--complexity", type=float, default=0.1, help="weight of the complexity loss (relative MACs)"
+  )
+  parser.add_argument(
+    "--sync-every", type=int, default=10, help="steps between sync_dyno_shapes calls"
+  )
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/dynopool"))
   parser.add_argument("--quick", action="store_true", help="a smoke run: 2 epochs")
@@ -232,15 +246,25 @@ def main(argv=None) -> dict:
   results = {}
   for name in args.dataset or DATASETS:
     x = make_dataset(name, images, rng)
-    data = train_test_split(x, digits.target.astype(np.int32), test_size=0.2,
-                            random_state=args.seed, stratify=digits.target)
+    data = train_test_split(
+      x,
+      digits.target.astype(np.int32),
+      test_size=0.2,
+      random_state=args.seed,
+      stratify=digits.target,
+    )
     results[name] = run(name, data, args)
     r = results[name]
-    print(f"{name}: accuracy {r['test_accuracy']:.4f}, r {np.round(r['ratio'], 2).tolist()},"
-          f" sizes {r['sizes']}, traces {r['traces']}", flush=True)
+    print(
+      f"{name}: accuracy {r['test_accuracy']:.4f}, r {np.round(r['ratio'], 2).tolist()},"
+      f" sizes {r['sizes']}, traces {r['traces']}",
+      flush=True,
+    )
   args.out.mkdir(parents=True, exist_ok=True)
   config = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()}
-  (args.out / "results.json").write_text(json.dumps({"config": config, "results": results}, indent=2))
+  (args.out / "results.json").write_text(
+    json.dumps({"config": config, "results": results}, indent=2)
+  )
   table = markdown(results, args)
   (args.out / "results.md").write_text(table)
   plot(results, args.out / "dynopool.png")

@@ -52,7 +52,9 @@ def operators(key: jax.Array) -> dict:
     return jaxpool.lift_up_pool((bands.LL,) + tuple(jnp.zeros_like(b) for b in bands[1:]))
 
   def roi_crop(x):  # the face, a box in pixel corners
-    boxes = jnp.array([[0, 40.0, 8.0, 72.0, 40.0]]) * jnp.array([1, SIZE / 128, SIZE / 128, SIZE / 128, SIZE / 128])
+    boxes = jnp.array([[0, 40.0, 8.0, 72.0, 40.0]]) * jnp.array(
+      [1, SIZE / 128, SIZE / 128, SIZE / 128, SIZE / 128]
+    )
     return jaxpool.roi_align(x, boxes, (32, 32), sampling_ratio=2, aligned=True)
 
   def lift(x):
@@ -61,40 +63,47 @@ def operators(key: jax.Array) -> dict:
     return x
 
   return {
-      "input": lambda x: x,
-      "max_pool": lambda x: jaxpool.max_pool(x, WINDOW),
-      "min_pool": lambda x: jaxpool.min_pool(x, WINDOW),
-      "avg_pool": lambda x: jaxpool.avg_pool(x, WINDOW),
-      "lp_pool p=4, / 16^(1/4)": lambda x: jaxpool.lp_pool(x, WINDOW, p=4.0) / 16 ** 0.25,
-      "median_pool": lambda x: jaxpool.median_pool(x, WINDOW),
-      "avg_max_pool": lambda x: jaxpool.avg_max_pool(x, WINDOW),
-      "soft_pool": lambda x: jaxpool.soft_pool(10.0 * x, WINDOW) / 10.0,
-      "lip_pool logits=10x": lambda x: jaxpool.lip_pool(x, 10.0 * x, WINDOW),
-      "dpp_pool": lambda x: jaxpool.dpp_pool(x, ones, ones, WINDOW),
-      "gated_pool": lambda x: jaxpool.gated_pool(x, jnp.full(WINDOW + (3,), 0.5), WINDOW),
-      "mixed_pool (training)": lambda x: jaxpool.mixed_pool(x, WINDOW, key=next(keys)),
-      "stochastic_pool (training)": lambda x: jaxpool.stochastic_pool(x, WINDOW, key=next(keys)),
-      "stochastic_pool (inference)": lambda x: jaxpool.stochastic_pool(x, WINDOW),
-      "s3_pool (training)": lambda x: jaxpool.s3_pool(x, WINDOW, grid_shape=(8, 8), key=next(keys)),
-      "fractional_max_pool 0.3": lambda x: jaxpool.fractional_max_pool(
-          x, (2, 2), output_ratio=0.3, key=next(keys)),
-      "lift_down_pool x2, sum of bands": lift,
-      "lift_down_pool x2, LL band": lambda x: jaxpool.lift_down_pool(jaxpool.lift_down_pool(x).LL).LL,
-      "dyno_pool 40x24": lambda x: jaxpool.dyno_pool(x, (40, 24)),
-      "adaptive_max_pool 24x40": lambda x: jaxpool.adaptive_max_pool(x, (24, 40)),
-      "adaptive_avg_pool 24x40": lambda x: jaxpool.adaptive_avg_pool(x, (24, 40)),
-      "max_pool 13x13/1 (spp_block)": lambda x: jaxpool.spp_block(x, (13,))[..., 3:],
-      "max_unpool(max_pool_with_indices)": indices_round_trip,
-      "lift_up_pool(LL, zero details)": lift_round_trip,
-      "roi_align, the face": roi_crop,
-      "roi_pool, the face": lambda x: jaxpool.roi_pool(x, jnp.array([[0, 40.0, 8.0, 72.0, 40.0]]), (32, 32)),
+    "input": lambda x: x,
+    "max_pool": lambda x: jaxpool.max_pool(x, WINDOW),
+    "min_pool": lambda x: jaxpool.min_pool(x, WINDOW),
+    "avg_pool": lambda x: jaxpool.avg_pool(x, WINDOW),
+    "lp_pool p=4, / 16^(1/4)": lambda x: jaxpool.lp_pool(x, WINDOW, p=4.0) / 16**0.25,
+    "median_pool": lambda x: jaxpool.median_pool(x, WINDOW),
+    "avg_max_pool": lambda x: jaxpool.avg_max_pool(x, WINDOW),
+    "soft_pool": lambda x: jaxpool.soft_pool(10.0 * x, WINDOW) / 10.0,
+    "lip_pool logits=10x": lambda x: jaxpool.lip_pool(x, 10.0 * x, WINDOW),
+    "dpp_pool": lambda x: jaxpool.dpp_pool(x, ones, ones, WINDOW),
+    "gated_pool": lambda x: jaxpool.gated_pool(x, jnp.full(WINDOW + (3,), 0.5), WINDOW),
+    "mixed_pool (training)": lambda x: jaxpool.mixed_pool(x, WINDOW, key=next(keys)),
+    "stochastic_pool (training)": lambda x: jaxpool.stochastic_pool(x, WINDOW, key=next(keys)),
+    "stochastic_pool (inference)": lambda x: jaxpool.stochastic_pool(x, WINDOW),
+    "s3_pool (training)": lambda x: jaxpool.s3_pool(x, WINDOW, grid_shape=(8, 8), key=next(keys)),
+    "fractional_max_pool 0.3": lambda x: jaxpool.fractional_max_pool(
+      x, (2, 2), output_ratio=0.3, key=next(keys)
+    ),
+    "lift_down_pool x2, sum of bands": lift,
+    "lift_down_pool x2, LL band": lambda x: jaxpool.lift_down_pool(jaxpool.lift_down_pool(x).LL).LL,
+    "dyno_pool 40x24": lambda x: jaxpool.dyno_pool(x, (40, 24)),
+    "adaptive_max_pool 24x40": lambda x: jaxpool.adaptive_max_pool(x, (24, 40)),
+    "adaptive_avg_pool 24x40": lambda x: jaxpool.adaptive_avg_pool(x, (24, 40)),
+    "max_pool 13x13/1 (spp_block)": lambda x: jaxpool.spp_block(x, (13,))[..., 3:],
+    "max_unpool(max_pool_with_indices)": indices_round_trip,
+    "lift_up_pool(LL, zero details)": lift_round_trip,
+    "roi_align, the face": roi_crop,
+    "roi_pool, the face": lambda x: jaxpool.roi_pool(
+      x, jnp.array([[0, 40.0, 8.0, 72.0, 40.0]]), (32, 32)
+    ),
   }
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).resolve().parents[1] / "docs",
-                      help="folder for gallery.png (default docs)")
+  parser.add_argument(
+    "--out",
+    type=pathlib.Path,
+    default=pathlib.Path(__file__).resolve().parents[1] / "docs",
+    help="folder for gallery.png (default docs)",
+  )
   parser.add_argument("--seed", type=int, default=0, help="key of the random poolings")
   args = parser.parse_args(argv)
   x = load_image()[None]
@@ -107,8 +116,10 @@ def main(argv=None) -> dict:
   for ax, (name, image) in zip(axes.ravel(), panels.items()):
     ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
     ax.set_title(f"{name}\n{image.shape[0]}x{image.shape[1]}", fontsize=7.5)
-  fig.suptitle(f"scikit-image's astronaut at {SIZE}x{SIZE}, window {K}x{K} stride {K} unless named",
-               fontsize=10)
+  fig.suptitle(
+    f"scikit-image's astronaut at {SIZE}x{SIZE}, window {K}x{K} stride {K} unless named",
+    fontsize=10,
+  )
   fig.tight_layout()
   args.out.mkdir(parents=True, exist_ok=True)
   fig.savefig(args.out / "gallery.png", dpi=110)

@@ -52,13 +52,24 @@ from skimage.metrics import structural_similarity  # noqa: E402
 from sklearn.datasets import load_sample_images  # noqa: E402
 
 import jaxpool  # noqa: E402
+from examples import train as digits  # noqa: E402
 from jaxpool import nnx as jpnnx  # noqa: E402
 
-from examples import train as digits  # noqa: E402
-
 # Images shipped inside scikit-image (no download).
-TRAIN_IMAGES = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins",
-                "moon", "brick", "grass", "gravel", "hubble_deep_field", "horse")
+TRAIN_IMAGES = (
+  "camera",
+  "astronaut",
+  "coffee",
+  "chelsea",
+  "rocket",
+  "coins",
+  "moon",
+  "brick",
+  "grass",
+  "gravel",
+  "hubble_deep_field",
+  "horse",
+)
 PATCH = 32
 WIDTHS = (16, 32)
 PAIRS = ("max + unpool", "avg + nearest", "avg + bilinear", "lift LeGall 5/3", "lift learned")
@@ -80,7 +91,7 @@ def patches(images, count: int, seed: int) -> np.ndarray:
     image = images[rng.integers(len(images))]
     r = rng.integers(image.shape[0] - PATCH + 1)
     c = rng.integers(image.shape[1] - PATCH + 1)
-    out[i, ..., 0] = image[r:r + PATCH, c:c + PATCH]
+    out[i, ..., 0] = image[r : r + PATCH, c : c + PATCH]
   return out
 
 
@@ -95,9 +106,9 @@ class AutoEncoder(nnx.Module):
     self.enc1, self.enc2, self.mid = conv(1, c1), conv(c1, c2), conv(c2, c2)
     self.dec2, self.dec1 = conv(c2, c1), conv(c1, 1)
     if pair == "lift learned":
-      self.downs = nnx.List([
-          jpnnx.LiftDownPool(features=c, output="all", rngs=rngs) for c in WIDTHS
-      ])
+      self.downs = nnx.List(
+        [jpnnx.LiftDownPool(features=c, output="all", rngs=rngs) for c in WIDTHS]
+      )
       self.ups = nnx.List([jpnnx.LiftUpPool(down=d) for d in self.downs])
 
   def down(self, level: int, x):
@@ -146,10 +157,12 @@ def psnr(y, x) -> np.ndarray:
 
 
 def ssim(y, x) -> np.ndarray:
-  return np.array([
+  return np.array(
+    [
       structural_similarity(np.clip(a[..., 0], 0, 1), b[..., 0], data_range=1.0)
       for a, b in zip(y, x)
-  ])
+    ]
+  )
 
 
 def reconstruction(args) -> dict:
@@ -166,15 +179,22 @@ def reconstruction(args) -> dict:
     for _ in range(args.recon_epochs):
       order = rng.permutation(len(x_train))
       for i in range(len(x_train) // args.batch_size):
-        loss = _step(model, optimizer, x_train[order[i * args.batch_size:(i + 1) * args.batch_size]])
+        loss = _step(
+          model, optimizer, x_train[order[i * args.batch_size : (i + 1) * args.batch_size]]
+        )
     seconds = time.perf_counter() - start
     y = np.asarray(nnx.jit(lambda m, v: m(v))(model, x_test))
     outputs[pair] = y
     results[pair] = dict(
-        psnr=float(psnr(y, x_test).mean()), ssim=float(ssim(y, x_test).mean()),
-        train_loss=float(loss), train_seconds=seconds,
+      psnr=float(psnr(y, x_test).mean()),
+      ssim=float(ssim(y, x_test).mean()),
+      train_loss=float(loss),
+      train_seconds=seconds,
     )
-    print(f"{pair:>16}: PSNR {results[pair]['psnr']:.2f} dB, SSIM {results[pair]['ssim']:.3f}", flush=True)
+    print(
+      f"{pair:>16}: PSNR {results[pair]['psnr']:.2f} dB, SSIM {results[pair]['ssim']:.3f}",
+      flush=True,
+    )
   _panel(x_test[:6], outputs, args.out / "reconstruction.png")
   return results
 
@@ -211,11 +231,11 @@ def robustness(args) -> dict:
   x_train, x_test, y_train, y_test = data.x_train, data.x_test, data.y_train, data.y_test
   noise = np.random.default_rng(args.seed).standard_normal(x_test.shape).astype(np.float32)
   corruptions = {
-      "clean": x_test,
-      "noise 0.1": x_test + 0.1 * noise,
-      "noise 0.2": x_test + 0.2 * noise,
-      "shift 1": _shift(x_test, 1),
-      "shift 2": _shift(x_test, 2),
+    "clean": x_test,
+    "noise 0.1": x_test + 0.1 * noise,
+    "noise 0.2": x_test + 0.2 * noise,
+    "shift 1": _shift(x_test, 1),
+    "shift 2": _shift(x_test, 2),
   }
   results = {}
   for pool in ("max", "avg", "lift"):
@@ -225,10 +245,10 @@ def robustness(args) -> dict:
     for _ in range(args.digit_epochs):
       order = rng.permutation(len(x_train))
       for i in range(len(x_train) // args.batch_size):
-        batch = order[i * args.batch_size:(i + 1) * args.batch_size]
+        batch = order[i * args.batch_size : (i + 1) * args.batch_size]
         digits.train_step(model, optimizer, x_train[batch], y_train[batch])
     results[pool] = {
-        name: float(_accuracy(model, images, y_test)) for name, images in corruptions.items()
+      name: float(_accuracy(model, images, y_test)) for name, images in corruptions.items()
     }
     print(f"{pool:>5}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[pool].items()), flush=True)
   return results
@@ -236,25 +256,25 @@ def robustness(args) -> dict:
 
 def markdown(recon: dict, robust: dict, args) -> str:
   lines = [
-      f"Reconstruction: {args.patches} training patches ({PATCH}x{PATCH}, grayscale) from"
-      f" scikit-image's bundled images, {args.test_patches} held-out patches from"
-      f" scikit-learn's sample images; {args.recon_epochs} epochs of Adam"
-      f" (lr {args.lr}), seed {args.seed}.",
-      "",
-      "| down / up | held-out PSNR (dB) | held-out SSIM | final train loss | train time (s) |",
-      "|---|---|---|---|---|",
+    f"Reconstruction: {args.patches} training patches ({PATCH}x{PATCH}, grayscale) from"
+    f" scikit-image's bundled images, {args.test_patches} held-out patches from"
+    f" scikit-learn's sample images; {args.recon_epochs} epochs of Adam"
+    f" (lr {args.lr}), seed {args.seed}.",
+    "",
+    "| down / up | held-out PSNR (dB) | held-out SSIM | final train loss | train time (s) |",
+    "|---|---|---|---|---|",
   ]
   for pair, r in recon.items():
     lines.append(
-        f"| {pair} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['train_loss']:.4f} | {r['train_seconds']:.1f} |"
+      f"| {pair} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['train_loss']:.4f} | {r['train_seconds']:.1f} |"
     )
   names = list(next(iter(robust.values())))
   lines += [
-      "",
-      f"Robustness: digits CNN of examples/train/, {args.digit_epochs} epochs; test accuracy.",
-      "",
-      "| pooling | " + " | ".join(names) + " |",
-      "|---|" + "---|" * len(names),
+    "",
+    f"Robustness: digits CNN of examples/train/, {args.digit_epochs} epochs; test accuracy.",
+    "",
+    "| pooling | " + " | ".join(names) + " |",
+    "|---|" + "---|" * len(names),
   ]
   for pool, r in robust.items():
     lines.append(f"| {pool} | " + " | ".join(f"{r[n]:.3f}" for n in names) + " |")
@@ -281,10 +301,14 @@ def main(argv=None):
   robust = robustness(args)
   text = markdown(recon, robust, args)
   (args.out / "results.md").write_text(text)
-  (args.out / "results.json").write_text(json.dumps(
-      dict(reconstruction=recon, robustness=robust, args={k: str(v) for k, v in vars(args).items()}),
+  (args.out / "results.json").write_text(
+    json.dumps(
+      dict(
+        reconstruction=recon, robustness=robust, args={k: str(v) for k, v in vars(args).items()}
+      ),
       indent=2,
-  ))
+    )
+  )
   print("\n" + text)
   print(f"wrote {args.out}/results.md, results.json and reconstruction.png")
 

@@ -57,10 +57,11 @@ PER_CANVAS = 3
 STRIDE = 4
 CROP = 4
 OPERATORS = {
-    "roi_align aligned": lambda: jpnnx.RoIAlign(CROP, spatial_scale=1 / STRIDE, sampling_ratio=2,
-                                                aligned=True),
-    "roi_align": lambda: jpnnx.RoIAlign(CROP, spatial_scale=1 / STRIDE),
-    "roi_pool": lambda: jpnnx.RoIPool(CROP, spatial_scale=1 / STRIDE),
+  "roi_align aligned": lambda: jpnnx.RoIAlign(
+    CROP, spatial_scale=1 / STRIDE, sampling_ratio=2, aligned=True
+  ),
+  "roi_align": lambda: jpnnx.RoIAlign(CROP, spatial_scale=1 / STRIDE),
+  "roi_pool": lambda: jpnnx.RoIPool(CROP, spatial_scale=1 / STRIDE),
 }
 
 
@@ -80,11 +81,12 @@ def make_canvases(images, labels, count: int, rng: np.random.Generator):
     while len(placed) < PER_CANVAS:
       size = int(rng.integers(10, 23))
       x0, y0 = (int(v) for v in rng.integers(0, CANVAS - size + 1, 2))
-      if any(x0 < px + ps and px < x0 + size and y0 < py + ps and py < y0 + size
-             for px, py, ps in placed):
+      if any(
+        x0 < px + ps and px < x0 + size and y0 < py + ps and py < y0 + size for px, py, ps in placed
+      ):
         continue
       i = int(rng.integers(len(images)))
-      canvases[c, y0:y0 + size, x0:x0 + size, 0] += _scaled(images[i], size)
+      canvases[c, y0 : y0 + size, x0 : x0 + size, 0] += _scaled(images[i], size)
       placed.append((x0, y0, size))
       boxes.append((c, x0, y0, x0 + size, y0 + size))
       classes.append(labels[i])
@@ -140,12 +142,17 @@ def train(name: str, data, *, epochs: int, batch: int, seed: int):
   for _ in range(epochs):
     order = rng.permutation(len(train_x))
     for start in range(0, len(order) - batch + 1, batch):
-      canvases = order[start:start + batch]
+      canvases = order[start : start + batch]
       rows = (canvases[:, None] * PER_CANVAS + np.arange(PER_CANVAS)).reshape(-1)
       boxes = train_boxes[rows].copy()
       boxes[:, 0] = np.repeat(np.arange(batch), PER_CANVAS)  # index into this batch
-      step(model, optimizer, jnp.asarray(train_x[canvases]), jnp.asarray(boxes),
-           jnp.asarray(train_y[rows]))
+      step(
+        model,
+        optimizer,
+        jnp.asarray(train_x[canvases]),
+        jnp.asarray(boxes),
+        jnp.asarray(train_y[rows]),
+      )
   accuracy = {}
   predictions = {}
   for split, (x, boxes, y) in tests.items():
@@ -161,8 +168,12 @@ def main(argv=None):
   parser.add_argument("--seeds", type=int, default=3)
   parser.add_argument("--train-canvases", type=int, default=1200)
   parser.add_argument("--test-canvases", type=int, default=400)
-  parser.add_argument("--jitter", type=float, default=0.15,
-                      help="test boxes' corners moved by up to this fraction of the box size")
+  parser.add_argument(
+    "--jitter",
+    type=float,
+    default=0.15,
+    help="test boxes' corners moved by up to this fraction of the box size",
+  )
   parser.add_argument("--quick", action="store_true", help="a smoke run: 2 epochs, 1 seed")
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/roi"))
   args = parser.parse_args(argv)
@@ -175,59 +186,76 @@ def main(argv=None):
   rng = np.random.default_rng(0)
   order = rng.permutation(len(images))
   split = int(0.75 * len(images))
-  train_set = make_canvases(images[order[:split]], digits.target[order[:split]],
-                            args.train_canvases, rng)
-  test_x, test_boxes, test_y = make_canvases(images[order[split:]], digits.target[order[split:]],
-                                             args.test_canvases, rng)
-  tests = {"clean": (test_x, test_boxes, test_y),
-           "jittered": (test_x, jitter(test_boxes, args.jitter, rng), test_y)}
+  train_set = make_canvases(
+    images[order[:split]], digits.target[order[:split]], args.train_canvases, rng
+  )
+  test_x, test_boxes, test_y = make_canvases(
+    images[order[split:]], digits.target[order[split:]], args.test_canvases, rng
+  )
+  tests = {
+    "clean": (test_x, test_boxes, test_y),
+    "jittered": (test_x, jitter(test_boxes, args.jitter, rng), test_y),
+  }
 
   results, shown = {}, {}
   for name in OPERATORS:
     runs = []
     started = time.perf_counter()
     for seed in range(args.seeds):
-      accuracy, predictions = train(name, (train_set, tests), epochs=args.epochs, batch=32,
-                                    seed=seed)
+      accuracy, predictions = train(
+        name, (train_set, tests), epochs=args.epochs, batch=32, seed=seed
+      )
       runs.append(accuracy)
       shown.setdefault(name, predictions["clean"])
     results[name] = {
-        split: {"mean": float(np.mean([r[split] for r in runs])),
-                "std": float(np.std([r[split] for r in runs])),
-                "per_seed": [r[split] for r in runs]}
-        for split in tests
+      split: {
+        "mean": float(np.mean([r[split] for r in runs])),
+        "std": float(np.std([r[split] for r in runs])),
+        "per_seed": [r[split] for r in runs],
+      }
+      for split in tests
     }
     results[name]["seconds"] = time.perf_counter() - started
-    print(f"{name}: clean {results[name]['clean']['mean']:.3f}, jittered"
-          f" {results[name]['jittered']['mean']:.3f} ({results[name]['seconds']:.0f} s)", flush=True)
+    print(
+      f"{name}: clean {results[name]['clean']['mean']:.3f}, jittered"
+      f" {results[name]['jittered']['mean']:.3f} ({results[name]['seconds']:.0f} s)",
+      flush=True,
+    )
 
   lines = [
-      f"Digits on {CANVAS}x{CANVAS} canvases ({PER_CANVAS} per canvas, 10-22 px), stride-{STRIDE}"
-      f" feature map, {CROP}x{CROP} crops; {args.epochs} epochs, {args.seeds} seed(s),"
-      f" {args.train_canvases} training and {args.test_canvases} test canvases; jittered:"
-      f" test box corners moved by up to {args.jitter:.0%} of the box size.",
-      "",
-      "| operator | test accuracy | with jittered boxes |",
-      "|---|---|---|",
+    f"Digits on {CANVAS}x{CANVAS} canvases ({PER_CANVAS} per canvas, 10-22 px), stride-{STRIDE}"
+    f" feature map, {CROP}x{CROP} crops; {args.epochs} epochs, {args.seeds} seed(s),"
+    f" {args.train_canvases} training and {args.test_canvases} test canvases; jittered:"
+    f" test box corners moved by up to {args.jitter:.0%} of the box size.",
+    "",
+    "| operator | test accuracy | with jittered boxes |",
+    "|---|---|---|",
   ]
   for name, r in results.items():
-    lines.append(f"| {name} | {r['clean']['mean']:.3f} ± {r['clean']['std']:.3f}"
-                 f" | {r['jittered']['mean']:.3f} ± {r['jittered']['std']:.3f} |")
+    lines.append(
+      f"| {name} | {r['clean']['mean']:.3f} ± {r['clean']['std']:.3f}"
+      f" | {r['jittered']['mean']:.3f} ± {r['jittered']['std']:.3f} |"
+    )
   table = "\n".join(lines)
   print("\n" + table)
   (args.out / "roi_digits.md").write_text(
-      "# RoIAlign vs RoIPool on scattered digits\n\nCommand: `python -m examples.roi_align_digits`"
-      "\n\n" + table + "\n")
-  (args.out / "roi_digits.json").write_text(json.dumps(
-      {"settings": vars(args) | {"out": str(args.out)}, "results": results}, indent=2))
+    "# RoIAlign vs RoIPool on scattered digits\n\nCommand: `python -m examples.roi_align_digits`"
+    "\n\n" + table + "\n"
+  )
+  (args.out / "roi_digits.json").write_text(
+    json.dumps({"settings": vars(args) | {"out": str(args.out)}, "results": results}, indent=2)
+  )
 
   figure, axes = plt.subplots(1, 4, figsize=(12, 3.4))
   for panel, axis in enumerate(axes):
     axis.imshow(test_x[panel, ..., 0], cmap="gray")
     for row in range(panel * PER_CANVAS, (panel + 1) * PER_CANVAS):
       _, x1, y1, x2, y2 = test_boxes[row]
-      axis.add_patch(plt.Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False,
-                                   color="tab:orange", lw=1.2))
+      axis.add_patch(
+        plt.Rectangle(
+          (x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color="tab:orange", lw=1.2
+        )
+      )
       guesses = " ".join(str(int(shown[name][row])) for name in OPERATORS)
       axis.text(x1, y1 - 1.5, f"{test_y[row]}: {guesses}", color="tab:orange", fontsize=8)
     axis.set_axis_off()

@@ -26,7 +26,7 @@ from jaxpool._src.indices import max_pool_with_indices as max_pool_with_indices
 from jaxpool._src.indices import max_unpool as max_unpool
 from jaxpool._src.lifting import lift_down_pool as lift_down_pool
 from jaxpool._src.lifting import (
-    lift_down_pool_with_constraints as lift_down_pool_with_constraints,
+  lift_down_pool_with_constraints as lift_down_pool_with_constraints,
 )
 from jaxpool._src.lifting import lift_pool as lift_pool
 from jaxpool._src.lifting import lift_up_pool as lift_up_pool
@@ -38,7 +38,7 @@ from jaxpool._src.pyramid import spp_block as spp_block
 from jaxpool._src.pyramid import sppf as sppf
 from jaxpool._src.region import multi_scale_roi_align as multi_scale_roi_align
 from jaxpool._src.region import roi_align as roi_align
-from jaxpool._src.region import roi_pool as roi_pool
+from jaxpool._src.roi_pool import roi_pool as roi_pool
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
 from jaxpool._src.weighted import lip_pool as lip_pool
@@ -47,39 +47,39 @@ from jaxpool._src.weighted import soft_pool as soft_pool
 __version__ = "0.1.0"
 
 __all__ = [
-    "adaptive_avg_pool",
-    "adaptive_max_pool",
-    "avg_max_pool",
-    "avg_pool",
-    "bilinear_pool",
-    "compact_bilinear_pool",
-    "covariance_pool",
-    "dpp_pool",
-    "dyno_pool",
-    "fractional_max_pool",
-    "gated_pool",
-    "global_avg_pool",
-    "global_max_pool",
-    "lift_down_pool",
-    "lift_down_pool_with_constraints",
-    "lift_pool",
-    "lift_up_pool",
-    "lip_pool",
-    "lp_pool",
-    "max_pool",
-    "max_pool_with_indices",
-    "max_unpool",
-    "median_pool",
-    "min_pool",
-    "mixed_pool",
-    "multi_scale_roi_align",
-    "netvlad",
-    "roi_align",
-    "roi_pool",
-    "s3_pool",
-    "soft_pool",
-    "spatial_pyramid_pool",
-    "spp_block",
-    "sppf",
-    "stochastic_pool",
+  "adaptive_avg_pool",
+  "adaptive_max_pool",
+  "avg_max_pool",
+  "avg_pool",
+  "bilinear_pool",
+  "compact_bilinear_pool",
+  "covariance_pool",
+  "dpp_pool",
+  "dyno_pool",
+  "fractional_max_pool",
+  "gated_pool",
+  "global_avg_pool",
+  "global_max_pool",
+  "lift_down_pool",
+  "lift_down_pool_with_constraints",
+  "lift_pool",
+  "lift_up_pool",
+  "lip_pool",
+  "lp_pool",
+  "max_pool",
+  "max_pool_with_indices",
+  "max_unpool",
+  "median_pool",
+  "min_pool",
+  "mixed_pool",
+  "multi_scale_roi_align",
+  "netvlad",
+  "roi_align",
+  "roi_pool",
+  "s3_pool",
+  "soft_pool",
+  "spatial_pyramid_pool",
+  "spp_block",
+  "sppf",
+  "stochastic_pool",
 ]

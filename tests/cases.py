@@ -78,7 +78,7 @@ def _positive_bands(e):
   """LeGall 5/3's bands with every coefficient made positive: the footprint
   of each band sample."""
   return jaxpool.lift_down_pool(
-      e[:, :6, :8], predict=lambda v: -(v + _ahead(v)), update=lambda d: d + _behind(d)
+    e[:, :6, :8], predict=lambda v: -(v + _ahead(v)), update=lambda d: d + _behind(d)
   )
 
 
@@ -90,9 +90,12 @@ def _lift_reach(e, key):
 def _lift_round_trip_reach(e, key):
   """LeGall 5/3 down then up, every coefficient of both made positive
   (lift_up_pool: x_e = s - U(d), x_o = d + P(x_e))."""
-  return jaxpool.lift_up_pool(
+  return (
+    jaxpool.lift_up_pool(
       _positive_bands(e), predict=lambda v: v + _ahead(v), update=lambda d: -(d + _behind(d))
-  ) > 0
+    )
+    > 0
+  )
 
 
 def _batch_reach(e, key, out):
@@ -103,15 +106,20 @@ def _batch_reach(e, key, out):
 
 def _global(call, squares=False, **kwargs):
   """A Case of a global descriptor ``call(x)``."""
-  return dict(call=lambda x, k: call(x),
-              reach=lambda e, k: _batch_reach(e, k, call(e).shape), squares=squares, **kwargs)
+  return dict(
+    call=lambda x, k: call(x),
+    reach=lambda e, k: _batch_reach(e, k, call(e).shape),
+    squares=squares,
+    **kwargs,
+  )
 
 
 def _netvlad(x):
   dim = x.shape[-1]
   centers = jnp.linspace(-1.0, 1.0, 4 * dim, dtype=x.dtype).reshape(4, dim)
-  return jaxpool.netvlad(x, centers, assign_weights=2 * centers.T,
-                         assign_bias=jnp.linspace(-0.5, 0.5, 4, dtype=x.dtype))
+  return jaxpool.netvlad(
+    x, centers, assign_weights=2 * centers.T, assign_bias=jnp.linspace(-0.5, 0.5, 4, dtype=x.dtype)
+  )
 
 
 def _gate(x):
@@ -131,6 +139,7 @@ def _regions(op, *args, **kwargs):
     corners = jnp.tile(jnp.asarray(_CORNERS, jnp.float32), (batch, 1))
     y = op(x, jnp.concatenate([index, corners], axis=1), *args, **kwargs)
     return y.reshape(batch, len(_CORNERS), *y.shape[1:])
+
   return dict(call=call, sharding=False)  # boxes replicated: tests/test_region.py
 
 
@@ -138,107 +147,223 @@ def _two_levels(x, boxes, *args, **kwargs):
   """``multi_scale_roi_align`` over ``x`` and its every-other-cell level:
   the small box reads level 0, the two large ones level 1."""
   return jaxpool.multi_scale_roi_align(
-      [x, x[:, ::2, ::2]], boxes, *args, image_shape=x.shape[1:3], canonical_scale=2.0,
-      canonical_level=0, **kwargs)
+    [x, x[:, ::2, ::2]],
+    boxes,
+    *args,
+    image_shape=x.shape[1:3],
+    canonical_scale=2.0,
+    canonical_level=0,
+    **kwargs,
+  )
 
 
 CASES = [
-    Case("max_pool", lambda x, k: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True),
-         layer=("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True})),
-    Case("max_pool_dilated", lambda x, k: jaxpool.max_pool(x, (2, 2), 1, dilation=2)),
-    Case("min_pool", lambda x, k: jaxpool.min_pool(x, (2, 3), (1, 2), "SAME"),
-         _max_reach((2, 3), (1, 2), "SAME"),
-         layer=("MinPool", ((2, 3), (1, 2), "SAME"), {})),
-    Case("avg_pool", lambda x, k: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False),
-         layer=("AvgPool", ((3, 3), 2, 1), {"count_include_pad": False})),
-    Case("lp_pool", lambda x, k: jaxpool.lp_pool(x, (2, 2), p=3.0),
-         layer=("LpPool", ((2, 2),), {"p": 3.0})),
-    Case("lp_pool_overlapping", lambda x, k: jaxpool.lp_pool(x, (3, 3), 2, 1, p=2.0),
-         sharding=False),
-    Case("median_pool", lambda x, k: jaxpool.median_pool(x, (3, 3), 1, 1),
-         _max_reach((3, 3), 1, 1), reverse_only=True,
-         layer=("MedianPool", ((3, 3), 1, 1), {})),
-    Case("median_pool_mean", lambda x, k: jaxpool.median_pool(x, (2, 2), 1, even="mean"),
-         _max_reach((2, 2), 1), reverse_only=True, sharding=False),
-    Case("avg_max_pool", lambda x, k: jaxpool.avg_max_pool(x, (2, 2), combine="concat"),
-         layer=("AvgMaxPool", ((2, 2),), {"combine": "concat"})),
-    Case("avg_max_pool_add", lambda x, k: jaxpool.avg_max_pool(x, (3, 3), 2, 1),
-         sharding=False),
-    Case("adaptive_avg_pool", lambda x, k: jaxpool.adaptive_avg_pool(x, (3, 4)),
-         layer=("AdaptiveAvgPool", ((3, 4),), {})),
-    Case("adaptive_max_pool", lambda x, k: jaxpool.adaptive_max_pool(x, (3, 4)),
-         layer=("AdaptiveMaxPool", ((3, 4),), {})),
-    Case("global_avg_pool", lambda x, k: jaxpool.global_avg_pool(x),
-         layer=("GlobalAvgPool", (), {})),
-    Case("global_max_pool", lambda x, k: jaxpool.global_max_pool(x, keepdims=True),
-         layer=("GlobalMaxPool", (), {"keepdims": True})),
-    Case("max_pool_with_indices", lambda x, k: jaxpool.max_pool_with_indices(x, (2, 2))[0]),
-    Case("max_unpool", lambda x, k: jaxpool.max_unpool(
-        *jaxpool.max_pool_with_indices(x, (2, 2)), (7, 9)), _unpool_reach),
-    Case("soft_pool", lambda x, k: jaxpool.soft_pool(x, (3, 3), 2, 1, ceil_mode=True),
-         reverse_only=True, layer=("SoftPool", ((3, 3), 2, 1), {"ceil_mode": True})),
-    Case("lip_pool", lambda x, k: jaxpool.lip_pool(x, 0.5 * x, (2, 2), 1),  # exact in bf16
-         reverse_only=True),
-    Case("dpp_pool", lambda x, k: jaxpool.dpp_pool(x, 1.0, 2.0, (2, 2))),
-    Case("dpp_pool_padded", lambda x, k: jaxpool.dpp_pool(
-        x, 1.0, 2.0, (3, 3), 2, 1, reward="asym"), sharding=False),
-    Case("mixed_pool", lambda x, k: jaxpool.mixed_pool(x, (3, 3), 2, 1, alpha=0.25, key=k),
-         random=True, layer=("MixedPool", ((3, 3), 2, 1), {"alpha": 0.25})),
-    Case("gated_pool", lambda x, k: jaxpool.gated_pool(x, _gate(x), (3, 3), 2)),
-    Case("stochastic_pool", lambda x, k: jaxpool.stochastic_pool(x, (2, 2), padding=1, key=k),
-         random=True, layer=("StochasticPool", ((2, 2),), {"padding": 1})),
-    Case("s3_pool", lambda x, k: jaxpool.s3_pool(x[:, :6, :8], (2, 2), grid_shape=(2, 4), key=k),
-         random=True, sharding=False),
-    Case("fractional_max_pool", lambda x, k: jaxpool.fractional_max_pool(
-        x, (2, 2), output_shape=(4, 5), key=k),
-         random=True, layer=("FractionalMaxPool", ((2, 2),), {"output_shape": (4, 5)})),
-    Case("lift_down_pool", lambda x, k: sum(jaxpool.lift_down_pool(x[:, :6, :8])), _lift_reach),
-    Case("lift_pool", lambda x, k: jaxpool.lift_pool(x[:, :6, :8]), _lift_reach),
-    Case("lift_down_pool_haar", lambda x, k: jaxpool.lift_down_pool(
-        x[:, :6, :8], wavelet="haar").HL, _max_reach((2, 2)), sharding=False),
-    Case("lift_up_pool", lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(
-        x[:, :6, :8], spatial_dims=1, wavelet="haar"), wavelet="haar"),
-         lambda e, k: jnp.repeat(jaxpool.max_pool(e[:, :6, :8], (1, 2)), 2, axis=2) > 0),
-    Case("lift_up_pool_legall53", lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(
-        x[:, :6, :8])), _lift_round_trip_reach),
-    Case("dyno_pool", lambda x, k: jaxpool.dyno_pool(x[:, :6, :8], (3, 4))),
-    Case("dyno_pool_mean", lambda x, k: jaxpool.dyno_pool(
-        x, (4, 5), jnp.array([0.3, -0.1], x.dtype), aggregate="mean",
-        scale=jnp.array([1.8, 1.9], x.dtype))),
-    # Normalised second-order heads stay finite at 1e30 (rows rescaled by a
-    # power of two); the unnormalised statistics below leave float32.
-    Case("covariance_pool", **_global(lambda x: jaxpool.covariance_pool(x),
-                                      layer=("CovariancePool", (), {}))),
-    Case("covariance_pool_logm", **_global(lambda x: jaxpool.covariance_pool(
-        x, normalize="logm", output="triu"), reverse_only=True)),
-    Case("bilinear_pool", **_global(lambda x: jaxpool.bilinear_pool(x, x[..., :2] * 2))),
-    Case("compact_bilinear_pool", **_global(lambda x: jaxpool.compact_bilinear_pool(
-        x, output_dim=16, key=jax.random.key(0), normalize=False), squares=True)),
-    Case("netvlad", **_global(_netvlad)),
-    Case("spatial_pyramid_pool", **_global(lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2)),
-                                           layer=("SpatialPyramidPool", ((1, 2),), {}))),
-    Case("spp_block", lambda x, k: jaxpool.spp_block(x, (3,)),
-         lambda e, k: jnp.concatenate([e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0], axis=-1),
-         layer=("SPPBlock", ((3,),), {})),
-    Case("sppf", lambda x, k: jaxpool.sppf(x, 3, 2), lambda e, k: jnp.concatenate(
-        [e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0,
-         jaxpool.max_pool(jaxpool.max_pool(e, (3, 3), 1, 1), (3, 3), 1, 1) > 0], axis=-1),
-         layer=("SPPF", (3, 2), {})),
-    Case("roi_pool", **_regions(jaxpool.roi_pool, (2, 3))),
-    Case("roi_align", **_regions(jaxpool.roi_align, (2, 3), sampling_ratio=2)),
-    Case("roi_align_adaptive_aligned", **_regions(jaxpool.roi_align, 2, aligned=True)),
-    Case("multi_scale_roi_align", **_regions(_two_levels, (2, 3), sampling_ratio=2)),
-    Case("fractional_max_pool_paper", lambda x, k: jaxpool.fractional_max_pool(
-        x, output_shape=(5, 6), regions="random", key=k), random=True, sharding=False),
+  Case(
+    "max_pool",
+    lambda x, k: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True),
+    layer=("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True}),
+  ),
+  Case("max_pool_dilated", lambda x, k: jaxpool.max_pool(x, (2, 2), 1, dilation=2)),
+  Case(
+    "min_pool",
+    lambda x, k: jaxpool.min_pool(x, (2, 3), (1, 2), "SAME"),
+    _max_reach((2, 3), (1, 2), "SAME"),
+    layer=("MinPool", ((2, 3), (1, 2), "SAME"), {}),
+  ),
+  Case(
+    "avg_pool",
+    lambda x, k: jaxpool.avg_pool(x, (3, 3), 2, 1, count_include_pad=False),
+    layer=("AvgPool", ((3, 3), 2, 1), {"count_include_pad": False}),
+  ),
+  Case(
+    "lp_pool",
+    lambda x, k: jaxpool.lp_pool(x, (2, 2), p=3.0),
+    layer=("LpPool", ((2, 2),), {"p": 3.0}),
+  ),
+  Case("lp_pool_overlapping", lambda x, k: jaxpool.lp_pool(x, (3, 3), 2, 1, p=2.0), sharding=False),
+  Case(
+    "median_pool",
+    lambda x, k: jaxpool.median_pool(x, (3, 3), 1, 1),
+    _max_reach((3, 3), 1, 1),
+    reverse_only=True,
+    layer=("MedianPool", ((3, 3), 1, 1), {}),
+  ),
+  Case(
+    "median_pool_mean",
+    lambda x, k: jaxpool.median_pool(x, (2, 2), 1, even="mean"),
+    _max_reach((2, 2), 1),
+    reverse_only=True,
+    sharding=False,
+  ),
+  Case(
+    "avg_max_pool",
+    lambda x, k: jaxpool.avg_max_pool(x, (2, 2), combine="concat"),
+    layer=("AvgMaxPool", ((2, 2),), {"combine": "concat"}),
+  ),
+  Case("avg_max_pool_add", lambda x, k: jaxpool.avg_max_pool(x, (3, 3), 2, 1), sharding=False),
+  Case(
+    "adaptive_avg_pool",
+    lambda x, k: jaxpool.adaptive_avg_pool(x, (3, 4)),
+    layer=("AdaptiveAvgPool", ((3, 4),), {}),
+  ),
+  Case(
+    "adaptive_max_pool",
+    lambda x, k: jaxpool.adaptive_max_pool(x, (3, 4)),
+    layer=("AdaptiveMaxPool", ((3, 4),), {}),
+  ),
+  Case("global_avg_pool", lambda x, k: jaxpool.global_avg_pool(x), layer=("GlobalAvgPool", (), {})),
+  Case(
+    "global_max_pool",
+    lambda x, k: jaxpool.global_max_pool(x, keepdims=True),
+    layer=("GlobalMaxPool", (), {"keepdims": True}),
+  ),
+  Case("max_pool_with_indices", lambda x, k: jaxpool.max_pool_with_indices(x, (2, 2))[0]),
+  Case(
+    "max_unpool",
+    lambda x, k: jaxpool.max_unpool(*jaxpool.max_pool_with_indices(x, (2, 2)), (7, 9)),
+    _unpool_reach,
+  ),
+  Case(
+    "soft_pool",
+    lambda x, k: jaxpool.soft_pool(x, (3, 3), 2, 1, ceil_mode=True),
+    reverse_only=True,
+    layer=("SoftPool", ((3, 3), 2, 1), {"ceil_mode": True}),
+  ),
+  Case(
+    "lip_pool",
+    lambda x, k: jaxpool.lip_pool(x, 0.5 * x, (2, 2), 1),  # exact in bf16
+    reverse_only=True,
+  ),
+  Case("dpp_pool", lambda x, k: jaxpool.dpp_pool(x, 1.0, 2.0, (2, 2))),
+  Case(
+    "dpp_pool_padded",
+    lambda x, k: jaxpool.dpp_pool(x, 1.0, 2.0, (3, 3), 2, 1, reward="asym"),
+    sharding=False,
+  ),
+  Case(
+    "mixed_pool",
+    lambda x, k: jaxpool.mixed_pool(x, (3, 3), 2, 1, alpha=0.25, key=k),
+    random=True,
+    layer=("MixedPool", ((3, 3), 2, 1), {"alpha": 0.25}),
+  ),
+  Case("gated_pool", lambda x, k: jaxpool.gated_pool(x, _gate(x), (3, 3), 2)),
+  Case(
+    "stochastic_pool",
+    lambda x, k: jaxpool.stochastic_pool(x, (2, 2), padding=1, key=k),
+    random=True,
+    layer=("StochasticPool", ((2, 2),), {"padding": 1}),
+  ),
+  Case(
+    "s3_pool",
+    lambda x, k: jaxpool.s3_pool(x[:, :6, :8], (2, 2), grid_shape=(2, 4), key=k),
+    random=True,
+    sharding=False,
+  ),
+  Case(
+    "fractional_max_pool",
+    lambda x, k: jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 5), key=k),
+    random=True,
+    layer=("FractionalMaxPool", ((2, 2),), {"output_shape": (4, 5)}),
+  ),
+  Case("lift_down_pool", lambda x, k: sum(jaxpool.lift_down_pool(x[:, :6, :8])), _lift_reach),
+  Case("lift_pool", lambda x, k: jaxpool.lift_pool(x[:, :6, :8]), _lift_reach),
+  Case(
+    "lift_down_pool_haar",
+    lambda x, k: jaxpool.lift_down_pool(x[:, :6, :8], wavelet="haar").HL,
+    _max_reach((2, 2)),
+    sharding=False,
+  ),
+  Case(
+    "lift_up_pool",
+    lambda x, k: jaxpool.lift_up_pool(
+      jaxpool.lift_down_pool(x[:, :6, :8], spatial_dims=1, wavelet="haar"), wavelet="haar"
+    ),
+    lambda e, k: jnp.repeat(jaxpool.max_pool(e[:, :6, :8], (1, 2)), 2, axis=2) > 0,
+  ),
+  Case(
+    "lift_up_pool_legall53",
+    lambda x, k: jaxpool.lift_up_pool(jaxpool.lift_down_pool(x[:, :6, :8])),
+    _lift_round_trip_reach,
+  ),
+  Case("dyno_pool", lambda x, k: jaxpool.dyno_pool(x[:, :6, :8], (3, 4))),
+  Case(
+    "dyno_pool_mean",
+    lambda x, k: jaxpool.dyno_pool(
+      x,
+      (4, 5),
+      jnp.array([0.3, -0.1], x.dtype),
+      aggregate="mean",
+      scale=jnp.array([1.8, 1.9], x.dtype),
+    ),
+  ),
+  # Normalised second-order heads stay finite at 1e30 (rows rescaled by a
+  # power of two); the unnormalised statistics below leave float32.
+  Case(
+    "covariance_pool",
+    **_global(lambda x: jaxpool.covariance_pool(x), layer=("CovariancePool", (), {})),
+  ),
+  Case(
+    "covariance_pool_logm",
+    **_global(
+      lambda x: jaxpool.covariance_pool(x, normalize="logm", output="triu"), reverse_only=True
+    ),
+  ),
+  Case("bilinear_pool", **_global(lambda x: jaxpool.bilinear_pool(x, x[..., :2] * 2))),
+  Case(
+    "compact_bilinear_pool",
+    **_global(
+      lambda x: jaxpool.compact_bilinear_pool(
+        x, output_dim=16, key=jax.random.key(0), normalize=False
+      ),
+      squares=True,
+    ),
+  ),
+  Case("netvlad", **_global(_netvlad)),
+  Case(
+    "spatial_pyramid_pool",
+    **_global(
+      lambda x: jaxpool.spatial_pyramid_pool(x, (1, 2)), layer=("SpatialPyramidPool", ((1, 2),), {})
+    ),
+  ),
+  Case(
+    "spp_block",
+    lambda x, k: jaxpool.spp_block(x, (3,)),
+    lambda e, k: jnp.concatenate([e > 0, jaxpool.max_pool(e, (3, 3), 1, 1) > 0], axis=-1),
+    layer=("SPPBlock", ((3,),), {}),
+  ),
+  Case(
+    "sppf",
+    lambda x, k: jaxpool.sppf(x, 3, 2),
+    lambda e, k: jnp.concatenate(
+      [
+        e > 0,
+        jaxpool.max_pool(e, (3, 3), 1, 1) > 0,
+        jaxpool.max_pool(jaxpool.max_pool(e, (3, 3), 1, 1), (3, 3), 1, 1) > 0,
+      ],
+      axis=-1,
+    ),
+    layer=("SPPF", (3, 2), {}),
+  ),
+  Case("roi_pool", **_regions(jaxpool.roi_pool, (2, 3))),
+  Case("roi_align", **_regions(jaxpool.roi_align, (2, 3), sampling_ratio=2)),
+  Case("roi_align_adaptive_aligned", **_regions(jaxpool.roi_align, 2, aligned=True)),
+  Case("multi_scale_roi_align", **_regions(_two_levels, (2, 3), sampling_ratio=2)),
+  Case(
+    "fractional_max_pool_paper",
+    lambda x, k: jaxpool.fractional_max_pool(x, output_shape=(5, 6), regions="random", key=k),
+    random=True,
+    sharding=False,
+  ),
 ]
 
 BY_ID = {case.id: case for case in CASES}
 # Public functions without a row of their own, and why (tests/test_api.py
 # checks that every other one has a row of its name).
 EXEMPT = {
-    "lift_down_pool_with_constraints": (
-        "its bands are lift_down_pool's row; its constraints are batch means, a"
-        " training loss rather than a windowed output (tests/test_lifting.py)"),
+  "lift_down_pool_with_constraints": (
+    "its bands are lift_down_pool's row; its constraints are batch means, a"
+    " training loss rather than a windowed output (tests/test_lifting.py)"
+  ),
 }
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip(
-    "torch", reason="torch==2.13.0 is the test oracle; pip install torch==2.13.0"
+  "torch", reason="torch==2.13.0 is the test oracle; pip install torch==2.13.0"
 )
 F = torch.nn.functional
 
@@ -43,14 +43,14 @@ SPATIAL = {1: (11,), 2: (7, 8), 3: (5, 6, 5)}
 
 # (window, stride, padding, dilation, ceil_mode); padding <= window // 2 (torch).
 WINDOWS = [
-    (2, None, 0, 1, False),
-    (3, 2, 1, 1, False),
-    (3, 2, 1, 1, True),
-    (2, 2, 1, 1, True),
-    (3, 2, 0, 1, True),
-    (3, 1, 0, 2, False),
-    (2, 3, 1, 2, True),
-    (3, 2, 1, 2, False),
+  (2, None, 0, 1, False),
+  (3, 2, 1, 1, False),
+  (3, 2, 1, 1, True),
+  (2, 2, 1, 1, True),
+  (3, 2, 0, 1, True),
+  (3, 1, 0, 2, False),
+  (2, 3, 1, 2, True),
+  (3, 2, 1, 2, False),
 ]
 WINDOW_CASES = [(nd, *w) for nd in SPATIAL for w in WINDOWS]
 
@@ -67,8 +67,11 @@ def torch_input(nd, kind, seed=0, channels=3, batch=2):
 def jax_window_args(nd, k, s, p, d, ceil):
   """jaxpool keyword arguments for one ``WINDOW_CASES`` row."""
   return dict(
-      window_shape=(k,) * nd, strides=None if s is None else (s,) * nd,
-      padding=p, dilation=d, ceil_mode=ceil,
+    window_shape=(k,) * nd,
+    strides=None if s is None else (s,) * nd,
+    padding=p,
+    dilation=d,
+    ceil_mode=ceil,
   )
 
 

@@ -9,13 +9,13 @@ NAN, INF = np.nan, np.inf
 
 # (spatial shape, window, strides, padding, dilation, ceil_mode)
 CONFIGS = [
-    ((7, 8), (2, 2), None, 0, 1, False),
-    ((7, 8), (3, 3), (2, 2), 1, 1, False),
-    ((7, 8), (3, 3), (2, 2), 1, 1, True),
-    ((7, 8), (3, 2), (1, 2), [(1, 0), (0, 1)], 1, True),
-    ((7, 8), (2, 2), (1, 1), 0, 2, False),
-    ((9,), (3,), (2,), 1, 1, True),
-    ((5, 6, 5), (2, 2, 2), None, 0, 1, True),
+  ((7, 8), (2, 2), None, 0, 1, False),
+  ((7, 8), (3, 3), (2, 2), 1, 1, False),
+  ((7, 8), (3, 3), (2, 2), 1, 1, True),
+  ((7, 8), (3, 2), (1, 2), [(1, 0), (0, 1)], 1, True),
+  ((7, 8), (2, 2), (1, 1), 0, 2, False),
+  ((9,), (3,), (2,), 1, 1, True),
+  ((5, 6, 5), (2, 2, 2), None, 0, 1, True),
 ]
 
 
@@ -36,7 +36,9 @@ def windows(shape, window, strides, padding, dilation, ceil):
   for idx in itertools.product(*[range(o) for o in out]):
     cells = []
     for taps in itertools.product(*[range(k) for k in window]):
-      pos = tuple(i * s - lo + t * dilation for i, s, (lo, _), t in zip(idx, strides, padding, taps))
+      pos = tuple(
+        i * s - lo + t * dilation for i, s, (lo, _), t in zip(idx, strides, padding, taps)
+      )
       if all(0 <= p < n for p, n in zip(pos, shape)):
         cells.append(pos)
     yield idx, cells, tuple(out)
@@ -59,7 +61,9 @@ def weighted_mean(x, weight_fn, config):
 
 def jax_args(config):
   _, window, strides, padding, dilation, ceil = config
-  return dict(window_shape=window, strides=strides, padding=padding, dilation=dilation, ceil_mode=ceil)
+  return dict(
+    window_shape=window, strides=strides, padding=padding, dilation=dilation, ceil_mode=ceil
+  )
 
 
 def normal_input(config, seed=0):

@@ -22,10 +22,16 @@ from reference import INF, NAN, column
 # Uniform bins of more than 16 (avg) / 64 (max) cells take other paths:
 # (40,) -> (2,), (16, 18) -> (2, 2) and (20, 20) -> (1, 1) cover them.
 ADAPTIVE_SIZES = {
-    1: [((11,), (3,)), ((5,), (3,)), ((4,), (7,)), ((8,), (4,)), ((40,), (2,))],
-    2: [((7, 8), (3, 5)), ((6, 6), (3, 2)), ((5, 4), (1, 1)), ((3, 4), (5, 6)),
-        ((16, 18), (2, 2)), ((20, 20), (1, 1))],
-    3: [((5, 6, 5), (2, 3, 4)), ((4, 4, 4), (2, 2, 2))],
+  1: [((11,), (3,)), ((5,), (3,)), ((4,), (7,)), ((8,), (4,)), ((40,), (2,))],
+  2: [
+    ((7, 8), (3, 5)),
+    ((6, 6), (3, 2)),
+    ((5, 4), (1, 1)),
+    ((3, 4), (5, 6)),
+    ((16, 18), (2, 2)),
+    ((20, 20), (1, 1)),
+  ],
+  3: [((5, 6, 5), (2, 3, 4)), ((4, 4, 4), (2, 2, 2))],
 }
 
 
@@ -59,9 +65,7 @@ def test_global_pool_matches_torch_adaptive_one(op, nd):
   fn = torch_op(f"adaptive_{op}_pool", nd)
   ref = from_torch(fn(to_torch(x), 1))
   cot = np.random.default_rng(7).standard_normal((2, 3)).astype(np.float32)
-  _, ref_g = value_and_grad(
-      lambda t: fn(t, 1), x, cot.reshape((2,) + (1,) * nd + (3,))
-  )
+  _, ref_g = value_and_grad(lambda t: fn(t, 1), x, cot.reshape((2,) + (1,) * nd + (3,)))
   ours = getattr(jaxpool, f"global_{op}_pool")
   y, g = jax_value_and_grad(ours, x, cot)
   np.testing.assert_allclose(y, ref.reshape(2, 3), rtol=1e-6)
@@ -86,14 +90,15 @@ def test_adaptive_avg_pool_2d_nan_and_inf_stay_in_their_bins():
   cell = (5, 7)
   starts_h, ends_h = _adaptive_bins(23, 16)
   starts_w, ends_w = _adaptive_bins(19, 16)
-  holds = (
-      ((starts_h <= cell[0]) & (cell[0] < ends_h))[:, None]
-      & ((starts_w <= cell[1]) & (cell[1] < ends_w))[None, :]
-  )
-  expected = np.array([
-      [x[starts_h[i]:ends_h[i], starts_w[j]:ends_w[j], 0].mean() for j in range(16)]
+  holds = ((starts_h <= cell[0]) & (cell[0] < ends_h))[:, None] & (
+    (starts_w <= cell[1]) & (cell[1] < ends_w)
+  )[None, :]
+  expected = np.array(
+    [
+      [x[starts_h[i] : ends_h[i], starts_w[j] : ends_w[j], 0].mean() for j in range(16)]
       for i in range(16)
-  ])
+    ]
+  )
   for bad, fill in ((NAN, NAN), (INF, INF), (-INF, -INF)):
     xb = x.copy()
     xb[cell] = bad
@@ -108,9 +113,7 @@ def test_adaptive_avg_pool_uneven_bins_gradient(x64):
   x = np.random.default_rng(1).standard_normal((2, 7, 5, 3))
   check_grads(lambda v: jaxpool.adaptive_avg_pool(v, (3, 4)), (x,), order=1)
   x[0, 3, 2, 1] = NAN
-  grad = jax.grad(
-      lambda v: jnp.nansum(jaxpool.adaptive_avg_pool(v, (3, 4)))
-  )(jnp.asarray(x))
+  grad = jax.grad(lambda v: jnp.nansum(jaxpool.adaptive_avg_pool(v, (3, 4))))(jnp.asarray(x))
   assert np.isfinite(np.asarray(grad)).all()
 
 
@@ -127,6 +130,7 @@ def test_global_pools_reject_empty_axes_and_non_bool_keepdims(op):
 
 def test_regular_bins_are_sliding_windows():
   from jaxpool._src.adaptive import _regular_bins
+
   assert _regular_bins((64, 64), (7, 7)) == ((10, 10), (9, 9))
   assert _regular_bins((13, 8), (4, 1)) == ((4, 8), (3, 8))
   assert _regular_bins((64, 64), (8, 4)) == ((8, 16), (8, 16))
@@ -136,11 +140,16 @@ def test_regular_bins_are_sliding_windows():
 
 
 @pytest.mark.parametrize("path", ["regular", "sliced", "gathered"])
-@pytest.mark.parametrize("in_shape,out_shape", [((13, 10), (4, 3)), ((5, 9), (7, 2)), ((64, 64), (7, 7))])
-def test_adaptive_max_bins_sliced_or_gathered_match_torch_with_ties(in_shape, out_shape, path, monkeypatch):
+@pytest.mark.parametrize(
+  "in_shape,out_shape", [((13, 10), (4, 3)), ((5, 9), (7, 2)), ((64, 64), (7, 7))]
+)
+def test_adaptive_max_bins_sliced_or_gathered_match_torch_with_ties(
+  in_shape, out_shape, path, monkeypatch
+):
   # Regular bins are one sliding-window max; others, few bins per axis are
   # static slices, many are gathered: all are torch's.
   from jaxpool._src import adaptive
+
   if path != "regular":
     monkeypatch.setattr(adaptive, "_MAX_WINDOW_SIDE", 0)
   monkeypatch.setattr(adaptive, "_MAX_SLICED_BINS", 0 if path == "gathered" else 32)

@@ -23,38 +23,56 @@ import pytest
 
 import jaxpool
 from jaxpool import linen as jplinen
-from jaxpool._src.layers import LAYERS as LAYER_SPECS
 from jaxpool import nnx as jpnnx
+from jaxpool._src.layers import LAYERS as LAYER_SPECS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC = [getattr(jaxpool, name) for name in jaxpool.__all__]
 ARRAYS = ("x", "y", "boxes", "bands", "logits", "gate", "alpha", "lam", "indices", "centers")
 INPUTS = ("x", "bands")
-SPECS = [(), ("window_shape",), ("window_shape", "strides"),
-         ("levels",), ("kernel_sizes",), ("kernel_size", "repeats"),  # pyramids
-         ("window_shape", "strides", "padding"), ("output_shape",),
-         ("output_shape", "delta")]  # dyno_pool's cell size, then its offsets
+SPECS = [
+  (),
+  ("window_shape",),
+  ("window_shape", "strides"),
+  ("levels",),
+  ("kernel_sizes",),
+  ("kernel_size", "repeats"),  # pyramids
+  ("window_shape", "strides", "padding"),
+  ("output_shape",),
+  ("output_shape", "delta"),
+]  # dyno_pool's cell size, then its offsets
 
 # Function -> its layer classes (the same names in jaxpool.nnx and
 # jaxpool.linen), from the layer specs: names are chosen there, not derived.
 LAYERS = {
-    fn.__name__: tuple(name for name, spec in LAYER_SPECS.items() if fn in spec.functions)
-    for fn in PUBLIC
+  fn.__name__: tuple(name for name, spec in LAYER_SPECS.items() if fn in spec.functions)
+  for fn in PUBLIC
 }
 # Layers only NNX has (DynOPool: its output size is state that changes
 # between steps; a Linen module's shapes come from its attributes).
 NNX_ONLY = {name for name, spec in LAYER_SPECS.items() if "linen" not in spec.apis}
 NNX_ONLY_NAMES = {pool for name in NNX_ONLY for pool in LAYER_SPECS[name].pools}
-NNX_BASES = {"FunctionLayer", "LearnedLayer", "PoolLayer", "RandomLayer",
-             "Sketch"}  # Sketch: CompactBilinearPool's variable type
-LINEN_BASES = {"FunctionModule", "PoolModule", "RandomFunctionModule", "RandomModule",
-               "WindowModule"}
+NNX_BASES = {
+  "FunctionLayer",
+  "LearnedLayer",
+  "PoolLayer",
+  "RandomLayer",
+  "Sketch",
+}  # Sketch: CompactBilinearPool's variable type
+LINEN_BASES = {
+  "FunctionModule",
+  "PoolModule",
+  "RandomFunctionModule",
+  "RandomModule",
+  "WindowModule",
+}
 
 
 def _layer_classes(module, bases):
   return [
-      getattr(module, name) for name in module.__all__
-      if isinstance(getattr(module, name), type) and name not in bases
+    getattr(module, name)
+    for name in module.__all__
+    if isinstance(getattr(module, name), type) and name not in bases
   ]
 
 
@@ -63,7 +81,7 @@ def _check_argument_rule(owner, signature, arrays_allowed):
   positional = [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
   for p in params:
     assert p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in ("options", "kwargs"), (
-        f"{owner}: *{p.name} hides the signature"
+      f"{owner}: *{p.name} hides the signature"
     )
     assert p.name != "rng", f"{owner}: random draws take `key`, not `rng`"
   positional = [n for n in positional if n not in ("options", "kwargs")]
@@ -73,12 +91,14 @@ def _check_argument_rule(owner, signature, arrays_allowed):
   if arrays_allowed:
     assert arrays and arrays[0] in INPUTS, f"{owner}: the input comes first, as x"
   assert tuple(positional) in SPECS, (
-      f"{owner}: after the arrays only the window triple (or output_shape) is"
-      f" positional; got {positional}"
+    f"{owner}: after the arrays only the window triple (or output_shape) is"
+    f" positional; got {positional}"
   )
   for p in params:
     if p.name == "key":
-      assert p.kind is p.KEYWORD_ONLY and p.default is None, f"{owner}: key is keyword-only, None for inference"
+      assert p.kind is p.KEYWORD_ONLY and p.default is None, (
+        f"{owner}: key is keyword-only, None for inference"
+      )
     if p.name == "features":
       assert p.kind is p.KEYWORD_ONLY, f"{owner}: features is keyword-only"
 
@@ -100,9 +120,9 @@ def test_functions_follow_the_argument_rule(fn):
 
 
 @pytest.mark.parametrize(
-    "layer",
-    _layer_classes(jpnnx, NNX_BASES) + _layer_classes(jplinen, LINEN_BASES),
-    ids=lambda c: f"{c.__module__.split('.')[1]}.{c.__name__}",
+  "layer",
+  _layer_classes(jpnnx, NNX_BASES) + _layer_classes(jplinen, LINEN_BASES),
+  ids=lambda c: f"{c.__module__.split('.')[1]}.{c.__name__}",
 )
 def test_layer_constructors_follow_the_argument_rule(layer):
   # NNX's metaclass hides __init__ behind (*args, **kwargs); function layers
@@ -142,7 +162,10 @@ def test_both_apis_register_the_names_of_the_specs():
     assert set(module.available_pools()) == {p for s in specs.values() for p in s.pools}
     for name, spec in specs.items():
       for pool, defaults in spec.pools.items():
-        assert module.make_pool.__globals__["_REGISTRY"].lookup(pool) == (getattr(module, name), defaults)
+        assert module.make_pool.__globals__["_REGISTRY"].lookup(pool) == (
+          getattr(module, name),
+          defaults,
+        )
   assert NNX_ONLY_NAMES <= set(jpnnx.available_pools())
   assert sorted(set(jpnnx.available_pools()) - NNX_ONLY_NAMES) == list(jplinen.available_pools())
 
@@ -171,49 +194,107 @@ def test_ci_runs_the_readme_test_command():
 
 # Options one API has by its framework's convention, with the reason.
 API_CONVENTIONS = {
-    # nnx.Dropout trains by default; nn.Dropout takes it as a field or call argument.
-    "deterministic": "default differs",
-    # NNX makes parameters at construction; Linen infers features at init.
-    "features": "nnx",
-    "features_y": "nnx",
-    "rngs": "nnx",
-    # Linen's BatchNorm convention; NNX's batch norm follows model.eval().
-    "use_running_average": "linen",
+  # nnx.Dropout trains by default; nn.Dropout takes it as a field or call argument.
+  "deterministic": "default differs",
+  # NNX makes parameters at construction; Linen infers features at init.
+  "features": "nnx",
+  "features_y": "nnx",
+  "rngs": "nnx",
+  # Linen's BatchNorm convention; NNX's batch norm follows model.eval().
+  "use_running_average": "linen",
 }
 # A value each option rejects (the same error type in both APIs).
 BAD = {
-    "window_shape": (0, 2), "strides": 0, "padding": "NOPE", "dilation": 0,
-    "ceil_mode": "yes", "count_include_pad": "yes", "divisor": 0, "p": -1.0,
-    "even": "nope", "combine": "nope", "output_shape": (0, 2), "keepdims": "yes",
-    "spatial_ndim": 0, "spatial_dims": 0, "grid_shape": (0, 2), "shared": "yes",
-    "inference": "nope", "regions": "nope", "overlapping": "yes", "output_ratio": 2.0,
-    "samples": "nope", "alpha": 2.0, "granularity": "nope", "per_feature": "yes",
-    "bottleneck_width": 0, "logit_module": "nope", "normalize": "nope", "reward": "nope",
-    "variant": "nope", "kernel_size": 0, "mixing": "nope", "output": "nope", "wavelet": "nope",
-    "learned": "yes", "lambda_u": -1.0, "lambda_p": -1.0, "eps": -1.0, "iterations": 0,
-    "reduce_dim": 0, "output_dim": 0, "clusters": 0, "kmeans_iterations": -1,
-    "normalize_input": "yes", "levels": (0,), "mode": "nope", "kernel_sizes": (0,),
-    "order": "nope", "repeats": 0, "out_features": 0, "spatial_scale": -1.0,
-    "sampling_ratio": 1.5, "aligned": "no", "max_sampling_ratio": 0, "box_gradient": "no",
-    "image_shape": (0, 32), "canonical_scale": -1.0, "canonical_level": "four",
+  "window_shape": (0, 2),
+  "strides": 0,
+  "padding": "NOPE",
+  "dilation": 0,
+  "ceil_mode": "yes",
+  "count_include_pad": "yes",
+  "divisor": 0,
+  "p": -1.0,
+  "even": "nope",
+  "combine": "nope",
+  "output_shape": (0, 2),
+  "keepdims": "yes",
+  "spatial_ndim": 0,
+  "spatial_dims": 0,
+  "grid_shape": (0, 2),
+  "shared": "yes",
+  "inference": "nope",
+  "regions": "nope",
+  "overlapping": "yes",
+  "output_ratio": 2.0,
+  "samples": "nope",
+  "alpha": 2.0,
+  "granularity": "nope",
+  "per_feature": "yes",
+  "bottleneck_width": 0,
+  "logit_module": "nope",
+  "normalize": "nope",
+  "reward": "nope",
+  "variant": "nope",
+  "kernel_size": 0,
+  "mixing": "nope",
+  "output": "nope",
+  "wavelet": "nope",
+  "learned": "yes",
+  "lambda_u": -1.0,
+  "lambda_p": -1.0,
+  "eps": -1.0,
+  "iterations": 0,
+  "reduce_dim": 0,
+  "output_dim": 0,
+  "clusters": 0,
+  "kmeans_iterations": -1,
+  "normalize_input": "yes",
+  "levels": (0,),
+  "mode": "nope",
+  "kernel_sizes": (0,),
+  "order": "nope",
+  "repeats": 0,
+  "out_features": 0,
+  "spatial_scale": -1.0,
+  "sampling_ratio": 1.5,
+  "aligned": "no",
+  "max_sampling_ratio": 0,
+  "box_gradient": "no",
+  "image_shape": (0, 32),
+  "canonical_scale": -1.0,
+  "canonical_level": "four",
 }
-REQUIRED = {"window_shape": (2, 2), "p": 2.0, "output_shape": (2, 2), "features": 4,
-            "output_dim": 8, "clusters": 2, "image_shape": (32, 32)}
-PAIRED = [name for name, spec in LAYER_SPECS.items() if "linen" in spec.apis and name != "LiftUpPool"]
+REQUIRED = {
+  "window_shape": (2, 2),
+  "p": 2.0,
+  "output_shape": (2, 2),
+  "features": 4,
+  "output_dim": 8,
+  "clusters": 2,
+  "image_shape": (32, 32),
+}
+PAIRED = [
+  name for name, spec in LAYER_SPECS.items() if "linen" in spec.apis and name != "LiftUpPool"
+]
 
 
 def _nnx_options(cls):
   from jaxpool.nnx._base import constructor_parameters
 
-  return {k: p for k, p in constructor_parameters(cls).items()
-          if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+  return {
+    k: p
+    for k, p in constructor_parameters(cls).items()
+    if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+  }
 
 
 def _linen_fields(cls):
   import dataclasses
 
-  return {f.name: (inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
-          for f in dataclasses.fields(cls) if f.name not in ("parent", "name")}
+  return {
+    f.name: (inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
+    for f in dataclasses.fields(cls)
+    if f.name not in ("parent", "name")
+  }
 
 
 @pytest.mark.parametrize("name", PAIRED + ["LiftUpPool"])
@@ -221,17 +302,20 @@ def test_every_nnx_option_is_a_linen_field_with_the_same_default(name):
   nnx_cls, linen_cls = getattr(jpnnx, name), getattr(jplinen, name)
   nnx_options = {k: p.default for k, p in _nnx_options(nnx_cls).items()}
   fields = _linen_fields(linen_cls)
-  nnx_options = {k: v for k, v in nnx_options.items()
-                 if k in fields or API_CONVENTIONS.get(k) != "nnx"}
-  fields = {k: v for k, v in fields.items()
-            if k in nnx_options or API_CONVENTIONS.get(k) != "linen"}
+  nnx_options = {
+    k: v for k, v in nnx_options.items() if k in fields or API_CONVENTIONS.get(k) != "nnx"
+  }
+  fields = {
+    k: v for k, v in fields.items() if k in nnx_options or API_CONVENTIONS.get(k) != "linen"
+  }
   # An NNX layer that passes **options on to its function takes those fields.
-  variadic = any(p.kind is p.VAR_KEYWORD
-                 for p in inspect.signature(nnx_cls.__init__).parameters.values())
+  variadic = any(
+    p.kind is p.VAR_KEYWORD for p in inspect.signature(nnx_cls.__init__).parameters.values()
+  )
   extra = set(fields) - set(nnx_options)
   if variadic:
     extra -= set(inspect.signature(LAYER_SPECS[name].function).parameters)
-  assert set(nnx_options) <= set(fields) and not extra, (set(nnx_options) ^ set(fields))
+  assert set(nnx_options) <= set(fields) and not extra, set(nnx_options) ^ set(fields)
   for option, default in nnx_options.items():
     if API_CONVENTIONS.get(option) != "default differs":
       assert fields[option] == default, (option, default, fields[option])
@@ -240,11 +324,15 @@ def test_every_nnx_option_is_a_linen_field_with_the_same_default(name):
 def _construct(cls, api, option, value):
   from flax import nnx
 
-  params = _nnx_options(cls) if api == "nnx" else {
+  params = (
+    _nnx_options(cls)
+    if api == "nnx"
+    else {
       k: inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=d)
-      for k, d in _linen_fields(cls).items()}
-  kwargs = {k: REQUIRED[k] for k, p in params.items()
-            if p.default is p.empty and k in REQUIRED}
+      for k, d in _linen_fields(cls).items()
+    }
+  )
+  kwargs = {k: REQUIRED[k] for k, p in params.items() if p.default is p.empty and k in REQUIRED}
   if "rngs" in params:
     kwargs["rngs"] = nnx.Rngs(0)
   kwargs[option] = value

@@ -33,8 +33,11 @@ ACCELERATORS = ("tpu", "cuda")
 
 # One platform per distinct non-CPU policy: the formulations to force on CPU.
 OTHER_POLICIES = sorted(
-    {policy: platform for platform, policy in sorted(POLICIES.items(), reverse=True)
-     if policy != POLICIES["cpu"]}.values()
+  {
+    policy: platform
+    for platform, policy in sorted(POLICIES.items(), reverse=True)
+    if policy != POLICIES["cpu"]
+  }.values()
 )
 
 
@@ -116,9 +119,13 @@ def test_forced_formulation_matches_the_default(case, platform):
     x64 = np.asarray(jax.random.permutation(jax.random.key(1), np.prod(SHAPE)), np.float64)
     with jax.enable_x64(True):
       modes = ["rev"] if case.reverse_only else ["fwd", "rev"]
-      check_grads(jax.jit(lambda v: case.call(v, None)),
-                  (jnp.asarray(x64.reshape(SHAPE) / 7.0 + 0.5),),
-                  order=1, modes=modes, eps=1e-4)
+      check_grads(
+        jax.jit(lambda v: case.call(v, None)),
+        (jnp.asarray(x64.reshape(SHAPE) / 7.0 + 0.5),),
+        order=1,
+        modes=modes,
+        eps=1e-4,
+      )
 
 
 def _formulation_differs(case, platform, x) -> bool:
@@ -126,6 +133,7 @@ def _formulation_differs(case, platform, x) -> bool:
   differs from the CPU one by more than its fusion barrier (an identical
   program's derivatives are checked in tests/test_properties.py) and from
   the platforms checked before it."""
+
   def jaxpr(p):
     with forced_platform(p):
       fn = jax.grad(_loss(case, None))
@@ -133,6 +141,7 @@ def _formulation_differs(case, platform, x) -> bool:
         fn = lambda v: jax.jvp(lambda u: case.call(u, None), (v,), (v,))
       text = str(jax.make_jaxpr(fn)(x)) + str(jax.make_jaxpr(jax.grad(_loss(case, None)))(x))
     return text.replace("optimization_barrier", "jaxpool_fence")
+
   earlier = ["cpu"] + OTHER_POLICIES[: OTHER_POLICIES.index(platform)]
   program = jaxpr(platform)
   return all(program != jaxpr(p) for p in earlier)
@@ -164,8 +173,13 @@ def test_backward_scatter_pads_once_past_the_cpu_limit(window, shifts):
   g = jax.random.normal(jax.random.key(1), x.shape)
 
   def scatter(v):
-    return scatter_to_input(lambda taps, c: jnp.where(taps >= 0, c, jnp.zeros((), c.dtype)), geom, (v,), (0,),
-                            pad_once=(False,))
+    return scatter_to_input(
+      lambda taps, c: jnp.where(taps >= 0, c, jnp.zeros((), c.dtype)),
+      geom,
+      (v,),
+      (0,),
+      pad_once=(False,),
+    )
 
   def pads(platform):
     with forced_platform(platform):

@@ -34,13 +34,17 @@ def test_bilinear_matches_numpy(normalize, eps, x64):
     expected = _numpy_bilinear(x, x if other is None else other, normalize, eps)
     got = jaxpool.bilinear_pool(x, other, normalize=normalize, eps=eps)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
-  check_grads(lambda a, b: jaxpool.bilinear_pool(a, b, normalize=normalize, eps=eps), (x, y), order=1)
+  check_grads(
+    lambda a, b: jaxpool.bilinear_pool(a, b, normalize=normalize, eps=eps), (x, y), order=1
+  )
 
 
 def test_signed_sqrt_and_l2_have_finite_gradients_at_zero():
   x = jnp.zeros((2, 3, 3, 4)).at[:, :, :, 0].set(1.0)  # most products exactly 0
-  for fn in (jaxpool.bilinear_pool,
-             lambda v: jaxpool.compact_bilinear_pool(v, output_dim=8, key=jax.random.key(0))):
+  for fn in (
+    jaxpool.bilinear_pool,
+    lambda v: jaxpool.compact_bilinear_pool(v, output_dim=8, key=jax.random.key(0)),
+  ):
     grad = jax.grad(lambda v: jnp.sum(fn(v) * jnp.arange(fn(v).shape[-1], dtype=jnp.float32)))(x)
     assert np.isfinite(grad).all()
     zero = jax.grad(lambda v: jnp.sum(fn(v)))(jnp.zeros((2, 3, 3, 4)))
@@ -50,12 +54,15 @@ def test_signed_sqrt_and_l2_have_finite_gradients_at_zero():
 def test_compact_bilinear_inner_products_are_unbiased_over_sketches(x64):
   # <phi(X), phi(Y)> estimates <sum_l x_l x_l^T, sum_l y_l y_l^T> (y = x).
   x, y = _normal((1, 3, 3, 6), seed=2), _normal((1, 3, 3, 6), seed=3)
-  exact = np.sum(np.einsum("mi,mj->ij", x[0].reshape(9, 6), x[0].reshape(9, 6))
-                 * np.einsum("mi,mj->ij", y[0].reshape(9, 6), y[0].reshape(9, 6)))
+  exact = np.sum(
+    np.einsum("mi,mj->ij", x[0].reshape(9, 6), x[0].reshape(9, 6))
+    * np.einsum("mi,mj->ij", y[0].reshape(9, 6), y[0].reshape(9, 6))
+  )
 
   def estimate(key):
     phi = lambda v: jaxpool.compact_bilinear_pool(  # noqa: E731
-        v, output_dim=16, key=key, normalize=False)
+      v, output_dim=16, key=key, normalize=False
+    )
     return jnp.vdot(phi(x), phi(y))
 
   samples = np.asarray(jax.jit(jax.vmap(estimate))(jax.random.split(jax.random.key(0), 2000)))
@@ -68,35 +75,62 @@ def test_compact_bilinear_inner_products_are_unbiased_over_sketches(x64):
 def test_compact_bilinear_with_given_sketches_and_its_layers():
   x = jax.random.normal(jax.random.key(1), (2, 4, 4, 5))
   by_key = jaxpool.compact_bilinear_pool(x, output_dim=32, key=jax.random.key(7))
-  np.testing.assert_array_equal(by_key, jaxpool.compact_bilinear_pool(x, output_dim=32, key=jax.random.key(7)))
-  assert not np.allclose(by_key, jaxpool.compact_bilinear_pool(x, output_dim=32, key=jax.random.key(8)))
+  np.testing.assert_array_equal(
+    by_key, jaxpool.compact_bilinear_pool(x, output_dim=32, key=jax.random.key(7))
+  )
+  assert not np.allclose(
+    by_key, jaxpool.compact_bilinear_pool(x, output_dim=32, key=jax.random.key(8))
+  )
   head = jpnnx.CompactBilinearPool(features=5, output_dim=32, rngs=nnx.Rngs(3))
-  np.testing.assert_allclose(head(x), jaxpool.compact_bilinear_pool(
-      x, output_dim=32, sketches=head.sketches()), rtol=1e-6)
+  np.testing.assert_allclose(
+    head(x), jaxpool.compact_bilinear_pool(x, output_dim=32, sketches=head.sketches()), rtol=1e-6
+  )
   assert not nnx.state(head, nnx.Param)  # the sketches are not trained
   assert len(jax.tree.leaves(nnx.state(head, jpnnx.Sketch))) == 4
   linen = jplinen.CompactBilinearPool(output_dim=32)
   variables = linen.init(jax.random.key(0), x)
   assert "params" not in variables
-  np.testing.assert_allclose(linen.apply(variables, x), jaxpool.compact_bilinear_pool(
-      x, output_dim=32, sketches=variables["sketch"]["sketches"]), rtol=1e-6)
+  np.testing.assert_allclose(
+    linen.apply(variables, x),
+    jaxpool.compact_bilinear_pool(x, output_dim=32, sketches=variables["sketch"]["sketches"]),
+    rtol=1e-6,
+  )
   np.testing.assert_allclose(jpnnx.BilinearPool()(x), jaxpool.bilinear_pool(x))
   np.testing.assert_allclose(jplinen.BilinearPool().apply({}, x, x), jaxpool.bilinear_pool(x, x))
 
 
-@pytest.mark.parametrize("call,error,match", [
-    (lambda x: jaxpool.compact_bilinear_pool(x, output_dim=0, key=jax.random.key(0)),
-     ValueError, "output_dim must be"),
+@pytest.mark.parametrize(
+  "call,error,match",
+  [
+    (
+      lambda x: jaxpool.compact_bilinear_pool(x, output_dim=0, key=jax.random.key(0)),
+      ValueError,
+      "output_dim must be",
+    ),
     (lambda x: jaxpool.compact_bilinear_pool(x, output_dim=8), TypeError, "exactly one of key"),
-    (lambda x: jaxpool.compact_bilinear_pool(x, output_dim=8, key=jax.random.key(0), sketches=(
-        (jnp.zeros(4, jnp.int32), jnp.ones(4)),) * 2), TypeError, "exactly one of key"),
-    (lambda x: jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=(
-        (jnp.zeros(3, jnp.int32), jnp.ones(3)),) * 2), ValueError, "the sketches hash"),
+    (
+      lambda x: jaxpool.compact_bilinear_pool(
+        x,
+        output_dim=8,
+        key=jax.random.key(0),
+        sketches=((jnp.zeros(4, jnp.int32), jnp.ones(4)),) * 2,
+      ),
+      TypeError,
+      "exactly one of key",
+    ),
+    (
+      lambda x: jaxpool.compact_bilinear_pool(
+        x, output_dim=8, sketches=((jnp.zeros(3, jnp.int32), jnp.ones(3)),) * 2
+      ),
+      ValueError,
+      "the sketches hash",
+    ),
     (lambda x: jaxpool.bilinear_pool(x, x[:, :2]), ValueError, "share their batch and spatial"),
     (lambda x: jaxpool.bilinear_pool(x, eps=-1.0), ValueError, "eps must be"),
     (lambda x: jaxpool.bilinear_pool(x, normalize=1), TypeError, "normalize must be a bool"),
     (lambda x: jaxpool.bilinear_pool(x[0, 0]), ValueError, "at least one spatial axis"),
-])
+  ],
+)
 def test_clear_errors(call, error, match):
   with pytest.raises(error, match=match):
     call(jnp.ones((2, 3, 3, 4)))
@@ -119,7 +153,9 @@ def test_normalised_descriptors_do_not_depend_on_the_scale():
   x = jax.random.normal(jax.random.key(0), (2, 6, 6, 4))
   y = jax.random.normal(jax.random.key(1), (2, 6, 6, 3))
   for scale in (1e30, 1e-20):
-    np.testing.assert_allclose(jaxpool.bilinear_pool(x * scale, y), jaxpool.bilinear_pool(x, y), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+      jaxpool.bilinear_pool(x * scale, y), jaxpool.bilinear_pool(x, y), rtol=2e-5, atol=1e-6
+    )
     sketch = lambda a: jaxpool.compact_bilinear_pool(a, y, output_dim=32, key=jax.random.key(2))
     # FFT rounding near 0 is amplified by the signed square root.
     np.testing.assert_allclose(sketch(x * scale), sketch(x), rtol=2e-5, atol=5e-4)
@@ -136,5 +172,7 @@ def test_compact_bilinear_checks_concrete_sketch_hashes():
   with pytest.raises(TypeError, match="h1 must be integers"):
     jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=((h1.astype(jnp.float32), s1), sketch2))
   # Traced sketches (e.g. a layer's state under jit) are used as given.
-  traced = jax.jit(lambda h: jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=((h, s1), sketch2)))
+  traced = jax.jit(
+    lambda h: jaxpool.compact_bilinear_pool(x, output_dim=8, sketches=((h, s1), sketch2))
+  )
   assert traced(h1).shape == (1, 8)

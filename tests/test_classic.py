@@ -38,12 +38,8 @@ def test_max_pool_values_gradients_indices(nd, k, s, p, d, ceil, kind):
   ref, ref_idx = torch_op("max_pool", nd)(to_torch(x), return_indices=True, **targs)
   cot = np.random.default_rng(1).standard_normal(from_torch(ref).shape)
   cot = cot.astype(np.float32)
-  ref_y, ref_g = value_and_grad(
-      lambda t: torch_op("max_pool", nd)(t, **targs), x, cot
-  )
-  y, g = jax_value_and_grad(
-      jax.jit(lambda v: jaxpool.max_pool(v, **jargs)), x, cot
-  )
+  ref_y, ref_g = value_and_grad(lambda t: torch_op("max_pool", nd)(t, **targs), x, cot)
+  y, g = jax_value_and_grad(jax.jit(lambda v: jaxpool.max_pool(v, **jargs)), x, cot)
   np.testing.assert_array_equal(y, ref_y)
   np.testing.assert_allclose(g, ref_g, rtol=1e-6, atol=1e-6)
   values, indices = jaxpool.max_pool_with_indices(x, **jargs)
@@ -59,11 +55,9 @@ def test_min_pool_is_mirrored_torch_max_pool(nd, k, s, p, d, ceil, kind):
   targs = torch_window_args(k, s, p, d, ceil)
   ref = -from_torch(torch_op("max_pool", nd)(to_torch(-x), **targs))
   cot = np.random.default_rng(2).standard_normal(ref.shape).astype(np.float32)
-  _, ref_g = value_and_grad(
-      lambda t: -torch_op("max_pool", nd)(-t, **targs), x, cot
-  )
+  _, ref_g = value_and_grad(lambda t: -torch_op("max_pool", nd)(-t, **targs), x, cot)
   y, g = jax_value_and_grad(
-      lambda v: jaxpool.min_pool(v, **jax_window_args(nd, k, s, p, d, ceil)), x, cot
+    lambda v: jaxpool.min_pool(v, **jax_window_args(nd, k, s, p, d, ceil)), x, cot
   )
   np.testing.assert_array_equal(y, ref)
   np.testing.assert_allclose(g, ref_g, rtol=1e-6, atol=1e-6)
@@ -76,8 +70,11 @@ def _torch_avg_pool(nd):
 
   def pool1d(t, kernel_size, stride, padding, **kwargs):
     out = F.avg_pool2d(
-        t[:, :, None, :], (1, kernel_size), (1, stride or kernel_size),
-        (0, padding), **kwargs,
+      t[:, :, None, :],
+      (1, kernel_size),
+      (1, stride or kernel_size),
+      (0, padding),
+      **kwargs,
     )
     return out[:, :, 0, :]
 
@@ -85,11 +82,11 @@ def _torch_avg_pool(nd):
 
 
 AVG_CASES = [
-    (nd, k, s, p, ceil, cip, div)
-    for nd in SPATIAL
-    for (k, s, p, d, ceil) in WINDOWS
-    if d == 1
-    for cip, div in [(True, None), (False, None), (True, 3)]
+  (nd, k, s, p, ceil, cip, div)
+  for nd in SPATIAL
+  for (k, s, p, d, ceil) in WINDOWS
+  if d == 1
+  for cip, div in [(True, None), (False, None), (True, 3)]
 ]
 
 
@@ -97,8 +94,12 @@ AVG_CASES = [
 def test_avg_pool_values_and_gradients(nd, k, s, p, ceil, cip, div):
   x = torch_input(nd, "normal")
   targs = dict(
-      kernel_size=k, stride=s, padding=p, ceil_mode=ceil,
-      count_include_pad=cip, divisor_override=div,
+    kernel_size=k,
+    stride=s,
+    padding=p,
+    ceil_mode=ceil,
+    count_include_pad=cip,
+    divisor_override=div,
   )
   fn = _torch_avg_pool(nd)
   ref = from_torch(fn(to_torch(x), **targs))
@@ -106,20 +107,19 @@ def test_avg_pool_values_and_gradients(nd, k, s, p, ceil, cip, div):
   ref_y, ref_g = value_and_grad(lambda t: fn(t, **targs), x, cot)
   jargs = jax_window_args(nd, k, s, p, 1, ceil)
   y, g = jax_value_and_grad(
-      jax.jit(
-          lambda v: jaxpool.avg_pool(v, count_include_pad=cip, divisor=div, **jargs)
-      ),
-      x, cot,
+    jax.jit(lambda v: jaxpool.avg_pool(v, count_include_pad=cip, divisor=div, **jargs)),
+    x,
+    cot,
   )
   np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(g, ref_g, rtol=1e-5, atol=1e-6)
 
 
 LP_CASES = [
-    (nd, k, s, ceil, p)
-    for nd in (1, 2)  # torch has lp_pool1d and lp_pool2d (lp_pool3d too in 2.13)
-    for (k, s, ceil) in [(2, None, False), (3, 2, False), (3, 1, False), (2, 2, True)]
-    for p in (1.0, 2.0, 3.5)
+  (nd, k, s, ceil, p)
+  for nd in (1, 2)  # torch has lp_pool1d and lp_pool2d (lp_pool3d too in 2.13)
+  for (k, s, ceil) in [(2, None, False), (3, 2, False), (3, 1, False), (2, 2, True)]
+  for p in (1.0, 2.0, 3.5)
 ]
 
 
@@ -135,10 +135,9 @@ def test_lp_pool_matches_torch_on_nonnegative_input(nd, k, s, ceil, p):
   cot = np.random.default_rng(4).standard_normal(ref.shape).astype(np.float32)
   ref_y, ref_g = value_and_grad(lambda t: fn(t, **targs), x, cot)
   y, g = jax_value_and_grad(
-      lambda v: jaxpool.lp_pool(
-          v, (k,) * nd, None if s is None else (s,) * nd, p=p, ceil_mode=ceil
-      ),
-      x, cot,
+    lambda v: jaxpool.lp_pool(v, (k,) * nd, None if s is None else (s,) * nd, p=p, ceil_mode=ceil),
+    x,
+    cot,
   )
   np.testing.assert_allclose(y, ref_y, rtol=2e-5, atol=1e-5)
   np.testing.assert_allclose(g, ref_g, rtol=2e-4, atol=1e-5)
@@ -156,12 +155,14 @@ def test_lp_pool_ceil_mode_partial_windows_differ_from_torch_as_documented():
 def test_nan_in_a_max_window_gives_nan():
   x = column([1.0, NAN, 2.0, 3.0])
   np.testing.assert_array_equal(jaxpool.max_pool(x, (2,))[:, 0], [NAN, 3.0])
-  np.testing.assert_array_equal(jaxpool.adaptive_max_pool(column([1, NAN, 2, 3, 4]), (3,))[:, 0], [NAN, NAN, 4.0])
+  np.testing.assert_array_equal(
+    jaxpool.adaptive_max_pool(column([1, NAN, 2, 3, 4]), (3,))[:, 0], [NAN, NAN, 4.0]
+  )
   for op in (
-      lambda v: jaxpool.mixed_pool(v, (2,), alpha=1.0),
-      lambda v: jaxpool.soft_pool(v, (2,)),
-      lambda v: jaxpool.stochastic_pool(v, (2,)),
-      lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2,)),
+    lambda v: jaxpool.mixed_pool(v, (2,), alpha=1.0),
+    lambda v: jaxpool.soft_pool(v, (2,)),
+    lambda v: jaxpool.stochastic_pool(v, (2,)),
+    lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2,)),
   ):
     y = op(x)[:, 0]
     assert np.isnan(y[0]) and np.isfinite(y[1])
@@ -207,15 +208,15 @@ def test_median_pool_integers_and_nan():
 
 
 @pytest.mark.parametrize(
-    "fn",
-    [
-        lambda x: jaxpool.max_pool(x, (2, 2)),
-        lambda x: jaxpool.min_pool(x, (2, 2), 1, 1),
-        lambda x: jaxpool.median_pool(x, (3, 3)),
-        lambda x: jaxpool.adaptive_max_pool(x, (2, 3)),
-        lambda x: jaxpool.global_max_pool(x),
-        lambda x: jaxpool.max_pool_with_indices(x, (2, 2))[0],
-    ],
+  "fn",
+  [
+    lambda x: jaxpool.max_pool(x, (2, 2)),
+    lambda x: jaxpool.min_pool(x, (2, 2), 1, 1),
+    lambda x: jaxpool.median_pool(x, (3, 3)),
+    lambda x: jaxpool.adaptive_max_pool(x, (2, 3)),
+    lambda x: jaxpool.global_max_pool(x),
+    lambda x: jaxpool.max_pool_with_indices(x, (2, 2))[0],
+  ],
 )
 def test_selection_operators_keep_integer_dtype(fn):
   x = jax.random.randint(jax.random.key(0), (2, 6, 6, 3), -50, 50, jnp.int32)
@@ -252,7 +253,7 @@ def test_lp_pool_scales_each_window_by_its_own_maximum(x64):
   x = np.random.default_rng(0).standard_normal((2, 8, 12, 3))
   y32 = jaxpool.lp_pool(x.astype(np.float32), (2, 2), p=100.0)
   windows = np.abs(x).reshape(2, 4, 2, 6, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 4, 6, 3, 4)
-  expected = np.sum(windows ** 100.0, axis=-1) ** (1 / 100)
+  expected = np.sum(windows**100.0, axis=-1) ** (1 / 100)
   np.testing.assert_allclose(y32, expected, rtol=1e-5)
   assert (np.asarray(y32) > 0).all()
   for big, p in ((1e20, 2.0), (1e4, 10.0)):
@@ -277,14 +278,19 @@ def test_lp_pool_nan_and_inf_stay_in_their_windows():
 @pytest.mark.parametrize("p", [0.5, 1.0, 2.5, 7.0])
 def test_lp_pool_gradient_is_the_true_derivative_in_both_modes(p, x64):
   x = jax.random.normal(jax.random.key(5), (2, 7, 9, 2), jnp.float64)
-  check_grads(lambda v: jaxpool.lp_pool(v, (3, 3), 2, 1, p=p), (x,), order=1, modes=["fwd", "rev"], eps=1e-5)
+  check_grads(
+    lambda v: jaxpool.lp_pool(v, (3, 3), 2, 1, p=p), (x,), order=1, modes=["fwd", "rev"], eps=1e-5
+  )
 
 
 # Large windows run one axis at a time (core.reductions.extremum_pool); the
 # row-major first-maximum rule must survive, ties included.
 LARGE_WINDOWS = [
-    (2, 9, 1, 4, 1, False), (2, 13, 1, 6, 1, False), (2, 7, 2, 3, 1, True),
-    (2, 7, 1, 0, 2, False), (3, 5, 1, 2, 1, False),
+  (2, 9, 1, 4, 1, False),
+  (2, 13, 1, 6, 1, False),
+  (2, 7, 2, 3, 1, True),
+  (2, 7, 1, 0, 2, False),
+  (3, 5, 1, 2, 1, False),
 ]
 
 
@@ -293,7 +299,9 @@ LARGE_WINDOWS = [
 def test_large_windows_match_torch_with_ties(nd, k, s, p, d, ceil, kind):
   rng = np.random.default_rng(k)
   shape = {1: (2, 29, 3), 2: (2, 15, 17, 3), 3: (2, 7, 8, 6, 2)}[nd]
-  x = (rng.integers(0, 3, shape) if kind == "ties" else rng.standard_normal(shape)).astype(np.float32)
+  x = (rng.integers(0, 3, shape) if kind == "ties" else rng.standard_normal(shape)).astype(
+    np.float32
+  )
   targs = torch_window_args(k, s, p, d, ceil)
   jargs = jax_window_args(nd, k, s, p, d, ceil)
   for sign, name in ((1, "max_pool"), (-1, "min_pool")):
@@ -308,9 +316,15 @@ def test_large_windows_match_torch_with_ties(nd, k, s, p, d, ceil, kind):
     np.testing.assert_allclose(g, ref_g, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("k,s,p,ceil,include", [
-    (9, 1, 4, False, True), (13, 1, 6, False, False), (7, 2, 3, True, False), (9, 3, 0, True, True),
-])
+@pytest.mark.parametrize(
+  "k,s,p,ceil,include",
+  [
+    (9, 1, 4, False, True),
+    (13, 1, 6, False, False),
+    (7, 2, 3, True, False),
+    (9, 3, 0, True, True),
+  ],
+)
 def test_large_average_windows_match_torch(k, s, p, ceil, include):
   # Large windows are summed one axis at a time (core.reductions.separable).
   x = np.random.default_rng(k).standard_normal((2, 15, 17, 3)).astype(np.float32)
@@ -333,7 +347,9 @@ def _median_gradient_reference(x, k, s, p, cot):
   y = _median_reference(x, k, s, p, "lower")
   for b, i, j, f in itertools.product(range(n), range(y.shape[1]), range(y.shape[2]), range(c)):
     r0, c0 = i * s - p, j * s - p
-    cells = [(r, q) for r in range(max(r0, 0), min(r0 + k, h)) for q in range(max(c0, 0), min(c0 + k, w))]
+    cells = [
+      (r, q) for r in range(max(r0, 0), min(r0 + k, h)) for q in range(max(c0, 0), min(c0 + k, w))
+    ]
     r, q = next(cell for cell in cells if x[(b, *cell, f)] == y[b, i, j, f])
     grad[b, r, q, f] += cot[b, i, j, f]
   return grad
@@ -346,6 +362,7 @@ def test_median_pool_order_statistic_paths_with_ties(k, s, p, network, monkeypat
   # ones a sort: both give the numpy median, and the gradient reaches the
   # first cell holding it, ties included.
   from jaxpool._src import classic
+
   monkeypatch.setattr(classic, "MEDIAN_NETWORK_MAX_TAPS", 169 if network else 0)
   rng = np.random.default_rng(k)
   x = rng.integers(0, 4, (2, 11, 12, 2)).astype(np.float32)
@@ -359,5 +376,8 @@ def test_median_pool_order_statistic_paths_with_ties(k, s, p, network, monkeypat
 
 
 def test_median_pool_gradient_is_the_true_derivative(x64):
-  x = jax.random.permutation(jax.random.key(3), 2 * 7 * 8).reshape(2, 7, 8, 1).astype(jnp.float64) / 7.0
+  x = (
+    jax.random.permutation(jax.random.key(3), 2 * 7 * 8).reshape(2, 7, 8, 1).astype(jnp.float64)
+    / 7.0
+  )
   check_grads(lambda v: jaxpool.median_pool(v, (3, 3), 2, 1, even="mean"), (x,), order=2)

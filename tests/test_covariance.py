@@ -44,7 +44,9 @@ def _numpy_newton_schulz(c, iterations):
 def test_covariance_matches_numpy(shape, x64):
   x = _normal(shape)
   expected = _numpy_covariance(x, list(range(1, len(shape) - 1)))
-  np.testing.assert_allclose(jaxpool.covariance_pool(x, normalize=None), expected, rtol=1e-12, atol=1e-12)
+  np.testing.assert_allclose(
+    jaxpool.covariance_pool(x, normalize=None), expected, rtol=1e-12, atol=1e-12
+  )
   # spatial_ndim: two batch axes, one spatial axis.
   y = jaxpool.covariance_pool(x.reshape(1, 2, -1, 4), normalize=None, spatial_ndim=1)
   np.testing.assert_allclose(y[0], expected, rtol=1e-12, atol=1e-12)
@@ -67,7 +69,9 @@ def test_logm_matches_scipy_in_float64(x64):
   x = _normal((3, 5, 6, 4), seed=1)
   c = _numpy_covariance(x, [1, 2])
   expected = np.stack([scipy.linalg.logm(a).real for a in c])
-  np.testing.assert_allclose(jaxpool.covariance_pool(x, normalize="logm", eps=1e-12), expected, atol=1e-6)
+  np.testing.assert_allclose(
+    jaxpool.covariance_pool(x, normalize="logm", eps=1e-12), expected, atol=1e-6
+  )
 
 
 def test_triu_order_is_numpy_triu_indices():
@@ -89,7 +93,9 @@ def test_logm_custom_derivative_passes_check_grads(x64):
   iso[0, :, 0] = [[1, 0], [-1, 0], [0, 1], [0, -1]]
   c = jaxpool.covariance_pool(iso, normalize=None)
   np.testing.assert_allclose(c[0], np.eye(2) / 2, atol=1e-15)
-  check_grads(lambda v: jaxpool.covariance_pool(v, normalize="logm"), (iso,), order=1, modes=("rev",))
+  check_grads(
+    lambda v: jaxpool.covariance_pool(v, normalize="logm"), (iso,), order=1, modes=("rev",)
+  )
   check_grads(lambda v: jaxpool.covariance_pool(v, iterations=3), (x,), order=1)
 
 
@@ -104,16 +110,22 @@ def test_degenerate_covariances_give_finite_values_and_gradients(normalize):
   if normalize == "sqrtm":
     np.testing.assert_array_equal(jaxpool.covariance_pool(constant), 0.0)
   if normalize == "logm":  # the zero eigenvalues sit at the floor
-    np.testing.assert_allclose(jaxpool.covariance_pool(constant, normalize="logm", eps=1e-4),
-                               np.log(1e-4) * np.broadcast_to(np.eye(6), (2, 6, 6)), rtol=1e-5)
+    np.testing.assert_allclose(
+      jaxpool.covariance_pool(constant, normalize="logm", eps=1e-4),
+      np.log(1e-4) * np.broadcast_to(np.eye(6), (2, 6, 6)),
+      rtol=1e-5,
+    )
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
+@pytest.mark.parametrize(
+  "kwargs,error,match",
+  [
     ({"normalize": "sqrt"}, ValueError, "normalize must be"),
     ({"output": "vector"}, ValueError, "output must be"),
     ({"iterations": 0}, ValueError, "iterations must be"),
     ({"eps": 0.0}, ValueError, "eps must be"),
-])
+  ],
+)
 def test_clear_errors(kwargs, error, match):
   with pytest.raises(error, match=match):
     jaxpool.covariance_pool(jnp.ones((2, 3, 3, 4)), **kwargs)
@@ -166,9 +178,13 @@ def test_large_and_small_maps_scale_exactly():
     logm = jaxpool.covariance_pool(x * scale, normalize="logm")
     if scale > 1:  # log(s^2 C) = log C + 2 log s
       shift = 2 * np.log(scale) * np.eye(3)
-      np.testing.assert_allclose(logm - shift, jaxpool.covariance_pool(x, normalize="logm"), atol=2e-3)
+      np.testing.assert_allclose(
+        logm - shift, jaxpool.covariance_pool(x, normalize="logm"), atol=2e-3
+      )
     else:  # every eigenvalue below eps
-      np.testing.assert_allclose(logm, np.broadcast_to(np.log(1e-5) * np.eye(3), (2, 3, 3)), atol=1e-4)
+      np.testing.assert_allclose(
+        logm, np.broadcast_to(np.log(1e-5) * np.eye(3), (2, 3, 3)), atol=1e-4
+      )
     for normalize in ("sqrtm", "logm"):
       assert _finite_gradient(lambda v: jaxpool.covariance_pool(v, normalize=normalize), x * scale)
   # The covariance itself leaves float32 at 1e30 (about 1e60): inf, not NaN.

@@ -32,8 +32,11 @@ def test_every_public_callable_has_an_example_that_the_suite_runs():
   callables = [(p, n) for p, n in PUBLIC if callable(getattr(p, n))]
   missing = [f"{p.__name__}.{n}" for p, n in callables if _examples(getattr(p, n)) == 0]
   assert not missing, f"{len(missing)} of {len(callables)} public names have no example: {missing}"
-  outside = [f"{p.__name__}.{n}" for p, n in callables
-             if not inspect.getmodule(getattr(p, n)).__name__.startswith("jaxpool")]
+  outside = [
+    f"{p.__name__}.{n}"
+    for p, n in callables
+    if not inspect.getmodule(getattr(p, n)).__name__.startswith("jaxpool")
+  ]
   assert not outside
   assert len(callables) >= 120  # jaxpool.__all__ and both layer packages
 

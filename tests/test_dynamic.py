@@ -45,7 +45,9 @@ def _torch_dyno(x, out, delta, aggregate="max"):
     mesh = np.meshgrid(*axes, indexing="ij")
     grid = np.stack(mesh[::-1], axis=-1)  # grid_sample wants (x=W, y=H, z=D)
     grid = torch.tensor(np.broadcast_to(grid, (x.shape[0], *grid.shape)).copy(), dtype=xt.dtype)
-    reads.append(F.grid_sample(xt, grid, mode="bilinear", padding_mode="border", align_corners=False))
+    reads.append(
+      F.grid_sample(xt, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    )
   stacked = torch.stack(reads)
   y = stacked.amax(0) if aggregate == "max" else stacked.mean(0)
   return xt, y, (lambda a: a[:, 0]) if n == 1 else (lambda a: a)
@@ -56,7 +58,7 @@ def _numpy_dyno(x, sizes, out, delta, aggregate="max"):
   (the straight-through surrogate when ``sizes = L / alpha``)."""
   x = np.asarray(x, np.float64)
   n = len(out)
-  spatial = x.shape[-1 - n:-1]
+  spatial = x.shape[-1 - n : -1]
   reads = []
   for signs in itertools.product((-1, 1), repeat=n):
     value = x
@@ -76,20 +78,22 @@ def _numpy_dyno(x, sizes, out, delta, aggregate="max"):
 # The function.
 
 ORACLE_CASES = [
-    ((9,), (4,), (0.1,)),
-    ((11,), (3,), (0.4,)),
-    ((7, 8), (4, 4), (0.125, 0.125)),  # the quarter cell of a 2x2 grid, odd H
-    ((7, 8), (3, 5), (0.13, -0.31)),
-    ((8, 6), (5, 2), (2.0, 0.7)),  # beyond the cell and the border
-    ((8, 6), (8, 6), (0.0, 0.3)),  # no resizing
-    ((8, 6), (11, 9), (0.05, 0.02)),  # upsampling
-    ((5, 6, 5), (2, 3, 2), (0.2, 0.1, 0.25)),
+  ((9,), (4,), (0.1,)),
+  ((11,), (3,), (0.4,)),
+  ((7, 8), (4, 4), (0.125, 0.125)),  # the quarter cell of a 2x2 grid, odd H
+  ((7, 8), (3, 5), (0.13, -0.31)),
+  ((8, 6), (5, 2), (2.0, 0.7)),  # beyond the cell and the border
+  ((8, 6), (8, 6), (0.0, 0.3)),  # no resizing
+  ((8, 6), (11, 9), (0.05, 0.02)),  # upsampling
+  ((5, 6, 5), (2, 3, 2), (0.2, 0.1, 0.25)),
 ]
 
 
 # Every configuration with static offsets, and every other one traced (the
 # gather path), to keep the suite short.
-ORACLE_RUNS = [(*case, False) for case in ORACLE_CASES] + [(*case, True) for case in ORACLE_CASES[1::2]]
+ORACLE_RUNS = [(*case, False) for case in ORACLE_CASES] + [
+  (*case, True) for case in ORACLE_CASES[1::2]
+]
 
 
 @pytest.mark.parametrize("spatial,out,delta,traced", ORACLE_RUNS)
@@ -105,8 +109,9 @@ def test_matches_grid_sample_reads_combined_by_max(spatial, out, delta, traced):
   delta = jnp.asarray(delta, jnp.float32)
   y, pullback = jax.vjp(lambda v: fn(v, delta), jnp.asarray(x))
   np.testing.assert_allclose(y, squeeze(from_torch(yt)), rtol=1e-5, atol=1e-5)
-  np.testing.assert_allclose(pullback(jnp.asarray(cot))[0], squeeze(from_torch(xt.grad)),
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    pullback(jnp.asarray(cot))[0], squeeze(from_torch(xt.grad)), rtol=1e-5, atol=1e-5
+  )
 
 
 def test_mean_and_per_feature_delta_match_the_numpy_reference(x64):
@@ -115,8 +120,8 @@ def test_mean_and_per_feature_delta_match_the_numpy_reference(x64):
   for aggregate in ("max", "mean"):
     y = jaxpool.dyno_pool(x, (3, 5), jnp.asarray(delta), aggregate=aggregate)
     for c in range(3):
-      ref = _numpy_dyno(x[..., c:c + 1], (3, 5), (3, 5), delta[:, c], aggregate)
-      np.testing.assert_allclose(y[..., c:c + 1], ref, rtol=1e-12, atol=1e-12)
+      ref = _numpy_dyno(x[..., c : c + 1], (3, 5), (3, 5), delta[:, c], aggregate)
+      np.testing.assert_allclose(y[..., c : c + 1], ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("spatial_dims", [1, 2, 3])
@@ -126,11 +131,15 @@ def test_half_size_identities_average_and_max_pooling(spatial_dims):
   out = tuple(n // 2 for n in shape[1:-1])
   window = (2,) * spatial_dims
   cot = jnp.asarray(_normal(jaxpool.max_pool(x, window).shape, seed=3, dtype=np.float32))
-  for delta, pool in ((jnp.zeros(spatial_dims), jaxpool.avg_pool),
-                      (1 / (2 * jnp.asarray(out, jnp.float32)), jaxpool.max_pool),
-                      (None, jaxpool.max_pool)):
-    for fn in (lambda v: jaxpool.dyno_pool(v, out, delta),
-               jax.jit(lambda v, d=delta: jaxpool.dyno_pool(v, out, d))):
+  for delta, pool in (
+    (jnp.zeros(spatial_dims), jaxpool.avg_pool),
+    (1 / (2 * jnp.asarray(out, jnp.float32)), jaxpool.max_pool),
+    (None, jaxpool.max_pool),
+  ):
+    for fn in (
+      lambda v: jaxpool.dyno_pool(v, out, delta),
+      jax.jit(lambda v, d=delta: jaxpool.dyno_pool(v, out, d)),
+    ):
       y, pullback = jax.vjp(fn, x)
       z, pool_pullback = jax.vjp(lambda v: pool(v, window), x)
       np.testing.assert_allclose(y, z, rtol=1e-6, atol=1e-6)
@@ -169,9 +178,12 @@ def test_straight_through_alpha_gradient_is_the_surrogates_derivative(x64):
 
   grad = np.asarray(jax.grad(st)(jnp.asarray(alpha)))
   h = 1e-6
-  fd = np.array([(surrogate(alpha + h * e) - surrogate(alpha - h * e)) / (2 * h) for e in np.eye(2)])
+  fd = np.array(
+    [(surrogate(alpha + h * e) - surrogate(alpha - h * e)) / (2 * h) for e in np.eye(2)]
+  )
   assert np.all(np.abs(grad) > 1e-3)
   np.testing.assert_allclose(grad, fd, rtol=1e-5, atol=1e-8)
+
   # The quarter cell sits on pixel centres, where the read is not
   # differentiable: the positions grow with alpha, and the one-sided
   # difference toward larger alpha (the next pixel) is the gradient.
@@ -183,8 +195,9 @@ def test_straight_through_alpha_gradient_is_the_surrogates_derivative(x64):
     return np.vdot(_numpy_dyno(x, sizes, (4, 3), [1 / (2 * s) for s in sizes]), cot)
 
   grad = np.asarray(jax.grad(quarter)(jnp.asarray(alpha)))
-  forward = np.array([(quarter_surrogate(alpha + 1e-7 * e) - quarter_surrogate(alpha)) / 1e-7
-                      for e in np.eye(2)])
+  forward = np.array(
+    [(quarter_surrogate(alpha + 1e-7 * e) - quarter_surrogate(alpha)) / 1e-7 for e in np.eye(2)]
+  )
   assert np.all(np.abs(grad) > 1e-3)
   np.testing.assert_array_equal(np.sign(grad), np.sign(forward))
   np.testing.assert_allclose(grad, forward, rtol=1e-4)
@@ -195,29 +208,40 @@ def test_value_uses_the_static_size_and_jit_matches_eager():
   alpha = jnp.array([2.3, 1.7])
   eager = jaxpool.dyno_pool(x, (4, 4), scale=alpha)
   np.testing.assert_allclose(eager, jaxpool.dyno_pool(x, (4, 4)), atol=1e-6)
-  np.testing.assert_allclose(jax.jit(lambda v, a: jaxpool.dyno_pool(v, (4, 4), scale=a))(x, alpha),
-                             eager, atol=1e-6)
+  np.testing.assert_allclose(
+    jax.jit(lambda v, a: jaxpool.dyno_pool(v, (4, 4), scale=a))(x, alpha), eager, atol=1e-6
+  )
 
 
 def test_no_nan_for_offsets_far_beyond_the_cell_and_the_border():
   x = jnp.asarray(_normal((2, 6, 8, 3), dtype=np.float32))
   for delta in (jnp.array([5.0, -40.0]), jnp.array([1e6, 0.0])):
-    y, grads = jax.value_and_grad(lambda v, d: jaxpool.dyno_pool(v, (3, 4), d).sum(), (0, 1))(x, delta)
+    y, grads = jax.value_and_grad(lambda v, d: jaxpool.dyno_pool(v, (3, 4), d).sum(), (0, 1))(
+      x, delta
+    )
     assert np.isfinite(y) and all(np.isfinite(g).all() for g in grads)
   # Far beyond the border every query reads the border pixels.
-  np.testing.assert_allclose(jaxpool.dyno_pool(x, (3, 4), jnp.array([1e6, 1e6])),
-                             jnp.broadcast_to(jnp.maximum(jnp.maximum(x[:, :1, :1], x[:, :1, -1:]),
-                                                          jnp.maximum(x[:, -1:, :1], x[:, -1:, -1:])),
-                                              (2, 3, 4, 3)))
+  np.testing.assert_allclose(
+    jaxpool.dyno_pool(x, (3, 4), jnp.array([1e6, 1e6])),
+    jnp.broadcast_to(
+      jnp.maximum(
+        jnp.maximum(x[:, :1, :1], x[:, :1, -1:]), jnp.maximum(x[:, -1:, :1], x[:, -1:, -1:])
+      ),
+      (2, 3, 4, 3),
+    ),
+  )
 
 
 def test_infinite_neighbours_read_with_zero_weight_do_not_leak():
   x = np.zeros((1, 4, 4, 1), np.float32)
   x[0, 1, 1] = np.inf  # read by the first cell only; its neighbours' queries sit on knots
-  y, grad = jax.value_and_grad(lambda v: jaxpool.dyno_pool(v, (2, 2))[0, :, 1].sum())(jnp.asarray(x))
+  y, grad = jax.value_and_grad(lambda v: jaxpool.dyno_pool(v, (2, 2))[0, :, 1].sum())(
+    jnp.asarray(x)
+  )
   assert np.isfinite(grad).all()
-  np.testing.assert_array_equal(np.isinf(jaxpool.dyno_pool(jnp.asarray(x), (2, 2))[0, ..., 0]),
-                                [[True, False], [False, False]])
+  np.testing.assert_array_equal(
+    np.isinf(jaxpool.dyno_pool(jnp.asarray(x), (2, 2))[0, ..., 0]), [[True, False], [False, False]]
+  )
 
 
 def test_half_precision_in_and_out():
@@ -225,11 +249,17 @@ def test_half_precision_in_and_out():
   for dtype in (jnp.bfloat16, jnp.float16):
     y = jaxpool.dyno_pool(x.astype(dtype), (3, 5), jnp.array([0.1, 0.2], dtype))
     assert y.dtype == dtype
-    np.testing.assert_allclose(y.astype(np.float32), jaxpool.dyno_pool(x, (3, 5), jnp.array([0.1, 0.2])),
-                               rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(
+      y.astype(np.float32),
+      jaxpool.dyno_pool(x, (3, 5), jnp.array([0.1, 0.2])),
+      rtol=2e-2,
+      atol=2e-2,
+    )
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
+@pytest.mark.parametrize(
+  "kwargs,error,match",
+  [
     ({"output_shape": (0, 3)}, ValueError, "output_shape must be"),
     ({"output_shape": (2, 2, 2, 2)}, ValueError, "output_shape must be"),
     ({"output_shape": (2.0, 3)}, ValueError, "output_shape must be"),
@@ -243,7 +273,8 @@ def test_half_precision_in_and_out():
     ({"aggregate": "median"}, ValueError, "aggregate must be"),
     # Issue 24: an int used to mean the 1-D (4,), pooling only W of an image.
     ({"output_shape": 4}, ValueError, r"an int does not say how many: write \(4, 4\)"),
-])
+  ],
+)
 def test_clear_errors(kwargs, error, match):
   x = jnp.ones((2, 6, 8, 3))
   args = {"output_shape": (3, 4), "delta": jnp.zeros(2), **kwargs}
@@ -261,8 +292,9 @@ def test_clear_errors(kwargs, error, match):
 X = jax.random.normal(jax.random.key(0), (4, 16, 12, 3))
 
 
-@pytest.mark.parametrize("options", [{}, {"offset": "learned"},
-                                     {"offset": "learned", "per_feature": True, "features": 3}])
+@pytest.mark.parametrize(
+  "options", [{}, {"offset": "learned"}, {"offset": "learned", "per_feature": True, "features": 3}]
+)
 def test_layer_starts_as_max_pooling_and_alpha_learns(options):
   pool = jpnnx.DynOPool(**options)
   np.testing.assert_allclose(pool(X), jaxpool.max_pool(X, (2, 2)), atol=1e-6)
@@ -328,8 +360,13 @@ def test_sizes_seen_before_reuse_their_trace_whatever_alpha_led_back():
     shapes.append(forward(pool, x).shape[1:3])
   assert shapes == [(2, 2), (2, 3), (4, 4), (2, 1), (3, 4), (2, 2), (4, 5)]
   alphas = {}
-  for alpha, shape in (([3.6, 3.0], (2, 3)), ([2.0, 2.0], (4, 4)), ([8.1, 8.1], (1, 1)),
-                       ([3.6, 3.6], (2, 2)), ([1.9, 1.9], (4, 4))):
+  for alpha, shape in (
+    ([3.6, 3.0], (2, 3)),
+    ([2.0, 2.0], (4, 4)),
+    ([8.1, 8.1], (1, 1)),
+    ([3.6, 3.6], (2, 2)),
+    ([1.9, 1.9], (4, 4)),
+  ):
     pool.alpha[...] = jnp.array(alpha)
     jpnnx.sync_dyno_shapes(pool)
     assert forward(pool, x).shape[1:3] == shape
@@ -366,6 +403,7 @@ def test_training_grows_or_shrinks_alpha_and_the_size_follows():
     def loss(model):
       model(X)
       return jpnnx.auxiliary_loss(model)  # only the complexity term: shrink
+
     value, grads = nnx.value_and_grad(loss)(model)
     optimizer.update(model, grads)
     return value
@@ -378,7 +416,9 @@ def test_training_grows_or_shrinks_alpha_and_the_size_follows():
   assert all(n < m for n, m in zip(model(X).shape[1:3], (8, 6)))
 
 
-@pytest.mark.parametrize("kwargs,match", [
+@pytest.mark.parametrize(
+  "kwargs,match",
+  [
     ({"spatial_dims": 4}, "spatial_dims must be"),
     ({"init_ratio": 0.0}, "init_ratio must be"),
     ({"init_ratio": (0.5, 0.5, 0.5)}, "init_ratio must be"),
@@ -389,7 +429,8 @@ def test_training_grows_or_shrinks_alpha_and_the_size_follows():
     ({"aggregate": "min"}, "aggregate must be"),
     ({"macs": -1.0}, "macs must be"),
     ({"init_ratio": 2.0}, r"init_ratio \(2.0, 2.0\) exceeds max_ratio \(1.0, 1.0\)"),
-])
+  ],
+)
 def test_layer_errors(kwargs, match):
   with pytest.raises((ValueError, TypeError), match=match):
     jpnnx.DynOPool(**kwargs)

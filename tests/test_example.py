@@ -6,7 +6,6 @@ default dtype promotion (the suite's is strict), so the compiled steps are
 shared between tests; the process has 8 CPU devices (``conftest.py``).
 """
 
-import importlib
 import json
 import pathlib
 import subprocess
@@ -16,13 +15,14 @@ import jax
 import pytest
 
 from examples import (
-    detail_preservation,
-    dynopool_anisotropy,
-    gallery,
-    liftpool_reconstruction,
-    reproduce,
-    roi_align_digits,
-    train,
+  detail_preservation,
+  dynopool_anisotropy,
+  gallery,
+  liftpool_reconstruction,
+  reproduce,
+  roi_align_digits,
+  train,
+  verdicts,
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -44,15 +44,19 @@ def _results(out):
 
 
 def test_train_example_max_pooling_reaches_90_percent_and_learned_and_random_layers_train(
-    tmp_path, capsys):
+  tmp_path, capsys
+):
   out = tmp_path / "run"
-  _train("--pool", "max", "--pool", "lip", "--pool", "mixed", "--epochs", 5, "--devices", 1,
-         "--out", out)
+  _train(
+    "--pool", "max", "--pool", "lip", "--pool", "mixed", "--epochs", 5, "--devices", 1, "--out", out
+  )
   stdout = capsys.readouterr().out
   results = _results(out)
   assert set(results) == {"max", "lip", "mixed"}
   assert results["max"]["test_accuracy_mean"] >= 0.90
-  assert results["lip"]["test_accuracy_mean"] >= 0.5 and results["mixed"]["test_accuracy_mean"] >= 0.5
+  assert (
+    results["lip"]["test_accuracy_mean"] >= 0.5 and results["mixed"]["test_accuracy_mean"] >= 0.5
+  )
   assert len(results["max"]["seeds"]["0"]["accuracy_per_epoch"]) == 5
   assert results["max"]["step_time_ms"] > 0
   assert (out / "accuracy.png").stat().st_size > 10_000
@@ -74,12 +78,16 @@ def test_train_example_resumes_exactly_with_several_seeds(tmp_path, capsys):
   assert "±" in capsys.readouterr().out
   a, b = _results(stopped), _results(straight)
   for seed in ("0", "1"):
-    assert (a["stochastic"]["seeds"][seed]["accuracy_per_epoch"]
-            == b["stochastic"]["seeds"][seed]["accuracy_per_epoch"])
+    assert (
+      a["stochastic"]["seeds"][seed]["accuracy_per_epoch"]
+      == b["stochastic"]["seeds"][seed]["accuracy_per_epoch"]
+    )
   assert a["stochastic"]["test_accuracy_mean"] == b["stochastic"]["test_accuracy_mean"]
   assert a["stochastic"]["test_accuracy_std"] == b["stochastic"]["test_accuracy_std"]
-  assert (a["stochastic"]["seeds"]["0"]["accuracy_per_epoch"]
-          != a["stochastic"]["seeds"]["1"]["accuracy_per_epoch"])
+  assert (
+    a["stochastic"]["seeds"]["0"]["accuracy_per_epoch"]
+    != a["stochastic"]["seeds"]["1"]["accuracy_per_epoch"]
+  )
   _train(*common, "--epochs", 2, "--out", stopped)
   assert capsys.readouterr().out.count("complete in") == 2
   _train(*common, "--epochs", 1, "--out", stopped, "--fresh")
@@ -115,11 +123,14 @@ def test_train_example_global_pooling_heads(tmp_path):
 
 def test_train_package_joins_a_cluster_only_when_main_asks(monkeypatch, tmp_path):
   # Importing it (with --distributed on the command line) initialises nothing.
-  probe = ("import sys, jax; sys.argv = ['train', '--distributed'];"
-           " jax.distributed.initialize = lambda *a, **k: sys.exit('initialised');"
-           " import examples.train, examples.reproduce")
-  proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                        timeout=300, cwd=ROOT)
+  probe = (
+    "import sys, jax; sys.argv = ['train', '--distributed'];"
+    " jax.distributed.initialize = lambda *a, **k: sys.exit('initialised');"
+    " import examples.train, examples.reproduce"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=ROOT
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   # main joins the cluster before it first looks at the devices.
   calls = []
@@ -152,7 +163,11 @@ def test_liftpool_example_runs_both_claims(tmp_path):
   liftpool_reconstruction.main(["--quick", "--out", str(tmp_path)])
   report = json.loads((tmp_path / "results.json").read_text())
   assert set(report["reconstruction"]) == {
-      "max + unpool", "avg + nearest", "avg + bilinear", "lift LeGall 5/3", "lift learned"
+    "max + unpool",
+    "avg + nearest",
+    "avg + bilinear",
+    "lift LeGall 5/3",
+    "lift learned",
   }
   for scores in report["reconstruction"].values():
     assert 5.0 < scores["psnr"] < 60.0 and -1.0 <= scores["ssim"] <= 1.0
@@ -163,8 +178,9 @@ def test_liftpool_example_runs_both_claims(tmp_path):
 
 
 def test_dynopool_example_learns_sizes_and_counts_traces(tmp_path):
-  dynopool_anisotropy.main(["--quick", "--dataset", "stretched", "--sync-every", "5",
-                            "--out", str(tmp_path)])
+  dynopool_anisotropy.main(
+    ["--quick", "--dataset", "stretched", "--sync-every", "5", "--out", str(tmp_path)]
+  )
   result = json.loads((tmp_path / "results.json").read_text())["results"]["stretched"]
   assert 0.0 < result["test_accuracy"] <= 1.0
   assert len(result["ratio"]) == 3 and all(len(r) == 2 for r in result["ratio"])
@@ -205,32 +221,57 @@ def test_reproduce_writes_verdicts_and_the_claims_page(tmp_path):
 def test_reproduce_verdicts_follow_the_measurements():
   def trained(means, gaps=None, std=0.002):
     gaps = gaps or {p: 0.02 for p in means}
-    return {p: {"test_accuracy_mean": m, "test_accuracy_std": std,
-                "seeds": {str(s): {"test_accuracy": m, "train_accuracy": m + gaps[p]} for s in range(3)}}
-            for p, m in means.items()}
+    return {
+      p: {
+        "test_accuracy_mean": m,
+        "test_accuracy_std": std,
+        "seeds": {str(s): {"test_accuracy": m, "train_accuracy": m + gaps[p]} for s in range(3)},
+      }
+      for p, m in means.items()
+    }
 
-  assert reproduce.judge_lip(trained({"lip": 0.99, "avg": 0.95, "max": 0.96}))[0] == "supported"
-  assert reproduce.judge_lip(trained({"lip": 0.95, "avg": 0.99, "max": 0.99}))[0] == "not supported"
-  assert reproduce.judge_lip(trained({"lip": 0.97, "avg": 0.969, "max": 0.971}))[0] == "inconclusive"
-  pools = ("max",) + reproduce.RANDOM_POOLS
+  assert verdicts.judge_lip(trained({"lip": 0.99, "avg": 0.95, "max": 0.96}))[0] == "supported"
+  assert verdicts.judge_lip(trained({"lip": 0.95, "avg": 0.99, "max": 0.99}))[0] == "not supported"
+  assert verdicts.judge_lip(trained({"lip": 0.97, "avg": 0.969, "max": 0.971}))[0] == "inconclusive"
+  pools = ("max",) + verdicts.RANDOM_POOLS
   small = trained(dict.fromkeys(pools, 0.97), {p: 0.03 if p == "max" else 0.0 for p in pools})
-  assert reproduce.judge_regularisation(small)[0] == "supported"
+  assert verdicts.judge_regularisation(small)[0] == "supported"
   same = trained(dict.fromkeys(pools, 0.97))
-  assert reproduce.judge_regularisation(same)[0] == "inconclusive"
-  stretched = {"stretched": {"ratio": [[0.5, 0.7], [0.6, 0.8]]}, "tiled": {"ratio": [[0.8, 0.8]] * 2},
-               "enlarged": {"ratio": [[0.6, 0.6]] * 2}}
-  assert reproduce.judge_anisotropy(stretched)[0] == "supported"
-  assert reproduce.judge_density(stretched)[0] == "supported"
+  assert verdicts.judge_regularisation(same)[0] == "inconclusive"
+  stretched = {
+    "stretched": {"ratio": [[0.5, 0.7], [0.6, 0.8]]},
+    "tiled": {"ratio": [[0.8, 0.8]] * 2},
+    "enlarged": {"ratio": [[0.6, 0.6]] * 2},
+  }
+  assert verdicts.judge_anisotropy(stretched)[0] == "supported"
+  assert verdicts.judge_density(stretched)[0] == "supported"
   scores = {"psnr": 20.0, "ssim": 0.5}
   better = {"psnr": 30.0, "ssim": 0.9}
-  detail = {"config": {"factor": 4}, "mean": {"soft": scores, "avg": better, "max": {"psnr": 10.0, "ssim": 0.1}}}
-  assert reproduce.judge_softpool(detail)[0] == "not supported"
-  roi = {"roi_align aligned": {"clean": {"mean": 0.94, "std": 0.01}, "jittered": {"mean": 0.8, "std": 0.01}},
-         "roi_pool": {"clean": {"mean": 0.90, "std": 0.01}, "jittered": {"mean": 0.8, "std": 0.01}}}
-  assert reproduce.judge_roi(roi)[0] == "supported"
-  lift = {"reconstruction": {"lift LeGall 5/3": better, "max + unpool": scores, "lift learned": better,
-                             "avg + bilinear": scores},
-          "robustness": {"lift": {"clean": 0.98, "noise": 0.9}, "max": {"clean": 0.98, "noise": 0.95},
-                         "avg": {"clean": 0.97, "noise": 0.94}}}
-  assert reproduce.judge_lift_reconstruction(lift)[0] == "supported"
-  assert reproduce.judge_lift_robustness(lift)[0] == "not supported"
+  detail = {
+    "config": {"factor": 4},
+    "mean": {"soft": scores, "avg": better, "max": {"psnr": 10.0, "ssim": 0.1}},
+  }
+  assert verdicts.judge_softpool(detail)[0] == "not supported"
+  roi = {
+    "roi_align aligned": {
+      "clean": {"mean": 0.94, "std": 0.01},
+      "jittered": {"mean": 0.8, "std": 0.01},
+    },
+    "roi_pool": {"clean": {"mean": 0.90, "std": 0.01}, "jittered": {"mean": 0.8, "std": 0.01}},
+  }
+  assert verdicts.judge_roi(roi)[0] == "supported"
+  lift = {
+    "reconstruction": {
+      "lift LeGall 5/3": better,
+      "max + unpool": scores,
+      "lift learned": better,
+      "avg + bilinear": scores,
+    },
+    "robustness": {
+      "lift": {"clean": 0.98, "noise": 0.9},
+      "max": {"clean": 0.98, "noise": 0.95},
+      "avg": {"clean": 0.97, "noise": 0.94},
+    },
+  }
+  assert verdicts.judge_lift_reconstruction(lift)[0] == "supported"
+  assert verdicts.judge_lift_robustness(lift)[0] == "not supported"

@@ -1,7 +1,6 @@
 """fractional_max_pool: torch 2.13 parity given the same samples, the paper's
 region formula, inference as the exact expectation, locality and argument checks."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,8 +19,11 @@ def _torch_fractional(x, output, window, torch_samples, cotangent):
   op = F.fractional_max_pool2d if len(window) == 2 else F.fractional_max_pool3d
   xt = to_torch(x, requires_grad=True)
   y, indices = op(
-      xt, window, output_size=output, return_indices=True,
-      _random_samples=torch.tensor(torch_samples),
+    xt,
+    window,
+    output_size=output,
+    return_indices=True,
+    _random_samples=torch.tensor(torch_samples),
   )
   y.backward(to_torch(cotangent))
   return from_torch(y), from_torch(xt.grad), from_torch(indices)
@@ -29,12 +31,12 @@ def _torch_fractional(x, output, window, torch_samples, cotangent):
 
 # (input spatial shape, output shape, window, tie-heavy input)
 FRACTIONAL_CASES = [
-    ((11, 9), (5, 4), (2, 3), False),
-    ((7, 7), (3, 3), (3, 3), True),
-    ((10, 10), (1, 6), (2, 2), False),
-    ((25, 16), (17, 11), (2, 2), True),
-    ((9, 8, 7), (4, 5, 3), (2, 2, 3), False),
-    ((6, 7, 9), (3, 3, 4), (2, 3, 3), True),
+  ((11, 9), (5, 4), (2, 3), False),
+  ((7, 7), (3, 3), (3, 3), True),
+  ((10, 10), (1, 6), (2, 2), False),
+  ((25, 16), (17, 11), (2, 2), True),
+  ((9, 8, 7), (4, 5, 3), (2, 2, 3), False),
+  ((6, 7, 9), (3, 3, 4), (2, 3, 3), True),
 ]
 
 
@@ -43,7 +45,7 @@ def test_fractional_max_pool_matches_torch_given_the_same_samples(case):
   shape, output, window, ties = case
   rng = np.random.default_rng(len(shape) + sum(output))
   n = len(shape)
-  x = (rng.integers(0, 3, (2, *shape, 3)) if ties else rng.standard_normal((2, *shape, 3)))
+  x = rng.integers(0, 3, (2, *shape, 3)) if ties else rng.standard_normal((2, *shape, 3))
   x = x.astype(np.float32)
   torch_samples = rng.random((2, 3, n), dtype=np.float32)
   # torch: (N, C, n); 2-D holds (width, height), 3-D (time, height, width).
@@ -53,7 +55,7 @@ def test_fractional_max_pool_matches_torch_given_the_same_samples(case):
   cotangent = rng.standard_normal((2, *output, 3)).astype(np.float32)
   y_ref, dx_ref, _ = _torch_fractional(x, output, window, torch_samples, cotangent)
   y, vjp = jax.vjp(
-      lambda v: jaxpool.fractional_max_pool(v, window, output_shape=output, samples=samples), x
+    lambda v: jaxpool.fractional_max_pool(v, window, output_shape=output, samples=samples), x
   )
   np.testing.assert_array_equal(y, y_ref)
   np.testing.assert_allclose(vjp(jnp.asarray(cotangent))[0], dx_ref, rtol=1e-6, atol=1e-6)
@@ -66,12 +68,16 @@ def test_fractional_max_pool_output_ratio_and_float64_match_torch(x64):
   x = rng.standard_normal((2, 13, 10, 2))
   torch_samples = rng.random((2, 2, 2))
   expected = F.fractional_max_pool2d(
-      to_torch(x), (2, 2), output_ratio=(0.6, 0.5),
-      _random_samples=torch.tensor(torch_samples),
+    to_torch(x),
+    (2, 2),
+    output_ratio=(0.6, 0.5),
+    _random_samples=torch.tensor(torch_samples),
   )
   y = jaxpool.fractional_max_pool(
-      x, window_shape=(2, 2), output_ratio=(0.6, 0.5),
-      samples=torch_samples.transpose(0, 2, 1)[:, ::-1],
+    x,
+    window_shape=(2, 2),
+    output_ratio=(0.6, 0.5),
+    samples=torch_samples.transpose(0, 2, 1)[:, ::-1],
   )
   assert y.shape == (2, 7, 5, 2) and y.dtype == jnp.float64
   np.testing.assert_array_equal(y, from_torch(expected))
@@ -91,7 +97,7 @@ def test_fractional_max_pool_paper_regions_match_numpy_formula(overlapping, x64)
   samples = rng.random((2, 2, 3))
   out = (11, 5)
   y = jaxpool.fractional_max_pool(
-      x, output_shape=out, samples=samples, regions="pseudorandom", overlapping=overlapping
+    x, output_shape=out, samples=samples, regions="pseudorandom", overlapping=overlapping
   )
   expected = np.zeros((2, *out, 3))
   for b in range(2):
@@ -102,7 +108,7 @@ def test_fractional_max_pool_paper_regions_match_numpy_formula(overlapping, x64)
         for j in range(out[1]):
           r1 = min(rows[i + 1] + overlapping, 17)
           c1 = min(cols[j + 1] + overlapping, 12)
-          expected[b, i, j, c] = x[b, rows[i]:r1, cols[j]:c1, c].max()
+          expected[b, i, j, c] = x[b, rows[i] : r1, cols[j] : c1, c].max()
   np.testing.assert_array_equal(y, expected)
 
 
@@ -118,9 +124,14 @@ def test_fractional_max_pool_random_regions_are_a_shuffle_of_two_sizes():
   assert np.any(lengths[:, :, 0] != lengths[:, :, 1])  # and by feature
 
 
-@pytest.mark.parametrize("regions,window,overlapping", [
-    ("torch", (2, 3), False), ("pseudorandom", None, False), ("pseudorandom", None, True),
-])
+@pytest.mark.parametrize(
+  "regions,window,overlapping",
+  [
+    ("torch", (2, 3), False),
+    ("pseudorandom", None, False),
+    ("pseudorandom", None, True),
+  ],
+)
 def test_fractional_max_pool_inference_is_the_mean_over_samples(regions, window, overlapping, x64):
   # A midpoint rule over a 200 x 200 grid of (u_height, u_width) per plane
   # (its error here is about 0.01).
@@ -129,10 +140,16 @@ def test_fractional_max_pool_inference_is_the_mean_over_samples(regions, window,
   grid = (np.arange(200) + 0.5) / 200
   u = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2, 1)
   sampled = jaxpool.fractional_max_pool(
-      jnp.broadcast_to(x, (len(u), 11, 9, 1)), window, output_shape=out, samples=u,
-      regions=regions, overlapping=overlapping,
+    jnp.broadcast_to(x, (len(u), 11, 9, 1)),
+    window,
+    output_shape=out,
+    samples=u,
+    regions=regions,
+    overlapping=overlapping,
   )
-  expected = jaxpool.fractional_max_pool(x, window, output_shape=out, regions=regions, overlapping=overlapping)
+  expected = jaxpool.fractional_max_pool(
+    x, window, output_shape=out, regions=regions, overlapping=overlapping
+  )
   np.testing.assert_allclose(expected[0], sampled.mean(axis=0), atol=2e-2)
 
 
@@ -168,9 +185,13 @@ def test_fractional_max_pool_errors():
   with pytest.raises(ValueError, match="samples must have shape"):
     jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), samples=jnp.ones((2, 3, 2)))
   with pytest.raises(ValueError, match="key or samples, not both"):
-    jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), key=KEY, samples=jnp.ones((2, 2, 3)))
+    jaxpool.fractional_max_pool(
+      x, (2, 2), output_shape=(4, 4), key=KEY, samples=jnp.ones((2, 2, 3))
+    )
   with pytest.raises(ValueError, match="cannot describe"):
-    jaxpool.fractional_max_pool(x, output_shape=(4, 4), regions="random", samples=jnp.ones((2, 2, 3)))
+    jaxpool.fractional_max_pool(
+      x, output_shape=(4, 4), regions="random", samples=jnp.ones((2, 2, 3))
+    )
   with pytest.raises(ValueError, match="overlapping applies"):
     jaxpool.fractional_max_pool(x, (2, 2), output_shape=(4, 4), overlapping=True)
   with pytest.raises(ValueError, match="regions must be"):
@@ -180,10 +201,10 @@ def test_fractional_max_pool_errors():
 
 
 FRACTIONAL = [
-    dict(window_shape=(2, 2), output_shape=(5, 4)),
-    dict(output_shape=(5, 4), regions="pseudorandom"),
-    dict(output_shape=(5, 4), regions="pseudorandom", overlapping=True),
-    dict(output_shape=(5, 4), regions="random"),
+  dict(window_shape=(2, 2), output_shape=(5, 4)),
+  dict(output_shape=(5, 4), regions="pseudorandom"),
+  dict(output_shape=(5, 4), regions="pseudorandom", overlapping=True),
+  dict(output_shape=(5, 4), regions="random"),
 ]
 
 

@@ -12,6 +12,7 @@ from jax import lax
 
 import jaxpool
 from jaxpool._src.core import geometry, scatter, taps
+
 from oracle import F, from_torch, to_torch, torch_op
 
 
@@ -46,30 +47,30 @@ def test_geometry_is_hashable_and_static():
 
 
 BAD_INPUTS = [
-    (dict(window_shape=2), TypeError, "window_shape must be a tuple of ints"),
-    (dict(window_shape=(2.0, 2)), TypeError, "window_shape must contain only ints"),
-    (dict(window_shape=(0, 2)), ValueError, "window_shape entries must be >= 1"),
-    (dict(window_shape=()), ValueError, "window_shape must have at least one"),
-    (dict(window_shape=(2, 2, 2, 2)), ValueError, "x must have shape"),
-    (dict(window_shape=(2, 2), strides=(0, 1)), ValueError, "strides entries must be >= 1"),
-    (dict(window_shape=(2, 2), strides=(1, 1, 1)), ValueError, "strides must have one entry"),
-    (dict(window_shape=(2, 2), strides="2"), TypeError, "strides must be"),
-    (dict(window_shape=(2, 2), dilation=0), ValueError, "dilation entries must be >= 1"),
-    (dict(window_shape=(2, 2), padding="FULL"), ValueError, "got the string 'FULL'"),
-    (dict(window_shape=(2, 2), padding=2), ValueError, "at most half the dilated window"),
-    (dict(window_shape=(3, 3), padding=[(0, 2), (0, 0)]), ValueError, "at most half"),
-    (dict(window_shape=(2, 2), padding=-1), ValueError, "non-negative"),
-    (dict(window_shape=(2, 2), padding=[1]), ValueError, "padding must have one entry"),
-    (dict(window_shape=(2, 2), padding=[(1, 1, 1), 0]), TypeError, "padding entries"),
-    (dict(window_shape=(2, 2), padding=1.5), TypeError, "padding must be"),
-    (dict(window_shape=(9, 2)), ValueError, "larger than the padded input"),
-    (dict(window_shape=(2, 2), ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
+  (dict(window_shape=2), TypeError, "window_shape must be a tuple of ints"),
+  (dict(window_shape=(2.0, 2)), TypeError, "window_shape must contain only ints"),
+  (dict(window_shape=(0, 2)), ValueError, "window_shape entries must be >= 1"),
+  (dict(window_shape=()), ValueError, "window_shape must have at least one"),
+  (dict(window_shape=(2, 2, 2, 2)), ValueError, "x must have shape"),
+  (dict(window_shape=(2, 2), strides=(0, 1)), ValueError, "strides entries must be >= 1"),
+  (dict(window_shape=(2, 2), strides=(1, 1, 1)), ValueError, "strides must have one entry"),
+  (dict(window_shape=(2, 2), strides="2"), TypeError, "strides must be"),
+  (dict(window_shape=(2, 2), dilation=0), ValueError, "dilation entries must be >= 1"),
+  (dict(window_shape=(2, 2), padding="FULL"), ValueError, "got the string 'FULL'"),
+  (dict(window_shape=(2, 2), padding=2), ValueError, "at most half the dilated window"),
+  (dict(window_shape=(3, 3), padding=[(0, 2), (0, 0)]), ValueError, "at most half"),
+  (dict(window_shape=(2, 2), padding=-1), ValueError, "non-negative"),
+  (dict(window_shape=(2, 2), padding=[1]), ValueError, "padding must have one entry"),
+  (dict(window_shape=(2, 2), padding=[(1, 1, 1), 0]), TypeError, "padding entries"),
+  (dict(window_shape=(2, 2), padding=1.5), TypeError, "padding must be"),
+  (dict(window_shape=(9, 2)), ValueError, "larger than the padded input"),
+  (dict(window_shape=(2, 2), ceil_mode="yes"), TypeError, "ceil_mode must be a bool"),
 ]
 
 
 @pytest.mark.parametrize("kwargs,error,message", BAD_INPUTS)
 @pytest.mark.parametrize(
-    "op", [jaxpool.max_pool, jaxpool.avg_pool, jaxpool.median_pool, jaxpool.max_pool_with_indices]
+  "op", [jaxpool.max_pool, jaxpool.avg_pool, jaxpool.median_pool, jaxpool.max_pool_with_indices]
 )
 def test_bad_window_arguments_raise_clear_errors(op, kwargs, error, message):
   x = jnp.ones((1, 5, 5, 2))
@@ -78,24 +79,32 @@ def test_bad_window_arguments_raise_clear_errors(op, kwargs, error, message):
 
 
 @pytest.mark.parametrize(
-    "call,error,message",
-    [
-        (lambda x: jaxpool.lp_pool(x, (2, 2), p=0), ValueError, "p must be a positive"),
-        (lambda x: jaxpool.lp_pool(x, (2, 2), p=-1.0), ValueError, "got p=-1.0"),
-        (lambda x: jaxpool.lp_pool(x, (2, 2), p=float("inf")), ValueError, "p must be"),
-        (lambda x: jaxpool.adaptive_avg_pool(x, 3), TypeError, "output_shape must be a tuple"),
-        (lambda x: jaxpool.adaptive_max_pool(x, (0, 2)), ValueError, "output_shape entries must be >= 1"),
-        (lambda x: jaxpool.adaptive_avg_pool(x, (2, 2, 2, 2)), ValueError, "x must have shape"),
-        (lambda x: jaxpool.avg_pool(x.astype(jnp.int32), (2, 2)), TypeError, "floating-point input"),
-        (lambda x: jaxpool.avg_pool(x, (2, 2), divisor=0), ValueError, "divisor must be a positive"),
-        (lambda x: jaxpool.median_pool(x, (2, 2), even="upper"), ValueError, "even must be"),
-        (lambda x: jaxpool.avg_max_pool(x, (2, 2), combine="mean"), ValueError, "combine must be"),
-        (lambda x: jaxpool.global_avg_pool(x[0, 0]), ValueError, "spatial_ndim=N"),
-        (lambda x: jaxpool.global_max_pool(x, spatial_ndim=0), ValueError, "spatial_ndim must be >= 1"),
-        (lambda x: jaxpool.max_unpool(x, x, (5, 5)), TypeError, "indices must be an integer"),
-        (lambda x: jaxpool.max_unpool(x, jnp.zeros((1, 2), jnp.int32), (5, 5)), ValueError, "indices must have the shape"),
-        (lambda x: jaxpool.max_pool(x.astype(bool), (2, 2)), TypeError, "floating-point or integer"),
-    ],
+  "call,error,message",
+  [
+    (lambda x: jaxpool.lp_pool(x, (2, 2), p=0), ValueError, "p must be a positive"),
+    (lambda x: jaxpool.lp_pool(x, (2, 2), p=-1.0), ValueError, "got p=-1.0"),
+    (lambda x: jaxpool.lp_pool(x, (2, 2), p=float("inf")), ValueError, "p must be"),
+    (lambda x: jaxpool.adaptive_avg_pool(x, 3), TypeError, "output_shape must be a tuple"),
+    (
+      lambda x: jaxpool.adaptive_max_pool(x, (0, 2)),
+      ValueError,
+      "output_shape entries must be >= 1",
+    ),
+    (lambda x: jaxpool.adaptive_avg_pool(x, (2, 2, 2, 2)), ValueError, "x must have shape"),
+    (lambda x: jaxpool.avg_pool(x.astype(jnp.int32), (2, 2)), TypeError, "floating-point input"),
+    (lambda x: jaxpool.avg_pool(x, (2, 2), divisor=0), ValueError, "divisor must be a positive"),
+    (lambda x: jaxpool.median_pool(x, (2, 2), even="upper"), ValueError, "even must be"),
+    (lambda x: jaxpool.avg_max_pool(x, (2, 2), combine="mean"), ValueError, "combine must be"),
+    (lambda x: jaxpool.global_avg_pool(x[0, 0]), ValueError, "spatial_ndim=N"),
+    (lambda x: jaxpool.global_max_pool(x, spatial_ndim=0), ValueError, "spatial_ndim must be >= 1"),
+    (lambda x: jaxpool.max_unpool(x, x, (5, 5)), TypeError, "indices must be an integer"),
+    (
+      lambda x: jaxpool.max_unpool(x, jnp.zeros((1, 2), jnp.int32), (5, 5)),
+      ValueError,
+      "indices must have the shape",
+    ),
+    (lambda x: jaxpool.max_pool(x.astype(bool), (2, 2)), TypeError, "floating-point or integer"),
+  ],
 )
 def test_bad_operator_arguments_raise_clear_errors(call, error, message):
   with pytest.raises(error, match=re.escape(message)):
@@ -104,8 +113,8 @@ def test_bad_operator_arguments_raise_clear_errors(call, error, message):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    nd=st.integers(1, 3),
-    data=st.data(),
+  nd=st.integers(1, 3),
+  data=st.data(),
 )
 def test_random_geometry_matches_torch(nd, data):
   """Random sizes/windows/strides/padding/dilation/ceil mode: shapes and values."""
@@ -134,7 +143,9 @@ def test_random_geometry_matches_torch(nd, data):
     cip = data.draw(st.booleans())
     targs.pop("dilation")
     if nd == 1:
-      ref = F.avg_pool2d(to_torch(x)[:, :, None], (1, k), (1, s), (0, p), ceil_mode=ceil, count_include_pad=cip)[:, :, 0]
+      ref = F.avg_pool2d(
+        to_torch(x)[:, :, None], (1, k), (1, s), (0, p), ceil_mode=ceil, count_include_pad=cip
+      )[:, :, 0]
     else:
       try:
         ref = torch_op("avg_pool", nd)(to_torch(x), count_include_pad=cip, **targs)
@@ -145,10 +156,12 @@ def test_random_geometry_matches_torch(nd, data):
 
 
 @pytest.mark.parametrize(
-    "args",
-    [dict(window_shape=(3, 3), strides=2, padding=1, ceil_mode=True),
-     dict(window_shape=(2, 3), strides=(1, 2), padding=[(1, 0), (0, 1)], dilation=(2, 1)),
-     dict(window_shape=(2, 2))],
+  "args",
+  [
+    dict(window_shape=(3, 3), strides=2, padding=1, ceil_mode=True),
+    dict(window_shape=(2, 3), strides=(1, 2), padding=[(1, 0), (0, 1)], dilation=(2, 1)),
+    dict(window_shape=(2, 2)),
+  ],
 )
 def test_tap_masks_count_the_real_cells_and_taps_cover_them(args):
   g = geometry.window_geometry((2, 7, 8, 3), **args)
@@ -196,8 +209,11 @@ def test_scatter_to_input_is_the_transpose_of_reading_the_taps(nd, data):
   # with g padded once or inside the pass (drawn), c the other way.
   g_once = data.draw(st.booleans())
   got = scatter.scatter_to_input(
-      lambda taps, v, c: jnp.where(taps >= 0, v * c * (taps + 1).astype(v.dtype), 0),
-      geom, (g, scale), (0, 1), pad_once=(g_once, not g_once),
+    lambda taps, v, c: jnp.where(taps >= 0, v * c * (taps + 1).astype(v.dtype), 0),
+    geom,
+    (g, scale),
+    (0, 1),
+    pad_once=(g_once, not g_once),
   )
   x = jnp.zeros((2, *size, 3), jnp.float32)
   want = 0

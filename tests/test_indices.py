@@ -33,13 +33,9 @@ def test_max_unpool_values_and_gradients(nd, k, s, p, d, ceil):
   unpool = torch_op("max_unpool", nd)
   v = from_torch(ref_v)
   cot = np.random.default_rng(9).standard_normal(x.shape).astype(np.float32)
-  ref_y, ref_g = value_and_grad(
-      lambda t: unpool(t, ref_i, k, s, p, output_size=out_size), v, cot
-  )
+  ref_y, ref_g = value_and_grad(lambda t: unpool(t, ref_i, k, s, p, output_size=out_size), v, cot)
   values, indices = jaxpool.max_pool_with_indices(x, **jax_window_args(nd, k, s, p, d, ceil))
-  y, g = jax_value_and_grad(
-      lambda t: jaxpool.max_unpool(t, indices, out_size), values, cot
-  )
+  y, g = jax_value_and_grad(lambda t: jaxpool.max_unpool(t, indices, out_size), values, cot)
   np.testing.assert_array_equal(y, ref_y)
   np.testing.assert_allclose(g, ref_g, rtol=1e-6)
 
@@ -70,7 +66,7 @@ def test_max_unpool_out_of_range_unsigned_indices_are_dropped():
   big = jnp.array([0, 2**31 + 1, 2**32 - 1, 3], jnp.uint32).reshape(4, 1)
   np.testing.assert_array_equal(jaxpool.max_unpool(x, big, (4,))[:, 0], [1, 0, 0, 4])
   np.testing.assert_array_equal(
-      jax.jit(lambda v, i: jaxpool.max_unpool(v, i, (4,)))(x, big)[:, 0], [1, 0, 0, 4]
+    jax.jit(lambda v, i: jaxpool.max_unpool(v, i, (4,)))(x, big)[:, 0], [1, 0, 0, 4]
   )
   grad = jax.grad(lambda v: jaxpool.max_unpool(v, big, (4,)).sum())(x)
   np.testing.assert_array_equal(grad[:, 0], [1, 0, 0, 1])
@@ -81,7 +77,9 @@ def test_max_unpool_out_of_range_unsigned_indices_are_dropped():
 @pytest.mark.parametrize("dtype", [jnp.int64, jnp.uint64])
 def test_max_unpool_64_bit_indices_never_wrap(dtype, x64):
   x = column([1.0, 2.0, 3.0, 4.0])
-  indices = jnp.array([2**32 + 3, 1, 2**63 + 2 if dtype == jnp.uint64 else -1, 2], dtype).reshape(4, 1)
+  indices = jnp.array([2**32 + 3, 1, 2**63 + 2 if dtype == jnp.uint64 else -1, 2], dtype).reshape(
+    4, 1
+  )
   np.testing.assert_array_equal(jaxpool.max_unpool(x, indices, (4,))[:, 0], [0, 2, 4, 0])
 
 
@@ -107,13 +105,17 @@ def test_large_window_indices_match_torch(nd, k, s, p, fill):
   # row-major order, the last NaN, or the first real cell of a -inf window.
   rng = np.random.default_rng(k)
   shape = {2: (2, 15, 17, 3), 3: (2, 7, 8, 6, 2)}[nd]
-  x = (rng.integers(0, 3, shape) if fill == "ties" else rng.standard_normal(shape)).astype(np.float32)
+  x = (rng.integers(0, 3, shape) if fill == "ties" else rng.standard_normal(shape)).astype(
+    np.float32
+  )
   if fill == "nan":
     x[rng.random(shape) < 0.02] = np.nan
   if fill == "-inf":
     x[..., 0] = -np.inf
   targs = torch_window_args(k, s, p, 1, False)
   ref_v, ref_i = torch_op("max_pool", nd)(to_torch(x), return_indices=True, **targs)
-  values, indices = jax.jit(lambda v: jaxpool.max_pool_with_indices(v, **jax_window_args(nd, k, s, p, 1, False)))(x)
+  values, indices = jax.jit(
+    lambda v: jaxpool.max_pool_with_indices(v, **jax_window_args(nd, k, s, p, 1, False))
+  )(x)
   np.testing.assert_array_equal(values, from_torch(ref_v))
   np.testing.assert_array_equal(indices, from_torch(ref_i))

@@ -12,13 +12,15 @@ KEY = jax.random.key(0)
 
 
 RANDOM = {
-    "mixed_pool": lambda x, key: jaxpool.mixed_pool(x, (2, 2), key=key),
-    "stochastic_pool": lambda x, key: jaxpool.stochastic_pool(jnp.abs(x), (2, 2), key=key),
-    "s3_pool": lambda x, key: jaxpool.s3_pool(x, (2, 2), key=key, shared=False),
-    "fractional_max_pool": lambda x, key: jaxpool.fractional_max_pool(x, (2, 2), output_shape=(5, 5), key=key),
-    "fractional_random": lambda x, key: jaxpool.fractional_max_pool(
-        x, output_shape=(5, 5), regions="random", key=key
-    ),
+  "mixed_pool": lambda x, key: jaxpool.mixed_pool(x, (2, 2), key=key),
+  "stochastic_pool": lambda x, key: jaxpool.stochastic_pool(jnp.abs(x), (2, 2), key=key),
+  "s3_pool": lambda x, key: jaxpool.s3_pool(x, (2, 2), key=key, shared=False),
+  "fractional_max_pool": lambda x, key: jaxpool.fractional_max_pool(
+    x, (2, 2), output_shape=(5, 5), key=key
+  ),
+  "fractional_random": lambda x, key: jaxpool.fractional_max_pool(
+    x, output_shape=(5, 5), regions="random", key=key
+  ),
 }
 
 
@@ -35,24 +37,24 @@ def test_same_key_same_output_with_and_without_jit(name):
 
 
 RANDOM_OPS = {
-    "mixed_pool": lambda x, key: jaxpool.mixed_pool(x, (2, 2), key=key),
-    "stochastic_pool": lambda x, key: jaxpool.stochastic_pool(x, (2, 2), key=key),
-    "s3_pool": lambda x, key: jaxpool.s3_pool(x, (2, 2), key=key),
-    "fractional_max_pool": lambda x, key: jaxpool.fractional_max_pool(
-        x, (2, 2), output_shape=(3, 3), key=key
-    ),
-    "fractional_random": lambda x, key: jaxpool.fractional_max_pool(
-        x, output_shape=(3, 3), regions="random", key=key
-    ),
+  "mixed_pool": lambda x, key: jaxpool.mixed_pool(x, (2, 2), key=key),
+  "stochastic_pool": lambda x, key: jaxpool.stochastic_pool(x, (2, 2), key=key),
+  "s3_pool": lambda x, key: jaxpool.s3_pool(x, (2, 2), key=key),
+  "fractional_max_pool": lambda x, key: jaxpool.fractional_max_pool(
+    x, (2, 2), output_shape=(3, 3), key=key
+  ),
+  "fractional_random": lambda x, key: jaxpool.fractional_max_pool(
+    x, output_shape=(3, 3), regions="random", key=key
+  ),
 }
 
 
 BAD_KEYS = {
-    "float": lambda: jnp.zeros(2, jnp.float32),
-    "wrong_shape": lambda: jnp.zeros(3, jnp.uint32),
-    "batch": lambda: jax.random.split(KEY, 2),
-    "raw_batch": lambda: jax.random.split(jax.random.PRNGKey(0), 2),
-    "int": lambda: 3,
+  "float": lambda: jnp.zeros(2, jnp.float32),
+  "wrong_shape": lambda: jnp.zeros(3, jnp.uint32),
+  "batch": lambda: jax.random.split(KEY, 2),
+  "raw_batch": lambda: jax.random.split(jax.random.PRNGKey(0), 2),
+  "int": lambda: 3,
 }
 
 

@@ -18,8 +18,11 @@ from jaxpool import linen as jplinen
 from jaxpool import nnx as jpnnx
 
 SHAPES = {1: (2, 8, 3), 2: (2, 6, 8, 3), 3: (2, 4, 6, 8, 2)}
-NAMES = {1: ("L", "H"), 2: ("LL", "LH", "HL", "HH"),
-         3: tuple("".join(p) for p in itertools.product("LH", repeat=3))}
+NAMES = {
+  1: ("L", "H"),
+  2: ("LL", "LH", "HL", "HH"),
+  3: tuple("".join(p) for p in itertools.product("LH", repeat=3)),
+}
 
 
 def _normal(shape, seed=0, dtype=np.float64):
@@ -47,7 +50,9 @@ def _legall53(x):
     i = 2 * (n - 1) - i if i >= n else (-i if i < 0 else i)
     return x[..., i, :]
 
-  d = np.stack([sample(2 * k + 1) - (sample(2 * k) + sample(2 * k + 2)) / 2 for k in range(half)], -2)
+  d = np.stack(
+    [sample(2 * k + 1) - (sample(2 * k) + sample(2 * k + 2)) / 2 for k in range(half)], -2
+  )
   d_at = lambda k: d[..., -k - 1 if k < 0 else k, :]  # d[-1] = d[0]
   s = np.stack([sample(2 * k) + (d_at(k - 1) + d_at(k)) / 4 for k in range(half)], -2)
   return s, d
@@ -59,7 +64,7 @@ def _learned_step(params, name, v):
   kernel = np.asarray(params[f"{name}_depthwise_kernel"], np.float64)
   size, n = kernel.shape[0], v.shape[-2]
   padded = np.pad(v, [(0, 0)] * (v.ndim - 2) + [(size // 2, size // 2), (0, 0)])
-  h = sum(kernel[j] * padded[..., j:j + n, :] for j in range(size))
+  h = sum(kernel[j] * padded[..., j : j + n, :] for j in range(size))
   h = np.maximum(h + np.asarray(params[f"{name}_depthwise_bias"]), 0)
   mix = np.asarray(params[f"{name}_mix_kernel"], np.float64)
   h = h * mix if mix.ndim == 1 else h @ mix
@@ -75,7 +80,7 @@ def _lift_reference(x, spatial_dims, pass_1d):
     for band in bands:
       s, d, odd = pass_1d(np.moveaxis(band, axis, -2))
       c_u += np.mean((s - odd) ** 2)
-      c_p += np.mean(d ** 2)
+      c_p += np.mean(d**2)
       lifted += [np.moveaxis(s, -2, axis), np.moveaxis(d, -2, axis)]
     bands = lifted
   return bands, c_u, c_p
@@ -86,6 +91,7 @@ def _learned_pass(params):
     even, odd = v[..., 0::2, :], v[..., 1::2, :]
     d = odd - _learned_step(params, "predict", even)
     return even + _learned_step(params, "update", d), d, odd
+
   return pass_1d
 
 
@@ -97,8 +103,8 @@ def _random_params(features, seed=0, mixing="channelwise", kernel_size=3):
   params = init_lift_params(jax.random.key(seed), features, kernel_size=kernel_size, mixing=mixing)
   keys = jax.random.split(jax.random.key(seed + 1), len(params))
   return {
-      name: np.asarray(value + 0.5 * jax.random.normal(k, value.shape), np.float64)
-      for (name, value), k in zip(sorted(params.items()), keys)
+    name: np.asarray(value + 0.5 * jax.random.normal(k, value.shape), np.float64)
+    for (name, value), k in zip(sorted(params.items()), keys)
   }
 
 
@@ -117,9 +123,11 @@ def test_band_names_shapes_and_dtype(spatial_dims):
   x = jnp.asarray(_normal(SHAPES[spatial_dims], dtype=np.float32))
   bands = jaxpool.lift_down_pool(x, spatial_dims=spatial_dims)
   assert bands._fields == NAMES[spatial_dims]
-  half = SHAPES[spatial_dims][:-1 - spatial_dims] + tuple(
-      n // 2 for n in SHAPES[spatial_dims][-1 - spatial_dims:-1]
-  ) + SHAPES[spatial_dims][-1:]
+  half = (
+    SHAPES[spatial_dims][: -1 - spatial_dims]
+    + tuple(n // 2 for n in SHAPES[spatial_dims][-1 - spatial_dims : -1])
+    + SHAPES[spatial_dims][-1:]
+  )
   for band in bands:
     assert band.shape == half and band.dtype == jnp.float32
 
@@ -142,7 +150,7 @@ def test_orientation_of_the_bands(wavelet):
   np.testing.assert_array_equal(along_w.HH, 0)
   assert np.abs(along_w.HL).max() > 0
   along_h = jaxpool.lift_down_pool(
-      np.tile(np.swapaxes(ramp, 1, 2), (1, 1, 6, 2)).astype(np.float32), wavelet=wavelet
+    np.tile(np.swapaxes(ramp, 1, 2), (1, 1, 6, 2)).astype(np.float32), wavelet=wavelet
   )
   np.testing.assert_array_equal(along_h.HL, 0)
   np.testing.assert_array_equal(along_h.HH, 0)
@@ -153,7 +161,7 @@ def test_orientation_of_the_bands(wavelet):
 @pytest.mark.parametrize("spatial_dims", [1, 2, 3])
 def test_constant_input_gives_the_constant_and_zero_details(spatial_dims, wavelet):
   bands, (c_u, c_p) = jaxpool.lift_down_pool_with_constraints(
-      jnp.full(SHAPES[spatial_dims], 2.5), spatial_dims=spatial_dims, wavelet=wavelet
+    jnp.full(SHAPES[spatial_dims], 2.5), spatial_dims=spatial_dims, wavelet=wavelet
   )
   np.testing.assert_array_equal(bands[0], 2.5)
   for band in bands[1:]:
@@ -178,7 +186,9 @@ def test_length_two_axes_give_haar_for_both_wavelets(x64):
     bands = jaxpool.lift_down_pool(x, wavelet=wavelet)
     row_mean = (x[:, :, 0] + x[:, :, 1]) / 2
     np.testing.assert_allclose(bands.LL[:, 0, 0], row_mean.mean(axis=1), rtol=1e-12)
-    np.testing.assert_allclose(jaxpool.lift_up_pool(bands, wavelet=wavelet), x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+      jaxpool.lift_up_pool(bands, wavelet=wavelet), x, rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
@@ -202,7 +212,7 @@ def test_learned_steps_and_constraints_match_numpy(spatial_dims, mixing, x64):
   expected, c_u, c_p = _lift_reference(x, spatial_dims, _learned_pass(params))
   predict, update = _steps(params)
   bands, constraints = jaxpool.lift_down_pool_with_constraints(
-      x, spatial_dims=spatial_dims, predict=predict, update=update
+    x, spatial_dims=spatial_dims, predict=predict, update=update
   )
   for band, ref in zip(bands, expected):
     np.testing.assert_allclose(band, ref, rtol=1e-12, atol=1e-12)
@@ -229,10 +239,10 @@ def _nonlinear(v):
 
 
 STEPS = {
-    "legall53": lambda f: dict(),
-    "haar": lambda f: dict(wavelet="haar"),
-    "learned": lambda f: dict(zip(("predict", "update"), _steps(_random_params(f)))),
-    "nonlinear": lambda f: dict(predict=_nonlinear, update=lambda d: jnp.tanh(d) - 0.3 * d),
+  "legall53": lambda f: dict(),
+  "haar": lambda f: dict(wavelet="haar"),
+  "learned": lambda f: dict(zip(("predict", "update"), _steps(_random_params(f)))),
+  "nonlinear": lambda f: dict(predict=_nonlinear, update=lambda d: jnp.tanh(d) - 0.3 * d),
 }
 
 
@@ -272,8 +282,13 @@ def test_gradients_are_the_true_derivative(x64):
   check_grads(up, tuple(_normal((2, 2, 3, 2), seed=i) for i in range(4)), order=1, eps=1e-6)
   # Reverse mode only: forward mode through the band maps is checked in
   # test_band_map_gradients_both_modes (here it took half a minute).
-  check_grads(lambda v: jaxpool.lift_up_pool(jaxpool.lift_down_pool(v, spatial_dims=3), wavelet="legall53"),
-              (_normal((1, 4, 4, 4, 1)),), order=2, modes=["rev"], eps=1e-5)
+  check_grads(
+    lambda v: jaxpool.lift_up_pool(jaxpool.lift_down_pool(v, spatial_dims=3), wavelet="legall53"),
+    (_normal((1, 4, 4, 4, 1)),),
+    order=2,
+    modes=["rev"],
+    eps=1e-5,
+  )
 
 
 def test_gradients_to_the_learned_parameters(x64):
@@ -300,28 +315,42 @@ def _as_plain_callables(wavelet):
 
 
 @pytest.mark.parametrize("wavelet", ["haar", "legall53"])
-@pytest.mark.parametrize("spatial_dims,shape", [
-    (1, (3, 2, 1)), (1, (2, 10, 3)), (2, (2, 2, 2, 1)), (2, (1, 4, 6, 3)),
-    (2, (1, 8, 2, 2)), (3, (1, 2, 4, 6, 2)), (3, (4, 6, 2, 1)),
-])
+@pytest.mark.parametrize(
+  "spatial_dims,shape",
+  [
+    (1, (3, 2, 1)),
+    (1, (2, 10, 3)),
+    (2, (2, 2, 2, 1)),
+    (2, (1, 4, 6, 3)),
+    (2, (1, 8, 2, 2)),
+    (3, (1, 2, 4, 6, 2)),
+    (3, (4, 6, 2, 1)),
+  ],
+)
 def test_band_maps_equal_the_lifting_steps(spatial_dims, shape, wavelet, x64):
   """The fixed wavelets run as two-band maps (core.banded), read off the
   lifting steps: the bands, constraints and inverse must equal lifting step by
   step, borders included (lengths 2, 4, 6, 8, 10)."""
   x = _normal(shape, seed=sum(shape))
   plain = _as_plain_callables(wavelet)
-  fast, fast_c = jaxpool.lift_down_pool_with_constraints(x, spatial_dims=spatial_dims, wavelet=wavelet)
+  fast, fast_c = jaxpool.lift_down_pool_with_constraints(
+    x, spatial_dims=spatial_dims, wavelet=wavelet
+  )
   slow, slow_c = jaxpool.lift_down_pool_with_constraints(x, spatial_dims=spatial_dims, **plain)
   for a, b in zip(fast + tuple(fast_c), slow + tuple(slow_c)):
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
   bands = [_normal(fast[0].shape, seed=i) for i in range(len(fast))]
   np.testing.assert_allclose(
-      jaxpool.lift_up_pool(bands, wavelet=wavelet), jaxpool.lift_up_pool(bands, **plain),
-      rtol=1e-12, atol=1e-12,
+    jaxpool.lift_up_pool(bands, wavelet=wavelet),
+    jaxpool.lift_up_pool(bands, **plain),
+    rtol=1e-12,
+    atol=1e-12,
   )
   np.testing.assert_allclose(
-      jaxpool.lift_pool(x, spatial_dims=spatial_dims, wavelet=wavelet), sum(slow),
-      rtol=1e-12, atol=1e-12,
+    jaxpool.lift_pool(x, spatial_dims=spatial_dims, wavelet=wavelet),
+    sum(slow),
+    rtol=1e-12,
+    atol=1e-12,
   )
 
 
@@ -337,10 +366,16 @@ def test_band_map_gradients_both_modes(wavelet, x64):
     return sum(w * b for w, b in zip(weights, jaxpool.lift_down_pool(v, wavelet=wavelet)))
 
   check_grads(down, (x,), order=2, modes=["fwd", "rev"], eps=1e-6)
-  check_grads(lambda *b: jaxpool.lift_up_pool(b, wavelet=wavelet), bands, order=2,
-              modes=["fwd", "rev"], eps=1e-6)
-  check_grads(lambda v: jaxpool.lift_pool(v, wavelet=wavelet), (x,), order=2,
-              modes=["fwd", "rev"], eps=1e-6)
+  check_grads(
+    lambda *b: jaxpool.lift_up_pool(b, wavelet=wavelet),
+    bands,
+    order=2,
+    modes=["fwd", "rev"],
+    eps=1e-6,
+  )
+  check_grads(
+    lambda v: jaxpool.lift_pool(v, wavelet=wavelet), (x,), order=2, modes=["fwd", "rev"], eps=1e-6
+  )
 
 
 @pytest.mark.parametrize("spatial_dims", [1, 2, 3])
@@ -348,15 +383,18 @@ def test_lift_pool_is_the_sum_of_the_bands(spatial_dims, x64):
   x = _normal(SHAPES[spatial_dims])
   for wavelet in ("haar", "legall53"):
     np.testing.assert_allclose(
-        jaxpool.lift_pool(x, spatial_dims=spatial_dims, wavelet=wavelet),
-        sum(jaxpool.lift_down_pool(x, spatial_dims=spatial_dims, wavelet=wavelet)),
-        rtol=1e-12, atol=1e-12,
+      jaxpool.lift_pool(x, spatial_dims=spatial_dims, wavelet=wavelet),
+      sum(jaxpool.lift_down_pool(x, spatial_dims=spatial_dims, wavelet=wavelet)),
+      rtol=1e-12,
+      atol=1e-12,
     )
   predict, update = _steps(_random_params(SHAPES[spatial_dims][-1]))
   learned = dict(spatial_dims=spatial_dims, predict=predict, update=update)
   np.testing.assert_allclose(
-      jaxpool.lift_pool(x, **learned), sum(jaxpool.lift_down_pool(x, **learned)),
-      rtol=1e-12, atol=1e-12,
+    jaxpool.lift_pool(x, **learned),
+    sum(jaxpool.lift_down_pool(x, **learned)),
+    rtol=1e-12,
+    atol=1e-12,
   )
 
 
@@ -365,8 +403,10 @@ def test_lift_pool_keeps_half_precision():
   y = jaxpool.lift_pool(x)
   assert y.dtype == jnp.bfloat16 and y.shape == (2, 2, 2, 3)
   np.testing.assert_allclose(
-      np.asarray(y, np.float32), np.asarray(jaxpool.lift_pool(x.astype(jnp.float32))),
-      rtol=2e-2, atol=2e-2,
+    np.asarray(y, np.float32),
+    np.asarray(jaxpool.lift_pool(x.astype(jnp.float32))),
+    rtol=2e-2,
+    atol=2e-2,
   )
 
 
@@ -385,7 +425,7 @@ def test_band_maps_reject_maps_beyond_the_neighbouring_blocks():
   from jaxpool._src.core.banded import analysis_terms, synthesis_terms
 
   def ahead(x, by):  # x[2k + 2 * by], zero past the end
-    return jnp.pad(x[:, 2 * by:], ((0, 0), (0, 2 * by)))[:, 0::2]
+    return jnp.pad(x[:, 2 * by :], ((0, 0), (0, 2 * by)))[:, 0::2]
 
   analysis_terms(lambda x: (ahead(x, 1), x[:, 1::2]), 12)  # within reach
   with pytest.raises(ValueError, match="beyond the neighbouring blocks"):
@@ -399,32 +439,77 @@ def test_band_maps_probe_long_axes_in_linear_memory():
   the identity (which would be 1 GiB), and lifting matches step by step."""
   x = _normal((1, 16384, 1), dtype=np.float32)
   plain = _as_plain_callables("legall53")
-  for a, b in zip(jaxpool.lift_down_pool(x, spatial_dims=1),
-                  jaxpool.lift_down_pool(x, spatial_dims=1, **plain)):
+  for a, b in zip(
+    jaxpool.lift_down_pool(x, spatial_dims=1), jaxpool.lift_down_pool(x, spatial_dims=1, **plain)
+  ):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("call,error,match", [
-    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 5, 4, 1))), ValueError, r"spatial axis 0 \(array axis 1\) has odd length 5"),
-    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 3, 1))), ValueError, r"spatial axis 1 \(array axis 2\)"),
-    (lambda: jaxpool.lift_down_pool(jnp.ones((4, 4)), spatial_dims=2), ValueError, "2 spatial axes"),
-    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), spatial_dims=4), ValueError, "1, 2 or 3"),
+@pytest.mark.parametrize(
+  "call,error,match",
+  [
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((1, 5, 4, 1))),
+      ValueError,
+      r"spatial axis 0 \(array axis 1\) has odd length 5",
+    ),
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 3, 1))),
+      ValueError,
+      r"spatial axis 1 \(array axis 2\)",
+    ),
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((4, 4)), spatial_dims=2),
+      ValueError,
+      "2 spatial axes",
+    ),
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), spatial_dims=4),
+      ValueError,
+      "1, 2 or 3",
+    ),
     (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), wavelet="db4"), ValueError, "wavelet"),
-    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1), jnp.int32)), TypeError, "floating-point"),
-    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), predict=3), TypeError, "predict must be a callable"),
-    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), predict=lambda v: v[..., :1, :]),
-     ValueError, "predict must map an array of shape"),
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1), jnp.int32)),
+      TypeError,
+      "floating-point",
+    ),
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), predict=3),
+      TypeError,
+      "predict must be a callable",
+    ),
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((1, 4, 4, 1)), predict=lambda v: v[..., :1, :]),
+      ValueError,
+      "predict must map an array of shape",
+    ),
     (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 3), ValueError, "2, 4 or 8 sub-bands"),
     (lambda: jaxpool.lift_up_pool(jnp.ones((4, 2, 2, 1))), TypeError, "sequence of sub-bands"),
-    (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 3 + [jnp.ones((1, 2, 3, 1))]),
-     ValueError, "one shape and dtype"),
-    (lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 2, spatial_dims=2),
-     ValueError, "spatial_dims=2 expects 4 sub-bands; got 2"),
-    (lambda: jaxpool.lift_down_pool(jnp.ones((1, 0, 4, 1))), ValueError, r"spatial axis 0 \(array axis 1\) is empty"),
-    (lambda: jaxpool.lift_pool(jnp.ones((1, 4, 5, 1))), ValueError, r"lift_pool: .*spatial axis 1 \(array axis 2\) has odd length 5"),
+    (
+      lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 3 + [jnp.ones((1, 2, 3, 1))]),
+      ValueError,
+      "one shape and dtype",
+    ),
+    (
+      lambda: jaxpool.lift_up_pool([jnp.ones((1, 2, 2, 1))] * 2, spatial_dims=2),
+      ValueError,
+      "spatial_dims=2 expects 4 sub-bands; got 2",
+    ),
+    (
+      lambda: jaxpool.lift_down_pool(jnp.ones((1, 0, 4, 1))),
+      ValueError,
+      r"spatial axis 0 \(array axis 1\) is empty",
+    ),
+    (
+      lambda: jaxpool.lift_pool(jnp.ones((1, 4, 5, 1))),
+      ValueError,
+      r"lift_pool: .*spatial axis 1 \(array axis 2\) has odd length 5",
+    ),
     (lambda: jaxpool.lift_pool(jnp.ones((1, 4, 4, 1)), wavelet="db4"), ValueError, "wavelet"),
     (lambda: jaxpool.lift_pool(jnp.ones((1, 4, 4, 1), jnp.int32)), TypeError, "floating-point"),
-])
+  ],
+)
 def test_bad_arguments_are_clear_errors(call, error, match):
   with pytest.raises(error, match=match):
     call()
@@ -465,7 +550,9 @@ def test_nnx_inverse_and_up_layer_share_the_parameters():
   np.testing.assert_allclose(up(bands), x, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(down.inverse(bands), x, rtol=1e-5, atol=1e-5)
   predict, update = _steps(params)
-  np.testing.assert_allclose(bands.HH, jaxpool.lift_down_pool(x, predict=predict, update=update).HH, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    bands.HH, jaxpool.lift_down_pool(x, predict=predict, update=update).HH, rtol=1e-5, atol=1e-6
+  )
 
 
 def test_nnx_auxiliary_loss_is_the_weighted_constraints_and_trains_under_jit():
@@ -473,7 +560,9 @@ def test_nnx_auxiliary_loss_is_the_weighted_constraints_and_trains_under_jit():
 
   class EncoderDecoder(nnx.Module):
     def __init__(self, rngs):
-      self.down = jpnnx.LiftDownPool(features=2, output="all", lambda_u=0.5, lambda_p=2.0, rngs=rngs)
+      self.down = jpnnx.LiftDownPool(
+        features=2, output="all", lambda_u=0.5, lambda_p=2.0, rngs=rngs
+      )
       self.up = jpnnx.LiftUpPool(down=self.down)
 
     def __call__(self, v):
@@ -493,6 +582,7 @@ def test_nnx_auxiliary_loss_is_the_weighted_constraints_and_trains_under_jit():
   def step(model, optimizer):
     def loss_fn(model):
       return jnp.mean((model(x) - x) ** 2) + jpnnx.auxiliary_loss(model)
+
     loss, grads = nnx.value_and_grad(loss_fn)(model)
     optimizer.update(model, grads)
     return loss
@@ -525,7 +615,9 @@ def test_linen_layer_matches_nnx_and_sows_its_loss():
     nnx_layer.lift_params[name][...] = value
   for a, b in zip(bands, nnx_layer(x)):
     np.testing.assert_allclose(a, b, rtol=1e-6)
-  np.testing.assert_allclose(jplinen.auxiliary_loss(state), jpnnx.auxiliary_loss(nnx_layer), rtol=1e-6)
+  np.testing.assert_allclose(
+    jplinen.auxiliary_loss(state), jpnnx.auxiliary_loss(nnx_layer), rtol=1e-6
+  )
   # The stored value (from init, then from this apply) is replaced, not accumulated.
   again = Net().apply({**variables, **state}, x, mutable=["losses"])[1]
   np.testing.assert_allclose(jplinen.auxiliary_loss(again), jplinen.auxiliary_loss(state))
@@ -550,7 +642,9 @@ def test_layer_options_are_checked_at_construction():
     jplinen.LiftDownPool(lambda_p=-1.0)
   for module in (jpnnx, jplinen):
     with pytest.raises(ValueError, match="halves every spatial axis"):
-      module.make_pool("lift", (3, 3), 2, features=3, rngs=nnx.Rngs(0)) if module is jpnnx else module.make_pool("lift", (3, 3))
+      module.make_pool(
+        "lift", (3, 3), 2, features=3, rngs=nnx.Rngs(0)
+      ) if module is jpnnx else module.make_pool("lift", (3, 3))
   assert jpnnx.make_pool("lift", (2,), features=3, rngs=nnx.Rngs(0)).spatial_dims == 1
 
 

@@ -19,8 +19,9 @@ MODES = [(case, False) for case in CASES] + [(case, True) for case in CASES if c
 
 
 @pytest.mark.parametrize(
-    "case,training", MODES,
-    ids=[f"{case.id}-{'training' if training else 'inference'}" for case, training in MODES],
+  "case,training",
+  MODES,
+  ids=[f"{case.id}-{'training' if training else 'inference'}" for case, training in MODES],
 )
 def test_an_extreme_value_reaches_only_the_windows_that_contain_it(case, training):
   fn = jax.jit(case.call)
@@ -36,8 +37,8 @@ def test_an_extreme_value_reaches_only_the_windows_that_contain_it(case, trainin
       same = (y == base) | (np.isnan(y) & np.isnan(base))
       leaked = ~same & ~expected
       assert not leaked.any(), (
-          f"{value} at {cell} changed {int(leaked.sum())} output(s) whose windows"
-          f" do not contain it, e.g. {tuple(int(i) for i in np.argwhere(leaked)[0])}"
+        f"{value} at {cell} changed {int(leaked.sum())} output(s) whose windows"
+        f" do not contain it, e.g. {tuple(int(i) for i in np.argwhere(leaked)[0])}"
       )
       if value == 1e30 and not case.squares:
         assert np.isfinite(y).all(), f"1e30 at {cell} overflowed an output"
@@ -46,10 +47,10 @@ def test_an_extreme_value_reaches_only_the_windows_that_contain_it(case, trainin
 def _windows_holding(cell, shape, window, strides, padding):
   """Output indices of the windows that hold ``cell`` (dilation 1, floor)."""
   return {
-      idx for idx, cells, _ in windows(shape, window, strides, padding, 1, False)
-      if tuple(cell) in cells
+    idx
+    for idx, cells, _ in windows(shape, window, strides, padding, 1, False)
+    if tuple(cell) in cells
   }
-
 
   # +inf logits take all the weight, -inf none, all -inf: uniform.
 
@@ -58,12 +59,12 @@ def _windows_holding(cell, shape, window, strides, padding):
 @pytest.mark.parametrize("name", ["soft", "lip", "dpp", "mixed", "gated", "stochastic"])
 def test_infinite_cell_changes_only_its_windows(name, bad):
   ops = {
-      "soft": lambda v, **w: jaxpool.soft_pool(v, **w),
-      "lip": lambda v, **w: jaxpool.lip_pool(v, 0.5 * jnp.where(jnp.isinf(v), 0.0, v), **w),
-      "dpp": lambda v, **w: jaxpool.dpp_pool(v, 1.0, 2.0, **w),
-      "mixed": lambda v, **w: jaxpool.mixed_pool(v, alpha=0.3, **w),
-      "gated": lambda v, **w: jaxpool.gated_pool(v, jnp.full((3, 3), 0.1), **w),
-      "stochastic": lambda v, **w: jaxpool.stochastic_pool(v, **w),
+    "soft": lambda v, **w: jaxpool.soft_pool(v, **w),
+    "lip": lambda v, **w: jaxpool.lip_pool(v, 0.5 * jnp.where(jnp.isinf(v), 0.0, v), **w),
+    "dpp": lambda v, **w: jaxpool.dpp_pool(v, 1.0, 2.0, **w),
+    "mixed": lambda v, **w: jaxpool.mixed_pool(v, alpha=0.3, **w),
+    "gated": lambda v, **w: jaxpool.gated_pool(v, jnp.full((3, 3), 0.1), **w),
+    "stochastic": lambda v, **w: jaxpool.stochastic_pool(v, **w),
   }
   window = dict(window_shape=(3, 3), strides=(2, 2), padding=1)
   x = np.abs(np.random.default_rng(3).standard_normal((1, 7, 8, 2))).astype(np.float32)

@@ -61,8 +61,7 @@ def test_max_and_avg_gradients_are_one_phase_scatter(padding):
     assert configs, "expected the small edge pads of the shifted operands"
     for config in configs:
       assert all(
-          len(axis.split("_")) < 3 or int(axis.split("_")[2]) == 0
-          for axis in config.split("x")
+        len(axis.split("_")) < 3 or int(axis.split("_")[2]) == 0 for axis in config.split("x")
       ), config
   ratio = _temp_bytes_ratio(lambda v: jaxpool.max_pool(v, (3, 3), 2, 1))
   assert ratio <= 0.5, ratio
@@ -82,16 +81,16 @@ def test_stochastic_pool_sample_is_a_select_chain_not_a_transposed_scatter():
 
 
 @pytest.mark.parametrize(
-    "fn, bound",
-    [
-        # only the shifted int8 winner is materialised
-        (lambda v: jaxpool.max_pool(v, (3, 3), 2), 0.1),
-        # the cotangent is padded inside the fused pass
-        (lambda v: jaxpool.avg_pool(v, (3, 3), 2), 0.01),
-        # only the shifted log-normaliser
-        (lambda v: jaxpool.soft_pool(v, (3, 3), 2), 0.3),
-    ],
-    ids=["max", "avg", "soft"],
+  "fn, bound",
+  [
+    # only the shifted int8 winner is materialised
+    (lambda v: jaxpool.max_pool(v, (3, 3), 2), 0.1),
+    # the cotangent is padded inside the fused pass
+    (lambda v: jaxpool.avg_pool(v, (3, 3), 2), 0.01),
+    # only the shifted log-normaliser
+    (lambda v: jaxpool.soft_pool(v, (3, 3), 2), 0.3),
+  ],
+  ids=["max", "avg", "soft"],
 )
 def test_overlapping_window_gradients_materialise_only_what_they_must(fn, bound):
   ratio = _temp_bytes_ratio(fn)
@@ -109,11 +108,14 @@ def _training_step_temp(pool, shape=(32, 64, 64, 64)):
   target = jax.ShapeDtypeStruct(half, jnp.float32)
 
   def conv(v, w):
-    return jax.lax.conv_general_dilated(v, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.lax.conv_general_dilated(
+      v, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
 
   def temp(down):
     def loss(w1, w2, v, t):
       return jnp.vdot(conv(down(jax.nn.relu(conv(v, w1))), w2), t)
+
     compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(kernel, kernel, x, target).compile()
     analysis = compiled.memory_analysis()
     if analysis is None:
@@ -125,12 +127,12 @@ def _training_step_temp(pool, shape=(32, 64, 64, 64)):
 
 
 @pytest.mark.parametrize(
-    "pool, bound",
-    [
-        (lambda h: jaxpool.max_pool(h, (2, 2)), 0.15),
-        (lambda h: jaxpool.soft_pool(h, (2, 2)), 1.0),
-    ],
-    ids=["max", "soft"],
+  "pool, bound",
+  [
+    (lambda h: jaxpool.max_pool(h, (2, 2)), 0.15),
+    (lambda h: jaxpool.soft_pool(h, (2, 2)), 1.0),
+  ],
+  ids=["max", "soft"],
 )
 def test_training_step_pays_little_for_the_pool(pool, bound):
   extra = _training_step_temp(pool)

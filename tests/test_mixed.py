@@ -51,8 +51,10 @@ def test_mixed_pool_probability_follows_alpha_and_inference_mixes():
   rate = np.asarray(jnp.mean(y == y_max, axis=(0, 1, 2)))
   np.testing.assert_allclose(rate, alpha, atol=0.075)  # 5 sigma at 1024 draws
   np.testing.assert_allclose(
-      jaxpool.mixed_pool(x, (2, 2), alpha=alpha), alpha * y_max + (1 - alpha) * y_avg,
-      rtol=1e-6, atol=1e-6,
+    jaxpool.mixed_pool(x, (2, 2), alpha=alpha),
+    alpha * y_max + (1 - alpha) * y_avg,
+    rtol=1e-6,
+    atol=1e-6,
   )
 
 
@@ -60,11 +62,16 @@ def test_mixed_and_gated_pool_gradients(x64):
   # With respect to the mixing weights (test_properties covers x).
   x = jax.random.normal(KEY, (1, 5, 5, 3), jnp.float64)
   check_grads(
-      lambda a: jaxpool.mixed_pool(x, (3, 3), 2, 1, alpha=a), (jnp.array([0.2, 0.5, 0.9]),),
-      order=1, modes=["rev"], eps=1e-4,
+    lambda a: jaxpool.mixed_pool(x, (3, 3), 2, 1, alpha=a),
+    (jnp.array([0.2, 0.5, 0.9]),),
+    order=1,
+    modes=["rev"],
+    eps=1e-4,
   )
   gate = jax.random.normal(jax.random.key(1), (3, 3, 3), jnp.float64)
-  check_grads(lambda g: jaxpool.gated_pool(x, g, (3, 3), 2, 1), (gate,), order=1, modes=["rev"], eps=1e-4)
+  check_grads(
+    lambda g: jaxpool.gated_pool(x, g, (3, 3), 2, 1), (gate,), order=1, modes=["rev"], eps=1e-4
+  )
   # Training mode: the gradient goes through the drawn branch only.
   grad = jax.grad(lambda v: jaxpool.mixed_pool(v, (2, 2), alpha=1.0, key=KEY).sum())(x)
   np.testing.assert_allclose(grad, jax.grad(lambda v: jaxpool.max_pool(v, (2, 2)).sum())(x))
@@ -86,7 +93,9 @@ def test_gated_pool_matches_numpy_formula(config, x64):
   pads = [(padding, padding)] * 2 if isinstance(padding, int) else padding
   for idx, cells, _ in windows(shape, window, strides, padding, dilation, ceil):
     for cell in cells:
-      tap = tuple((p - i * s + lo) // dilation for p, i, s, (lo, _) in zip(cell, idx, strides, pads))
+      tap = tuple(
+        (p - i * s + lo) // dilation for p, i, s, (lo, _) in zip(cell, idx, strides, pads)
+      )
       score[(slice(None),) + idx] += gate[tap] * x[(slice(None),) + cell]
   s = 1 / (1 + np.exp(-score))
   np.testing.assert_allclose(y, s * y_max + (1 - s) * y_avg, rtol=1e-12, atol=1e-12)
@@ -112,14 +121,20 @@ def test_mixed_pool_infinite_limits():
   np.testing.assert_array_equal(avg, [INF, 2.5, -INF, -INF])
   np.testing.assert_array_equal(jaxpool.mixed_pool(x, (2,), alpha=0.0)[:, 0], avg)
   np.testing.assert_array_equal(jaxpool.mixed_pool(x, (2,), alpha=1.0)[:, 0], [INF, 3, 4, -INF])
-  np.testing.assert_allclose(jaxpool.mixed_pool(x, (2,), alpha=0.3)[:, 0], [INF, 2.65, -INF, -INF], rtol=1e-6)
+  np.testing.assert_allclose(
+    jaxpool.mixed_pool(x, (2,), alpha=0.3)[:, 0], [INF, 2.65, -INF, -INF], rtol=1e-6
+  )
   # A zero gate ignores the infinite cell (s = 1/2); an infinite score
   # saturates s (-inf with gate -1 gives s = 1: the window's max); an
   # undefined score (inf - inf) still gives -inf when max = avg = -inf.
-  np.testing.assert_allclose(jaxpool.gated_pool(x, jnp.zeros(2), (2,))[:, 0], [INF, 2.75, -INF, -INF], rtol=1e-6)
+  np.testing.assert_allclose(
+    jaxpool.gated_pool(x, jnp.zeros(2), (2,))[:, 0], [INF, 2.75, -INF, -INF], rtol=1e-6
+  )
   s = 1 / (1 + np.exp(-1.0))  # window (2, 3): score -2 + 3
   np.testing.assert_allclose(
-      jaxpool.gated_pool(x, jnp.array([-1.0, 1.0]), (2,))[:, 0], [INF, 3 * s + 2.5 * (1 - s), 4, -INF], rtol=1e-6
+    jaxpool.gated_pool(x, jnp.array([-1.0, 1.0]), (2,))[:, 0],
+    [INF, 3 * s + 2.5 * (1 - s), 4, -INF],
+    rtol=1e-6,
   )
 
 
@@ -133,7 +148,7 @@ def test_mixed_pool_gradient_to_alpha_at_the_ends(x64):
 
 
 @pytest.mark.parametrize(
-    "alpha", [1.5, jnp.array(1.5), np.float32(1.5), jnp.array([0.5, NAN]), -0.5, NAN]
+  "alpha", [1.5, jnp.array(1.5), np.float32(1.5), jnp.array([0.5, NAN]), -0.5, NAN]
 )
 def test_mixed_pool_checks_concrete_alpha(alpha):
   with pytest.raises(ValueError, match="alpha must lie in"):

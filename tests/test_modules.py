@@ -11,6 +11,7 @@ from flax import nnx
 import jaxpool
 from jaxpool import linen as jplinen
 from jaxpool import nnx as jpnnx
+
 from cases import CASES, SHAPE
 
 X = jax.random.normal(jax.random.key(0), (2, 8, 8, 3))
@@ -30,9 +31,13 @@ def test_nnx_layer_equals_function(name, args, kwargs, case):
   layer = getattr(jpnnx, name)(*args, **kwargs)
   mode = _inference(case.random)
   expected = case.call(XT, None)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), layer(XT, **mode), expected)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), layer(XT, **mode), expected
+  )
   jitted = nnx.jit(lambda m, x: m(x, **mode))(layer, XT)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), jitted, expected)
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), jitted, expected
+  )
 
 
 @pytest.mark.parametrize("name,args,kwargs,case", LAYERS, ids=[l[0] for l in LAYERS])
@@ -41,12 +46,16 @@ def test_linen_layer_equals_function(name, args, kwargs, case):
   mode = _inference(case.random)
   variables = layer.init(jax.random.key(0), XT, **mode)
   out = jax.jit(lambda v, x: layer.apply(v, x, **mode))(variables, XT)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), out, case.call(XT, None))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), out, case.call(XT, None)
+  )
 
 
 def test_unpool_layers_invert_indices_layers():
   values, indices = jpnnx.MaxPoolWithIndices((2, 2))(X)
-  np.testing.assert_array_equal(jpnnx.MaxUnpool((8, 8))(values, indices), jaxpool.max_unpool(values, indices, (8, 8)))
+  np.testing.assert_array_equal(
+    jpnnx.MaxUnpool((8, 8))(values, indices), jaxpool.max_unpool(values, indices, (8, 8))
+  )
   out = jplinen.MaxUnpool(output_shape=(8, 8)).apply({}, values, indices)
   np.testing.assert_array_equal(out, jaxpool.max_unpool(values, indices, (8, 8)))
 
@@ -59,7 +68,15 @@ def test_nnx_layer_rejects_unknown_options_at_construction():
 
 
 def test_registry_builds_every_named_layer_in_both_apis():
-  assert set(jpnnx.available_pools()) >= {"max", "min", "avg", "lp", "median", "avgmax", "catavgmax"}
+  assert set(jpnnx.available_pools()) >= {
+    "max",
+    "min",
+    "avg",
+    "lp",
+    "median",
+    "avgmax",
+    "catavgmax",
+  }
   for name in jpnnx.available_pools():
     layer = jpnnx.make_pool(name, (2, 2), features=3, rngs=nnx.Rngs(0))
     random = isinstance(layer, jpnnx.RandomLayer)
@@ -104,10 +121,26 @@ class _Net(nnx.Module):
     return self.head(x.reshape(x.shape[0], -1))
 
 
-@pytest.mark.parametrize("pool", [
-    "max", "lp", "median", "catavgmax", "soft", "lip", "dpp", "learnedmixed", "gated", "mixed",
-    "stochastic", "s3", "fractional", "lift", "dyno",
-])
+@pytest.mark.parametrize(
+  "pool",
+  [
+    "max",
+    "lp",
+    "median",
+    "catavgmax",
+    "soft",
+    "lip",
+    "dpp",
+    "learnedmixed",
+    "gated",
+    "mixed",
+    "stochastic",
+    "s3",
+    "fractional",
+    "lift",
+    "dyno",
+  ],
+)
 def test_nnx_training_step_under_jit(pool):
   model = _Net(pool, rngs=nnx.Rngs(0))
   optimizer = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
@@ -118,6 +151,7 @@ def test_nnx_training_step_under_jit(pool):
   def step(model, optimizer):
     def loss_fn(model):
       return optax.softmax_cross_entropy_with_integer_labels(model(x), labels).mean()
+
     loss, grads = nnx.value_and_grad(loss_fn)(model)
     optimizer.update(model, grads)
     return loss
@@ -149,7 +183,9 @@ def test_learned_layers_start_as_average_pooling_and_have_parameters():
     np.testing.assert_allclose(lip(x), avg, rtol=1e-5, atol=1e-5)
     assert nnx.state(lip, nnx.Param)
     linen_lip = jplinen.LIP(logit_module=logit_module)
-    np.testing.assert_allclose(linen_lip.apply(linen_lip.init(jax.random.key(0), x), x), avg, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      linen_lip.apply(linen_lip.init(jax.random.key(0), x), x), avg, rtol=1e-5, atol=1e-5
+    )
   lite, full = jpnnx.DPP(features=3), jpnnx.DPP(features=3, variant="full")
   np.testing.assert_allclose(full(x), lite(x), rtol=1e-5, atol=1e-5)  # box-filter init
   np.testing.assert_allclose(lite(x), jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2)), rtol=1e-6)
@@ -161,10 +197,10 @@ def test_learned_layers_start_as_average_pooling_and_have_parameters():
 
 # The random layers: (NNX layer, its function, constructor args and kwargs).
 RANDOM_LAYERS = [
-    (jpnnx.MixedPool, jaxpool.mixed_pool, ((2, 2),), {"granularity": "map"}),
-    (jpnnx.StochasticPool, jaxpool.stochastic_pool, ((3, 3), 2, 1), {}),
-    (jpnnx.S3Pool, jaxpool.s3_pool, ((2, 2),), {"grid_shape": (4, 4)}),
-    (jpnnx.FractionalMaxPool, jaxpool.fractional_max_pool, ((2, 2),), {"output_shape": (5, 5)}),
+  (jpnnx.MixedPool, jaxpool.mixed_pool, ((2, 2),), {"granularity": "map"}),
+  (jpnnx.StochasticPool, jaxpool.stochastic_pool, ((3, 3), 2, 1), {}),
+  (jpnnx.S3Pool, jaxpool.s3_pool, ((2, 2),), {"grid_shape": (4, 4)}),
+  (jpnnx.FractionalMaxPool, jaxpool.fractional_max_pool, ((2, 2),), {"output_shape": (5, 5)}),
 ]
 
 
@@ -179,8 +215,12 @@ class _Block(nnx.Module):
     return self.dropout(self.pool(x))
 
 
-@pytest.mark.parametrize("layer,function,args,kwargs", RANDOM_LAYERS, ids=[r[0].__name__ for r in RANDOM_LAYERS])
-def test_random_nnx_layers_train_randomly_and_switch_with_eval_and_view(layer, function, args, kwargs):
+@pytest.mark.parametrize(
+  "layer,function,args,kwargs", RANDOM_LAYERS, ids=[r[0].__name__ for r in RANDOM_LAYERS]
+)
+def test_random_nnx_layers_train_randomly_and_switch_with_eval_and_view(
+  layer, function, args, kwargs
+):
   x = jnp.abs(X)
   pool = layer(*args, **kwargs, rngs=nnx.Rngs(pool=1))
   first, second = pool(x), pool(x)  # the stream advances
@@ -206,8 +246,12 @@ def test_random_nnx_layers_train_randomly_and_switch_with_eval_and_view(layer, f
   # Linen: the 'pool' stream and a deterministic argument.
   module = getattr(jplinen, layer.__name__)(*args, **kwargs)
   out = module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(9)})
-  np.testing.assert_array_equal(out, module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(9)}))
-  assert not np.array_equal(out, module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(8)}))
+  np.testing.assert_array_equal(
+    out, module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(9)})
+  )
+  assert not np.array_equal(
+    out, module.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(8)})
+  )
   assert not np.array_equal(out, inference)
   np.testing.assert_array_equal(module.apply({}, x, deterministic=True), inference)
 
@@ -234,8 +278,14 @@ def test_lee_layers_start_as_half_max_half_average_and_learn_their_parameters():
   assert per_feature.mix_logit.shape == (3,)
   gated = jpnnx.GatedPool((3, 3), 2, 1, rngs=nnx.Rngs(0))
   assert gated.gate.shape == (3, 3)
-  np.testing.assert_allclose(gated(x), jaxpool.gated_pool(x, gated.gate[...], (3, 3), 2, 1), rtol=1e-6)
-  assert jpnnx.GatedPool((3, 3), features=3, per_feature=True, rngs=nnx.Rngs(0)).gate.shape == (3, 3, 3)
+  np.testing.assert_allclose(
+    gated(x), jaxpool.gated_pool(x, gated.gate[...], (3, 3), 2, 1), rtol=1e-6
+  )
+  assert jpnnx.GatedPool((3, 3), features=3, per_feature=True, rngs=nnx.Rngs(0)).gate.shape == (
+    3,
+    3,
+    3,
+  )
   linen_gated = jplinen.GatedPool((3, 3), 2, 1, per_feature=True)
   assert linen_gated.init(jax.random.key(0), x)["params"]["gate"].shape == (3, 3, 3)
   with pytest.raises(ValueError, match="needs features"):
@@ -286,40 +336,64 @@ def test_nnx_and_linen_learned_layers_share_one_parametrisation(logit_module):
   linen_dpp = jplinen.DPP(variant="full")
   params = {name: p[...] for name, p in dpp.dpp_params.items()}
   np.testing.assert_allclose(
-      linen_dpp.apply({"params": {"dpp_params": params}}, x), dpp(x), rtol=1e-5, atol=1e-6
+    linen_dpp.apply({"params": {"dpp_params": params}}, x), dpp(x), rtol=1e-5, atol=1e-6
   )
 
 
-@pytest.mark.parametrize("make,error,match", [
+@pytest.mark.parametrize(
+  "make,error,match",
+  [
     (lambda: jpnnx.RoIAlign(7, aligned="no"), TypeError, "RoIAlign: aligned must be a bool"),
     (lambda: jpnnx.RoIAlign(7, sampling_ratio=1.5), TypeError, "RoIAlign: sampling_ratio"),
-    (lambda: jpnnx.RoIPool(output_shape=0), ValueError, "RoIPool: output_shape entries must be >= 1"),
+    (
+      lambda: jpnnx.RoIPool(output_shape=0),
+      ValueError,
+      "RoIPool: output_shape entries must be >= 1",
+    ),
     (lambda: jpnnx.RoIPool(2, spatial_scale=0.0), ValueError, "RoIPool: spatial_scale"),
-    (lambda: jpnnx.MultiScaleRoIAlign(7, image_shape=(64, 64), canonical_scale=-1), ValueError,
-     "MultiScaleRoIAlign: canonical_scale"),
+    (
+      lambda: jpnnx.MultiScaleRoIAlign(7, image_shape=(64, 64), canonical_scale=-1),
+      ValueError,
+      "MultiScaleRoIAlign: canonical_scale",
+    ),
     (lambda: jpnnx.SpatialPyramidPool(levels=(0,)), ValueError, "SpatialPyramidPool: levels"),
     (lambda: jpnnx.MaxPool((2, 2), strides=0), ValueError, "MaxPool: strides entries must be >= 1"),
     (lambda: jpnnx.MaxPool(2), TypeError, r"MaxPool: window_shape must be a tuple of ints"),
     (lambda: jpnnx.AvgPool((3, 3), padding=2), ValueError, "AvgPool: padding must be at most half"),
     (lambda: jpnnx.MedianPool((3, 3), dilation=0), ValueError, "MedianPool: dilation entries"),
-])
+  ],
+)
 def test_bad_options_fail_at_construction(make, error, match):
   # Issue 24: these used to fail only at the first call.
   with pytest.raises(error, match=match):
     make()
 
 
-@pytest.mark.parametrize("make,error,match", [
+@pytest.mark.parametrize(
+  "make,error,match",
+  [
     (lambda: jplinen.RoIAlign(7, aligned="no"), TypeError, "RoIAlign: aligned must be a bool"),
     (lambda: jplinen.RoIPool(output_shape=0), ValueError, "RoIPool: output_shape entries"),
-    (lambda: jplinen.MultiScaleRoIAlign(7, image_shape=(64, 64), canonical_scale=-1), ValueError,
-     "MultiScaleRoIAlign: canonical_scale"),
+    (
+      lambda: jplinen.MultiScaleRoIAlign(7, image_shape=(64, 64), canonical_scale=-1),
+      ValueError,
+      "MultiScaleRoIAlign: canonical_scale",
+    ),
     (lambda: jplinen.SpatialPyramidPool(levels=(0,)), ValueError, "SpatialPyramidPool: levels"),
     (lambda: jplinen.SPPF(kernel_size=4), ValueError, "SPPF: kernel_size"),
-    (lambda: jplinen.MaxPool((2, 2), strides=0), ValueError, "MaxPool: strides entries must be >= 1"),
+    (
+      lambda: jplinen.MaxPool((2, 2), strides=0),
+      ValueError,
+      "MaxPool: strides entries must be >= 1",
+    ),
     (lambda: jplinen.MaxPool(2), TypeError, "MaxPool: window_shape must be a tuple of ints"),
-    (lambda: jplinen.AvgPool((3, 3), padding=2), ValueError, "AvgPool: padding must be at most half"),
-])
+    (
+      lambda: jplinen.AvgPool((3, 3), padding=2),
+      ValueError,
+      "AvgPool: padding must be at most half",
+    ),
+  ],
+)
 def test_linen_bad_options_fail_at_construction(make, error, match):
   with pytest.raises(error, match=match):
     make()
@@ -331,22 +405,42 @@ def test_linen_random_layers_say_which_rng_stream_to_pass():
   x = jnp.ones((1, 4, 4, 1))
   with pytest.raises(ValueError, match=r"draws from the 'pool' rng stream.*rngs=\{'pool': key\}"):
     layer.apply({}, x, deterministic=False)
-  assert layer.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(0)}).shape == (1, 2, 2, 1)
-  assert layer.init(jax.random.key(0), x, deterministic=False) == {}  # init's 'params' stream serves
+  assert layer.apply({}, x, deterministic=False, rngs={"pool": jax.random.key(0)}).shape == (
+    1,
+    2,
+    2,
+    1,
+  )
+  assert (
+    layer.init(jax.random.key(0), x, deterministic=False) == {}
+  )  # init's 'params' stream serves
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: jpnnx.LIP((3, 3), 2, 1, features=4, rngs=nnx.Rngs(0))(jnp.ones((1, 8, 8, 3))),
-     r"LIP\(features=4\) got an input with 3 features"),
-    (lambda: jpnnx.LIP((3, 3), 2, 1, features=4, rngs=nnx.Rngs(0))(jnp.ones((8, 8))),
-     "LIP pools 2 spatial axes"),
-    (lambda: jplinen.LIP((3, 3), 2, 1).init(jax.random.key(0), jnp.ones((8, 8))),
-     "LIP pools 2 spatial axes"),
-    (lambda: jpnnx.DPP((2, 2), features=4)(jnp.ones((1, 8, 8, 3))),
-     r"DPP\(features=4\) got an input with 3 features"),
-    (lambda: jpnnx.DPP((2, 2), features=4, variant="full")(jnp.ones((1, 8, 8, 3))),
-     r"DPP\(features=4\) got an input with 3 features"),
-])
+@pytest.mark.parametrize(
+  "call,match",
+  [
+    (
+      lambda: jpnnx.LIP((3, 3), 2, 1, features=4, rngs=nnx.Rngs(0))(jnp.ones((1, 8, 8, 3))),
+      r"LIP\(features=4\) got an input with 3 features",
+    ),
+    (
+      lambda: jpnnx.LIP((3, 3), 2, 1, features=4, rngs=nnx.Rngs(0))(jnp.ones((8, 8))),
+      "LIP pools 2 spatial axes",
+    ),
+    (
+      lambda: jplinen.LIP((3, 3), 2, 1).init(jax.random.key(0), jnp.ones((8, 8))),
+      "LIP pools 2 spatial axes",
+    ),
+    (
+      lambda: jpnnx.DPP((2, 2), features=4)(jnp.ones((1, 8, 8, 3))),
+      r"DPP\(features=4\) got an input with 3 features",
+    ),
+    (
+      lambda: jpnnx.DPP((2, 2), features=4, variant="full")(jnp.ones((1, 8, 8, 3))),
+      r"DPP\(features=4\) got an input with 3 features",
+    ),
+  ],
+)
 def test_learned_layers_name_a_features_mismatch(call, match):
   # Issue 24: the errors came from a convolution or the alpha check.
   with pytest.raises(ValueError, match=match):

@@ -43,8 +43,10 @@ def test_half_precision_in_same_dtype_out(name, dtype):
   assert low.dtype == dtype
   tol = 2e-2 if dtype == jnp.bfloat16 else 2e-3
   np.testing.assert_allclose(
-      np.asarray(low, np.float32), fn(x.astype(dtype).astype(jnp.float32)),
-      rtol=tol, atol=tol,
+    np.asarray(low, np.float32),
+    fn(x.astype(dtype).astype(jnp.float32)),
+    rtol=tol,
+    atol=tol,
   )
   grad = jax.grad(lambda v: jnp.sum(fn(v).astype(jnp.float32)))(x.astype(dtype))
   assert grad.dtype == dtype
@@ -63,5 +65,9 @@ def test_unbatched_input():
   x = _x(shape=(6, 6, 2))
   np.testing.assert_array_equal(jaxpool.max_pool(x, (2, 2)), jaxpool.max_pool(x[None], (2, 2))[0])
   y, i = jaxpool.max_pool_with_indices(x, (2, 2))
-  np.testing.assert_array_equal(jaxpool.max_unpool(y, i, (6, 6)), jaxpool.max_unpool(y[None], i[None], (6, 6))[0])
-  np.testing.assert_allclose(jaxpool.global_avg_pool(x, spatial_ndim=2), x.mean(axis=(0, 1)), rtol=1e-6)
+  np.testing.assert_array_equal(
+    jaxpool.max_unpool(y, i, (6, 6)), jaxpool.max_unpool(y[None], i[None], (6, 6))[0]
+  )
+  np.testing.assert_allclose(
+    jaxpool.global_avg_pool(x, spatial_ndim=2), x.mean(axis=(0, 1)), rtol=1e-6
+  )

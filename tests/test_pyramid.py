@@ -32,7 +32,9 @@ def test_spatial_pyramid_pool_is_torchs_adaptive_pools_concatenated(mode):
   ref.backward(torch.tensor(cot))
   y, pullback = jax.vjp(lambda v: jaxpool.spatial_pyramid_pool(v, mode=mode), jnp.asarray(x))
   np.testing.assert_allclose(y, ref.detach().numpy(), rtol=1e-6, atol=1e-6)
-  np.testing.assert_allclose(pullback(jnp.asarray(cot))[0], from_torch(xt.grad), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(
+    pullback(jnp.asarray(cot))[0], from_torch(xt.grad), rtol=1e-6, atol=1e-6
+  )
 
 
 @pytest.mark.parametrize("spatial", [(4, 4), (7, 13), (32, 20), (1, 1)])
@@ -53,34 +55,47 @@ def test_spp_block_is_torchs_stride_one_max_pools_concatenated(order, kernels):
 
   cot = _normal((2, 15, 14, 3 * (1 + len(kernels))), seed=2)
   ref_y, ref_g = value_and_grad(torch_spp, x, cot)
-  y, pullback = jax.vjp(jax.jit(lambda v: jaxpool.spp_block(v, kernels, order=order)), jnp.asarray(x))
+  y, pullback = jax.vjp(
+    jax.jit(lambda v: jaxpool.spp_block(v, kernels, order=order)), jnp.asarray(x)
+  )
   np.testing.assert_array_equal(y, ref_y)
   np.testing.assert_allclose(pullback(jnp.asarray(cot))[0], ref_g, rtol=1e-5, atol=1e-5)
 
 
 def test_sppf_equals_spp_block_exactly():
   x = jnp.asarray(_normal((2, 16, 15, 3)))
-  np.testing.assert_array_equal(jax.jit(lambda v: jaxpool.sppf(v, 5, 3))(x),
-                                jax.jit(lambda v: jaxpool.spp_block(v, (5, 9, 13)))(x))
+  np.testing.assert_array_equal(
+    jax.jit(lambda v: jaxpool.sppf(v, 5, 3))(x),
+    jax.jit(lambda v: jaxpool.spp_block(v, (5, 9, 13)))(x),
+  )
   # Without ties the gradients agree too (smaller windows: compile time).
   cot = jnp.asarray(_normal((2, 16, 15, 12), seed=3))
   spp = jax.jit(lambda v: jaxpool.spp_block(v, (3, 5, 7)))
   fast = jax.jit(lambda v: jaxpool.sppf(v, 3, 3))
-  np.testing.assert_allclose(jax.vjp(fast, x)[1](cot)[0], jax.vjp(spp, x)[1](cot)[0], rtol=1e-5, atol=1e-5)
-  np.testing.assert_array_equal(jaxpool.sppf(x, 3, 2, order="darknet"),
-                                jaxpool.spp_block(x, (3, 5), order="darknet"))
+  np.testing.assert_allclose(
+    jax.vjp(fast, x)[1](cot)[0], jax.vjp(spp, x)[1](cot)[0], rtol=1e-5, atol=1e-5
+  )
+  np.testing.assert_array_equal(
+    jaxpool.sppf(x, 3, 2, order="darknet"), jaxpool.spp_block(x, (3, 5), order="darknet")
+  )
 
 
 def test_layers_in_both_apis():
   x = jnp.asarray(_normal((2, 9, 9, 4)))
-  assert jpnnx.SPPBlock((3, 5)).feature_multiplier == 3 == jplinen.SPPBlock((3, 5)).feature_multiplier
+  assert (
+    jpnnx.SPPBlock((3, 5)).feature_multiplier == 3 == jplinen.SPPBlock((3, 5)).feature_multiplier
+  )
   assert jpnnx.SPPF(3, 2).feature_multiplier == 3 == jplinen.SPPF(3, 2).feature_multiplier
   np.testing.assert_array_equal(jpnnx.SPPF(3, 2)(x), jplinen.SPPF(3, 2).apply({}, x))
-  np.testing.assert_array_equal(jpnnx.SpatialPyramidPool((1, 2), mode="avg")(x),
-                                jplinen.SpatialPyramidPool((1, 2), mode="avg").apply({}, x))
+  np.testing.assert_array_equal(
+    jpnnx.SpatialPyramidPool((1, 2), mode="avg")(x),
+    jplinen.SpatialPyramidPool((1, 2), mode="avg").apply({}, x),
+  )
 
 
-@pytest.mark.parametrize("call,match", [
+@pytest.mark.parametrize(
+  "call,match",
+  [
     (lambda x: jaxpool.spp_block(x, (4, 9)), "odd positive ints"),
     (lambda x: jaxpool.spp_block(x, ()), "non-empty"),
     (lambda x: jaxpool.spp_block(x, order="yolo"), "order must be"),
@@ -88,7 +103,8 @@ def test_layers_in_both_apis():
     (lambda x: jaxpool.sppf(x, 6), "kernel_size must be"),
     (lambda x: jaxpool.spatial_pyramid_pool(x, (1, 0)), "levels must be"),
     (lambda x: jaxpool.spatial_pyramid_pool(x, mode="sum"), "mode must be"),
-])
+  ],
+)
 def test_clear_errors(call, match):
   with pytest.raises(ValueError, match=match):
     call(jnp.ones((2, 8, 8, 3)))
@@ -112,8 +128,11 @@ def test_ultralytics_convolutions_around_the_pooling(layer, args):
     mean, var = v.mean((0, 1, 2)), v.var((0, 1, 2))
     return jax.nn.silu((v - mean) / jnp.sqrt(var + 1e-3) * block.norm.scale + block.norm.bias)
 
-  pool = (lambda v: jaxpool.spp_block(v, args[0])) if layer == "SPPBlock" else (
-      lambda v: jaxpool.sppf(v, *args))
+  pool = (
+    (lambda v: jaxpool.spp_block(v, args[0]))
+    if layer == "SPPBlock"
+    else (lambda v: jaxpool.sppf(v, *args))
+  )
   expected = conv_bn_silu(model.cv2, pool(conv_bn_silu(model.cv1, x)))
   np.testing.assert_allclose(y, expected, rtol=2e-4, atol=2e-4)
   # Linen: the same parameters give the same output.
@@ -123,8 +142,10 @@ def test_ultralytics_convolutions_around_the_pooling(layer, args):
   for name in ("cv1", "cv2"):
     block = getattr(model, name)
     variables["params"][name]["Conv_0"]["kernel"] = block.conv.kernel[...]
-    variables["params"][name]["BatchNorm_0"] = {"scale": block.norm.scale[...],
-                                                "bias": block.norm.bias[...]}
+    variables["params"][name]["BatchNorm_0"] = {
+      "scale": block.norm.scale[...],
+      "bias": block.norm.bias[...],
+    }
   linen_y, _ = linen_layer.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
   np.testing.assert_allclose(linen_y, y, rtol=1e-5, atol=1e-5)
   model.eval()  # running averages after one step of momentum 0.03

@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.test_util import check_grads
 
 import jaxpool
@@ -22,27 +23,30 @@ from jaxpool import nnx as jpnnx
 from jaxpool._src.region import pyramid_levels
 
 from roi_reference import (
-    roi_align_grad_reference,
-    roi_align_reference,
-    roi_pool_grad_reference,
-    roi_pool_reference,
+  roi_align_grad_reference,
+  roi_align_reference,
+  roi_pool_grad_reference,
+  roi_pool_reference,
 )
 
 SHAPE = (2, 9, 11, 3)  # (batch, H, W, features)
 
 # (batch_index, x1, y1, x2, y2) in image coordinates; with spatial_scale 0.5
 # the map covers x in [0, 22), y in [0, 18).
-BOXES = np.array([
-    [0, 0.0, 0.0, 21.0, 17.0],    # the whole map
-    [1, 3.2, 4.7, 15.9, 12.3],    # inside, fractional corners
-    [0, -6.0, -3.0, 8.0, 6.0],    # partly outside (top left)
+BOXES = np.array(
+  [
+    [0, 0.0, 0.0, 21.0, 17.0],  # the whole map
+    [1, 3.2, 4.7, 15.9, 12.3],  # inside, fractional corners
+    [0, -6.0, -3.0, 8.0, 6.0],  # partly outside (top left)
     [1, 14.0, 10.0, 30.0, 25.0],  # partly outside (bottom right)
-    [0, 7.4, 7.6, 7.9, 8.1],      # tiny
-    [1, 9.0, 5.0, 6.0, 3.0],      # empty: x2 < x1 and y2 < y1
-    [0, 5.0, 5.0, 5.0, 5.0],      # a point
-    [1, 2.5, 1.5, 3.5, 6.5],      # corners on halves (C's round goes away from zero)
+    [0, 7.4, 7.6, 7.9, 8.1],  # tiny
+    [1, 9.0, 5.0, 6.0, 3.0],  # empty: x2 < x1 and y2 < y1
+    [0, 5.0, 5.0, 5.0, 5.0],  # a point
+    [1, 2.5, 1.5, 3.5, 6.5],  # corners on halves (C's round goes away from zero)
     [0, -30.0, -30.0, -24.0, -20.0],  # wholly outside
-], np.float32)
+  ],
+  np.float32,
+)
 SCALE = 0.5
 
 
@@ -63,10 +67,17 @@ def _vjp(fn, x, cotangent):
 # RoIPool.
 
 
-@pytest.mark.parametrize("kind,output_shape,jit", [
-    ("normal", (2, 2), False), ("ties", (3, 4), False), ("normal", (7, 7), False),
-    ("ties", (2, 2), True), ("normal", (3, 4), True), ("ties", (7, 7), True),
-])
+@pytest.mark.parametrize(
+  "kind,output_shape,jit",
+  [
+    ("normal", (2, 2), False),
+    ("ties", (3, 4), False),
+    ("normal", (7, 7), False),
+    ("ties", (2, 2), True),
+    ("normal", (3, 4), True),
+    ("ties", (7, 7), True),
+  ],
+)
 def test_roi_pool_matches_torchvisions_rules(kind, output_shape, jit):
   x = (_normal if kind == "normal" else _ties)(SHAPE)
   cot = _normal((len(BOXES), *output_shape, SHAPE[-1]), seed=1)
@@ -82,8 +93,9 @@ def test_roi_pool_keeps_integer_maps_and_big_bins_under_jit():
   # Under jit the table is sized for boxes inside the map; a bin as large as
   # the map is covered by more blocks, not truncated.
   x = np.random.default_rng(2).integers(-50, 50, (1, 40, 37, 2)).astype(np.int32)
-  boxes = np.array([[0, -100.0, -100.0, 200.0, 200.0], [0, 1, 1, 38, 30], [0, 3, 3, 5, 4]],
-                   np.float32)
+  boxes = np.array(
+    [[0, -100.0, -100.0, 200.0, 200.0], [0, 1, 1, 38, 30], [0, 3, 3, 5, 4]], np.float32
+  )
   y = jax.jit(lambda v: jaxpool.roi_pool(v, boxes, (2, 3)))(x)
   assert y.dtype == jnp.int32
   np.testing.assert_array_equal(y, roi_pool_reference(x, boxes, (2, 3))[0])
@@ -93,7 +105,9 @@ def test_roi_pool_keeps_integer_maps_and_big_bins_under_jit():
   cot = _normal((3, 2, 3, 2), seed=4)
   value, grad = _vjp(jax.jit(lambda v: jaxpool.roi_pool(v, boxes, (2, 3))), ties, cot)
   np.testing.assert_array_equal(value, roi_pool_reference(ties, boxes, (2, 3))[0])
-  np.testing.assert_array_equal(grad, roi_pool_grad_reference(ties.shape, boxes, (2, 3), cot, x=ties))
+  np.testing.assert_array_equal(
+    grad, roi_pool_grad_reference(ties.shape, boxes, (2, 3), cot, x=ties)
+  )
 
 
 def test_roi_pool_propagates_nan_in_its_bin_only():
@@ -108,22 +122,27 @@ def test_roi_pool_propagates_nan_in_its_bin_only():
 # RoIAlign.
 
 ALIGN_OPTIONS = [
-    dict(sampling_ratio=2, aligned=False),
-    dict(sampling_ratio=2, aligned=True),
-    dict(sampling_ratio=1, aligned=False),
-    dict(sampling_ratio=3, aligned=True),
-    dict(sampling_ratio=-1, aligned=False),
-    dict(sampling_ratio=0, aligned=True),
+  dict(sampling_ratio=2, aligned=False),
+  dict(sampling_ratio=2, aligned=True),
+  dict(sampling_ratio=1, aligned=False),
+  dict(sampling_ratio=3, aligned=True),
+  dict(sampling_ratio=-1, aligned=False),
+  dict(sampling_ratio=0, aligned=True),
 ]
 
 
-@pytest.mark.parametrize("options", ALIGN_OPTIONS, ids=lambda o: f"s{o['sampling_ratio']}-{'aligned' if o['aligned'] else 'legacy'}")
+@pytest.mark.parametrize(
+  "options",
+  ALIGN_OPTIONS,
+  ids=lambda o: f"s{o['sampling_ratio']}-{'aligned' if o['aligned'] else 'legacy'}",
+)
 @pytest.mark.parametrize("output_shape", [(2, 2), (3, 5)])
 def test_roi_align_matches_torchvisions_rules(options, output_shape):
   x = _normal(SHAPE)
   cot = _normal((len(BOXES), *output_shape, SHAPE[-1]), seed=1)
-  y, grad = _vjp(lambda v: jaxpool.roi_align(v, BOXES, output_shape, spatial_scale=SCALE, **options),
-                 x, cot)
+  y, grad = _vjp(
+    lambda v: jaxpool.roi_align(v, BOXES, output_shape, spatial_scale=SCALE, **options), x, cot
+  )
   ref = roi_align_reference(x, BOXES, output_shape, SCALE, **options)
   np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
   ref_grad = roi_align_grad_reference(x.shape, BOXES, output_shape, cot, SCALE, **options)
@@ -147,16 +166,20 @@ def test_adaptive_sampling_under_jit_uses_a_static_bound_and_masks():
   assert not np.allclose(capped, exact)
   np.testing.assert_allclose(jax.jit(fn)(x, big), capped, rtol=1e-5, atol=1e-6)
   for run in (fn, jax.jit(fn, static_argnames="max_sampling_ratio")):
-    np.testing.assert_allclose(run(x, big, max_sampling_ratio=2),
-                               roi_align_reference(x, big, (3, 4), SCALE, max_sampling_ratio=2),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+      run(x, big, max_sampling_ratio=2),
+      roi_align_reference(x, big, (3, 4), SCALE, max_sampling_ratio=2),
+      rtol=1e-5,
+      atol=1e-6,
+    )
 
 
 def test_roi_align_equals_torch_grid_sample_construction():
   torch = pytest.importorskip("torch")
   x = _normal((2, 12, 15, 4))
-  boxes = np.array([[0, 1.0, 2.0, 20.0, 18.0], [1, -3.0, 5.0, 9.0, 30.0], [1, 4.0, 4.0, 4.5, 5.0]],
-                   np.float32)
+  boxes = np.array(
+    [[0, 1.0, 2.0, 20.0, 18.0], [1, -3.0, 5.0, 9.0, 30.0], [1, 4.0, 4.0, 4.5, 5.0]], np.float32
+  )
   for aligned in (False, True):
     ref = _torch_roi_align(torch, x, boxes, (4, 3), SCALE, 2, aligned)
     y = jaxpool.roi_align(x, boxes, (4, 3), spatial_scale=SCALE, sampling_ratio=2, aligned=aligned)
@@ -167,8 +190,9 @@ def _torch_roi_align(torch, x, boxes, output_shape, scale, sampling, aligned):
   """RoIAlign from torch ops: ``grid_sample`` at clamped positions, samples
   outside ``[-1, H] x [-1, W]`` zeroed, averaged per bin (the benchmark's
   torch baseline, checked here)."""
-  out = _benchmarks().torch_roi_align(torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(boxes), output_shape,
-                        scale, sampling, aligned)
+  out = _benchmarks().torch_roi_align(
+    torch.tensor(x).permute(0, 3, 1, 2), torch.tensor(boxes), output_shape, scale, sampling, aligned
+  )
   return out.permute(0, 2, 3, 1).numpy()
 
 
@@ -185,8 +209,12 @@ def test_naive_jax_baseline_equals_roi_align():
   x = _normal((2, 12, 15, 4))
   boxes = np.array([[0, 1.0, 2.0, 20.0, 18.0], [1, -3.0, 5.0, 9.0, 30.0]], np.float32)
   ref = roi_align_reference(x, boxes, (4, 3), SCALE, sampling_ratio=2)
-  np.testing.assert_allclose(_benchmarks().naive_roi_align(
-      jnp.asarray(x), jnp.asarray(boxes), (4, 3), SCALE, 2), ref, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    _benchmarks().naive_roi_align(jnp.asarray(x), jnp.asarray(boxes), (4, 3), SCALE, 2),
+    ref,
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
 def test_box_gradient_is_the_true_derivative(x64):
@@ -198,11 +226,15 @@ def test_box_gradient_is_the_true_derivative(x64):
     return jaxpool.roi_align(x, boxes, (2, 3), spatial_scale=SCALE, box_gradient=True, **options)
 
   for options in (dict(sampling_ratio=2), dict(sampling_ratio=2, aligned=True), {}):
-    check_grads(jax.jit(lambda c: fn(c, options)), (corners,), order=1, modes=["fwd", "rev"],
-                eps=1e-5)
+    check_grads(
+      jax.jit(lambda c: fn(c, options)), (corners,), order=1, modes=["fwd", "rev"], eps=1e-5
+    )
   # Without box_gradient (the default, torchvision's) the boxes get none.
-  no_grad = jax.grad(lambda c: jnp.sum(jaxpool.roi_align(
-      x, jnp.concatenate([jnp.zeros((2, 1), jnp.float64), c], axis=1), 2)))(corners)
+  no_grad = jax.grad(
+    lambda c: jnp.sum(
+      jaxpool.roi_align(x, jnp.concatenate([jnp.zeros((2, 1), jnp.float64), c], axis=1), 2)
+    )
+  )(corners)
   np.testing.assert_array_equal(no_grad, 0.0)
 
 
@@ -213,12 +245,19 @@ def test_an_inf_outside_every_sample_does_not_leak():
   x = _normal((1, 8, 8, 1))
   x[0, 0, 0, 0] = np.inf
   x[0, 7, 7, 0] = -np.inf
-  boxes = np.array([[0, 1.5, 1.5, 4.0, 4.0],      # inside
-                    [0, -10.0, -10.0, -2.0, -2.0],  # outside: every sample clamps to (0, 0)
-                    [0, 2.0, 2.0, 5.0, 5.0]],     # unused adaptive slots run past (7, 7)
-                   np.float32)
-  for options in (dict(sampling_ratio=2), dict(sampling_ratio=-1, max_sampling_ratio=8),
-                  dict(aligned=True)):
+  boxes = np.array(
+    [
+      [0, 1.5, 1.5, 4.0, 4.0],  # inside
+      [0, -10.0, -10.0, -2.0, -2.0],  # outside: every sample clamps to (0, 0)
+      [0, 2.0, 2.0, 5.0, 5.0],
+    ],  # unused adaptive slots run past (7, 7)
+    np.float32,
+  )
+  for options in (
+    dict(sampling_ratio=2),
+    dict(sampling_ratio=-1, max_sampling_ratio=8),
+    dict(aligned=True),
+  ):
     y = np.asarray(jaxpool.roi_align(x, boxes, 2, **options))
     assert np.isfinite(y).all(), options
     np.testing.assert_array_equal(y[1], 0.0)
@@ -233,8 +272,18 @@ def _pyramid(levels=3, seed=0):
 
 
 def test_pyramid_levels_follow_torchvisions_level_mapper():
-  boxes = np.array([[0, 0, 0, 10, 10], [0, 0, 0, 112, 112], [0, 0, 0, 224, 224], [0, 0, 0, 223, 224],
-                    [0, 0, 0, 448, 448], [0, 0, 0, 2000, 2000], [0, 5, 5, 5, 5]], np.float32)
+  boxes = np.array(
+    [
+      [0, 0, 0, 10, 10],
+      [0, 0, 0, 112, 112],
+      [0, 0, 0, 224, 224],
+      [0, 0, 0, 223, 224],
+      [0, 0, 0, 448, 448],
+      [0, 0, 0, 2000, 2000],
+      [0, 5, 5, 5, 5],
+    ],
+    np.float32,
+  )
   side = np.sqrt((boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2]))
   with np.errstate(divide="ignore"):
     expected = np.clip(np.floor(4 + np.log2(side / 224) + 1e-6), 2, 5) - 2
@@ -245,22 +294,27 @@ def test_pyramid_levels_follow_torchvisions_level_mapper():
 @pytest.mark.parametrize("options", [dict(sampling_ratio=2), dict(aligned=True, sampling_ratio=-1)])
 def test_multi_scale_roi_align_reads_each_box_from_its_level(options):
   pyramid = _pyramid()  # strides 4, 8, 16 of a 128 x 160 image
-  boxes = np.array([[0, 3, 4, 40, 30], [1, 10, 20, 120, 150], [0, 20, 30, 60, 70], [1, 60, 60, 70, 90]],
-                   np.float32)
+  boxes = np.array(
+    [[0, 3, 4, 40, 30], [1, 10, 20, 120, 150], [0, 20, 30, 60, 70], [1, 60, 60, 70, 90]], np.float32
+  )
   levels = pyramid_levels(boxes, 3, 2, canonical_scale=64)
   assert len(set(np.asarray(levels).tolist())) == 3  # every level used
   cot = _normal((4, 3, 3, 3), seed=9)
-  fn = lambda p: jaxpool.multi_scale_roi_align(p, boxes, 3, image_shape=(128, 160),
-                                               canonical_scale=64, **options)
+  fn = lambda p: jaxpool.multi_scale_roi_align(
+    p, boxes, 3, image_shape=(128, 160), canonical_scale=64, **options
+  )
   y, pullback = jax.vjp(jax.jit(fn), pyramid)
   grads = pullback(jnp.asarray(cot))[0]
   expected_grads = [np.zeros(p.shape) for p in pyramid]
   for k, level in enumerate(np.asarray(levels)):
-    scale = 1 / 4 / 2 ** level
-    ref = roi_align_reference(np.asarray(pyramid[level]), boxes[k:k + 1], (3, 3), scale, **options)
-    np.testing.assert_allclose(y[k:k + 1], ref, rtol=1e-5, atol=1e-5)
+    scale = 1 / 4 / 2**level
+    ref = roi_align_reference(
+      np.asarray(pyramid[level]), boxes[k : k + 1], (3, 3), scale, **options
+    )
+    np.testing.assert_allclose(y[k : k + 1], ref, rtol=1e-5, atol=1e-5)
     expected_grads[level] += roi_align_grad_reference(
-        pyramid[level].shape, boxes[k:k + 1], (3, 3), cot[k:k + 1], scale, **options)
+      pyramid[level].shape, boxes[k : k + 1], (3, 3), cot[k : k + 1], scale, **options
+    )
   for grad, expected in zip(grads, expected_grads):
     np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
 
@@ -275,7 +329,9 @@ def test_multi_scale_roi_align_errors():
   with pytest.raises(ValueError, match="halve"):
     jaxpool.multi_scale_roi_align([pyramid[0], pyramid[0]], boxes, 2, image_shape=(128, 160))
   with pytest.raises(ValueError, match="same batch, features"):
-    jaxpool.multi_scale_roi_align([pyramid[0], pyramid[1][..., :2]], boxes, 2, image_shape=(128, 160))
+    jaxpool.multi_scale_roi_align(
+      [pyramid[0], pyramid[1][..., :2]], boxes, 2, image_shape=(128, 160)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -285,11 +341,14 @@ def test_multi_scale_roi_align_errors():
 def test_vmap_over_maps_and_boxes():
   xs = jnp.asarray(_normal((3, *SHAPE)))
   boxes = jnp.stack([jnp.asarray(BOXES)] * 3).at[:, :, 1].add(jnp.arange(3.0)[:, None])
-  for fn in (lambda v, b: jaxpool.roi_align(v, b, 2, spatial_scale=SCALE, sampling_ratio=2),
-             lambda v, b: jaxpool.roi_pool(v, b, 2, spatial_scale=SCALE)):
+  for fn in (
+    lambda v, b: jaxpool.roi_align(v, b, 2, spatial_scale=SCALE, sampling_ratio=2),
+    lambda v, b: jaxpool.roi_pool(v, b, 2, spatial_scale=SCALE),
+  ):
     mapped = jax.jit(jax.vmap(fn))(xs, boxes)
-    np.testing.assert_allclose(mapped, jnp.stack([fn(xs[i], boxes[i]) for i in range(3)]),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+      mapped, jnp.stack([fn(xs[i], boxes[i]) for i in range(3)]), rtol=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.skipif(jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py)")
@@ -345,12 +404,27 @@ def test_layers_equal_the_functions():
   x = jnp.asarray(_normal(SHAPE))
   pyramid = _pyramid()
   calls = [
-      ("RoIPool", (3,), dict(spatial_scale=SCALE), x,
-       jaxpool.roi_pool(x, BOXES, 3, spatial_scale=SCALE)),
-      ("RoIAlign", ((2, 3),), dict(spatial_scale=SCALE, sampling_ratio=2, aligned=True), x,
-       jaxpool.roi_align(x, BOXES, (2, 3), spatial_scale=SCALE, sampling_ratio=2, aligned=True)),
-      ("MultiScaleRoIAlign", (2,), dict(image_shape=(128, 160), sampling_ratio=2), pyramid,
-       jaxpool.multi_scale_roi_align(pyramid, BOXES, 2, image_shape=(128, 160), sampling_ratio=2)),
+    (
+      "RoIPool",
+      (3,),
+      dict(spatial_scale=SCALE),
+      x,
+      jaxpool.roi_pool(x, BOXES, 3, spatial_scale=SCALE),
+    ),
+    (
+      "RoIAlign",
+      ((2, 3),),
+      dict(spatial_scale=SCALE, sampling_ratio=2, aligned=True),
+      x,
+      jaxpool.roi_align(x, BOXES, (2, 3), spatial_scale=SCALE, sampling_ratio=2, aligned=True),
+    ),
+    (
+      "MultiScaleRoIAlign",
+      (2,),
+      dict(image_shape=(128, 160), sampling_ratio=2),
+      pyramid,
+      jaxpool.multi_scale_roi_align(pyramid, BOXES, 2, image_shape=(128, 160), sampling_ratio=2),
+    ),
   ]
   for name, args, kwargs, inputs, expected in calls:
     nnx_layer = getattr(jpnnx, name)(*args, **kwargs)
@@ -363,20 +437,22 @@ def test_bin_division_is_ieee_under_jit():
   # XLA rewrites a division by a broadcast value into a multiplication by
   # its reciprocal (one ulp off, thousands of sizes below 4096 at 7 bins),
   # which moves a floor/ceil of an exact quotient by a whole cell.
-  from jaxpool._src.region import _divide  # noqa: PLC0415
+  from jaxpool._src.core.boxes import divide as _divide  # noqa: PLC0415
 
   sizes = np.arange(1, 4097, dtype=np.float32)
   for bins in (3, 7, 14):
-    np.testing.assert_array_equal(jax.jit(lambda s, b=bins: _divide(s, b))(sizes),
-                                  sizes / np.float32(bins))
+    np.testing.assert_array_equal(
+      jax.jit(lambda s, b=bins: _divide(s, b))(sizes), sizes / np.float32(bins)
+    )
 
 
 def _region_ops(x):
   return {
-      "roi_pool": lambda b: jaxpool.roi_pool(x, b, 2),
-      "roi_align": lambda b: jaxpool.roi_align(x, b, 2),
-      "multi_scale_roi_align": lambda b: jaxpool.multi_scale_roi_align(
-          [x, x[:, ::2, ::2]], b, 2, image_shape=(16, 16)),
+    "roi_pool": lambda b: jaxpool.roi_pool(x, b, 2),
+    "roi_align": lambda b: jaxpool.roi_align(x, b, 2),
+    "multi_scale_roi_align": lambda b: jaxpool.multi_scale_roi_align(
+      [x, x[:, ::2, ::2]], b, 2, image_shape=(16, 16)
+    ),
   }
 
 

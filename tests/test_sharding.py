@@ -3,13 +3,15 @@
 import jax
 import jax.numpy as jnp
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jaxpool
+
 from cases import CASES, Case
 
 pytestmark = pytest.mark.skipif(
-    jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py fakes them on CPU)"
+  jax.device_count() < 8, reason="needs 8 devices (tests/conftest.py fakes them on CPU)"
 )
 
 SHARDED = [case for case in CASES if case.sharding]
@@ -32,9 +34,9 @@ def test_batch_sharding_survives_forward_and_gradient(case):
 
 
 RANDOM = [case for case in SHARDED if case.random] + [
-    # draws per feature map, and unshared S3Pool rows
-    Case("mixed_pool_map", lambda x, k: jaxpool.mixed_pool(x, (2, 2), key=k, granularity="map")),
-    Case("s3_pool_unshared", lambda x, k: jaxpool.s3_pool(x[:, :6, :8], (2, 2), key=k, shared=False)),
+  # draws per feature map, and unshared S3Pool rows
+  Case("mixed_pool_map", lambda x, k: jaxpool.mixed_pool(x, (2, 2), key=k, granularity="map")),
+  Case("s3_pool_unshared", lambda x, k: jaxpool.s3_pool(x[:, :6, :8], (2, 2), key=k, shared=False)),
 ]
 
 

@@ -62,7 +62,9 @@ def test_stochastic_pool_zero_and_negative_windows_are_documented_and_finite(x64
   np.testing.assert_allclose(grad[0, :2, :2, 0], 0.25)  # the mean's derivative
   sampled = jaxpool.stochastic_pool(x, (2, 2), key=KEY)
   assert sampled[0, 1, 1, 0] == 2.0 and sampled[0, 0, 1, 0] == 0.0
-  assert np.all(np.isfinite(jax.grad(lambda v: jaxpool.stochastic_pool(v, (2, 2), key=KEY).sum())(x)))
+  assert np.all(
+    np.isfinite(jax.grad(lambda v: jaxpool.stochastic_pool(v, (2, 2), key=KEY).sum())(x))
+  )
 
 
 def test_stochastic_pool_gradient_flows_to_the_sampled_element():
@@ -128,8 +130,13 @@ def test_s3_pool_inference_averages_the_max_map(inference, x64):
       expected[:, i, j] = m[:, rows, cols].mean(axis=(1, 2))
   np.testing.assert_allclose(jaxpool.s3_pool(x, (2, 2), inference=inference), expected, rtol=1e-12)
   if inference == "official":  # test_properties covers the default
-    check_grads(lambda v: jaxpool.s3_pool(v, (3, 3), (2, 2), inference=inference),
-                (x,), order=1, modes=["rev"], eps=1e-4)
+    check_grads(
+      lambda v: jaxpool.s3_pool(v, (3, 3), (2, 2), inference=inference),
+      (x,),
+      order=1,
+      modes=["rev"],
+      eps=1e-4,
+    )
 
 
 def test_s3_pool_errors():
@@ -157,9 +164,7 @@ def test_stochastic_pool_inference_scale_invariant():
   x = jax.random.uniform(KEY, (2, 6, 6, 3), minval=0.01)
   y = jaxpool.stochastic_pool(x, (2, 2))
   for scale in (1e20, 1e-20, 1e-30, 1e30):
-    np.testing.assert_allclose(
-        jaxpool.stochastic_pool(x * scale, (2, 2)), y * scale, rtol=1e-5
-    )
+    np.testing.assert_allclose(jaxpool.stochastic_pool(x * scale, (2, 2)), y * scale, rtol=1e-5)
 
 
 @pytest.mark.parametrize("scale", [1e-19, 1e-20, 1e-30, 1.0, 1e20])

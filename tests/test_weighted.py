@@ -57,16 +57,14 @@ def test_lip_pool_infinite_limits(formulation):
   x = column([1, 5, 2, 6, 3, 7, 4, 8, -INF, 9, INF, 1])
   logits = column([INF, 0, -INF, 0, -INF, -INF, INF, INF, -INF, 0, 0, 0])
   y = jaxpool.lip_pool(x, logits, (2,))
-  np.testing.assert_allclose(
-      y[:, 0], [1.0, 6.0, 5.0, 6.0, 9.0, INF], rtol=1e-6
-  )
+  np.testing.assert_allclose(y[:, 0], [1.0, 6.0, 5.0, 6.0, 9.0, INF], rtol=1e-6)
 
 
 def test_soft_lip_gradients_finite_for_finite_input(formulation):
   x = jax.random.normal(KEY, (2, 9, 9, 3)) * 50
   for fn in (
-      lambda v: jaxpool.soft_pool(v, (3, 3), 2, 1),
-      lambda v: jaxpool.lip_pool(v, v * 3, (3, 3), 2, 1),
+    lambda v: jaxpool.soft_pool(v, (3, 3), 2, 1),
+    lambda v: jaxpool.lip_pool(v, v * 3, (3, 3), 2, 1),
   ):
     assert np.isfinite(np.asarray(jax.grad(lambda v: fn(v).sum())(x))).all()
 
@@ -75,7 +73,10 @@ def test_soft_lip_gradients_finite_for_finite_input(formulation):
 def test_dpp_pool_positive_inf_gives_inf(reward):
   x = column([1, INF, 2, 3, INF, -INF])
   y = jaxpool.dpp_pool(x, 1.0, 2.0, (2,), reward=reward)
-  assert y[0, 0] == INF and y[1, 0] == jaxpool.dpp_pool(column([2, 3]), 1.0, 2.0, (2,), reward=reward)[0, 0]
+  assert (
+    y[0, 0] == INF
+    and y[1, 0] == jaxpool.dpp_pool(column([2, 3]), 1.0, 2.0, (2,), reward=reward)[0, 0]
+  )
   assert np.isnan(y[2, 0])
 
 
@@ -85,8 +86,10 @@ def test_dpp_pool_negative_inf_is_the_limit(reward, lam, x64):
   # The limit, approached numerically in float64.
   cells = [1.0, -INF, 2.0, 4.0]
   y = jaxpool.dpp_pool(column(cells, np.float64), 1.0, lam, (4,), reward=reward)[0, 0]
-  approach = [jaxpool.dpp_pool(column([1.0, -t, 2.0, 4.0], np.float64), 1.0, lam, (4,), reward=reward)[0, 0]
-              for t in (1e12, 1e14)]
+  approach = [
+    jaxpool.dpp_pool(column([1.0, -t, 2.0, 4.0], np.float64), 1.0, lam, (4,), reward=reward)[0, 0]
+    for t in (1e12, 1e14)
+  ]
   if reward == "asym" and lam >= 1:
     expected = 7.0 / 3 - (0 if lam > 1 else (1 + np.sqrt(1e-3)) * 4 / 3)
     np.testing.assert_allclose(y, expected, rtol=1e-12)
@@ -94,8 +97,9 @@ def test_dpp_pool_negative_inf_is_the_limit(reward, lam, x64):
   else:
     assert y == -INF and approach[1] < approach[0] < -1e3
   # Full-DPP with a finite reference: the -inf cell keeps a positive weight.
-  full = jaxpool.dpp_pool(column(cells, np.float64), 1.0, lam, (4,), reward=reward,
-                          reference=jnp.zeros((1, 1)))
+  full = jaxpool.dpp_pool(
+    column(cells, np.float64), 1.0, lam, (4,), reward=reward, reference=jnp.zeros((1, 1))
+  )
   assert full[0, 0] == -INF
 
 
@@ -125,31 +129,35 @@ def test_dpp_pool_tiny_epsilon_on_constant_windows():
     np.testing.assert_array_equal(y, 1.0)
     (grad,) = vjp(jnp.ones_like(y))
     np.testing.assert_allclose(grad, 0.25)  # the mean's derivative
-    grad = jax.grad(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2), epsilon=epsilon, normalize="mean").sum())(x)
+    grad = jax.grad(
+      lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2), epsilon=epsilon, normalize="mean").sum()
+    )(x)
     np.testing.assert_allclose(grad, 0.25)
 
 
 def test_dpp_pool_gradient_with_tiny_epsilon_is_true_derivative(x64):
   x = np.random.default_rng(6).standard_normal((2, 4, 4, 3))
   check_grads(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2), epsilon=1e-200), (x,), order=1)
-  check_grads(lambda v: jaxpool.dpp_pool(v * 1e200, 1.0, 0.5, (2, 2), reward="asym") * 1e-200, (x,), order=1)
+  check_grads(
+    lambda v: jaxpool.dpp_pool(v * 1e200, 1.0, 0.5, (2, 2), reward="asym") * 1e-200, (x,), order=1
+  )
 
 
 @pytest.mark.parametrize(
-    "kwargs, name",
-    [
-        (dict(alpha=-1.0), "alpha"),
-        (dict(alpha=NAN), "alpha"),
-        (dict(alpha=0.0), "alpha"),
-        (dict(alpha=INF), "alpha"),
-        (dict(alpha=jnp.array([1.0, -1.0])), "alpha"),
-        (dict(lam=-1.0), "lam"),
-        (dict(lam=np.float32(NAN)), "lam"),
-        (dict(lam=jnp.array(INF)), "lam"),
-        (dict(epsilon=0.0), "epsilon"),
-        (dict(epsilon=INF), "epsilon"),
-        (dict(epsilon=1e-300), "epsilon"),
-    ],
+  "kwargs, name",
+  [
+    (dict(alpha=-1.0), "alpha"),
+    (dict(alpha=NAN), "alpha"),
+    (dict(alpha=0.0), "alpha"),
+    (dict(alpha=INF), "alpha"),
+    (dict(alpha=jnp.array([1.0, -1.0])), "alpha"),
+    (dict(lam=-1.0), "lam"),
+    (dict(lam=np.float32(NAN)), "lam"),
+    (dict(lam=jnp.array(INF)), "lam"),
+    (dict(epsilon=0.0), "epsilon"),
+    (dict(epsilon=INF), "epsilon"),
+    (dict(epsilon=1e-300), "epsilon"),
+  ],
 )
 def test_dpp_pool_checks_concrete_parameters(kwargs, name):
   x = jnp.ones((1, 4, 4, 2))
@@ -175,8 +183,12 @@ def test_soft_pool_matches_formula(config, x64, formulation):
 @pytest.mark.parametrize("config", CONFIGS)
 def test_lip_pool_matches_formula(config, x64, formulation):
   x, logits = normal_input(config), 3 * normal_input(config, seed=1)
-  ref = weighted_mean(x, lambda v, b, c, cells, _: np.exp(np.array([logits[(b,) + q + (c,)] for q in cells])), config)
-  np.testing.assert_allclose(jaxpool.lip_pool(x, logits, **jax_args(config)), ref, rtol=1e-12, atol=1e-12)
+  ref = weighted_mean(
+    x, lambda v, b, c, cells, _: np.exp(np.array([logits[(b,) + q + (c,)] for q in cells])), config
+  )
+  np.testing.assert_allclose(
+    jaxpool.lip_pool(x, logits, **jax_args(config)), ref, rtol=1e-12, atol=1e-12
+  )
 
 
 @pytest.mark.parametrize("reward", ["sym", "asym"])
@@ -207,7 +219,9 @@ def test_dpp_pool_with_reference_and_special_cases(x64):
   ref_map = np.random.default_rng(3).standard_normal((2, 3, 3, 3))
   config = ((6, 6), (2, 2), None, 0, 1, False)
   expected = weighted_mean(
-      x, lambda v, b, c, cells, idx: 1.0 + ((v - ref_map[(b,) + idx + (c,)]) ** 2 + 1e-3) ** 1.5, config
+    x,
+    lambda v, b, c, cells, idx: 1.0 + ((v - ref_map[(b,) + idx + (c,)]) ** 2 + 1e-3) ** 1.5,
+    config,
   )
   y = jaxpool.dpp_pool(x, 1.0, 3.0, (2, 2), reference=ref_map)
   np.testing.assert_allclose(y, expected, rtol=1e-10)
@@ -219,12 +233,18 @@ def test_dpp_pool_with_reference_and_special_cases(x64):
 def test_lip_special_cases_and_softpool_identity(formulation):
   x = jax.random.normal(jax.random.key(0), (2, 9, 9, 4))
   kw = dict(window_shape=(3, 3), strides=2, padding=1)
-  np.testing.assert_allclose(jaxpool.lip_pool(x, x, **kw), jaxpool.soft_pool(x, **kw), rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(
-      jaxpool.lip_pool(x, jnp.zeros_like(x), **kw),
-      jaxpool.avg_pool(x, count_include_pad=False, **kw), rtol=1e-6, atol=1e-6,
+    jaxpool.lip_pool(x, x, **kw), jaxpool.soft_pool(x, **kw), rtol=1e-6, atol=1e-6
   )
-  np.testing.assert_allclose(jaxpool.lip_pool(x, 5000 * x, **kw), jaxpool.max_pool(x, **kw), rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+    jaxpool.lip_pool(x, jnp.zeros_like(x), **kw),
+    jaxpool.avg_pool(x, count_include_pad=False, **kw),
+    rtol=1e-6,
+    atol=1e-6,
+  )
+  np.testing.assert_allclose(
+    jaxpool.lip_pool(x, 5000 * x, **kw), jaxpool.max_pool(x, **kw), rtol=1e-4, atol=1e-4
+  )
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -240,8 +260,15 @@ def test_dpp_gradients_to_every_argument(reward, x64):
   x = np.random.default_rng(4).standard_normal((2, 6, 6, 3))
   reference = np.random.default_rng(5).standard_normal((2, 3, 3, 3))
   fn = lambda v, a, l, r: jaxpool.dpp_pool(v, a, l, (2, 2), reference=r, reward=reward)
-  check_grads(fn, (x, np.array([0.5, 1.0, 2.0]), np.array([1.0, 2.0, 0.7]), reference), order=1, modes=["rev", "fwd"])
-  check_grads(lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (3, 3), 2, 1, normalize="mean"), (x,), order=1)
+  check_grads(
+    fn,
+    (x, np.array([0.5, 1.0, 2.0]), np.array([1.0, 2.0, 0.7]), reference),
+    order=1,
+    modes=["rev", "fwd"],
+  )
+  check_grads(
+    lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (3, 3), 2, 1, normalize="mean"), (x,), order=1
+  )
 
 
 def test_stable_for_extreme_values_in_float32(formulation):
@@ -263,26 +290,44 @@ def test_stable_for_extreme_values_in_float32(formulation):
 def test_half_precision(dtype):
   x = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
   for fn in (
-      lambda v: jaxpool.soft_pool(v, (2, 2)),
-      lambda v: jaxpool.lip_pool(v, v * 0.5, (3, 3), 2, 1),
-      lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2)),
+    lambda v: jaxpool.soft_pool(v, (2, 2)),
+    lambda v: jaxpool.lip_pool(v, v * 0.5, (3, 3), 2, 1),
+    lambda v: jaxpool.dpp_pool(v, 1.0, 2.0, (2, 2)),
   ):
     y = fn(x.astype(dtype))
     assert y.dtype == dtype
-    np.testing.assert_allclose(np.asarray(y, np.float32), fn(x.astype(dtype).astype(jnp.float32)), rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(
+      np.asarray(y, np.float32), fn(x.astype(dtype).astype(jnp.float32)), rtol=2e-2, atol=2e-2
+    )
 
 
 @pytest.mark.parametrize(
-    "call,error,message",
-    [
-        (lambda x: jaxpool.lip_pool(x, x[..., :1], (2, 2)), ValueError, "logits must have the shape of x"),
-        (lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), reward="max"), ValueError, "reward must be"),
-        (lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), normalize="sum"), ValueError, "normalize must be"),
-        (lambda x: jaxpool.dpp_pool(x, jnp.ones(5), 1.0, (2, 2)), ValueError, "alpha must be a scalar or have shape (2,)"),
-        (lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), reference=x), ValueError, "reference must have the output's shape"),
-        (lambda x: jaxpool.soft_pool(x.astype(jnp.int32), (2, 2)), TypeError, "floating-point input"),
-        (lambda x: jaxpool.soft_pool(x, 2), TypeError, "window_shape must be a tuple"),
-    ],
+  "call,error,message",
+  [
+    (
+      lambda x: jaxpool.lip_pool(x, x[..., :1], (2, 2)),
+      ValueError,
+      "logits must have the shape of x",
+    ),
+    (lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), reward="max"), ValueError, "reward must be"),
+    (
+      lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), normalize="sum"),
+      ValueError,
+      "normalize must be",
+    ),
+    (
+      lambda x: jaxpool.dpp_pool(x, jnp.ones(5), 1.0, (2, 2)),
+      ValueError,
+      "alpha must be a scalar or have shape (2,)",
+    ),
+    (
+      lambda x: jaxpool.dpp_pool(x, 1.0, 1.0, (2, 2), reference=x),
+      ValueError,
+      "reference must have the output's shape",
+    ),
+    (lambda x: jaxpool.soft_pool(x.astype(jnp.int32), (2, 2)), TypeError, "floating-point input"),
+    (lambda x: jaxpool.soft_pool(x, 2), TypeError, "window_shape must be a tuple"),
+  ],
 )
 def test_bad_inputs(call, error, message):
   with pytest.raises(error, match=re.escape(message)):

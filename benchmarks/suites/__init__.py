@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import importlib
 
-NAMES = ("classic", "weighted", "stochastic", "training", "lifting", "dynamic",
-         "second_order", "pyramid", "region")
+NAMES = (
+  "classic",
+  "weighted",
+  "stochastic",
+  "training",
+  "lifting",
+  "dynamic",
+  "second_order",
+  "pyramid",
+  "region",
+)
 
 
 def load(name: str):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+from harness import Row, Suite, torch
 
 import jaxpool
-from harness import Row, Suite, torch
 
 SHAPE, COUNT, SCALE = (2, 50, 68, 256), 512, 1 / 16
 
@@ -16,8 +16,11 @@ SHAPE, COUNT, SCALE = (2, 50, 68, 256), 512, 1 / 16
 def _boxes(rng):
   centre = rng.uniform((0, 0), (1088, 800), (COUNT, 2))
   half = rng.uniform(16, 300, (COUNT, 2))
-  return (np.concatenate([rng.integers(0, 2, (COUNT, 1)), centre - half, centre + half],
-                         axis=1).astype(np.float32),)
+  return (
+    np.concatenate([rng.integers(0, 2, (COUNT, 1)), centre - half, centre + half], axis=1).astype(
+      np.float32
+    ),
+  )
 
 
 def torch_roi_align(x, boxes, output_shape, scale, sampling, aligned):
@@ -51,7 +54,9 @@ def torch_roi_align(x, boxes, output_shape, scale, sampling, aligned):
     rows = torch.nonzero(index == b).flatten()
     if len(rows):
       lattice = grid[rows].reshape(1, -1, pw * sampling, 2)
-      read = torch.nn.functional.grid_sample(x[b:b + 1], lattice, mode="bilinear", align_corners=True)
+      read = torch.nn.functional.grid_sample(
+        x[b : b + 1], lattice, mode="bilinear", align_corners=True
+      )
       out[rows] = read.reshape(x.shape[1], len(rows), ph * sampling, pw * sampling).transpose(0, 1)
   out = out * (vy[:, None, :, None] & vx[:, None, None, :])
   return out.reshape(len(boxes), -1, ph, sampling, pw, sampling).mean(dim=(3, 5))
@@ -80,34 +85,46 @@ def naive_roi_align(x, boxes, output_shape, scale, sampling):
   b = index[:, None, None]
   rows = lambda v: v[:, :, None]
   cols = lambda v: v[:, None, :]
-  out = (x[b, rows(yl), cols(xl)] * ((1 - rows(fy)) * (1 - cols(fx)))[..., None]
-         + x[b, rows(yl), cols(xh)] * ((1 - rows(fy)) * cols(fx))[..., None]
-         + x[b, rows(yh), cols(xl)] * (rows(fy) * (1 - cols(fx)))[..., None]
-         + x[b, rows(yh), cols(xh)] * (rows(fy) * cols(fx))[..., None])
+  out = (
+    x[b, rows(yl), cols(xl)] * ((1 - rows(fy)) * (1 - cols(fx)))[..., None]
+    + x[b, rows(yl), cols(xh)] * ((1 - rows(fy)) * cols(fx))[..., None]
+    + x[b, rows(yh), cols(xl)] * (rows(fy) * (1 - cols(fx)))[..., None]
+    + x[b, rows(yh), cols(xh)] * (rows(fy) * cols(fx))[..., None]
+  )
   out = out * (rows(vy) & cols(vx))[..., None].astype(out.dtype)
   return out.reshape(len(boxes), ph, sampling, pw, sampling, -1).mean(axis=(2, 4))
 
 
 def rows() -> list[Row]:
-  theirs = None if torch is None else (
-      lambda t, b: torch_roi_align(t, b, (7, 7), SCALE, 2, False))
+  theirs = None if torch is None else (lambda t, b: torch_roi_align(t, b, (7, 7), SCALE, 2, False))
   return [
-      Row("roi_align sampling 2",
-          lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=SCALE, sampling_ratio=2),
-          SHAPE, args=_boxes, baseline=lambda v, b: naive_roi_align(v, b, (7, 7), SCALE, 2),
-          baseline_name="naive gather", torch=theirs),
-      Row("roi_align adaptive (jit bound)",
-          lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=SCALE), SHAPE, args=_boxes),
-      Row("roi_pool", lambda v, b: jaxpool.roi_pool(v, b, 7, spatial_scale=SCALE), SHAPE,
-          args=_boxes),
+    Row(
+      "roi_align sampling 2",
+      lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=SCALE, sampling_ratio=2),
+      SHAPE,
+      args=_boxes,
+      baseline=lambda v, b: naive_roi_align(v, b, (7, 7), SCALE, 2),
+      baseline_name="naive gather",
+      torch=theirs,
+    ),
+    Row(
+      "roi_align adaptive (jit bound)",
+      lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=SCALE),
+      SHAPE,
+      args=_boxes,
+    ),
+    Row(
+      "roi_pool", lambda v, b: jaxpool.roi_pool(v, b, 7, spatial_scale=SCALE), SHAPE, args=_boxes
+    ),
   ]
 
 
 SUITE = Suite(
-    "region", rows,
-    f"Maps {SHAPE} float32, {COUNT} boxes (half-sizes 16-300 px on an 800 x 1088"
-    " image, some partly outside; a jit argument), 7x7 bins, spatial_scale 1/16."
-    " torch: its ops (grid_sample, NCHW) with torchvision's rules; the baseline"
-    " is the textbook JAX port (four gathers of whole feature vectors per"
-    " sample). Temp is over the maps' bytes.",
+  "region",
+  rows,
+  f"Maps {SHAPE} float32, {COUNT} boxes (half-sizes 16-300 px on an 800 x 1088"
+  " image, some partly outside; a jit argument), 7x7 bins, spatial_scale 1/16."
+  " torch: its ops (grid_sample, NCHW) with torchvision's rules; the baseline"
+  " is the textbook JAX port (four gathers of whole feature vectors per"
+  " sample). Temp is over the maps' bytes.",
 )

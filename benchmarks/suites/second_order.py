@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from harness import Row, Suite, torch
 
 import jaxpool
-from harness import Row, Suite, torch
 
 SHAPE, CLUSTERS = (32, 14, 14, 256), 16
 
@@ -56,29 +56,40 @@ def _torch_bilinear(x):
 
 def rows() -> list[Row]:
   def row(name, fn, theirs=None, **kw):
-    return Row(name, fn, SHAPE, torch=theirs if torch is not None else None,
-               torch_layout="nhwc", **kw)
+    return Row(
+      name, fn, SHAPE, torch=theirs if torch is not None else None, torch_layout="nhwc", **kw
+    )
 
   return [
-      row("covariance_pool, sqrtm, 5 iterations", lambda v: jaxpool.covariance_pool(v),
-          lambda t: _torch_covariance(t)),
-      row("covariance_pool, logm (eigh)",
-          lambda v: jaxpool.covariance_pool(v, normalize="logm"),
-          lambda t: _torch_covariance(t, logm=True)),
-      row("covariance_pool, no normalisation",
-          lambda v: jaxpool.covariance_pool(v, normalize=None)),
-      row("bilinear_pool", lambda v: jaxpool.bilinear_pool(v), _torch_bilinear),
-      row("compact_bilinear_pool, D = 8192",
-          lambda v: jaxpool.compact_bilinear_pool(v, output_dim=8192, key=jax.random.key(0))),
-      row(f"netvlad, K = {CLUSTERS}",
-          lambda v, c, w, b: jaxpool.netvlad(v, c, assign_weights=w, assign_bias=b),
-          _torch_netvlad, args=_netvlad_params),
+    row(
+      "covariance_pool, sqrtm, 5 iterations",
+      lambda v: jaxpool.covariance_pool(v),
+      lambda t: _torch_covariance(t),
+    ),
+    row(
+      "covariance_pool, logm (eigh)",
+      lambda v: jaxpool.covariance_pool(v, normalize="logm"),
+      lambda t: _torch_covariance(t, logm=True),
+    ),
+    row("covariance_pool, no normalisation", lambda v: jaxpool.covariance_pool(v, normalize=None)),
+    row("bilinear_pool", lambda v: jaxpool.bilinear_pool(v), _torch_bilinear),
+    row(
+      "compact_bilinear_pool, D = 8192",
+      lambda v: jaxpool.compact_bilinear_pool(v, output_dim=8192, key=jax.random.key(0)),
+    ),
+    row(
+      f"netvlad, K = {CLUSTERS}",
+      lambda v, c, w, b: jaxpool.netvlad(v, c, assign_weights=w, assign_bias=b),
+      _torch_netvlad,
+      args=_netvlad_params,
+    ),
   ]
 
 
 SUITE = Suite(
-    "second_order", rows,
-    f"Input {SHAPE} float32 (channels-last, as both libraries receive it);"
-    " torch runs the same formula with its ops and autograd (iSQRT-COV's"
-    " iteration, `torch.linalg.eigh` for the log, NetVLAD's soft assignment).",
+  "second_order",
+  rows,
+  f"Input {SHAPE} float32 (channels-last, as both libraries receive it);"
+  " torch runs the same formula with its ops and autograd (iSQRT-COV's"
+  " iteration, `torch.linalg.eigh` for the log, NetVLAD's soft assignment).",
 )

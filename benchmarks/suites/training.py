@@ -13,16 +13,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import linen
+from harness import Suite, interleaved_medians
+from tables import device_line, markdown_table
 
 import jaxpool
-from harness import Suite, device_line, interleaved_medians, markdown_table
 
 SHAPE = (32, 64, 64, 64)
 
 
 def _conv(v, w):
-  return jax.lax.conv_general_dilated(v, w, (1, 1), "SAME",
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return jax.lax.conv_general_dilated(
+    v, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+  )
 
 
 def _naive_soft_pool(x):
@@ -38,17 +40,18 @@ def table(repeats: int) -> str:
   target = jnp.asarray(rng.standard_normal((32, 32, 32, 64)).astype(np.float32))
   logits = jnp.asarray(rng.standard_normal(SHAPE).astype(np.float32))
   pools = {
-      "strided slice (baseline)": lambda h: h[:, ::2, ::2, :],
-      "jaxpool.max_pool 2x2": lambda h: jaxpool.max_pool(h, (2, 2)),
-      "jaxpool.avg_pool 2x2": lambda h: jaxpool.avg_pool(h, (2, 2)),
-      "jaxpool.soft_pool 2x2": lambda h: jaxpool.soft_pool(h, (2, 2)),
-      "jaxpool.lip_pool 2x2 (fixed logits)": lambda h: jaxpool.lip_pool(h, logits, (2, 2)),
-      "jaxpool.lp_pool 2x2, p=3": lambda h: jaxpool.lp_pool(h, (2, 2), p=3.0),
-      "flax.linen.max_pool 2x2": lambda h: linen.max_pool(h, (2, 2), (2, 2)),
-      "naive SoftPool (autodiff)": _naive_soft_pool,
+    "strided slice (baseline)": lambda h: h[:, ::2, ::2, :],
+    "jaxpool.max_pool 2x2": lambda h: jaxpool.max_pool(h, (2, 2)),
+    "jaxpool.avg_pool 2x2": lambda h: jaxpool.avg_pool(h, (2, 2)),
+    "jaxpool.soft_pool 2x2": lambda h: jaxpool.soft_pool(h, (2, 2)),
+    "jaxpool.lip_pool 2x2 (fixed logits)": lambda h: jaxpool.lip_pool(h, logits, (2, 2)),
+    "jaxpool.lp_pool 2x2, p=3": lambda h: jaxpool.lp_pool(h, (2, 2), p=3.0),
+    "flax.linen.max_pool 2x2": lambda h: linen.max_pool(h, (2, 2), (2, 2)),
+    "naive SoftPool (autodiff)": _naive_soft_pool,
   }
   fns, temps = {}, {}
   for name, pool in pools.items():
+
     def loss(w1, w2, v, t, pool=pool):
       return jnp.vdot(_conv(pool(jax.nn.relu(_conv(v, w1))), w2), t)
 
@@ -61,16 +64,26 @@ def table(repeats: int) -> str:
   rows = []
   for name in pools:
     extra = None if temps[name] is None else temps[name] - temps[base]
-    rows.append([name, f"{1e3 * t[name]:.1f}", f"{t[name] / t[base]:.2f}",
-                 "" if temps[name] is None else f"{temps[name]:.2f}x",
-                 "" if extra is None else f"{extra:+.2f}x"])
-  return markdown_table([
+    rows.append(
+      [
+        name,
+        f"{1e3 * t[name]:.1f}",
+        f"{t[name] / t[base]:.2f}",
+        "" if temps[name] is None else f"{temps[name]:.2f}x",
+        "" if extra is None else f"{extra:+.2f}x",
+      ]
+    )
+  return markdown_table(
+    [
       device_line(repeats),
       f"Training step: conv3x3 -> relu -> pool -> conv3x3 on {SHAPE} float32,"
       " gradients to both kernels, loss a dot with a target passed as a jit"
       " argument. Extra temp: the step's XLA temp bytes minus the strided-slice"
       " step's, over the activation's bytes.",
-  ], ["pool", "step ms", "/ slice step", "temp", "extra temp"], rows)
+    ],
+    ["pool", "step ms", "/ slice step", "temp", "extra temp"],
+    rows,
+  )
 
 
 SUITE = Suite("training", lambda: [], __doc__.split("\n")[0], table=table)

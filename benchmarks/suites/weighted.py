@@ -3,13 +3,13 @@ and the official SoftPool repository's torch formula."""
 
 from __future__ import annotations
 
-from jax import lax
-from flax import linen
 import jax.numpy as jnp
 import numpy as np
+from flax import linen
+from harness import Row, Suite, torch
+from jax import lax
 
 import jaxpool
-from harness import Row, Suite, torch
 
 SHAPE = (32, 64, 64, 64)
 
@@ -45,27 +45,48 @@ def rows() -> list[Row]:
         return avg(t * e, k, 2) / avg(e, k, 2)
 
     out += [
-        Row(f"soft_pool {k}x{k}/2", lambda v, window=window: jaxpool.soft_pool(v, window, 2),
-            SHAPE, baseline=soft_naive, baseline_name="formula + autodiff", torch=soft_torch),
-        Row(f"lip_pool {k}x{k}/2", lambda v, l, window=window: jaxpool.lip_pool(v, l, window, 2),
-            SHAPE, args=logits, baseline=lip_naive, baseline_name="formula + autodiff",
-            torch=lip_torch),
-        Row(f"avg_pool {k}x{k}/2", lambda v, window=window: jaxpool.avg_pool(v, window, 2),
-            SHAPE, baseline=lambda v, window=window: linen.avg_pool(v, window, (2, 2)),
-            baseline_name="flax"),
-        Row(f"max_pool {k}x{k}/2", lambda v, window=window: jaxpool.max_pool(v, window, 2),
-            SHAPE, baseline=lambda v, window=window: linen.max_pool(v, window, (2, 2)),
-            baseline_name="flax"),
+      Row(
+        f"soft_pool {k}x{k}/2",
+        lambda v, window=window: jaxpool.soft_pool(v, window, 2),
+        SHAPE,
+        baseline=soft_naive,
+        baseline_name="formula + autodiff",
+        torch=soft_torch,
+      ),
+      Row(
+        f"lip_pool {k}x{k}/2",
+        lambda v, l, window=window: jaxpool.lip_pool(v, l, window, 2),
+        SHAPE,
+        args=logits,
+        baseline=lip_naive,
+        baseline_name="formula + autodiff",
+        torch=lip_torch,
+      ),
+      Row(
+        f"avg_pool {k}x{k}/2",
+        lambda v, window=window: jaxpool.avg_pool(v, window, 2),
+        SHAPE,
+        baseline=lambda v, window=window: linen.avg_pool(v, window, (2, 2)),
+        baseline_name="flax",
+      ),
+      Row(
+        f"max_pool {k}x{k}/2",
+        lambda v, window=window: jaxpool.max_pool(v, window, 2),
+        SHAPE,
+        baseline=lambda v, window=window: linen.max_pool(v, window, (2, 2)),
+        baseline_name="flax",
+      ),
     ]
   return out
 
 
 SUITE = Suite(
-    "weighted", rows,
-    f"Input {SHAPE} float32; LIP's logits are a jit argument. The baseline is"
-    " the formula `sum(e^w x) / sum(e^w)` with `reduce_window` sums and"
-    " autodiff (SoftPool's shifted by the global maximum), Flax for avg/max;"
-    " torch runs the official SoftPool repository's pure-PyTorch formula"
-    " `avg_pool(x e^x) / avg_pool(e^x)` (with `e^logits` for LIP).",
-    reference="avg_pool 2x2/2",
+  "weighted",
+  rows,
+  f"Input {SHAPE} float32; LIP's logits are a jit argument. The baseline is"
+  " the formula `sum(e^w x) / sum(e^w)` with `reduce_window` sums and"
+  " autodiff (SoftPool's shifted by the global maximum), Flax for avg/max;"
+  " torch runs the official SoftPool repository's pure-PyTorch formula"
+  " `avg_pool(x e^x) / avg_pool(e^x)` (with `e^logits` for LIP).",
+  reference="avg_pool 2x2/2",
 )

@@ -30,8 +30,10 @@ def load_state(nodes, restored: dict) -> None:
   state = nnx.state(nodes)
   template = nnx.to_pure_dict(state)
   restored = jax.tree.map(
-      lambda t, r: jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t) else r,
-      template, restored)
+    lambda t, r: jax.random.wrap_key_data(r, impl=jax.random.key_impl(t)) if _is_key(t) else r,
+    template,
+    restored,
+  )
   nnx.replace_by_pure_dict(state, restored)
   nnx.update(nodes, state)
 
@@ -42,25 +44,35 @@ class RunCheckpoints:
 
   def __init__(self, directory: pathlib.Path):
     self.manager = ocp.CheckpointManager(
-        directory.absolute(),
-        # Synchronous: each epoch's checkpoint is complete before training
-        # goes on (an interrupted run resumes from it).
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, create=True, enable_async_checkpointing=False),
+      directory.absolute(),
+      # Synchronous: each epoch's checkpoint is complete before training
+      # goes on (an interrupted run resumes from it).
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=1, create=True, enable_async_checkpointing=False
+      ),
     )
 
   def latest_epoch(self) -> int:
     return self.manager.latest_step() or 0
 
   def save(self, epoch: int, nodes, record: dict) -> None:
-    self.manager.save(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(savable(nodes)), record=ocp.args.JsonSave(record)))
+    self.manager.save(
+      epoch,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(savable(nodes)), record=ocp.args.JsonSave(record)
+      ),
+    )
 
   def restore(self, epoch: int, nodes) -> dict:
     target = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), savable(nodes))
-    restored = self.manager.restore(epoch, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()))
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding), savable(nodes)
+    )
+    restored = self.manager.restore(
+      epoch,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), record=ocp.args.JsonRestore()
+      ),
+    )
     load_state(nodes, restored["state"])
     return dict(restored["record"])
 

@@ -38,10 +38,12 @@ def load_digits_data(size: int) -> Data:
 
   digits = load_digits()
   images = digits.images.astype(np.float32) / 16.0
-  images = np.asarray(jax.image.resize(
-      jnp.asarray(images)[..., None], (len(images), size, size, 1), "bilinear"))
+  images = np.asarray(
+    jax.image.resize(jnp.asarray(images)[..., None], (len(images), size, size, 1), "bilinear")
+  )
   x_train, x_test, y_train, y_test = train_test_split(
-      images, digits.target, test_size=0.2, random_state=0, stratify=digits.target)
+    images, digits.target, test_size=0.2, random_state=0, stratify=digits.target
+  )
   return Data("digits", x_train, y_train.astype(np.int32), x_test, y_test.astype(np.int32))
 
 
@@ -51,8 +53,13 @@ def load_mnist1d_data() -> Data:
 
   data = make_dataset(get_dataset_args())  # builds the data; downloads nothing
   as_input = lambda a: np.asarray(a, np.float32)[..., None]  # noqa: E731
-  return Data("mnist1d", as_input(data["x"]), np.asarray(data["y"], np.int32),
-              as_input(data["x_test"]), np.asarray(data["y_test"], np.int32))
+  return Data(
+    "mnist1d",
+    as_input(data["x"]),
+    np.asarray(data["y"], np.int32),
+    as_input(data["x_test"]),
+    np.asarray(data["y_test"], np.int32),
+  )
 
 
 def load_data(name: str, size: int) -> Data:

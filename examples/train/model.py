@@ -19,9 +19,11 @@ def make_head(head: str, features: int, rngs: nnx.Rngs):
     return jpnnx.GlobalAvgPool(), features
   if head == "covariance":  # iSQRT-COV with its 1x1 reduction, upper triangle
     dim = 32
-    return jpnnx.CovariancePool(features=features, reduce_dim=dim, output="triu", rngs=rngs), dim * (dim + 1) // 2
+    return jpnnx.CovariancePool(
+      features=features, reduce_dim=dim, output="triu", rngs=rngs
+    ), dim * (dim + 1) // 2
   if head == "bilinear":
-    return jpnnx.BilinearPool(), features ** 2
+    return jpnnx.BilinearPool(), features**2
   if head == "compact":
     return jpnnx.CompactBilinearPool(features=features, output_dim=1024, rngs=rngs), 1024
   if head == "netvlad":  # k-means start from the trunk's features (new_run)
@@ -33,8 +35,7 @@ class CNN(nnx.Module):
   """Three conv + pool stages (1-D or 2-D, as the input), then a global
   pooling head (or the flattened map) and a linear classifier."""
 
-  def __init__(self, pool: str, *, spatial: tuple[int, ...], head: str = "flatten",
-               rngs: nnx.Rngs):
+  def __init__(self, pool: str, *, spatial: tuple[int, ...], head: str = "flatten", rngs: nnx.Rngs):
     widths = (16, 32, 64)
     nd = len(spatial)
     self.convs, self.pools = nnx.List(), nnx.List()

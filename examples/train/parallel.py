@@ -53,8 +53,10 @@ class Parallel:
   def describe(self) -> str:
     kinds = sorted({d.device_kind for d in self.devices})
     hosts = jax.process_count()
-    return (f"{self.size} device(s) ({', '.join(kinds)}; {hosts} process(es)),"
-            " data-parallel over the batch")
+    return (
+      f"{self.size} device(s) ({', '.join(kinds)}; {hosts} process(es)),"
+      " data-parallel over the batch"
+    )
 
   def shard(self, array: np.ndarray) -> jax.Array:
     """A host array (the same on every process) split along its first axis:

@@ -23,22 +23,24 @@ def summarise(per_seed: dict) -> dict:
   train = np.array([r["train_accuracy"] for r in per_seed.values()])
   curves = np.array([r["accuracy_per_epoch"] for r in per_seed.values()])
   return {
-      "test_accuracy_mean": float(accuracies.mean()),
-      "test_accuracy_std": float(accuracies.std()),
-      "train_accuracy_mean": float(train.mean()),
-      "train_accuracy_std": float(train.std()),
-      "accuracy_per_epoch_mean": curves.mean(axis=0).tolist(),
-      "step_time_ms": float(np.median([r["step_time_ms"] for r in per_seed.values()])),
-      "train_time_s_mean": float(np.mean([r["train_time_s"] for r in per_seed.values()])),
-      "seeds": per_seed,
+    "test_accuracy_mean": float(accuracies.mean()),
+    "test_accuracy_std": float(accuracies.std()),
+    "train_accuracy_mean": float(train.mean()),
+    "train_accuracy_std": float(train.std()),
+    "accuracy_per_epoch_mean": curves.mean(axis=0).tolist(),
+    "step_time_ms": float(np.median([r["step_time_ms"] for r in per_seed.values()])),
+    "train_time_s_mean": float(np.mean([r["train_time_s"] for r in per_seed.values()])),
+    "seeds": per_seed,
   }
 
 
 def table(results: dict, seeds: int) -> str:
   """Markdown table, best mean accuracy first."""
   accuracy = "test accuracy" + (f" (mean ± std, {seeds} seeds)" if seeds > 1 else "")
-  lines = [f"| pooling | {accuracy} | step time (ms) | train time per seed (s) |",
-           "|---|---|---|---|"]
+  lines = [
+    f"| pooling | {accuracy} | step time (ms) | train time per seed (s) |",
+    "|---|---|---|---|",
+  ]
   for pool, r in sorted(results.items(), key=lambda kv: -kv[1]["test_accuracy_mean"]):
     value = f"{r['test_accuracy_mean']:.4f}"
     if seeds > 1:
@@ -63,30 +65,47 @@ def plot(results: dict, title: str, path: pathlib.Path) -> None:
   styles = {name: style(i) for i, name in enumerate(sorted(results))}
   height = max(4.5, 0.28 * len(names) + 1.5)
   fig, (curves, bars) = plt.subplots(
-      1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [1.3, 1]})
+    1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [1.3, 1]}
+  )
   for name in reversed(names):  # legend: best first
     curve = results[name]["accuracy_per_epoch_mean"]
-    curves.plot(np.arange(1, len(curve) + 1), curve, label=name, markersize=4,
-                linewidth=1.2, **styles[name])
+    curves.plot(
+      np.arange(1, len(curve) + 1), curve, label=name, markersize=4, linewidth=1.2, **styles[name]
+    )
   curves.set(xlabel="epoch", ylabel="test accuracy (mean over seeds)", title=title)
   curves.grid(alpha=0.3)
   means = np.array([results[n]["test_accuracy_mean"] for n in names])
   stds = np.array([results[n]["test_accuracy_std"] for n in names])
   rows = np.arange(len(names))
-  bars.barh(rows, means, xerr=stds, color=[styles[n]["color"] for n in names],
-            capsize=3, error_kw={"elinewidth": 1})
+  bars.barh(
+    rows,
+    means,
+    xerr=stds,
+    color=[styles[n]["color"] for n in names],
+    capsize=3,
+    error_kw={"elinewidth": 1},
+  )
   for row, name in enumerate(names):
-    bars.plot(means[row], row, linestyle="none", markeredgecolor="black",
-              markersize=5, **styles[name])
-  labels = [f"{n}  {m:.3f}" + (f" ± {d:.3f}" if len(results[n]["seeds"]) > 1 else "")
-            for n, m, d in zip(names, means, stds)]
+    bars.plot(
+      means[row], row, linestyle="none", markeredgecolor="black", markersize=5, **styles[name]
+    )
+  labels = [
+    f"{n}  {m:.3f}" + (f" ± {d:.3f}" if len(results[n]["seeds"]) > 1 else "")
+    for n, m, d in zip(names, means, stds)
+  ]
   bars.set_yticks(rows, labels, fontsize=8)
   low = max(0.0, float((means - stds).min()) - 0.05)
-  bars.set(xlim=(low, 1.0), xlabel="final test accuracy (± std over seeds)",
-           title="Final accuracy, sorted")
+  bars.set(
+    xlim=(low, 1.0), xlabel="final test accuracy (± std over seeds)", title="Final accuracy, sorted"
+  )
   bars.grid(axis="x", alpha=0.3)
-  fig.legend(*curves.get_legend_handles_labels(), loc="center left",
-             bbox_to_anchor=(1.0, 0.5), fontsize=8, title="pooling (best first)")
+  fig.legend(
+    *curves.get_legend_handles_labels(),
+    loc="center left",
+    bbox_to_anchor=(1.0, 0.5),
+    fontsize=8,
+    title="pooling (best first)",
+  )
   fig.tight_layout()
   fig.savefig(path, dpi=110, bbox_inches="tight")
   plt.close(fig)
@@ -95,14 +114,15 @@ def plot(results: dict, title: str, path: pathlib.Path) -> None:
 def write_report(results: dict, data: Data, args, parallel: Parallel) -> None:
   args.out.mkdir(parents=True, exist_ok=True)
   config = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()}
-  config.update(devices=parallel.size, backend=jax.default_backend(),
-                cpu_count=os.cpu_count())
+  config.update(devices=parallel.size, backend=jax.default_backend(), cpu_count=os.cpu_count())
   (args.out / "results.json").write_text(
-      json.dumps({"config": config, "results": results}, indent=2))
+    json.dumps({"config": config, "results": results}, indent=2)
+  )
   text = table(results, args.seeds)
   (args.out / "results.md").write_text(
-      f"{data.describe()}; {args.epochs} epochs; seeds {args.seed}..{args.seed + args.seeds - 1};"
-      f" head {args.head}; {parallel.describe()}.\n\n{text}\n")
+    f"{data.describe()}; {args.epochs} epochs; seeds {args.seed}..{args.seed + args.seeds - 1};"
+    f" head {args.head}; {parallel.describe()}.\n\n{text}\n"
+  )
   title = f"{data.describe()}, {args.seeds} seed(s)"
   plot(results, title, args.out / "accuracy.png")
   print("\n" + text)

@@ -10,12 +10,11 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
-from jaxpool import nnx as jpnnx
-
 from examples.train.checkpoints import RunCheckpoints
 from examples.train.data import Data
 from examples.train.model import CNN, correct_count, inference_view, train_step
 from examples.train.parallel import Parallel, padded
+from jaxpool import nnx as jpnnx
 
 
 def new_run(pool: str, seed: int, data: Data, args, parallel: Parallel):
@@ -37,8 +36,13 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 def run_fingerprint(data: Data, args) -> dict:
   """What a checkpoint must agree on to be resumed."""
-  return {"dataset": data.name, "spatial": list(data.spatial), "head": args.head,
-          "batch_size": args.batch_size, "lr": args.lr}
+  return {
+    "dataset": data.name,
+    "spatial": list(data.spatial),
+    "head": args.head,
+    "batch_size": args.batch_size,
+    "lr": args.lr,
+  }
 
 
 def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dict:
@@ -46,32 +50,45 @@ def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dic
   model, optimizer = new_run(pool, seed, data, args, parallel)
   checkpoints = RunCheckpoints(args.out / "checkpoints" / pool / f"seed{seed}")
   fingerprint = run_fingerprint(data, args)
-  record = {"fingerprint": fingerprint, "accuracy_per_epoch": [],
-            "train_accuracy_per_epoch": [], "step_times_s": [], "train_time_s": 0.0}
+  record = {
+    "fingerprint": fingerprint,
+    "accuracy_per_epoch": [],
+    "train_accuracy_per_epoch": [],
+    "step_times_s": [],
+    "train_time_s": 0.0,
+  }
   done = checkpoints.latest_epoch()
   if done:
     record = checkpoints.restore(done, (model, optimizer))
     if record["fingerprint"] != fingerprint:
       checkpoints.close()
       raise SystemExit(
-          f"{args.out}: the checkpoint of {pool} seed {seed} was trained with"
-          f" {record['fingerprint']}, not {fingerprint}; use another --out or --fresh.")
+        f"{args.out}: the checkpoint of {pool} seed {seed} was trained with"
+        f" {record['fingerprint']}, not {fingerprint}; use another --out or --fresh."
+      )
     jpnnx.sync_dyno_shapes(model)  # learned sizes are static: re-derive them
     if done >= args.epochs:
-      print(f"{pool} seed {seed}: complete in {args.out} ({done} epochs); reporting epoch {args.epochs}")
+      print(
+        f"{pool} seed {seed}: complete in {args.out} ({done} epochs); reporting epoch {args.epochs}"
+      )
     else:
       print(f"{pool} seed {seed}: resumed from epoch {done} of {args.epochs}")
   test_set = padded(data.x_test, data.y_test, parallel)
   train_set = padded(data.x_train, data.y_train, parallel)
   steps = len(data.x_train) // args.batch_size
-  bar = tqdm(total=args.epochs * steps, initial=min(done, args.epochs) * steps,
-             desc=f"{pool:>12} seed {seed}", mininterval=0.5, disable=args.quiet)
+  bar = tqdm(
+    total=args.epochs * steps,
+    initial=min(done, args.epochs) * steps,
+    desc=f"{pool:>12} seed {seed}",
+    mininterval=0.5,
+    disable=args.quiet,
+  )
   new_times = []
   for epoch in range(done, args.epochs):
     start = time.perf_counter()
     order = epoch_order(seed, epoch, len(data.x_train))
     for i in range(steps):
-      batch = order[i * args.batch_size:(i + 1) * args.batch_size]
+      batch = order[i * args.batch_size : (i + 1) * args.batch_size]
       images, labels = (parallel.shard(a[batch]) for a in (data.x_train, data.y_train))
       jax.block_until_ready((images, labels))  # the step time excludes the host's part
       tick = time.perf_counter()
@@ -87,23 +104,23 @@ def train_one(pool: str, seed: int, data: Data, args, parallel: Parallel) -> dic
     # Both in inference mode (random poolings deterministic): their gap is
     # the generalisation gap reproduce.py compares.
     evaluated = inference_view(model)
-    record["accuracy_per_epoch"].append(
-        int(correct_count(evaluated, *test_set)) / len(data.x_test))
+    record["accuracy_per_epoch"].append(int(correct_count(evaluated, *test_set)) / len(data.x_test))
     record["train_accuracy_per_epoch"].append(
-        int(correct_count(evaluated, *train_set)) / len(data.x_train))
+      int(correct_count(evaluated, *train_set)) / len(data.x_train)
+    )
     # A process's first step compiles: left out, on resume too.
     record["step_times_s"] += new_times[1:] if epoch == done else new_times
     new_times = []
     checkpoints.save(epoch + 1, (model, optimizer), record)
   bar.close()
   checkpoints.close()
-  curve = record["accuracy_per_epoch"][:args.epochs]
+  curve = record["accuracy_per_epoch"][: args.epochs]
   times = record["step_times_s"] or [float("nan")]
   return {
-      "test_accuracy": curve[-1],
-      "train_accuracy": record["train_accuracy_per_epoch"][args.epochs - 1],
-      "accuracy_per_epoch": curve,
-      "train_time_s": record["train_time_s"],
-      # The first step of a run compiles; the median of the rest is the cost.
-      "step_time_ms": 1e3 * float(np.median(times)),
+    "test_accuracy": curve[-1],
+    "train_accuracy": record["train_accuracy_per_epoch"][args.epochs - 1],
+    "accuracy_per_epoch": curve,
+    "train_time_s": record["train_time_s"],
+    # The first step of a run compiles; the median of the rest is the cost.
+    "step_time_ms": 1e3 * float(np.median(times)),
   }

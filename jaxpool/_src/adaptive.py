@@ -31,11 +31,11 @@ from jaxpool._src.core.reductions import extremum_pool, window_sum
 from jaxpool._src.core.scatter import phase_view
 
 __all__ = [
-    "adaptive_avg_pool",
-    "adaptive_max_pool",
-    "adaptive_bins",
-    "global_avg_pool",
-    "global_max_pool",
+  "adaptive_avg_pool",
+  "adaptive_max_pool",
+  "adaptive_bins",
+  "global_avg_pool",
+  "global_max_pool",
 ]
 
 
@@ -52,9 +52,7 @@ def _adaptive_setup(x, output_shape, op):
   axes = spatial_axes(x.ndim, len(output_shape), "output_shape", x.shape)
   in_shape = tuple(x.shape[a] for a in axes)
   if any(n == 0 for n in in_shape):
-    raise ValueError(
-        f"{op} needs non-empty spatial axes; got x.shape={x.shape}."
-    )
+    raise ValueError(f"{op} needs non-empty spatial axes; got x.shape={x.shape}.")
   return output_shape, axes, in_shape
 
 
@@ -91,9 +89,7 @@ _AVG_SLICED_TAPS = 16
 _MAX_WINDOW_SIDE = 32
 
 
-def adaptive_avg_pool(
-    x: jax.typing.ArrayLike, output_shape: Sequence[int]
-) -> jax.Array:
+def adaptive_avg_pool(x: jax.typing.ArrayLike, output_shape: Sequence[int]) -> jax.Array:
   """Average over torch's adaptive bins, for a fixed output size.
 
   ``y[i] = mean(x[floor(i L / T) : ceil((i + 1) L / T)])`` along every spatial
@@ -119,9 +115,7 @@ def adaptive_avg_pool(
     Array([0.5, 2. , 3.5], dtype=float32)
   """
   x = dtypes.float_input(x, "adaptive_avg_pool")
-  output_shape, axes, in_shape = _adaptive_setup(
-      x, output_shape, "adaptive_avg_pool"
-  )
+  output_shape, axes, in_shape = _adaptive_setup(x, output_shape, "adaptive_avg_pool")
   compute_dtype = dtypes.compute_dtype(x.dtype)
   xc = x.astype(compute_dtype)
   window = _uniform_window(in_shape, output_shape)
@@ -134,9 +128,7 @@ def adaptive_avg_pool(
       # Large bins tile the input (stride = window): in the phase layout
       # each bin is one block, so sum its phase axes.
       batch = x.ndim - len(window) - 1
-      total = phase_view(xc, geom).sum(
-          axis=tuple(batch + 2 * i + 1 for i in range(len(window)))
-      )
+      total = phase_view(xc, geom).sum(axis=tuple(batch + 2 * i + 1 for i in range(len(window))))
     return (total / np.asarray(geom.window_size, dtype=compute_dtype)).astype(x.dtype)
   regular = _regular_bins(in_shape, output_shape)
   if regular is not None and max(regular[0]) <= _MAX_WINDOW_SIDE:
@@ -204,7 +196,7 @@ def _bin_cells(x: jax.Array, axis: int, out: int, fill):
   valid = index < ends[:, None]
   index = np.minimum(index, size - 1)
   cells = jnp.take(x, jnp.asarray(index.ravel()), axis=axis)
-  cells = cells.reshape(x.shape[:axis] + (out, width) + x.shape[axis + 1:])
+  cells = cells.reshape(x.shape[:axis] + (out, width) + x.shape[axis + 1 :])
   valid = valid.reshape(valid.shape + (1,) * (x.ndim - axis - 1))
   cells = jnp.where(valid, cells, jnp.array(fill, dtype=x.dtype))
   return cells, ends - starts
@@ -237,9 +229,7 @@ def _adaptive_max_axis(x: jax.Array, axis: int, out: int, axes) -> jax.Array:
   return jnp.concatenate(bins, axis=axis)
 
 
-def adaptive_max_pool(
-    x: jax.typing.ArrayLike, output_shape: Sequence[int]
-) -> jax.Array:
+def adaptive_max_pool(x: jax.typing.ArrayLike, output_shape: Sequence[int]) -> jax.Array:
   """Maximum over torch's adaptive bins, for a fixed output size.
 
   Bins as in :func:`adaptive_avg_pool`; equal to
@@ -262,9 +252,7 @@ def adaptive_max_pool(
     Array([4., 4., 3.], dtype=float32)
   """
   x = dtypes.numeric_input(x, "adaptive_max_pool")
-  output_shape, axes, in_shape = _adaptive_setup(
-      x, output_shape, "adaptive_max_pool"
-  )
+  output_shape, axes, in_shape = _adaptive_setup(x, output_shape, "adaptive_max_pool")
   regular = _regular_bins(in_shape, output_shape)
   if regular is not None and max(regular[0]) <= _MAX_WINDOW_SIDE:
     # One sliding-window max (separable when large: see extremum_pool).
@@ -279,10 +267,10 @@ def adaptive_max_pool(
 
 
 def global_avg_pool(
-    x: jax.typing.ArrayLike,
-    *,
-    keepdims: bool = False,
-    spatial_ndim: int | None = None,
+  x: jax.typing.ArrayLike,
+  *,
+  keepdims: bool = False,
+  spatial_ndim: int | None = None,
 ) -> jax.Array:
   """Mean over every spatial axis.
 
@@ -313,10 +301,10 @@ def global_avg_pool(
 
 
 def global_max_pool(
-    x: jax.typing.ArrayLike,
-    *,
-    keepdims: bool = False,
-    spatial_ndim: int | None = None,
+  x: jax.typing.ArrayLike,
+  *,
+  keepdims: bool = False,
+  spatial_ndim: int | None = None,
 ) -> jax.Array:
   """Maximum over every spatial axis.
 

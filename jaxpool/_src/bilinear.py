@@ -9,10 +9,10 @@ import numpy as np
 
 from jaxpool._src.core.checks import check_bool, check_one_key, check_positive_number, is_int
 from jaxpool._src.core.descriptors import (
-    l2_normalize,
-    positions,
-    power_of_two_scale,
-    signed_sqrt,
+  l2_normalize,
+  positions,
+  power_of_two_scale,
+  signed_sqrt,
 )
 
 __all__ = ["bilinear_pool", "compact_bilinear_pool", "count_sketches"]
@@ -29,8 +29,7 @@ def _pair(x, y, spatial_ndim, op: str):
   rows_y = positions(y, spatial_ndim, op)
   if rows_x.shape[:-1] != rows_y.shape[:-1]:
     raise ValueError(
-        f"{op}: x and y must share their batch and spatial axes; got shapes"
-        f" {x.shape} and {y.shape}."
+      f"{op}: x and y must share their batch and spatial axes; got shapes {x.shape} and {y.shape}."
     )
   return x, rows_x, rows_y.astype(rows_x.dtype)
 
@@ -69,12 +68,12 @@ def _finish(v: jax.Array, normalize: bool, eps: float, k) -> jax.Array:
 
 
 def bilinear_pool(
-    x: jax.typing.ArrayLike,
-    y: jax.typing.ArrayLike | None = None,
-    *,
-    normalize: bool = True,
-    eps: float = 0.0,
-    spatial_ndim: int | None = None,
+  x: jax.typing.ArrayLike,
+  y: jax.typing.ArrayLike | None = None,
+  *,
+  normalize: bool = True,
+  eps: float = 0.0,
+  spatial_ndim: int | None = None,
 ) -> jax.Array:
   """Bilinear pooling: the mean outer product, signed square root, L2.
 
@@ -141,15 +140,15 @@ def _count_sketch(rows: jax.Array, h: jax.Array, s: jax.Array, output_dim: int) 
 
 
 def compact_bilinear_pool(
-    x: jax.typing.ArrayLike,
-    y: jax.typing.ArrayLike | None = None,
-    *,
-    output_dim: int,
-    key: jax.Array | None = None,
-    sketches=None,
-    normalize: bool = True,
-    eps: float = 0.0,
-    spatial_ndim: int | None = None,
+  x: jax.typing.ArrayLike,
+  y: jax.typing.ArrayLike | None = None,
+  *,
+  output_dim: int,
+  key: jax.Array | None = None,
+  sketches=None,
+  normalize: bool = True,
+  eps: float = 0.0,
+  spatial_ndim: int | None = None,
 ) -> jax.Array:
   """Compact bilinear pooling by Tensor Sketch (Gao et al., CVPR 2016).
 
@@ -201,8 +200,8 @@ def compact_bilinear_pool(
   (h1, s1), (h2, s2) = sketches
   if (h1.shape, h2.shape) != ((dims[0],), (dims[1],)):
     raise ValueError(
-        f"compact_bilinear_pool: the sketches hash {h1.shape} and {h2.shape}"
-        f" features; the inputs have {dims}."
+      f"compact_bilinear_pool: the sketches hash {h1.shape} and {h2.shape}"
+      f" features; the inputs have {dims}."
     )
   for name, h in (("h1", h1), ("h2", h2)):
     _check_hashes(name, h, output_dim)
@@ -255,9 +254,11 @@ def _check_hashes(name: str, h, output_dim: int) -> None:
   except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
     return
   if not np.issubdtype(values.dtype, np.integer):
-    raise TypeError(f"compact_bilinear_pool: sketch hashes {name} must be integers; got {values.dtype}.")
+    raise TypeError(
+      f"compact_bilinear_pool: sketch hashes {name} must be integers; got {values.dtype}."
+    )
   if values.size and (values.min() < 0 or values.max() >= output_dim):
     raise ValueError(
-        f"compact_bilinear_pool: sketch hashes {name} must lie in [0, output_dim ="
-        f" {output_dim}); got values from {values.min()} to {values.max()}."
+      f"compact_bilinear_pool: sketch hashes {name} must lie in [0, output_dim ="
+      f" {output_dim}); got values from {values.min()} to {values.max()}."
     )

@@ -33,12 +33,12 @@ from jaxpool._src.core.sorting import order_statistics
 from jaxpool._src.core.taps import window_taps
 
 __all__ = [
-    "max_pool",
-    "min_pool",
-    "avg_pool",
-    "lp_pool",
-    "median_pool",
-    "avg_max_pool",
+  "max_pool",
+  "min_pool",
+  "avg_pool",
+  "lp_pool",
+  "median_pool",
+  "avg_max_pool",
 ]
 
 
@@ -50,20 +50,24 @@ __all__ = [
 def _extremum(x, window_shape, strides, padding, dilation, ceil_mode, kind, op):
   x = dtypes.numeric_input(x, op)
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   return extremum_pool(x, geom, kind)
 
 
 def max_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Max pooling: ``y = max_{i in window} x_i`` per channel.
 
@@ -96,19 +100,17 @@ def max_pool(
     Array([[[ 5.,  7.],
             [13., 15.]]], dtype=float32)
   """
-  return _extremum(
-      x, window_shape, strides, padding, dilation, ceil_mode, "max", "max_pool"
-  )
+  return _extremum(x, window_shape, strides, padding, dilation, ceil_mode, "max", "max_pool")
 
 
 def min_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Min pooling: ``y = min_{i in window} x_i`` per channel.
 
@@ -131,15 +133,12 @@ def min_pool(
     Array([[[ 0.,  2.],
             [ 8., 10.]]], dtype=float32)
   """
-  return _extremum(
-      x, window_shape, strides, padding, dilation, ceil_mode, "min", "min_pool"
-  )
+  return _extremum(x, window_shape, strides, padding, dilation, ceil_mode, "min", "min_pool")
 
 
 # ---------------------------------------------------------------------------
 # Sum-based pooling: average and power-average.
 # ---------------------------------------------------------------------------
-
 
 
 # ---------------------------------------------------------------------------
@@ -148,15 +147,15 @@ def min_pool(
 
 
 def avg_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    divisor: int | None = None,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
+  count_include_pad: bool = True,
+  divisor: int | None = None,
 ) -> jax.Array:
   """Average pooling: ``y = sum_{i in window} x_i / n`` per channel.
 
@@ -188,8 +187,12 @@ def avg_pool(
   x = dtypes.float_input(x, "avg_pool")
   count_include_pad = _avg_options(count_include_pad)
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   if divisor is not None:
     if isinstance(divisor, bool) or not isinstance(divisor, (int, np.integer)):
@@ -239,9 +242,7 @@ def _lp_scatter(x: jax.Array, y: jax.Array, geom: WindowGeometry, p: float, g):
     term = g * jnp.sign(view) * power
     return jnp.where((taps >= 0) & (ratio > 0) & (y > 0), term, 0.0)
 
-  return scatter_to_input(
-      contribution, geom, (g, y), (0.0, 1.0), pad_once=(False, False)
-  )
+  return scatter_to_input(contribution, geom, (g, y), (0.0, 1.0), pad_once=(False, False))
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
@@ -255,21 +256,19 @@ def _lp_jvp(geom, p, primals, tangents):
   # as the transpose of the scatter, so reverse mode runs the phase scatter.
   (x,), (t,) = primals, tangents
   y = _lp(x, geom, p)
-  (dy,) = jax.linear_transpose(
-      lambda g: _lp_scatter(x, y, geom, p, g), y
-  )(t)
+  (dy,) = jax.linear_transpose(lambda g: _lp_scatter(x, y, geom, p, g), y)(t)
   return y, dy
 
 
 def lp_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    p: float,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  p: float,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Power-average (LP) pooling: ``y = (sum_{i in window} |x_i|^p)^(1/p)``.
 
@@ -309,18 +308,21 @@ def lp_pool(
   """
   x = dtypes.float_input(x, "lp_pool")
   if (
-      isinstance(p, bool)
-      or not isinstance(p, (int, float, np.integer, np.floating))
-      or not np.isfinite(p)
-      or p <= 0
+    isinstance(p, bool)
+    or not isinstance(p, (int, float, np.integer, np.floating))
+    or not np.isfinite(p)
+    or p <= 0
   ):
     raise ValueError(
-        f"p must be a positive finite number; got p={p!r}. (For p=inf use"
-        " max_pool of |x|.)"
+      f"p must be a positive finite number; got p={p!r}. (For p=inf use max_pool of |x|.)"
     )
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   compute_dtype = dtypes.compute_dtype(x.dtype)
   return _lp(x.astype(compute_dtype), geom, float(p)).astype(x.dtype)
@@ -332,14 +334,14 @@ def lp_pool(
 
 
 def median_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
-    even: Literal["lower", "mean"] = "lower",
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
+  even: Literal["lower", "mean"] = "lower",
 ) -> jax.Array:
   """Median pooling: the median of the real cells of each window.
 
@@ -374,8 +376,12 @@ def median_pool(
   else:
     x = dtypes.numeric_input(x, "median_pool")
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   # Padding sorts last (+inf / integer max), after every real cell.
   taps = window_taps(x, geom, dtypes.highest(x.dtype))
@@ -401,7 +407,7 @@ MEDIAN_NETWORK_MAX_TAPS = 169
 
 
 def _order_statistic(
-    x: jax.Array, taps: list[jax.Array], geom: WindowGeometry, rank: np.ndarray
+  x: jax.Array, taps: list[jax.Array], geom: WindowGeometry, rank: np.ndarray
 ) -> jax.Array:
   """Every window's ``rank``-th smallest cell (``rank`` per window, shape
   ``out_shape + (1,)``); its derivative reaches the first tap holding it."""
@@ -436,15 +442,15 @@ def _order_statistic(
 
 
 def avg_max_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
-    count_include_pad: bool = True,
-    combine: Literal["add", "sum", "concat"] = "add",
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
+  count_include_pad: bool = True,
+  combine: Literal["add", "sum", "concat"] = "add",
 ) -> jax.Array:
   """Average and max pooling of the same windows, combined.
 
@@ -475,8 +481,11 @@ def avg_max_pool(
   _avg_max_options(combine, count_include_pad)
   x = dtypes.float_input(x, "avg_max_pool")
   window = dict(
-      window_shape=window_shape, strides=strides, padding=padding,
-      dilation=dilation, ceil_mode=ceil_mode,
+    window_shape=window_shape,
+    strides=strides,
+    padding=padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   avg = avg_pool(x, count_include_pad=count_include_pad, **window)
   top = max_pool(x, **window)

@@ -23,12 +23,12 @@ from jaxpool._src.core.descriptors import (
 )
 
 __all__ = [
-    "covariance_pool",
-    "init_reduction_params",
-    "NORMALIZATIONS",
-    "OUTPUTS",
-    "reduce_features",
-    "triu_vector",
+  "covariance_pool",
+  "init_reduction_params",
+  "NORMALIZATIONS",
+  "OUTPUTS",
+  "reduce_features",
+  "triu_vector",
 ]
 
 NORMALIZATIONS = ("sqrtm", "logm", None)
@@ -133,13 +133,13 @@ def triu_vector(m: jax.Array) -> jax.Array:
 
 
 def covariance_pool(
-    x: jax.typing.ArrayLike,
-    *,
-    normalize: str | None = "sqrtm",
-    output: str = "matrix",
-    iterations: int = 5,
-    eps: float = 1e-5,
-    spatial_ndim: int | None = None,
+  x: jax.typing.ArrayLike,
+  *,
+  normalize: str | None = "sqrtm",
+  output: str = "matrix",
+  iterations: int = 5,
+  eps: float = 1e-5,
+  spatial_ndim: int | None = None,
 ) -> jax.Array:
   """Covariance pooling, with iSQRT-COV's matrix square root or the matrix log.
 
@@ -221,6 +221,7 @@ def covariance_pool(
   if output == "triu":
     c = triu_vector(c)
   return c.astype(x.dtype)
+
 
 # ---------------------------------------------------------------------------
 # The layer's parametrisation: iSQRT-COV's 1x1 reduction.

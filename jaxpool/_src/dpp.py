@@ -42,26 +42,26 @@ def _per_feature(value, name: str, features: int, compute_dtype) -> jax.Array:
   value = jnp.asarray(value, dtype=compute_dtype)
   if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, features)):
     raise ValueError(
-        f"{name} must be a scalar or have shape ({features},) (one per"
-        f" feature); got shape {value.shape}."
+      f"{name} must be a scalar or have shape ({features},) (one per"
+      f" feature); got shape {value.shape}."
     )
   return value
 
 
 def dpp_pool(
-    x: jax.typing.ArrayLike,
-    alpha: jax.typing.ArrayLike,
-    lam: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    reward: Literal["sym", "asym"] = "sym",
-    reference: jax.typing.ArrayLike | None = None,
-    normalize: Literal["none", "mean"] = "none",
-    epsilon: float = float(np.sqrt(1e-3)),
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  alpha: jax.typing.ArrayLike,
+  lam: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  reward: Literal["sym", "asym"] = "sym",
+  reference: jax.typing.ArrayLike | None = None,
+  normalize: Literal["none", "mean"] = "none",
+  epsilon: float = float(np.sqrt(1e-3)),
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Detail-Preserving Pooling (Saeedan, Weber, Goesele, Roth, CVPR 2018).
 
@@ -130,14 +130,16 @@ def dpp_pool(
   check_choice("reward", reward, ("sym", "asym"))
   check_choice("normalize", normalize, ("none", "mean"))
   epsilon = check_positive_number("epsilon", epsilon)
-  check_number_array(
-      "alpha", alpha, low=0.0, high=np.inf, low_open=True, high_open=True
-  )
+  check_number_array("alpha", alpha, low=0.0, high=np.inf, low_open=True, high_open=True)
   check_number_array("lam", lam, low=0.0, high=np.inf, high_open=True)
   x = dtypes.float_input(x, "dpp_pool")
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   compute_dtype = dtypes.compute_dtype(x.dtype)
   features = x.shape[-1]
@@ -145,8 +147,8 @@ def dpp_pool(
   lam = _per_feature(lam, "lam", features, compute_dtype)
   if epsilon < jnp.finfo(compute_dtype).tiny:
     raise ValueError(
-        f"epsilon must be a normal {jnp.dtype(compute_dtype).name} number (at least"
-        f" {jnp.finfo(compute_dtype).tiny}); got {epsilon!r}."
+      f"epsilon must be a normal {jnp.dtype(compute_dtype).name} number (at least"
+      f" {jnp.finfo(compute_dtype).tiny}); got {epsilon!r}."
     )
   xc = x.astype(compute_dtype)
   counts = geom.window_counts(include_pad=False)[..., None].astype(compute_dtype)
@@ -160,8 +162,7 @@ def dpp_pool(
     reference = dtypes.float_input(reference, "dpp_pool (reference)")
     if reference.shape != out_shape:
       raise ValueError(
-          f"reference must have the output's shape {out_shape}; got"
-          f" {reference.shape}."
+        f"reference must have the output's shape {out_shape}; got {reference.shape}."
       )
     reference = reference.astype(compute_dtype)
   else:
@@ -173,15 +174,11 @@ def dpp_pool(
   reference = jnp.where(infinite_reference, 0.0, reference)
   finite = jnp.where(jnp.isinf(xc), 0.0, xc)
   x_taps, masks = window_taps(finite, geom), geom.tap_masks()
-  log_rho = _dpp_log_rewards(
-      x_taps, masks, reference, lam, reward, normalize, epsilon, counts
-  )
+  log_rho = _dpp_log_rewards(x_taps, masks, reference, lam, reward, normalize, epsilon, counts)
   y = _dpp_weighted_mean(x_taps, masks, log_rho, alpha)
   negative_limit = -jnp.inf
   if not given and reward == "asym" and normalize == "none":
-    negative_limit = _lite_asym_negative_limit(
-        xc, finite, geom, counts, alpha, lam, epsilon
-    )
+    negative_limit = _lite_asym_negative_limit(xc, finite, geom, counts, alpha, lam, epsilon)
   y = jnp.where(total == -jnp.inf, negative_limit, y)
   y = jnp.where(total == jnp.inf, jnp.inf, y)
   if given:
@@ -205,21 +202,17 @@ def _log_hypot(d, epsilon: float):
   bias = info.maxexp - 1
   top = jax.lax.stop_gradient(jnp.maximum(jnp.abs(d), epsilon))
   biased = jax.lax.shift_right_logical(
-      jax.lax.bitcast_convert_type(top, bits_type), bits_type(info.nmant)
+    jax.lax.bitcast_convert_type(top, bits_type), bits_type(info.nmant)
   )
   biased = jnp.clip(biased, 1, 2 * bias - 1)  # keeps 2^-E a normal number
   inverse = jax.lax.bitcast_convert_type(
-      jax.lax.shift_left(2 * bias - biased, bits_type(info.nmant)), d.dtype
+    jax.lax.shift_left(2 * bias - biased, bits_type(info.nmant)), d.dtype
   )
   log_scale = (biased - bias).astype(d.dtype) * np.log(2.0).astype(d.dtype)
-  return log_scale + 0.5 * jnp.log(
-      jnp.square(d * inverse) + jnp.square(epsilon * inverse)
-  )
+  return log_scale + 0.5 * jnp.log(jnp.square(d * inverse) + jnp.square(epsilon * inverse))
 
 
-def _dpp_log_rewards(
-    x_taps, masks, reference, lam, reward, normalize, epsilon, counts
-):
+def _dpp_log_rewards(x_taps, masks, reference, lam, reward, normalize, epsilon, counts):
   """``log rho_i = lam * log(sqrt(d_i^2 + epsilon^2))`` per tap (normalised by
   the window mean of ``d^2 + epsilon^2`` with ``normalize='mean'``)."""
   log_h = []
@@ -250,9 +243,7 @@ def _dpp_weighted_mean(x_taps, masks, log_rho, alpha):
   every weight divided by the largest term (no overflow for any ``lam``)."""
   shift = jnp.log(alpha) + jnp.zeros_like(log_rho[0])
   for value, mask in zip(log_rho, masks):
-    shift = jnp.maximum(
-        shift, value if mask is None else jnp.where(mask, value, -jnp.inf)
-    )
+    shift = jnp.maximum(shift, value if mask is None else jnp.where(mask, value, -jnp.inf))
   shift = jax.lax.stop_gradient(shift)
   base = alpha * jnp.exp(-shift)
   num = den = None
@@ -283,6 +274,7 @@ def _lite_asym_negative_limit(xc, finite, geom, counts, alpha, lam, epsilon):
   limit = jnp.where(lam > 1, mean, jnp.where(lam == 1, at_one, -jnp.inf))
   return jnp.where(some, limit, -jnp.inf)
 
+
 # ---------------------------------------------------------------------------
 # The layers' parametrisation: alpha, lambda and the reference filter.
 # ---------------------------------------------------------------------------
@@ -292,7 +284,7 @@ _DPP_MAX_LOG_ALPHA = 10.0
 
 
 def init_dpp_params(
-    features: int, window_shape: Sequence[int], *, variant: str = "lite"
+  features: int, window_shape: Sequence[int], *, variant: str = "lite"
 ) -> dict[str, jax.Array]:
   """``log_alpha`` and ``log_lam`` (one per feature, 0: ``alpha = lam = 1`` as
   the official CUDA layer), and for ``variant='full'`` the reference
@@ -309,14 +301,14 @@ def init_dpp_params(
 
 
 def dpp_arguments(
-    params: dict[str, jax.Array],
-    x: jax.Array,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  params: dict[str, jax.Array],
+  x: jax.Array,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
   """``(alpha, lam, reference)`` for :func:`jaxpool.dpp_pool`.
 
@@ -331,12 +323,14 @@ def dpp_arguments(
   if "filter" not in params:
     return alpha, lam, None
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   compute_dtype = dtypes.compute_dtype(x.dtype)
   weights = params["filter"].astype(compute_dtype).reshape((geom.window_size, -1))
-  reference = sum(
-      w * tap for w, tap in zip(weights, window_taps(x.astype(compute_dtype), geom))
-  )
+  reference = sum(w * tap for w, tap in zip(weights, window_taps(x.astype(compute_dtype), geom)))
   return alpha, lam, reference

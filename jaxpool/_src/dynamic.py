@@ -37,17 +37,17 @@ from jaxpool._src.core.checks import (
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
-    "AGGREGATES",
-    "check_dyno_ratios",
-    "check_output_shape",
-    "dyno_area_ratio",
-    "dyno_delta",
-    "DYNO_OFFSETS",
-    "dyno_pool",
-    "dyno_scale",
-    "init_dyno_params",
-    "rounded_sizes",
-    "straight_through_sizes",
+  "AGGREGATES",
+  "check_dyno_ratios",
+  "check_output_shape",
+  "dyno_area_ratio",
+  "dyno_delta",
+  "DYNO_OFFSETS",
+  "dyno_pool",
+  "dyno_scale",
+  "init_dyno_params",
+  "rounded_sizes",
+  "straight_through_sizes",
 ]
 
 AGGREGATES = ("max", "mean")
@@ -58,22 +58,25 @@ def check_output_shape(output_shape, x_shape: tuple[int, ...] | None = None) -> 
   also that ``x`` has those spatial axes plus a feature axis."""
   if is_int(output_shape):
     raise ValueError(
-        "output_shape must be a tuple of 1 to 3 positive ints, one per spatial"
-        f" axis (an int does not say how many: write ({output_shape},"
-        f" {output_shape}) for a 2-D map); got {output_shape!r}."
+      "output_shape must be a tuple of 1 to 3 positive ints, one per spatial"
+      f" axis (an int does not say how many: write ({output_shape},"
+      f" {output_shape}) for a 2-D map); got {output_shape!r}."
     )
-  if (not isinstance(output_shape, Sequence) or not 1 <= len(output_shape) <= 3
-      or not all(is_int(n) and n >= 1 for n in output_shape)):
+  if (
+    not isinstance(output_shape, Sequence)
+    or not 1 <= len(output_shape) <= 3
+    or not all(is_int(n) and n >= 1 for n in output_shape)
+  ):
     raise ValueError(
-        "output_shape must be a tuple of 1 to 3 positive ints (one per"
-        f" spatial axis); got {output_shape!r}."
+      "output_shape must be a tuple of 1 to 3 positive ints (one per"
+      f" spatial axis); got {output_shape!r}."
     )
   output_shape = tuple(int(n) for n in output_shape)
   if x_shape is not None and len(x_shape) < len(output_shape) + 1:
     raise ValueError(
-        f"dyno_pool: output_shape {output_shape} has {len(output_shape)}"
-        f" spatial axes, so x must have shape (*batch, *spatial, features)"
-        f" with {len(output_shape) + 1} or more axes; got shape {x_shape}."
+      f"dyno_pool: output_shape {output_shape} has {len(output_shape)}"
+      f" spatial axes, so x must have shape (*batch, *spatial, features)"
+      f" with {len(output_shape) + 1} or more axes; got shape {x_shape}."
     )
   return output_shape
 
@@ -97,9 +100,7 @@ def rounded_sizes(in_sizes: Sequence[int], scale) -> tuple[int, ...]:
     (16, 10)
   """
   scale = np.asarray(scale, np.float64)
-  return tuple(
-      max(1, int(np.floor(length / a + 0.5))) for length, a in zip(in_sizes, scale)
-  )
+  return tuple(max(1, int(np.floor(length / a + 0.5))) for length, a in zip(in_sizes, scale))
 
 
 def _check_scale(scale, num_spatial: int) -> jax.Array:
@@ -108,8 +109,8 @@ def _check_scale(scale, num_spatial: int) -> jax.Array:
     raise TypeError(f"scale must be a floating-point array; got dtype {scale.dtype}.")
   if scale.shape != (num_spatial,):
     raise ValueError(
-        f"scale must have shape ({num_spatial},), one alpha = 1 / r per"
-        f" spatial axis; got shape {scale.shape}."
+      f"scale must have shape ({num_spatial},), one alpha = 1 / r per"
+      f" spatial axis; got shape {scale.shape}."
     )
   check_number_array("scale", scale, low=0.0, high=np.inf, low_open=True, high_open=True)
   return scale
@@ -121,9 +122,9 @@ def _check_delta(delta, num_spatial: int, features: int) -> jax.Array:
     raise TypeError(f"delta must be a floating-point array; got dtype {delta.dtype}.")
   if delta.shape not in ((num_spatial,), (num_spatial, features)):
     raise ValueError(
-        f"delta must have shape ({num_spatial},) or ({num_spatial},"
-        f" {features}) (per spatial axis, optionally per feature); got shape"
-        f" {delta.shape}."
+      f"delta must have shape ({num_spatial},) or ({num_spatial},"
+      f" {features}) (per spatial axis, optionally per feature); got shape"
+      f" {delta.shape}."
     )
   check_number_array("delta", delta, low=-np.inf, high=np.inf, low_open=True, high_open=True)
   return delta
@@ -293,12 +294,12 @@ def _combine(queries: list[jax.Array], aggregate: str) -> jax.Array:
 
 
 def dyno_pool(
-    x: jax.typing.ArrayLike,
-    output_shape: Sequence[int],
-    delta: jax.typing.ArrayLike | None = None,
-    *,
-    aggregate: str = "max",
-    scale: jax.typing.ArrayLike | None = None,
+  x: jax.typing.ArrayLike,
+  output_shape: Sequence[int],
+  delta: jax.typing.ArrayLike | None = None,
+  *,
+  aggregate: str = "max",
+  scale: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
   """DynOPool's resizing: ``2**n`` bilinear reads per cell, combined.
 
@@ -393,12 +394,12 @@ def dyno_pool(
       u = _query_coordinates(in_sizes[i], sizes[i], delta[i], out[i], sign)
       u_static = None
       if static_delta is not None:
-        u_static = _query_coordinates(
-            in_sizes[i], out[i], static_delta[i], out[i], sign, xp=np)
+        u_static = _query_coordinates(in_sizes[i], out[i], static_delta[i], out[i], sign, xp=np)
       reads[sign] = [_read_axis(q, spatial0 + i, u, u_static) for q in queries]
     # Axis i's sign becomes the most significant: row-major order.
     queries = reads[-1] + reads[1]
   return _combine(queries, aggregate).astype(x.dtype)
+
 
 # ---------------------------------------------------------------------------
 # The layer's parametrisation: the learned size and offset.
@@ -413,20 +414,19 @@ def check_dyno_ratios(name: str, value, spatial_dims: int) -> tuple[float, ...]:
   values = tuple(value) if isinstance(value, Sequence) else (value,) * spatial_dims
   if len(values) != spatial_dims:
     raise ValueError(
-        f"{name} must be a number or {spatial_dims} numbers (one per spatial"
-        f" axis); got {value!r}."
+      f"{name} must be a number or {spatial_dims} numbers (one per spatial axis); got {value!r}."
     )
   return tuple(check_positive_number(name, v) for v in values)
 
 
 def init_dyno_params(
-    spatial_dims: int,
-    *,
-    init_ratio=0.5,
-    offset: str = "cell",
-    features: int | None = None,
-    per_feature: bool = False,
-    max_ratio: Sequence[float] | None = None,
+  spatial_dims: int,
+  *,
+  init_ratio=0.5,
+  offset: str = "cell",
+  features: int | None = None,
+  per_feature: bool = False,
+  max_ratio: Sequence[float] | None = None,
 ) -> dict[str, jax.Array]:
   """DynOPool's parameters: ``alpha = 1 / r`` per spatial axis (the paper's
   reparameterisation), and with ``offset='learned'`` the query offset
@@ -439,9 +439,9 @@ def init_dyno_params(
   ratios = check_dyno_ratios("init_ratio", init_ratio, spatial_dims)
   if max_ratio is not None and any(r > m for r, m in zip(ratios, max_ratio)):
     raise ValueError(
-        f"init_ratio {ratios} exceeds max_ratio {tuple(max_ratio)} on some"
-        " axis: the layer would start clamped at max_ratio. Lower init_ratio"
-        " or raise max_ratio."
+      f"init_ratio {ratios} exceeds max_ratio {tuple(max_ratio)} on some"
+      " axis: the layer would start clamped at max_ratio. Lower init_ratio"
+      " or raise max_ratio."
     )
   alpha = 1 / jnp.asarray(ratios, jnp.float32)
   params = {"alpha": alpha}
@@ -471,8 +471,10 @@ def dyno_delta(params: dict[str, jax.Array], in_sizes: Sequence[int]) -> jax.Arr
 
 
 def dyno_area_ratio(
-    in_sizes: Sequence[int], scale: jax.Array, output_shape: Sequence[int],
-    initial_shape: Sequence[int],
+  in_sizes: Sequence[int],
+  scale: jax.Array,
+  output_shape: Sequence[int],
+  initial_shape: Sequence[int],
 ) -> jax.Array:
   """``prod(straight-through sizes) / prod(initial sizes)``: the factor by
   which the layers after this one cost more than at initialisation, the

@@ -43,10 +43,7 @@ def _torch_starts(u: jax.Array, size: int, out: int, k: int) -> jax.Array:
   alpha = jnp.asarray(size - k, u.dtype) / jnp.asarray(out - 1, u.dtype)
   i = jnp.arange(out - 1, dtype=u.dtype)
   u = u[..., None]
-  starts = (
-      jnp.floor((i + u) * alpha).astype(jnp.int32)
-      - jnp.floor(u * alpha).astype(jnp.int32)
-  )
+  starts = jnp.floor((i + u) * alpha).astype(jnp.int32) - jnp.floor(u * alpha).astype(jnp.int32)
   return jnp.concatenate([starts, last], axis=-1)
 
 
@@ -69,9 +66,7 @@ def _random_bounds(key, shape, size: int, out: int) -> jax.Array:
   """Graham's random regions: a random order of ``floor(a)``/``ceil(a)`` sizes."""
   small = size // out
   num_large = size - out * small
-  order = jnp.argsort(
-      jnp.argsort(uniform(key, shape + (out,)), axis=-1), axis=-1
-  )
+  order = jnp.argsort(jnp.argsort(uniform(key, shape + (out,)), axis=-1), axis=-1)
   lengths = small + (order < num_large).astype(jnp.int32)
   zeros = jnp.zeros(shape + (1,), jnp.int32)
   return jnp.concatenate([zeros, jnp.cumsum(lengths, axis=-1)], axis=-1)
@@ -112,8 +107,11 @@ def _region_probabilities(size, out, regions, window, overlapping):
     for i in range(out):
       for large_before in range(min(i, num_large) + 1):
         # Hypergeometric: large regions among the first i.
-        p = (math.comb(num_large, large_before)
-             * math.comb(out - num_large, i - large_before) / math.comb(out, i))
+        p = (
+          math.comb(num_large, large_before)
+          * math.comb(out - num_large, i - large_before)
+          / math.comb(out, i)
+        )
         start = i * small + large_before
         p_large = (num_large - large_before) / (out - i)
         if p * p_large > 0:
@@ -122,8 +120,11 @@ def _region_probabilities(size, out, regions, window, overlapping):
           add(i, start, start + small, p * (1 - p_large))
     return table
   alpha = (
-      (size - window) / (out - 1) if regions == "torch" and out > 1
-      else 0.0 if regions == "torch" else size / out
+    (size - window) / (out - 1)
+    if regions == "torch" and out > 1
+    else 0.0
+    if regions == "torch"
+    else size / out
   )
   cuts = {0.0, 1.0}
   if alpha > 0:
@@ -173,11 +174,14 @@ def _expected_fractional_max_pool(x, sizes, output_shape, regions, window_shape,
   """
   n = len(sizes)
   tables = [
-      _region_probabilities(
-          sizes[a], output_shape[a], regions,
-          None if window_shape is None else window_shape[a], overlapping,
-      )
-      for a in range(n)
+    _region_probabilities(
+      sizes[a],
+      output_shape[a],
+      regions,
+      None if window_shape is None else window_shape[a],
+      overlapping,
+    )
+    for a in range(n)
   ]
   wide = dtypes.compute_dtype(x.dtype)
   first = x.ndim - n - 1
@@ -211,11 +215,11 @@ def _max_over_regions(x, starts, lengths, lengths_present, axis: int):
 
 
 def layer_arguments(
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    *,
-    overlap: int = 1,
-    regions: _Regions = "torch",
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  *,
+  overlap: int = 1,
+  regions: _Regions = "torch",
 ) -> dict:
   """``fractional_max_pool`` arguments for a layer built from a window.
 
@@ -236,42 +240,43 @@ def layer_arguments(
   return arguments
 
 
-def _fractional_shapes(
-    x, window_shape, output_shape, output_ratio, regions, overlapping
-):
+def _fractional_shapes(x, window_shape, output_shape, output_ratio, regions, overlapping):
   """Validates the shape arguments of :func:`fractional_max_pool`.
 
   Returns ``(num_spatial, sizes, output_shape, window_shape)``.
   """
   if (output_shape is None) == (output_ratio is None):
     raise ValueError(
-        "give exactly one of output_shape and output_ratio; got"
-        f" output_shape={output_shape!r}, output_ratio={output_ratio!r}."
+      "give exactly one of output_shape and output_ratio; got"
+      f" output_shape={output_shape!r}, output_ratio={output_ratio!r}."
     )
   if output_shape is not None:
     output_shape = normalize_spatial_shape("output_shape", output_shape)
     n = len(output_shape)
   else:
     ratios = (
-        tuple(output_ratio) if isinstance(output_ratio, Sequence)
-        else None if window_shape is None else (output_ratio,) * len(window_shape)
+      tuple(output_ratio)
+      if isinstance(output_ratio, Sequence)
+      else None
+      if window_shape is None
+      else (output_ratio,) * len(window_shape)
     )
     if ratios is None:
       raise ValueError(
-          "a scalar output_ratio needs window_shape to tell the number of"
-          " spatial axes; give one ratio per axis."
+        "a scalar output_ratio needs window_shape to tell the number of"
+        " spatial axes; give one ratio per axis."
       )
     if not all(isinstance(r, (int, float)) and 0 < r < 1 for r in ratios):
       raise ValueError(f"output_ratio must lie in (0, 1); got {output_ratio!r}.")
     n = len(ratios)
   spatial_axes(x.ndim, n, "fractional_max_pool", x.shape)
-  sizes = x.shape[x.ndim - n - 1: -1]
+  sizes = x.shape[x.ndim - n - 1 : -1]
   if output_shape is None:
     output_shape = tuple(int(size * r) for size, r in zip(sizes, ratios))
     if min(output_shape) < 1:
       raise ValueError(
-          f"output_ratio {output_ratio!r} gives output shape {output_shape}"
-          f" for spatial sizes {sizes}; every size must be >= 1."
+        f"output_ratio {output_ratio!r} gives output shape {output_shape}"
+        f" for spatial sizes {sizes}; every size must be >= 1."
       )
   if len(output_shape) != n:
     raise ValueError(f"output_shape needs {n} entries; got {output_shape}.")
@@ -280,45 +285,41 @@ def _fractional_shapes(
       raise ValueError("regions='torch' needs window_shape (torch's kernel_size).")
     window_shape = normalize_spatial_shape("window_shape", window_shape)
     if len(window_shape) != n:
-      raise ValueError(
-          f"window_shape has {len(window_shape)} entries; the output has {n}."
-      )
+      raise ValueError(f"window_shape has {len(window_shape)} entries; the output has {n}.")
     if overlapping:
       raise ValueError(
-          "overlapping applies to the paper's regions ('pseudorandom',"
-          " 'random'); torch windows overlap whenever window_shape exceeds"
-          " the stride."
+        "overlapping applies to the paper's regions ('pseudorandom',"
+        " 'random'); torch windows overlap whenever window_shape exceeds"
+        " the stride."
       )
     for size, out, k in zip(sizes, output_shape, window_shape):
       if out + k - 1 > size:
         raise ValueError(
-            f"fractional_max_pool: output_shape {output_shape} with"
-            f" window_shape {window_shape} needs spatial sizes of at least"
-            f" output + window - 1; got {sizes}."
+          f"fractional_max_pool: output_shape {output_shape} with"
+          f" window_shape {window_shape} needs spatial sizes of at least"
+          f" output + window - 1; got {sizes}."
         )
   else:
     if window_shape is not None:
       raise ValueError(
-          f"window_shape is for regions='torch'; regions={regions!r} sizes its"
-          " regions from the ratio input/output."
+        f"window_shape is for regions='torch'; regions={regions!r} sizes its"
+        " regions from the ratio input/output."
       )
     if any(out > size for size, out in zip(sizes, output_shape)):
-      raise ValueError(
-          f"output_shape {output_shape} exceeds the spatial sizes {sizes}."
-      )
+      raise ValueError(f"output_shape {output_shape} exceeds the spatial sizes {sizes}.")
   return n, sizes, output_shape, window_shape
 
 
 def fractional_max_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int] | None = None,
-    *,
-    output_shape: Sequence[int] | None = None,
-    output_ratio: float | Sequence[float] | None = None,
-    key: jax.Array | None = None,
-    samples: jax.typing.ArrayLike | None = None,
-    regions: _Regions = "torch",
-    overlapping: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int] | None = None,
+  *,
+  output_shape: Sequence[int] | None = None,
+  output_ratio: float | Sequence[float] | None = None,
+  key: jax.Array | None = None,
+  samples: jax.typing.ArrayLike | None = None,
+  regions: _Regions = "torch",
+  overlapping: bool = False,
 ) -> jax.Array:
   """Fractional max pooling (Graham 2014), torch's and the paper's regions.
 
@@ -396,7 +397,7 @@ def fractional_max_pool(
   overlapping = _fractional_options(overlapping, regions)
   x = dtypes.float_input(x, "fractional_max_pool")
   n, sizes, output_shape, window_shape = _fractional_shapes(
-      x, window_shape, output_shape, output_ratio, regions, overlapping
+    x, window_shape, output_shape, output_ratio, regions, overlapping
   )
 
   flat, batch = flatten_batch(x, n, "fractional_max_pool")
@@ -407,29 +408,29 @@ def fractional_max_pool(
       raise ValueError("give key or samples, not both.")
     if regions == "random":
       raise ValueError(
-          "regions='random' draws a random order of region sizes from key;"
-          " samples cannot describe it."
+        "regions='random' draws a random order of region sizes from key;"
+        " samples cannot describe it."
       )
     samples = jnp.asarray(samples)
     expected = batch + (n, x.shape[-1])
     if samples.shape != expected:
       raise ValueError(
-          f"samples must have shape (*batch, num_spatial, features) ="
-          f" {expected}; got {samples.shape}."
+        f"samples must have shape (*batch, num_spatial, features) ="
+        f" {expected}; got {samples.shape}."
       )
     check_number_array("samples", samples, low=0.0, high=1.0, high_open=True)
     u = jnp.moveaxis(samples.reshape(planes[:1] + (n,) + planes[1:]), 1, 0)
   elif key is not None:
     key, order_key = jax.random.split(key)
     like = flat[(slice(None),) + (slice(0, 1),) * n]  # (B, 1.., C)
-    u = jnp.stack([
+    u = jnp.stack(
+      [
         uniform(k, like.shape, like, (0, n + 1), wide).reshape(planes)
         for k in jax.random.split(key, n)
-    ])
-  else:
-    return _expected_fractional_max_pool(
-        x, sizes, output_shape, regions, window_shape, overlapping
+      ]
     )
+  else:
+    return _expected_fractional_max_pool(x, sizes, output_shape, regions, window_shape, overlapping)
   u = jax.lax.stop_gradient(u)
 
   # Separable: the max over a box is the max over rows of row maxima. Last

@@ -12,10 +12,10 @@ import numpy as np
 
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.geometry import (
-    PaddingLike,
-    normalize_spatial_shape,
-    spatial_axes,
-    window_geometry,
+  PaddingLike,
+  normalize_spatial_shape,
+  spatial_axes,
+  window_geometry,
 )
 from jaxpool._src.core.reductions import extremum_and_winner, extremum_pool
 
@@ -24,19 +24,17 @@ __all__ = ["max_pool_with_indices", "max_unpool"]
 
 def _plane_strides(shape: Sequence[int]) -> np.ndarray:
   """Row-major strides of a flat index into a plane of ``shape``."""
-  return np.array(
-      [math.prod(shape[a + 1:]) for a in range(len(shape))], dtype=np.int64
-  )
+  return np.array([math.prod(shape[a + 1 :]) for a in range(len(shape))], dtype=np.int64)
 
 
 def max_pool_with_indices(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
   """Max pooling that also returns the flat index of every maximum.
 
@@ -66,8 +64,12 @@ def max_pool_with_indices(
   """
   x = dtypes.numeric_input(x, "max_pool_with_indices")
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   values = extremum_pool(x, geom, "max")
   _, winner = extremum_and_winner(jax.lax.stop_gradient(x), geom, "max")
@@ -100,9 +102,7 @@ def _scatter_one(values, indices, size, *, add):
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _scatter_plane(values, indices, size):
   # vmap over the batch keeps a batch-sharded input sharded.
-  return jax.vmap(functools.partial(_scatter_one, size=size, add=False))(
-      values, indices
-  )
+  return jax.vmap(functools.partial(_scatter_one, size=size, add=False))(values, indices)
 
 
 @_scatter_plane.defjvp
@@ -110,9 +110,7 @@ def _scatter_plane_jvp(size, primals, tangents):
   values, indices = primals
   # Linear in the tangent; its transpose gathers the output gradient at each
   # index, which is torch's max_unpool backward (duplicates each receive it).
-  t_out = jax.vmap(functools.partial(_scatter_one, size=size, add=True))(
-      tangents[0], indices
-  )
+  t_out = jax.vmap(functools.partial(_scatter_one, size=size, add=True))(tangents[0], indices)
   return _scatter_plane(values, indices, size), t_out
 
 
@@ -125,10 +123,7 @@ def _plane_indices(indices, size: int):
   wrapped onto a valid cell.
   """
   if size > np.iinfo(np.int32).max:
-    raise ValueError(
-        f"max_unpool supports output planes of fewer than 2**31 cells; got"
-        f" {size}."
-    )
+    raise ValueError(f"max_unpool supports output planes of fewer than 2**31 cells; got {size}.")
   xp = np if isinstance(indices, np.ndarray) else jnp
   info = np.iinfo(indices.dtype)
   valid = xp.ones(indices.shape, bool)
@@ -141,9 +136,9 @@ def _plane_indices(indices, size: int):
 
 
 def max_unpool(
-    x: jax.typing.ArrayLike,
-    indices: jax.typing.ArrayLike,
-    output_shape: Sequence[int],
+  x: jax.typing.ArrayLike,
+  indices: jax.typing.ArrayLike,
+  output_shape: Sequence[int],
 ) -> jax.Array:
   """Inverse of :func:`max_pool_with_indices`: scatter values back, zeros elsewhere.
 
@@ -181,13 +176,10 @@ def max_unpool(
   if not isinstance(indices, jax.Array):
     indices = np.asarray(indices)  # keeps a 64-bit host dtype for the check
   if not jnp.issubdtype(indices.dtype, jnp.integer):
-    raise TypeError(
-        f"indices must be an integer array; got dtype {indices.dtype}."
-    )
+    raise TypeError(f"indices must be an integer array; got dtype {indices.dtype}.")
   if indices.shape != x.shape:
     raise ValueError(
-        f"indices must have the shape of x; got indices.shape={indices.shape}"
-        f" and x.shape={x.shape}."
+      f"indices must have the shape of x; got indices.shape={indices.shape} and x.shape={x.shape}."
     )
   n = len(output_shape)
   axes = spatial_axes(x.ndim, n, "output_shape", x.shape)

@@ -32,11 +32,13 @@ from jaxpool._src import (
   dynamic,
   fractional,
   indices,
+  lift_layer,
   lifting,
   mixed,
   netvlad,
   pyramid,
   region,
+  roi_pool,
   stochastic,
   weighted,
 )
@@ -63,8 +65,11 @@ def _fractional_window(owner, window_shape, strides, padding, options):
   check_unpadded(owner, padding)
   options = dict(options)
   arguments = fractional.layer_arguments(
-      window_shape, strides, overlap=options.pop("overlap", 1),
-      regions=options.pop("regions", "torch"))
+    window_shape,
+    strides,
+    overlap=options.pop("overlap", 1),
+    regions=options.pop("regions", "torch"),
+  )
   return (arguments.pop("window_shape", None),), {**arguments, **options}
 
 
@@ -112,72 +117,83 @@ def _fn(*functions, **fields) -> LayerSpec:
 
 
 LAYERS: dict[str, LayerSpec] = {
-    # Classic.
-    "MaxPool": _fn(classic.max_pool, pools={"max": {}}),
-    "MinPool": _fn(classic.min_pool, pools={"min": {}}),
-    "AvgPool": _fn(classic.avg_pool, pools={"avg": {}}),
-    "LpPool": _fn(classic.lp_pool, pools={"lp": {"p": 2.0}}),
-    "MedianPool": _fn(classic.median_pool, pools={"median": {}}),
-    "AvgMaxPool": _fn(
-        classic.avg_max_pool,
-        pools={"avgmax": {"combine": "add"}, "catavgmax": {"combine": "concat"}},
-        feature_multiplier=lambda o: 2 if o.get("combine") == "concat" else 1,
+  # Classic.
+  "MaxPool": _fn(classic.max_pool, pools={"max": {}}),
+  "MinPool": _fn(classic.min_pool, pools={"min": {}}),
+  "AvgPool": _fn(classic.avg_pool, pools={"avg": {}}),
+  "LpPool": _fn(classic.lp_pool, pools={"lp": {"p": 2.0}}),
+  "MedianPool": _fn(classic.median_pool, pools={"median": {}}),
+  "AvgMaxPool": _fn(
+    classic.avg_max_pool,
+    pools={"avgmax": {"combine": "add"}, "catavgmax": {"combine": "concat"}},
+    feature_multiplier=lambda o: 2 if o.get("combine") == "concat" else 1,
+  ),
+  # Adaptive and global.
+  "AdaptiveAvgPool": _fn(adaptive.adaptive_avg_pool),
+  "AdaptiveMaxPool": _fn(adaptive.adaptive_max_pool),
+  "GlobalAvgPool": _fn(adaptive.global_avg_pool),
+  "GlobalMaxPool": _fn(adaptive.global_max_pool),
+  # Indices and unpooling.
+  "MaxPoolWithIndices": _fn(indices.max_pool_with_indices),
+  "MaxUnpool": _fn(indices.max_unpool, inputs=("x", "indices")),
+  # Random.
+  "StochasticPool": _fn(stochastic.stochastic_pool, kind="random", pools={"stochastic": {}}),
+  "S3Pool": _fn(
+    stochastic.s3_pool, kind="random", pools={"s3": {}}, window_arguments=_unpadded_window
+  ),
+  "FractionalMaxPool": _fn(
+    fractional.fractional_max_pool,
+    kind="random",
+    pools={"fractional": {}},
+    window_arguments=_fractional_window,
+  ),
+  "MixedPool": _fn(mixed.mixed_pool, kind="random", pools={"mixed": {}}),
+  # Learned mixtures and weights.
+  "LearnedMixedPool": _fn(mixed.mixed_pool, kind="learned", pools={"learnedmixed": {}}),
+  "GatedPool": _fn(mixed.gated_pool, kind="learned", pools={"gated": {}}),
+  "SoftPool": _fn(weighted.soft_pool, pools={"soft": {}}),
+  "LipPool": _fn(weighted.lip_pool, inputs=("x", "logits")),
+  "LIP": _fn(weighted.lip_pool, kind="learned", pools={"lip": {}}),
+  "DPP": _fn(dpp.dpp_pool, kind="learned", pools={"dpp": {}}),
+  # Lifting.
+  "LiftDownPool": _fn(
+    lifting.lift_pool,
+    lifting.lift_down_pool,
+    lifting.lift_down_pool_with_constraints,
+    kind="learned",
+    pools={"lift": {}},
+    feature_multiplier=lambda o: lift_layer.output_multiplier(
+      lift_layer.check_output(o.get("output", "sum"), o.get("spatial_dims", 2))
     ),
-    # Adaptive and global.
-    "AdaptiveAvgPool": _fn(adaptive.adaptive_avg_pool),
-    "AdaptiveMaxPool": _fn(adaptive.adaptive_max_pool),
-    "GlobalAvgPool": _fn(adaptive.global_avg_pool),
-    "GlobalMaxPool": _fn(adaptive.global_max_pool),
-    # Indices and unpooling.
-    "MaxPoolWithIndices": _fn(indices.max_pool_with_indices),
-    "MaxUnpool": _fn(indices.max_unpool, inputs=("x", "indices")),
-    # Random.
-    "StochasticPool": _fn(stochastic.stochastic_pool, kind="random", pools={"stochastic": {}}),
-    "S3Pool": _fn(stochastic.s3_pool, kind="random", pools={"s3": {}},
-                  window_arguments=_unpadded_window),
-    "FractionalMaxPool": _fn(
-        fractional.fractional_max_pool, kind="random", pools={"fractional": {}},
-        window_arguments=_fractional_window),
-    "MixedPool": _fn(mixed.mixed_pool, kind="random", pools={"mixed": {}}),
-    # Learned mixtures and weights.
-    "LearnedMixedPool": _fn(mixed.mixed_pool, kind="learned", pools={"learnedmixed": {}}),
-    "GatedPool": _fn(mixed.gated_pool, kind="learned", pools={"gated": {}}),
-    "SoftPool": _fn(weighted.soft_pool, pools={"soft": {}}),
-    "LipPool": _fn(weighted.lip_pool, inputs=("x", "logits")),
-    "LIP": _fn(weighted.lip_pool, kind="learned", pools={"lip": {}}),
-    "DPP": _fn(dpp.dpp_pool, kind="learned", pools={"dpp": {}}),
-    # Lifting.
-    "LiftDownPool": _fn(
-        lifting.lift_pool, lifting.lift_down_pool, lifting.lift_down_pool_with_constraints,
-        kind="learned", pools={"lift": {}},
-        feature_multiplier=lambda o: lifting.output_multiplier(
-            lifting.check_output(o.get("output", "sum"), o.get("spatial_dims", 2))),
+  ),
+  "LiftUpPool": _fn(lifting.lift_up_pool, kind="learned", inputs=("bands",)),
+  # Dynamic.
+  "DynOPool": _fn(dynamic.dyno_pool, kind="learned", pools={"dyno": {}}, apis=("nnx",)),
+  # Second order and NetVLAD.
+  "CovariancePool": _fn(covariance.covariance_pool, kind="learned"),
+  "BilinearPool": _fn(bilinear.bilinear_pool, kind="learned"),
+  "CompactBilinearPool": _fn(bilinear.compact_bilinear_pool, kind="learned"),
+  "NetVLAD": _fn(netvlad.netvlad, kind="learned", feature_multiplier=lambda o: o["clusters"]),
+  # Pyramids.
+  "SpatialPyramidPool": _fn(pyramid.spatial_pyramid_pool),
+  # Alone, the input and its poolings concatenated; between ultralytics'
+  # convolutions, out_features.
+  "SPPBlock": _fn(
+    pyramid.spp_block,
+    kind="learned",
+    feature_multiplier=lambda o: (
+      1 + len(o.get("kernel_sizes", (5, 9, 13))) if o.get("features") is None else 1
     ),
-    "LiftUpPool": _fn(lifting.lift_up_pool, kind="learned", inputs=("bands",)),
-    # Dynamic.
-    "DynOPool": _fn(dynamic.dyno_pool, kind="learned", pools={"dyno": {}}, apis=("nnx",)),
-    # Second order and NetVLAD.
-    "CovariancePool": _fn(covariance.covariance_pool, kind="learned"),
-    "BilinearPool": _fn(bilinear.bilinear_pool, kind="learned"),
-    "CompactBilinearPool": _fn(bilinear.compact_bilinear_pool, kind="learned"),
-    "NetVLAD": _fn(netvlad.netvlad, kind="learned", feature_multiplier=lambda o: o["clusters"]),
-    # Pyramids.
-    "SpatialPyramidPool": _fn(pyramid.spatial_pyramid_pool),
-    # Alone, the input and its poolings concatenated; between ultralytics'
-    # convolutions, out_features.
-    "SPPBlock": _fn(
-        pyramid.spp_block, kind="learned",
-        feature_multiplier=lambda o: (
-            1 + len(o.get("kernel_sizes", (5, 9, 13))) if o.get("features") is None else 1),
-    ),
-    "SPPF": _fn(
-        pyramid.sppf, kind="learned",
-        feature_multiplier=lambda o: 1 + o.get("repeats", 3) if o.get("features") is None else 1,
-    ),
-    # Regions.
-    "RoIPool": _fn(region.roi_pool, inputs=("x", "boxes")),
-    "RoIAlign": _fn(region.roi_align, inputs=("x", "boxes")),
-    "MultiScaleRoIAlign": _fn(region.multi_scale_roi_align, inputs=("x", "boxes")),
+  ),
+  "SPPF": _fn(
+    pyramid.sppf,
+    kind="learned",
+    feature_multiplier=lambda o: 1 + o.get("repeats", 3) if o.get("features") is None else 1,
+  ),
+  # Regions.
+  "RoIPool": _fn(roi_pool.roi_pool, inputs=("x", "boxes")),
+  "RoIAlign": _fn(region.roi_align, inputs=("x", "boxes")),
+  "MultiScaleRoIAlign": _fn(region.multi_scale_roi_align, inputs=("x", "boxes")),
 }
 
 

@@ -32,21 +32,21 @@ from jaxpool._src.core.checks import check_choice, check_features, check_spatial
 from jaxpool._src.core.dtypes import compute_dtype, float_input
 
 __all__ = [
-    "band_names",
-    "check_lift_options",
-    "init_lift_params",
-    "lift_down_pool",
-    "lift_down_pool_with_constraints",
-    "lift_pool",
-    "lift_step",
-    "LIFT_STEPS",
-    "lift_steps",
-    "lift_up_pool",
-    "LiftBands1D",
-    "LiftBands2D",
-    "LiftBands3D",
-    "LiftConstraints",
-    "WAVELETS",
+  "band_names",
+  "check_lift_options",
+  "init_lift_params",
+  "lift_down_pool",
+  "lift_down_pool_with_constraints",
+  "lift_pool",
+  "lift_step",
+  "LIFT_STEPS",
+  "lift_steps",
+  "lift_up_pool",
+  "LiftBands1D",
+  "LiftBands2D",
+  "LiftBands3D",
+  "LiftConstraints",
+  "WAVELETS",
 ]
 
 Step = Callable[[jax.Array], jax.Array]
@@ -73,15 +73,14 @@ LiftBands1D = collections.namedtuple("LiftBands1D", band_names(1))
 LiftBands1D.__doc__ = "Sub-bands of a 1-D lifting: approximation ``L``, detail ``H``."
 LiftBands2D = collections.namedtuple("LiftBands2D", band_names(2))
 LiftBands2D.__doc__ = (
-    "Sub-bands of a 2-D lifting, named (horizontal, vertical): ``LL`` the"
-    " approximation, ``LH`` the vertical detail of the horizontal"
-    " approximation, ``HL`` the vertical approximation of the horizontal"
-    " detail, ``HH`` the detail of the detail."
+  "Sub-bands of a 2-D lifting, named (horizontal, vertical): ``LL`` the"
+  " approximation, ``LH`` the vertical detail of the horizontal"
+  " approximation, ``HL`` the vertical approximation of the horizontal"
+  " detail, ``HH`` the detail of the detail."
 )
 LiftBands3D = collections.namedtuple("LiftBands3D", band_names(3))
 LiftBands3D.__doc__ = (
-    "Sub-bands of a 3-D lifting, named (W, H, D) pass by pass: ``LLL`` ..."
-    " ``HHH``."
+  "Sub-bands of a 3-D lifting, named (W, H, D) pass by pass: ``LLL`` ... ``HHH``."
 )
 _BANDS = {1: LiftBands1D, 2: LiftBands2D, 3: LiftBands3D}
 
@@ -125,7 +124,9 @@ def _shifted(a: jax.Array, axis: int, step: int) -> jax.Array:
   n = a.shape[axis]
   config = [(0, 0, 0)] * a.ndim
   config[axis] = (0, 1, 0) if step > 0 else (1, 0, 0)
-  kept = lax.slice_in_dim(a, 1, n, axis=axis) if step > 0 else lax.slice_in_dim(a, 0, n - 1, axis=axis)
+  kept = (
+    lax.slice_in_dim(a, 1, n, axis=axis) if step > 0 else lax.slice_in_dim(a, 0, n - 1, axis=axis)
+  )
   shifted = lax.pad(kept, jnp.zeros((), a.dtype), config)
   end = np.zeros([n if d == axis % a.ndim else 1 for d in range(a.ndim)], bool)
   end.reshape(-1)[n - 1 if step > 0 else 0] = True  # a constant: no sharding to match
@@ -156,8 +157,8 @@ def _legall53_update(detail: jax.Array, axis: int = -2) -> jax.Array:
 
 # name -> (predict, update)
 WAVELETS: dict[str, tuple[Step, Step]] = {
-    "haar": (_haar_predict, _haar_update),
-    "legall53": (_legall53_predict, _legall53_update),
+  "haar": (_haar_predict, _haar_update),
+  "legall53": (_legall53_predict, _legall53_update),
 }
 
 
@@ -223,8 +224,8 @@ def _applied(fn: Step, name: str, a: jax.Array, axis: int) -> jax.Array:
   out = jnp.asarray(fn(moved))
   if out.shape != moved.shape:
     raise ValueError(
-        f"{name} must map an array of shape {moved.shape} (lifting axis at -2)"
-        f" to the same shape; got {out.shape}."
+      f"{name} must map an array of shape {moved.shape} (lifting axis at -2)"
+      f" to the same shape; got {out.shape}."
     )
   return jnp.moveaxis(out, -2, axis).astype(a.dtype)
 
@@ -233,21 +234,20 @@ def _lifted_axes(shape: tuple[int, ...], spatial_dims: int, op: str) -> list[int
   """Array axes of the passes, the last spatial axis first; all even."""
   if len(shape) < spatial_dims + 1:
     raise ValueError(
-        f"{op} with spatial_dims={spatial_dims} expects (*batch, *spatial,"
-        f" features) with {spatial_dims} spatial axes; got shape {shape}."
+      f"{op} with spatial_dims={spatial_dims} expects (*batch, *spatial,"
+      f" features) with {spatial_dims} spatial axes; got shape {shape}."
     )
   axes = [len(shape) - 2 - i for i in range(spatial_dims)]
   for i, axis in enumerate(axes):
     if shape[axis] == 0:
       raise ValueError(
-          f"{op}: spatial axis {spatial_dims - 1 - i} (array axis {axis}) is"
-          f" empty in shape {shape}."
+        f"{op}: spatial axis {spatial_dims - 1 - i} (array axis {axis}) is empty in shape {shape}."
       )
     if shape[axis] % 2:
       raise ValueError(
-          f"{op}: lifting halves each spatial axis, so their lengths must be"
-          f" even; spatial axis {spatial_dims - 1 - i} (array axis {axis}) has"
-          f" odd length {shape[axis]} in shape {shape}. Pad or crop it first."
+        f"{op}: lifting halves each spatial axis, so their lengths must be"
+        f" even; spatial axis {spatial_dims - 1 - i} (array axis {axis}) has"
+        f" odd length {shape[axis]} in shape {shape}. Pad or crop it first."
       )
   return axes
 
@@ -292,12 +292,12 @@ def _lift_step(x, axis, predict, update, wavelet=None):
 
 
 def lift_down_pool_with_constraints(
-    x: jax.typing.ArrayLike,
-    *,
-    spatial_dims: int = 2,
-    predict: Step | None = None,
-    update: Step | None = None,
-    wavelet: str = "legall53",
+  x: jax.typing.ArrayLike,
+  *,
+  spatial_dims: int = 2,
+  predict: Step | None = None,
+  update: Step | None = None,
+  wavelet: str = "legall53",
 ):
   """:func:`lift_down_pool` and the paper's lifting constraints.
 
@@ -361,12 +361,12 @@ def _lift_in_compute_dtype(x, spatial_dims, predict, update, wavelet, op="lift_d
 
 
 def lift_down_pool(
-    x: jax.typing.ArrayLike,
-    *,
-    spatial_dims: int = 2,
-    predict: Step | None = None,
-    update: Step | None = None,
-    wavelet: str = "legall53",
+  x: jax.typing.ArrayLike,
+  *,
+  spatial_dims: int = 2,
+  predict: Step | None = None,
+  update: Step | None = None,
+  wavelet: str = "legall53",
 ):
   """LiftDownPool: the sub-bands of a lifting along every spatial axis.
 
@@ -418,17 +418,17 @@ def lift_down_pool(
     Zhao & Snoek, "LiftPool: Bidirectional ConvNet Pooling", ICLR 2021.
   """
   return lift_down_pool_with_constraints(
-      x, spatial_dims=spatial_dims, predict=predict, update=update, wavelet=wavelet
+    x, spatial_dims=spatial_dims, predict=predict, update=update, wavelet=wavelet
   )[0]
 
 
 def lift_pool(
-    x: jax.typing.ArrayLike,
-    *,
-    spatial_dims: int = 2,
-    predict: Step | None = None,
-    update: Step | None = None,
-    wavelet: str = "legall53",
+  x: jax.typing.ArrayLike,
+  *,
+  spatial_dims: int = 2,
+  predict: Step | None = None,
+  update: Step | None = None,
+  wavelet: str = "legall53",
 ) -> jax.Array:
   """LiftPool for classification: the sum of :func:`lift_down_pool`'s bands.
 
@@ -487,12 +487,12 @@ def _unlift_step(approx, detail, axis, predict, update, wavelet=None):
 
 
 def lift_up_pool(
-    bands: Sequence[jax.typing.ArrayLike],
-    *,
-    spatial_dims: int | None = None,
-    predict: Step | None = None,
-    update: Step | None = None,
-    wavelet: str = "legall53",
+  bands: Sequence[jax.typing.ArrayLike],
+  *,
+  spatial_dims: int | None = None,
+  predict: Step | None = None,
+  update: Step | None = None,
+  wavelet: str = "legall53",
 ) -> jax.Array:
   """LiftUpPool: the exact inverse of :func:`lift_down_pool`.
 
@@ -526,16 +526,16 @@ def lift_up_pool(
   op = "lift_up_pool"
   if not isinstance(bands, Sequence):
     raise TypeError(
-        f"{op} expects a sequence of sub-bands (e.g. the named tuple of"
-        f" lift_down_pool); got {type(bands).__name__}."
+      f"{op} expects a sequence of sub-bands (e.g. the named tuple of"
+      f" lift_down_pool); got {type(bands).__name__}."
     )
   counted = {2: 1, 4: 2, 8: 3}.get(len(bands))
   if counted is None:
     raise ValueError(f"{op} expects 2, 4 or 8 sub-bands; got {len(bands)}.")
   if spatial_dims is not None and check_spatial_dims(spatial_dims) != counted:
     raise ValueError(
-        f"{op} with spatial_dims={spatial_dims} expects {2 ** spatial_dims}"
-        f" sub-bands; got {len(bands)}."
+      f"{op} with spatial_dims={spatial_dims} expects {2**spatial_dims}"
+      f" sub-bands; got {len(bands)}."
     )
   spatial_dims = counted
   arrays = [float_input(b, op) for b in bands]
@@ -543,14 +543,14 @@ def lift_up_pool(
   dtypes = {a.dtype for a in arrays}
   if len(shapes) > 1 or len(dtypes) > 1:
     raise ValueError(
-        f"{op}: all sub-bands must have one shape and dtype; got shapes"
-        f" {[a.shape for a in arrays]} and dtypes {[str(a.dtype) for a in arrays]}."
+      f"{op}: all sub-bands must have one shape and dtype; got shapes"
+      f" {[a.shape for a in arrays]} and dtypes {[str(a.dtype) for a in arrays]}."
     )
   (shape,), (dtype,) = shapes, dtypes
   if len(shape) < spatial_dims + 1:
     raise ValueError(
-        f"{op}: {len(bands)} sub-bands lift {spatial_dims} spatial axes, so each"
-        f" must have at least {spatial_dims + 1} axes; got shape {shape}."
+      f"{op}: {len(bands)} sub-bands lift {spatial_dims} spatial axes, so each"
+      f" must have at least {spatial_dims + 1} axes; got shape {shape}."
     )
   fixed = wavelet if predict is None and update is None else None
   predict, update = _steps(predict, update, wavelet, op)
@@ -560,77 +560,11 @@ def lift_up_pool(
     if i:
       arrays = _between_passes(arrays, predict, update)
     arrays = [
-        _unlift_step(arrays[i], arrays[i + 1], axis, predict, update, fixed)
-        for i in range(0, len(arrays), 2)
+      _unlift_step(arrays[i], arrays[i + 1], axis, predict, update, fixed)
+      for i in range(0, len(arrays), 2)
     ]
   return arrays[0].astype(dtype)
 
-
-# ---------------------------------------------------------------------------
-# Layer options, shared by jaxpool.nnx and jaxpool.linen.
-# ---------------------------------------------------------------------------
-
-# The paper's weights of the constraint losses.
-LAMBDA_U, LAMBDA_P = 0.01, 0.1
-
-
-def check_output(output, spatial_dims: int):
-  """``output`` of a LiftDownPool layer, normalised: ``'sum'``, ``'all'``, a
-  band name or a tuple of band names."""
-  names = band_names(spatial_dims)
-  if isinstance(output, str):
-    if output in ("sum", "all") or output in names:
-      return output
-  elif isinstance(output, (tuple, list)) and output and all(
-      isinstance(o, str) and o in names for o in output
-  ):
-    return tuple(output)
-  raise ValueError(
-      f"output must be 'sum', 'all', one of {names} or a non-empty tuple of"
-      f" them; got {output!r}."
-  )
-
-
-def select_output(bands, output):
-  """The layer output: the sum of the bands, all of them, one, or several
-  concatenated on the features axis."""
-  if output == "sum":
-    return functools.reduce(jnp.add, bands)
-  if output == "all":
-    return bands
-  if isinstance(output, str):
-    return getattr(bands, output)
-  return jnp.concatenate([getattr(bands, o) for o in output], axis=-1)
-
-
-def output_multiplier(output) -> int:
-  """Output features per input feature of a given ``output``."""
-  return len(output) if isinstance(output, tuple) else 1
-
-
-def spatial_dims_of_window(window_shape, strides, padding) -> int:
-  """The ``spatial_dims`` of a LiftDownPool built from a pooling window
-  (``make_pool``): only 2 per axis, stride 2, no padding, is a lifting."""
-  shape = tuple(window_shape) if isinstance(window_shape, (tuple, list)) else None
-  stride_ok = strides is None or strides == 2 or (
-      isinstance(strides, (tuple, list)) and all(s == 2 for s in strides)
-  )
-  if (
-      not shape or not 1 <= len(shape) <= 3 or any(k != 2 for k in shape)
-      or not stride_ok or padding not in ("VALID", 0)
-  ):
-    raise ValueError(
-        "LiftDownPool halves every spatial axis: build it from window (2,) * n"
-        " with strides 2 (or None) and no padding; got"
-        f" window_shape={window_shape!r}, strides={strides!r},"
-        f" padding={padding!r}."
-    )
-  return len(shape)
-
-
-def weighted_constraints(constraints: LiftConstraints, lambda_u, lambda_p) -> jax.Array:
-  """``lambda_u * c_u + lambda_p * c_p``."""
-  return lambda_u * constraints.c_u + lambda_p * constraints.c_p
 
 # ---------------------------------------------------------------------------
 # The layer's parametrisation: the learned predictor and updater.
@@ -648,11 +582,11 @@ def check_lift_options(kernel_size, mixing) -> None:
 
 
 def init_lift_params(
-    key: jax.Array,
-    features: int,
-    *,
-    kernel_size: int = 3,
-    mixing: str = "channelwise",
+  key: jax.Array,
+  features: int,
+  *,
+  kernel_size: int = 3,
+  mixing: str = "channelwise",
 ) -> dict[str, jax.Array]:
   """Parameters of LiftPool's ``P`` and ``U``: ``{step}_{part}`` for ``step``
   in ``('predict', 'update')``.
@@ -670,7 +604,9 @@ def init_lift_params(
   check_lift_options(kernel_size, mixing)
   params = {}
   for step, k in zip(LIFT_STEPS, jax.random.split(key)):
-    params[f"{step}_depthwise_kernel"] = jax.random.normal(k, (kernel_size, features)) / math.sqrt(kernel_size)
+    params[f"{step}_depthwise_kernel"] = jax.random.normal(k, (kernel_size, features)) / math.sqrt(
+      kernel_size
+    )
     params[f"{step}_depthwise_bias"] = jnp.zeros((features,))
     mix_shape = (features,) if mixing == "channelwise" else (features, features)
     params[f"{step}_mix_kernel"] = jnp.zeros(mix_shape)
@@ -697,6 +633,6 @@ def lift_step(params: dict[str, jax.Array], step: str, v: jax.Array, axis: int =
 def lift_steps(params: dict[str, jax.Array]):
   """``(predict, update)`` callables for :func:`jaxpool.lift_down_pool`."""
   return tuple(
-      along_axis(lambda v, axis=-2, step=step: lift_step(params, step, v, axis))
-      for step in LIFT_STEPS
+    along_axis(lambda v, axis=-2, step=step: lift_step(params, step, v, axis))
+    for step in LIFT_STEPS
   )

@@ -30,10 +30,10 @@ from jaxpool._src.core.sharding import uniform
 from jaxpool._src.core.taps import window_taps
 
 __all__ = [
-    "gate_init",
-    "gated_pool",
-    "mix_proportion",
-    "mixed_pool",
+  "gate_init",
+  "gated_pool",
+  "mix_proportion",
+  "mixed_pool",
 ]
 
 
@@ -62,12 +62,14 @@ def _mix(y_max, y_avg, proportion):
   return jnp.where(jnp.isinf(y_max) & (y_max == y_avg), y_max, y).astype(dtype)
 
 
-def _max_and_avg(x, window_shape, strides, padding, dilation, ceil_mode,
-                 count_include_pad, op):
+def _max_and_avg(x, window_shape, strides, padding, dilation, ceil_mode, count_include_pad, op):
   x = dtypes.float_input(x, op)
   window = dict(
-      window_shape=window_shape, strides=strides, padding=padding,
-      dilation=dilation, ceil_mode=ceil_mode,
+    window_shape=window_shape,
+    strides=strides,
+    padding=padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   y_max = max_pool(x, **window)
   y_avg = avg_pool(x, count_include_pad=count_include_pad, **window)
@@ -85,25 +87,25 @@ def _proportion(alpha, out_shape, name: str) -> jax.Array:
     np.broadcast_shapes(alpha.shape, tuple(out_shape))
   except ValueError:
     raise ValueError(
-        f"{name} of shape {alpha.shape} does not broadcast to the pooled"
-        f" output's shape {tuple(out_shape)}; use a scalar, one value per"
-        " feature (shape (features,)) or an output-shaped array."
+      f"{name} of shape {alpha.shape} does not broadcast to the pooled"
+      f" output's shape {tuple(out_shape)}; use a scalar, one value per"
+      " feature (shape (features,)) or an output-shaped array."
     ) from None
   return alpha
 
 
 def mixed_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    alpha: jax.typing.ArrayLike = 0.5,
-    key: jax.Array | None = None,
-    granularity: _Granularity = "region",
-    count_include_pad: bool = True,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  alpha: jax.typing.ArrayLike = 0.5,
+  key: jax.Array | None = None,
+  granularity: _Granularity = "region",
+  count_include_pad: bool = True,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Mixed max-average pooling, random (Yu et al. 2014) or weighted (Lee et al. 2016).
 
@@ -162,8 +164,14 @@ def mixed_pool(
     check_one_key(key)
   count_include_pad = _mixed_options(granularity, count_include_pad)
   x, y_max, y_avg = _max_and_avg(
-      x, window_shape, strides, padding, dilation, ceil_mode,
-      count_include_pad, "mixed_pool",
+    x,
+    window_shape,
+    strides,
+    padding,
+    dilation,
+    ceil_mode,
+    count_include_pad,
+    "mixed_pool",
   )
   alpha = _proportion(alpha, y_max.shape, "alpha")
   if key is None:
@@ -183,15 +191,15 @@ def mixed_pool(
 
 
 def gated_pool(
-    x: jax.typing.ArrayLike,
-    gate: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    count_include_pad: bool = True,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  gate: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  count_include_pad: bool = True,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Gated max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
 
@@ -223,26 +231,36 @@ def gated_pool(
   """
   count_include_pad = _gated_options(count_include_pad)
   x, y_max, y_avg = _max_and_avg(
-      x, window_shape, strides, padding, dilation, ceil_mode,
-      count_include_pad, "gated_pool",
+    x,
+    window_shape,
+    strides,
+    padding,
+    dilation,
+    ceil_mode,
+    count_include_pad,
+    "gated_pool",
   )
   window_shape = tuple(window_shape)
   gate = dtypes.array_input(gate, "gated_pool (gate)")
   if gate.shape not in (window_shape, window_shape + x.shape[-1:]):
     raise ValueError(
-        f"gate must have shape {window_shape} (shared by all features) or"
-        f" {window_shape + x.shape[-1:]} (per feature); got {gate.shape}."
+      f"gate must have shape {window_shape} (shared by all features) or"
+      f" {window_shape + x.shape[-1:]} (per feature); got {gate.shape}."
     )
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   wide = dtypes.compute_dtype(x.dtype)
   gate = gate.astype(wide).reshape((geom.window_size, -1))
   # A zero gate entry ignores its cell, even an infinite one (no 0 * inf).
   score = sum(
-      jnp.where((g == 0) & jnp.isinf(tap), 0.0, g * tap)
-      for g, tap in zip(gate, window_taps(x.astype(wide), geom))
+    jnp.where((g == 0) & jnp.isinf(tap), 0.0, g * tap)
+    for g, tap in zip(gate, window_taps(x.astype(wide), geom))
   )
   return _mix(y_max, y_avg, jax.nn.sigmoid(score))
 
@@ -274,7 +292,7 @@ def mix_proportion(logit: jax.Array) -> jax.Array:
 
 
 def gate_init(
-    key: jax.Array, window_shape: Sequence[int], features: int | None = None
+  key: jax.Array, window_shape: Sequence[int], features: int | None = None
 ) -> jax.Array:
   """Gated pooling's mask: ``window_shape`` (shared by every feature, the
   paper's 9 parameters for 3x3) or ``(*window_shape, features)``, Gaussian

@@ -12,13 +12,13 @@ from jaxpool._src.core.checks import check_bool, check_choice, check_features, i
 from jaxpool._src.core.descriptors import l2_normalize, positions
 
 __all__ = [
-    "check_clusters",
-    "check_kmeans_iterations",
-    "init_netvlad_params",
-    "init_netvlad_random",
-    "kmeans",
-    "netvlad",
-    "NETVLAD_VARIANTS",
+  "check_clusters",
+  "check_kmeans_iterations",
+  "init_netvlad_params",
+  "init_netvlad_random",
+  "kmeans",
+  "netvlad",
+  "NETVLAD_VARIANTS",
 ]
 
 
@@ -46,13 +46,13 @@ def _soft_assignment_jvp(primals, tangents):
 
 
 def netvlad(
-    x: jax.typing.ArrayLike,
-    centers: jax.typing.ArrayLike,
-    *,
-    assign_weights: jax.typing.ArrayLike,
-    assign_bias: jax.typing.ArrayLike | None = None,
-    normalize_input: bool = True,
-    spatial_ndim: int | None = None,
+  x: jax.typing.ArrayLike,
+  centers: jax.typing.ArrayLike,
+  *,
+  assign_weights: jax.typing.ArrayLike,
+  assign_bias: jax.typing.ArrayLike | None = None,
+  normalize_input: bool = True,
+  spatial_ndim: int | None = None,
 ) -> jax.Array:
   """NetVLAD: soft-assigned residuals to ``K`` centres, normalised.
 
@@ -93,26 +93,23 @@ def netvlad(
   centers = jnp.asarray(centers)
   if centers.ndim != 2 or centers.shape[1] != dim:
     raise ValueError(
-        f"netvlad: centers must have shape (clusters, {dim}) for {dim}"
-        f" features; got {centers.shape}."
+      f"netvlad: centers must have shape (clusters, {dim}) for {dim} features; got {centers.shape}."
     )
   clusters = centers.shape[0]
   if clusters < 1:
     raise ValueError(
-        f"netvlad needs at least one cluster: centers must have shape"
-        f" (clusters >= 1, {dim}); got {centers.shape}."
+      f"netvlad needs at least one cluster: centers must have shape"
+      f" (clusters >= 1, {dim}); got {centers.shape}."
     )
   weights = jnp.asarray(assign_weights)
   if weights.shape != (dim, clusters):
     raise ValueError(
-        f"netvlad: assign_weights must have shape ({dim}, {clusters})"
-        f" (features, clusters); got {weights.shape}."
+      f"netvlad: assign_weights must have shape ({dim}, {clusters})"
+      f" (features, clusters); got {weights.shape}."
     )
   bias = jnp.zeros((clusters,), dtype) if assign_bias is None else jnp.asarray(assign_bias)
   if bias.shape != (clusters,):
-    raise ValueError(
-        f"netvlad: assign_bias must have shape ({clusters},); got {bias.shape}."
-    )
+    raise ValueError(f"netvlad: assign_bias must have shape ({clusters},); got {bias.shape}.")
   if normalize_input:
     rows = l2_normalize(rows, axis=-1)
   logits = rows @ weights.astype(dtype) + bias.astype(dtype)
@@ -122,6 +119,7 @@ def netvlad(
   vlad = l2_normalize(vlad, axis=-1)
   vlad = vlad.reshape(vlad.shape[:-2] + (clusters * dim,))
   return l2_normalize(vlad, axis=-1).astype(x.dtype)
+
 
 # ---------------------------------------------------------------------------
 # The layer's parametrisation: the k-means start (v2 and the official v1).
@@ -145,8 +143,8 @@ def kmeans(key: jax.Array, points: jax.Array, clusters: int, *, iterations: int 
   points = jnp.asarray(points, jnp.float32)
   if points.ndim != 2 or points.shape[0] < clusters:
     raise ValueError(
-        f"kmeans needs descriptors of shape (N, D) with N >= clusters ="
-        f" {clusters}; got {points.shape}."
+      f"kmeans needs descriptors of shape (N, D) with N >= clusters ="
+      f" {clusters}; got {points.shape}."
     )
 
   def sq_distances(centres):
@@ -182,13 +180,13 @@ def check_kmeans_iterations(iterations) -> int:
 
 
 def init_netvlad_params(
-    key: jax.Array,
-    descriptors: jax.typing.ArrayLike,
-    clusters: int,
-    *,
-    variant: str = "v2",
-    normalize_input: bool = True,
-    iterations: int = 20,
+  key: jax.Array,
+  descriptors: jax.typing.ArrayLike,
+  clusters: int,
+  *,
+  variant: str = "v2",
+  normalize_input: bool = True,
+  iterations: int = 20,
 ) -> dict[str, jax.Array]:
   """NetVLAD's start from k-means on sample descriptors ``(N, D)``, as the
   official code (Relja/netvlad):
@@ -216,7 +214,7 @@ def init_netvlad_params(
   if variant == "v2":
     d2 = jnp.sort(jnp.sum((points[:, None] - centres[None]) ** 2, axis=-1), axis=1)
     alpha = -math.log(0.01) / jnp.maximum(jnp.mean(d2[:, 1] - d2[:, 0]), 1e-12)
-    weights, bias = 2 * alpha * centres.T, -alpha * jnp.sum(centres ** 2, axis=1)
+    weights, bias = 2 * alpha * centres.T, -alpha * jnp.sum(centres**2, axis=1)
   else:
     unit = centres / jnp.maximum(jnp.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
     dots = -jnp.sort(-(points @ unit.T), axis=1)
@@ -233,5 +231,8 @@ def init_netvlad_random(key: jax.Array, features: int, clusters: int) -> dict[st
   clusters = check_clusters(clusters)
   centres = jax.random.normal(key, (clusters, features))
   centres = centres / jnp.linalg.norm(centres, axis=1, keepdims=True)
-  return {"centers": centres, "assign_weights": 2 * centres.T,
-          "assign_bias": -jnp.ones((clusters,))}
+  return {
+    "centers": centres,
+    "assign_weights": 2 * centres.T,
+    "assign_bias": -jnp.ones((clusters,)),
+  }

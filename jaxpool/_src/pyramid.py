@@ -24,19 +24,22 @@ SPP_ORDERS = ("ultralytics", "darknet")
 
 def _positive_ints(name: str, values, *, odd: bool = False) -> tuple[int, ...]:
   values = (values,) if is_int(values) else values
-  if (not isinstance(values, Sequence) or not values
-      or not all(is_int(v) and v >= 1 and (not odd or v % 2) for v in values)):
+  if (
+    not isinstance(values, Sequence)
+    or not values
+    or not all(is_int(v) and v >= 1 and (not odd or v % 2) for v in values)
+  ):
     kind = "odd positive ints" if odd else "positive ints"
     raise ValueError(f"{name} must be a non-empty sequence of {kind}; got {values!r}.")
   return tuple(int(v) for v in values)
 
 
 def spatial_pyramid_pool(
-    x: jax.typing.ArrayLike,
-    levels: Sequence[int] = (1, 2, 4),
-    *,
-    mode: str = "max",
-    spatial_ndim: int | None = None,
+  x: jax.typing.ArrayLike,
+  levels: Sequence[int] = (1, 2, 4),
+  *,
+  mode: str = "max",
+  spatial_ndim: int | None = None,
 ) -> jax.Array:
   """SPPNet's spatial pyramid pooling: a fixed-length vector for any input size.
 
@@ -71,7 +74,7 @@ def spatial_pyramid_pool(
   x = dtypes.numeric_input(x, "spatial_pyramid_pool")
   axes = global_axes(x, spatial_ndim, "spatial_pyramid_pool")
   pool = adaptive_max_pool if mode == "max" else adaptive_avg_pool
-  batch = x.shape[:axes[0]]
+  batch = x.shape[: axes[0]]
   parts = []
   for n in levels:
     pooled = pool(x, (n,) * len(axes))
@@ -101,11 +104,11 @@ def check_conv_features(owner: str, features, out_features) -> None:
 
 
 def spp_block(
-    x: jax.typing.ArrayLike,
-    kernel_sizes: Sequence[int] = (5, 9, 13),
-    *,
-    order: str = "ultralytics",
-    spatial_dims: int = 2,
+  x: jax.typing.ArrayLike,
+  kernel_sizes: Sequence[int] = (5, 9, 13),
+  *,
+  order: str = "ultralytics",
+  spatial_dims: int = 2,
 ) -> jax.Array:
   """YOLO's SPP block: the input and its stride-1 max poolings, concatenated.
 
@@ -140,12 +143,12 @@ def spp_block(
 
 
 def sppf(
-    x: jax.typing.ArrayLike,
-    kernel_size: int = 5,
-    repeats: int = 3,
-    *,
-    order: str = "ultralytics",
-    spatial_dims: int = 2,
+  x: jax.typing.ArrayLike,
+  kernel_size: int = 5,
+  repeats: int = 3,
+  *,
+  order: str = "ultralytics",
+  spatial_dims: int = 2,
 ) -> jax.Array:
   """SPPF: ``repeats`` stride-1 max poolings applied in sequence, concatenated.
 

@@ -27,8 +27,8 @@ class Registry:
       raise ValueError(f"name must be a non-empty string; got {name!r}.")
     if not (isinstance(layer, type) and issubclass(layer, self._base)):
       raise TypeError(
-          f"layer must be a {self._base_name} subclass (a layer class, not an"
-          f" instance or a function); got {layer!r}."
+        f"layer must be a {self._base_name} subclass (a layer class, not an"
+        f" instance or a function); got {layer!r}."
       )
     self._table[name] = (layer, dict(defaults))
 
@@ -41,8 +41,6 @@ class Registry:
   def lookup(self, name: str) -> tuple[type, dict]:
     """``(layer class, default options)``; a ``ValueError`` listing the names."""
     if not isinstance(name, str) or name not in self._table:
-      raise ValueError(
-          f"unknown pooling {name!r}; available: {', '.join(self.names())}."
-      )
+      raise ValueError(f"unknown pooling {name!r}; available: {', '.join(self.names())}.")
     layer, defaults = self._table[name]
     return layer, dict(defaults)

@@ -34,14 +34,14 @@ __all__ = ["s3_pool", "stochastic_pool"]
 
 
 def stochastic_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    key: jax.Array | None = None,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  key: jax.Array | None = None,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Stochastic pooling (Zeiler & Fergus, ICLR 2013).
 
@@ -87,8 +87,12 @@ def stochastic_pool(
     check_one_key(key)
   x = dtypes.float_input(x, "stochastic_pool")
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   wide = dtypes.compute_dtype(x.dtype)
   taps = window_taps(x.astype(wide), geom)
@@ -110,20 +114,12 @@ def _sample_taps(taps, masks, key, dtype):
   no per-tap or per-window array is stored.
   """
   weights = [jnp.maximum(jax.lax.stop_gradient(tap), 0) for tap in taps]
-  weights = [
-      w if mask is None else jnp.where(mask, w, 0)
-      for w, mask in zip(weights, masks)
-  ]
+  weights = [w if mask is None else jnp.where(mask, w, 0) for w, mask in zip(weights, masks)]
   total = sum(weights)
   has_mass, infinite = total > 0, total == jnp.inf
-  real = [
-      jnp.ones((), dtype) if mask is None else jnp.asarray(mask, dtype)
-      for mask in masks
-  ]
+  real = [jnp.ones((), dtype) if mask is None else jnp.asarray(mask, dtype) for mask in masks]
   base = [jnp.where(has_mass, w, r) for w, r in zip(weights, real)]
-  weights = [
-      jnp.where(infinite, (w == jnp.inf).astype(dtype), w) for w in base
-  ]
+  weights = [jnp.where(infinite, (w == jnp.inf).astype(dtype), w) for w in base]
   total = jnp.where(has_mass, total, sum(real))
   u = uniform(key, total.shape, taps[0], range(total.ndim), dtype)
   # In windows with +inf, the first +inf cell (threshold 0).
@@ -163,10 +159,7 @@ def _self_weighted_mean_jvp(weights, tangents):
   # windows); 0 in the windows the caller replaces.
   y = _self_weighted_mean(*weights)
   inverse, finite = _mass_inverse(weights)
-  return y, sum(
-      jnp.where(finite, (2 * w - y) * inverse, 0) * t
-      for w, t in zip(weights, tangents)
-  )
+  return y, sum(jnp.where(finite, (2 * w - y) * inverse, 0) * t for w, t in zip(weights, tangents))
 
 
 def _probability_weighted(taps, geom):
@@ -183,8 +176,8 @@ def _probability_weighted(taps, geom):
   """
   masks = geom.tap_masks()
   relus = [
-      jnp.maximum(tap, 0) if mask is None else jnp.where(mask, jnp.maximum(tap, 0), 0)
-      for tap, mask in zip(taps, masks)
+    jnp.maximum(tap, 0) if mask is None else jnp.where(mask, jnp.maximum(tap, 0), 0)
+    for tap, mask in zip(taps, masks)
   ]
   _, finite = _mass_inverse(relus)  # NaN windows are not finite
   weighted = _self_weighted_mean(*relus)
@@ -201,21 +194,18 @@ def _probability_weighted(taps, geom):
 def _grid_bounds(size: int, grid: int) -> list[tuple[int, int]]:
   """``size // grid`` cells of ``grid``, the last absorbing the remainder."""
   count = size // grid
-  return [
-      (j * grid, size if j == count - 1 else (j + 1) * grid)
-      for j in range(count)
-  ]
+  return [(j * grid, size if j == count - 1 else (j + 1) * grid) for j in range(count)]
 
 
 def s3_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: Sequence[int] | None = None,
-    *,
-    grid_shape: Sequence[int] | None = None,
-    key: jax.Array | None = None,
-    shared: bool = True,
-    inference: Literal["average", "official"] = "average",
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: Sequence[int] | None = None,
+  *,
+  grid_shape: Sequence[int] | None = None,
+  key: jax.Array | None = None,
+  shared: bool = True,
+  inference: Literal["average", "official"] = "average",
 ) -> jax.Array:
   """S3Pool: stochastic spatial sampling (Zhai et al., CVPR 2017).
 
@@ -271,56 +261,48 @@ def s3_pool(
   x = dtypes.float_input(x, "s3_pool")
   window_shape = normalize_spatial_shape("window_shape", window_shape)
   n = len(window_shape)
-  strides = window_shape if strides is None else normalize_spatial_shape(
-      "strides", strides)
+  strides = window_shape if strides is None else normalize_spatial_shape("strides", strides)
   spatial_axes(x.ndim, n, "s3_pool", x.shape)
-  sizes = x.shape[x.ndim - n - 1: -1]
+  sizes = x.shape[x.ndim - n - 1 : -1]
   if 0 in sizes:
     raise ValueError(f"s3_pool needs non-empty spatial axes; got x.shape={x.shape}.")
-  grid_shape = sizes if grid_shape is None else normalize_spatial_shape(
-      "grid_shape", grid_shape)
+  grid_shape = sizes if grid_shape is None else normalize_spatial_shape("grid_shape", grid_shape)
   for name, value in (("strides", strides), ("grid_shape", grid_shape)):
     if len(value) != n:
       raise ValueError(
-          f"{name} has {len(value)} entries but window_shape has {n}; give one"
-          " per spatial axis."
+        f"{name} has {len(value)} entries but window_shape has {n}; give one per spatial axis."
       )
   for size, s, g in zip(sizes, strides, grid_shape):
     if size % s:
       raise ValueError(
-          f"s3_pool needs spatial sizes divisible by strides; got sizes"
-          f" {sizes} and strides {strides}."
+        f"s3_pool needs spatial sizes divisible by strides; got sizes"
+        f" {sizes} and strides {strides}."
       )
     if g % s or g > size:
       raise ValueError(
-          f"grid_shape must be multiples of strides no larger than the input"
-          f" ({sizes}); got grid_shape {grid_shape} and strides {strides}."
+        f"grid_shape must be multiples of strides no larger than the input"
+        f" ({sizes}); got grid_shape {grid_shape} and strides {strides}."
       )
   pad = [(0, 0)] * (x.ndim - n - 1) + [(0, k - 1) for k in window_shape] + [(0, 0)]
   m = max_pool(
-      jnp.pad(x, pad, constant_values=dtypes.lowest(x.dtype)), window_shape,
-      strides=1,
+    jnp.pad(x, pad, constant_values=dtypes.lowest(x.dtype)),
+    window_shape,
+    strides=1,
   )
   if key is None:
-    padding = "VALID" if inference == "average" else [
-        (s // 2, (s - 1) // 2) for s in strides
-    ]
+    padding = "VALID" if inference == "average" else [(s // 2, (s - 1) // 2) for s in strides]
     return avg_pool(m, strides, strides, padding, count_include_pad=False)
   flat, batch = flatten_batch(m, n, "s3_pool")
   for axis, (size, s, g, axis_key) in enumerate(
-      zip(sizes, strides, grid_shape, jax.random.split(key, n))
+    zip(sizes, strides, grid_shape, jax.random.split(key, n))
   ):
     picks = []
-    for (lo, hi), cell_key in zip(
-        _grid_bounds(size, g), jax.random.split(axis_key, size // g)
-    ):
+    for (lo, hi), cell_key in zip(_grid_bounds(size, g), jax.random.split(axis_key, size // g)):
       shape = [1] * flat.ndim
       shape[axis + 1] = hi - lo
       if not shared:
         shape[0], shape[-1] = flat.shape[0], flat.shape[-1]
-      order = jnp.argsort(
-          uniform(cell_key, tuple(shape), flat, (0, flat.ndim - 1)), axis=axis + 1
-      )
+      order = jnp.argsort(uniform(cell_key, tuple(shape), flat, (0, flat.ndim - 1)), axis=axis + 1)
       kept = jax.lax.slice_in_dim(order, 0, (hi - lo) // s, axis=axis + 1)
       picks.append(lo + jnp.sort(kept, axis=axis + 1))
     # An unbroadcast index: take_along_axis slices along its size-1 axes.

@@ -110,11 +110,11 @@ def _forward_by_taps(x, logits, geom):
   # range, where adding log(total) would round away.
   if soft:
     normalizer, center = jax.lax.optimization_barrier(
-        (shift + jnp.log(total), _window_max(x_taps, masks))
+      (shift + jnp.log(total), _window_max(x_taps, masks))
     )
   else:
     shift, log_total, center = jax.lax.optimization_barrier(
-        (shift, jnp.log(total), _window_max(x_taps, masks))
+      (shift, jnp.log(total), _window_max(x_taps, masks))
     )
     normalizer = shift + log_total
   infinite = center
@@ -167,7 +167,7 @@ def _forward_by_reduce_window(x, logits, geom):
   :func:`_softmax_combine` over ``(l, 1, x)``: ``y = t / s`` and the
   log-normaliser ``m + log s``, with the same infinite limits."""
   top, total, weighted = reduce_windows(
-      (logits, jnp.ones_like(x), x), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
+    (logits, jnp.ones_like(x), x), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
   )
   return weighted / total, top + jnp.log(total)
 
@@ -233,8 +233,11 @@ def _backward_by_scatter(x, logits, y, normalizer, g, geom):
 
   # Windows outside the output grid: g = 0, weight exp(-inf) = 0.
   grads = scatter_to_input(
-      contribution, geom, (g, normalizer, y), (0.0, np.inf, 0.0),
-      pad_once=(False, True, False),
+    contribution,
+    geom,
+    (g, normalizer, y),
+    (0.0, np.inf, 0.0),
+    pad_once=(False, True, False),
   )
   return (grads[0], None) if soft else grads
 
@@ -247,7 +250,7 @@ def _backward_by_reduce_window(x, logits, y, normalizer, g, geom):
   ``g_o y_o``; then ``dx = e^(l + m) (S1 + (x S1 - S2))`` (SoftPool),
   ``e^(l + m) S1`` and ``e^(l + m) (x S1 - S2)`` (LIP)."""
   top, s1, s2 = reduce_windows_holding(
-      (-normalizer, g, g * y), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
+    (-normalizer, g, g * y), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
   )
   scale = jnp.exp((x if logits is None else logits) + top)
   deviation = x * s1 - s2
@@ -296,13 +299,13 @@ _soft.defvjp(_soft_fwd, _soft_bwd)
 
 
 def soft_pool(
-    x: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """SoftPool (Stergiou et al., ICCV 2021): a softmax-weighted window mean.
 
@@ -340,22 +343,26 @@ def soft_pool(
   """
   x = dtypes.float_input(x, "soft_pool")
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   compute_dtype = dtypes.compute_dtype(x.dtype)
   return _soft(x.astype(compute_dtype), geom).astype(x.dtype)
 
 
 def lip_pool(
-    x: jax.typing.ArrayLike,
-    logits: jax.typing.ArrayLike,
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x: jax.typing.ArrayLike,
+  logits: jax.typing.ArrayLike,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> jax.Array:
   """Local Importance-based Pooling (Gao, Wang, Wu, ICCV 2019).
 
@@ -389,15 +396,19 @@ def lip_pool(
   logits = dtypes.float_input(logits, "lip_pool (logits)")
   if logits.shape != x.shape:
     raise ValueError(
-        f"logits must have the shape of x; got logits.shape={logits.shape} and"
-        f" x.shape={x.shape}."
+      f"logits must have the shape of x; got logits.shape={logits.shape} and x.shape={x.shape}."
     )
   geom = window_geometry(
-      x.shape, window_shape, strides, padding, dilation=dilation,
-      ceil_mode=ceil_mode,
+    x.shape,
+    window_shape,
+    strides,
+    padding,
+    dilation=dilation,
+    ceil_mode=ceil_mode,
   )
   compute_dtype = dtypes.compute_dtype(jnp.result_type(x.dtype, logits.dtype))
   return _lip(x.astype(compute_dtype), logits.astype(compute_dtype), geom).astype(x.dtype)
+
 
 # ---------------------------------------------------------------------------
 # LIP's logit module (the layers' parametrisation).
@@ -419,8 +430,11 @@ def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
   """A stride-1 'SAME' convolution of ``(N, *spatial, C)`` input."""
   n = kernel.ndim - 2
   y = lax.conv_general_dilated(
-      x, kernel.astype(x.dtype), (1,) * n, "SAME",
-      dimension_numbers=_conv_numbers(n),
+    x,
+    kernel.astype(x.dtype),
+    (1,) * n,
+    "SAME",
+    dimension_numbers=_conv_numbers(n),
   )
   return y + bias.astype(x.dtype)
 
@@ -435,12 +449,12 @@ def _instance_norm(x: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array
 
 
 def init_lip_logit_params(
-    key: jax.Array,
-    features: int,
-    num_spatial: int,
-    *,
-    logit_module: str = "simplified",
-    bottleneck_width: int | None = None,
+  key: jax.Array,
+  features: int,
+  num_spatial: int,
+  *,
+  logit_module: str = "simplified",
+  bottleneck_width: int | None = None,
 ) -> dict[str, jax.Array]:
   """Parameters of LIP's logit module, ``conv{i}_kernel``/``conv{i}_bias`` and
   ``norm{i}_scale``/``norm{i}_bias`` per stage.
@@ -458,9 +472,7 @@ def init_lip_logit_params(
     stages = [(features, features, 3)]
   else:
     if bottleneck_width is not None and (not is_int(bottleneck_width) or bottleneck_width < 1):
-      raise ValueError(
-          f"bottleneck_width must be an int >= 1 or None; got {bottleneck_width!r}."
-      )
+      raise ValueError(f"bottleneck_width must be an int >= 1 or None; got {bottleneck_width!r}.")
     width = bottleneck_width or max(features // 2, 1)
     stages = [(features, width, 1), (width, width, 3), (width, features, 1)]
   params = {}
@@ -492,7 +504,7 @@ def lip_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) -> jax.Arr
   num_spatial = params["conv0_kernel"].ndim - 2
   check_layer_input("LIP", x, num_spatial, params["conv0_kernel"].shape[-2])
   batch = x.shape[: x.ndim - num_spatial - 1]
-  h = x.reshape((math.prod(batch),) + x.shape[len(batch):])
+  h = x.reshape((math.prod(batch),) + x.shape[len(batch) :])
   h = h.astype(dtypes.compute_dtype(x.dtype))
   for i in range(stages):
     h = _conv(h, params[f"conv{i}_kernel"], params[f"conv{i}_bias"])

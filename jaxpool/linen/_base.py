@@ -16,13 +16,13 @@ from jaxpool._src.core.options import check_layer_options
 from jaxpool._src.layers import LayerSpec, spec_of, window_arguments
 
 __all__ = [
-    "LOSSES",
-    "FunctionModule",
-    "PoolModule",
-    "RandomFunctionModule",
-    "RandomModule",
-    "WindowModule",
-    "auxiliary_loss",
+  "LOSSES",
+  "FunctionModule",
+  "PoolModule",
+  "RandomFunctionModule",
+  "RandomModule",
+  "WindowModule",
+  "auxiliary_loss",
 ]
 
 # The collection layers sow their auxiliary training losses into.
@@ -57,8 +57,11 @@ class PoolModule(nn.Module):
 
   def construction_options(self) -> dict[str, Any]:
     """The layer's fields by name (its construction options)."""
-    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-            if f.name not in ("parent", "name")}
+    return {
+      f.name: getattr(self, f.name)
+      for f in dataclasses.fields(self)
+      if f.name not in ("parent", "name")
+    }
 
   def __post_init__(self):
     check_layer_options(type(self).__name__, type(self).function, self.construction_options())
@@ -128,9 +131,9 @@ class FunctionModule(PoolModule):
       extra = tuple(cls.__dict__.get("__annotations__", {}))
       _function_fields(cls, layer.function, layer.call_arrays + extra)
       cls.__doc__ = (
-          f"{cls.__doc__}\n\n  Fields are the arguments of"
-          f" :func:`jaxpool.{layer.function.__name__}` after the array input(s)"
-          f" {', '.join(layer.inputs)}; see its documentation.\n"
+        f"{cls.__doc__}\n\n  Fields are the arguments of"
+        f" :func:`jaxpool.{layer.function.__name__}` after the array input(s)"
+        f" {', '.join(layer.inputs)}; see its documentation.\n"
       )
     super().__init_subclass__(spec=spec, **kwargs)
 
@@ -143,8 +146,8 @@ class FunctionModule(PoolModule):
     spec = type(self).spec
     if len(inputs) != len(spec.inputs):
       raise TypeError(
-          f"{type(self).__name__} takes {len(spec.inputs)} array input(s)"
-          f" {spec.inputs}; got {len(inputs)}."
+        f"{type(self).__name__} takes {len(spec.inputs)} array input(s)"
+        f" {spec.inputs}; got {len(inputs)}."
       )
     return type(self).function(*inputs, **self.function_options())
 
@@ -178,8 +181,11 @@ class WindowModule(PoolModule):
 
   def window(self) -> dict:
     return dict(
-        window_shape=self.window_shape, strides=self.strides,
-        padding=self.padding, dilation=self.dilation, ceil_mode=self.ceil_mode,
+      window_shape=self.window_shape,
+      strides=self.strides,
+      padding=self.padding,
+      dilation=self.dilation,
+      ceil_mode=self.ceil_mode,
     )
 
 
@@ -218,10 +224,10 @@ class RandomModule(PoolModule):
     # Flax falls back to the 'params' stream (e.g. in init) when one is missing.
     if not (self.has_rng(self.rng_collection) or self.has_rng("params")):
       raise ValueError(
-          f"{type(self).__name__} is in training mode (deterministic=False) and"
-          f" draws from the {self.rng_collection!r} rng stream, which this call"
-          f" lacks: pass rngs={{{self.rng_collection!r}: key}} to apply (or init),"
-          " or deterministic=True for inference."
+        f"{type(self).__name__} is in training mode (deterministic=False) and"
+        f" draws from the {self.rng_collection!r} rng stream, which this call"
+        f" lacks: pass rngs={{{self.rng_collection!r}: key}} to apply (or init),"
+        " or deterministic=True for inference."
       )
     return self.make_rng(self.rng_collection)
 
@@ -283,8 +289,8 @@ def auxiliary_loss(state: Mapping) -> jax.Array:
   """
   if not isinstance(state, Mapping):
     raise TypeError(
-        "auxiliary_loss expects the variables returned by"
-        f" apply(..., mutable=['losses']); got {type(state).__name__}."
+      "auxiliary_loss expects the variables returned by"
+      f" apply(..., mutable=['losses']); got {type(state).__name__}."
     )
   leaves = jax.tree.leaves(state.get(LOSSES, {}))
   return sum((jnp.sum(leaf).astype(jnp.float32) for leaf in leaves), jnp.zeros((), jnp.float32))

@@ -66,17 +66,25 @@ class CompactBilinearPool(PoolModule, spec="CompactBilinearPool"):
   spatial_ndim: int | None = None
 
   def __post_init__(self):
-    jax.eval_shape(lambda: jaxpool.compact_bilinear_pool(
-        jnp.zeros((1, 1, 1)), key=jax.random.key(0), **self._options()))
+    jax.eval_shape(
+      lambda: jaxpool.compact_bilinear_pool(
+        jnp.zeros((1, 1, 1)), key=jax.random.key(0), **self._options()
+      )
+    )
     super().__post_init__()
 
   def _options(self) -> dict:
-    return dict(output_dim=self.output_dim, normalize=self.normalize, eps=self.eps,
-                spatial_ndim=self.spatial_ndim)
+    return dict(
+      output_dim=self.output_dim,
+      normalize=self.normalize,
+      eps=self.eps,
+      spatial_ndim=self.spatial_ndim,
+    )
 
   @nn.compact
   def __call__(self, x, y=None) -> jax.Array:
     dims = (jnp.shape(x)[-1], jnp.shape(x if y is None else y)[-1])
-    sketch = self.variable(SKETCH, "sketches", lambda: count_sketches(
-        self.make_rng("params"), dims, self.output_dim))
+    sketch = self.variable(
+      SKETCH, "sketches", lambda: count_sketches(self.make_rng("params"), dims, self.output_dim)
+    )
     return jaxpool.compact_bilinear_pool(x, y, sketches=sketch.value, **self._options())

@@ -45,14 +45,20 @@ class CovariancePool(PoolModule, spec="CovariancePool"):
     super().__post_init__()
 
   def _options(self) -> dict:
-    return dict(normalize=self.normalize, output=self.output, iterations=self.iterations,
-                eps=self.eps, spatial_ndim=self.spatial_ndim)
+    return dict(
+      normalize=self.normalize,
+      output=self.output,
+      iterations=self.iterations,
+      eps=self.eps,
+      spatial_ndim=self.spatial_ndim,
+    )
 
   @nn.compact
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jnp.asarray(x)
     if self.reduce_dim is not None:
-      params = self.param("reduction", lambda key: covariance.init_reduction_params(
-          key, x.shape[-1], self.reduce_dim))
+      params = self.param(
+        "reduction", lambda key: covariance.init_reduction_params(key, x.shape[-1], self.reduce_dim)
+      )
       x = covariance.reduce_features(params, x)
     return jaxpool.covariance_pool(x, **self._options())

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 import jaxpool
-from jaxpool._src import lifting
+from jaxpool._src import lift_layer, lifting
 from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
 from jaxpool.linen._base import LOSSES, PoolModule
 
@@ -49,12 +49,12 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
   mixing: str = "channelwise"
   learned: bool = True
   wavelet: str = "legall53"
-  lambda_u: float = lifting.LAMBDA_U
-  lambda_p: float = lifting.LAMBDA_P
+  lambda_u: float = lift_layer.LAMBDA_U
+  lambda_p: float = lift_layer.LAMBDA_P
 
   def __post_init__(self):
     lifting.check_spatial_dims(self.spatial_dims)
-    lifting.check_output(self.output, self.spatial_dims)
+    lift_layer.check_output(self.output, self.spatial_dims)
     lifting.check_lift_options(self.kernel_size, self.mixing)
     check_choice("wavelet", self.wavelet, tuple(lifting.WAVELETS))
     check_bool("learned", self.learned)
@@ -66,11 +66,13 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
   def from_window(cls, window_shape, strides=None, padding="VALID", **options):
     """``make_pool("lift", (2, 2))``: ``spatial_dims`` from the window, which
     must be 2 per axis with stride 2 and no padding."""
-    return cls(spatial_dims=lifting.spatial_dims_of_window(window_shape, strides, padding), **options)
+    return cls(
+      spatial_dims=lift_layer.spatial_dims_of_window(window_shape, strides, padding), **options
+    )
 
   @property
   def feature_multiplier(self) -> int:
-    return lifting.output_multiplier(lifting.check_output(self.output, self.spatial_dims))
+    return lift_layer.output_multiplier(lift_layer.check_output(self.output, self.spatial_dims))
 
   def _lift_options(self, params) -> dict:
     predict, update = lifting.lift_steps(params) if params is not None else (None, None)
@@ -82,28 +84,33 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
     params = None
     if self.learned:
       params = self.param(
-          "lift_params", lifting.init_lift_params, x.shape[-1],
-          kernel_size=self.kernel_size, mixing=self.mixing,
+        "lift_params",
+        lifting.init_lift_params,
+        x.shape[-1],
+        kernel_size=self.kernel_size,
+        mixing=self.mixing,
       )
     bands, constraints = jaxpool.lift_down_pool_with_constraints(
-        x, spatial_dims=self.spatial_dims, **self._lift_options(params)
+      x, spatial_dims=self.spatial_dims, **self._lift_options(params)
     )
     # The latest call's value replaces the stored one (as in the NNX layer),
     # so variables returned by init can be passed back to apply.
     self.sow(
-        LOSSES, "lift_constraints",
-        lifting.weighted_constraints(constraints, self.lambda_u, self.lambda_p),
-        init_fn=lambda: jnp.zeros((), jnp.float32), reduce_fn=lambda _, new: new,
+      LOSSES,
+      "lift_constraints",
+      lift_layer.weighted_constraints(constraints, self.lambda_u, self.lambda_p),
+      init_fn=lambda: jnp.zeros((), jnp.float32),
+      reduce_fn=lambda _, new: new,
     )
-    return lifting.select_output(bands, lifting.check_output(self.output, self.spatial_dims))
+    return lift_layer.select_output(bands, lift_layer.check_output(self.output, self.spatial_dims))
 
   def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""
     params = self.get_variable("params", "lift_params") if self.learned else None
     if self.learned and params is None:
       raise ValueError(
-          "LiftDownPool.inverse needs the layer's parameters: call the layer"
-          " (or initialise the model) first."
+        "LiftDownPool.inverse needs the layer's parameters: call the layer"
+        " (or initialise the model) first."
       )
     return jaxpool.lift_up_pool(bands, spatial_dims=self.spatial_dims, **self._lift_options(params))
 

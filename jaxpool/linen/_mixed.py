@@ -73,8 +73,10 @@ class LearnedMixedPool(_LearnedMixture, spec="LearnedMixedPool"):
     shape = checks.per_feature_shape("LearnedMixedPool", self.per_feature, x.shape[-1])
     logit = self.param("mix_logit", jax.nn.initializers.zeros, shape)
     return jaxpool.mixed_pool(
-        x, alpha=mixed.mix_proportion(logit),
-        count_include_pad=self.count_include_pad, **self.window(),
+      x,
+      alpha=mixed.mix_proportion(logit),
+      count_include_pad=self.count_include_pad,
+      **self.window(),
     )
 
 
@@ -101,9 +103,5 @@ class GatedPool(_LearnedMixture, spec="GatedPool"):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
     shape = checks.per_feature_shape("GatedPool", self.per_feature, x.shape[-1])
-    gate = self.param(
-        "gate", mixed.gate_init, self.window_shape, shape[0] if shape else None
-    )
-    return jaxpool.gated_pool(
-        x, gate, count_include_pad=self.count_include_pad, **self.window()
-    )
+    gate = self.param("gate", mixed.gate_init, self.window_shape, shape[0] if shape else None)
+    return jaxpool.gated_pool(x, gate, count_include_pad=self.count_include_pad, **self.window())

@@ -53,8 +53,12 @@ class NetVLAD(PoolModule, spec="NetVLAD"):
       params = netvlad.init_netvlad_random(key, features, self.clusters)
     else:
       params = netvlad.init_netvlad_params(
-          key, self.descriptors, self.clusters, variant=self.variant,
-          normalize_input=self.normalize_input, iterations=self.kmeans_iterations,
+        key,
+        self.descriptors,
+        self.clusters,
+        variant=self.variant,
+        normalize_input=self.normalize_input,
+        iterations=self.kmeans_iterations,
       )
     if self.variant == "v1":
       params.pop("assign_bias")
@@ -65,7 +69,10 @@ class NetVLAD(PoolModule, spec="NetVLAD"):
     x = jnp.asarray(x)
     params = self.param("vlad", lambda key: self._init(key, x.shape[-1]))
     return jaxpool.netvlad(
-        x, params["centers"], assign_weights=params["assign_weights"],
-        assign_bias=params.get("assign_bias"), normalize_input=self.normalize_input,
-        spatial_ndim=self.spatial_ndim,
+      x,
+      params["centers"],
+      assign_weights=params["assign_weights"],
+      assign_bias=params.get("assign_bias"),
+      normalize_input=self.normalize_input,
+      spatial_ndim=self.spatial_ndim,
     )

@@ -129,5 +129,6 @@ class SPPF(_YoloPooling, spec="SPPF"):
   use_running_average: bool | None = None
 
   def pool(self, x):
-    return jaxpool.sppf(x, self.kernel_size, self.repeats, order=self.order,
-                        spatial_dims=self.spatial_dims)
+    return jaxpool.sppf(
+      x, self.kernel_size, self.repeats, order=self.order, spatial_dims=self.spatial_dims
+    )

@@ -67,7 +67,7 @@ def available_pools() -> tuple[str, ...]:
 
 
 def make_pool(
-    name: str, window_shape: Sequence[int], strides=None, padding="VALID", **options
+  name: str, window_shape: Sequence[int], strides=None, padding="VALID", **options
 ) -> PoolModule:
   """Builds a sliding-window Linen layer from its name.
 

@@ -85,9 +85,12 @@ class LIP(WindowModule, spec="LIP"):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
     params = self.param(
-        "logit_params", weighted.init_lip_logit_params, x.shape[-1],
-        len(self.window_shape), logit_module=self.logit_module,
-        bottleneck_width=self.bottleneck_width,
+      "logit_params",
+      weighted.init_lip_logit_params,
+      x.shape[-1],
+      len(self.window_shape),
+      logit_module=self.logit_module,
+      bottleneck_width=self.bottleneck_width,
     )
     return jaxpool.lip_pool(x, weighted.lip_logits(params, x), **self.window())
 
@@ -129,11 +132,19 @@ class DPP(WindowModule, spec="DPP"):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
     params = self.param(
-        "dpp_params", lambda _, *a, **k: dpp.init_dpp_params(*a, **k),
-        x.shape[-1], self.window_shape, variant=self.variant,
+      "dpp_params",
+      lambda _, *a, **k: dpp.init_dpp_params(*a, **k),
+      x.shape[-1],
+      self.window_shape,
+      variant=self.variant,
     )
     alpha, lam, reference = dpp.dpp_arguments(params, x, **self.window())
     return jaxpool.dpp_pool(
-        x, alpha, lam, reference=reference, reward=self.reward,
-        normalize=self.normalize, **self.window(),
+      x,
+      alpha,
+      lam,
+      reference=reference,
+      reward=self.reward,
+      normalize=self.normalize,
+      **self.window(),
     )

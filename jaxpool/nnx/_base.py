@@ -15,14 +15,15 @@ from jaxpool._src.core.options import bound_options, check_layer_options
 from jaxpool._src.layers import LayerSpec, spec_of, window_arguments
 
 __all__ = [
-    "FunctionLayer",
-    "LearnedLayer",
-    "PoolLayer",
-    "RandomLayer",
-    "auxiliary_loss",
-    "function_layer",
-    "window_options",
+  "FunctionLayer",
+  "LearnedLayer",
+  "PoolLayer",
+  "RandomLayer",
+  "auxiliary_loss",
+  "function_layer",
+  "window_options",
 ]
+
 
 def freeze(value):
   """Lists to tuples, recursively, so configurations are hashable."""
@@ -73,8 +74,11 @@ class PoolLayer(nnx.Module):
 
   def construction_options(self) -> dict[str, Any]:
     """The layer's construction options by name (those it keeps)."""
-    return {name: getattr(self, name) for name in constructor_parameters(type(self))
-            if hasattr(self, name)}
+    return {
+      name: getattr(self, name)
+      for name in constructor_parameters(type(self))
+      if hasattr(self, name)
+    }
 
   @property
   def feature_multiplier(self) -> int:
@@ -89,8 +93,14 @@ class PoolLayer(nnx.Module):
 
   @classmethod
   def from_window(
-      cls, window_shape: Sequence[int], strides=None, padding="VALID", *,
-      features: int | None = None, rngs: nnx.Rngs | None = None, **options,
+    cls,
+    window_shape: Sequence[int],
+    strides=None,
+    padding="VALID",
+    *,
+    features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+    **options,
   ) -> PoolLayer:
     """The layer :func:`jaxpool.nnx.make_pool` builds for a window.
 
@@ -145,8 +155,8 @@ class FunctionLayer(PoolLayer):
       options = bound_options(function, self.inputs, *args, **kwargs)
     except TypeError as error:
       raise TypeError(
-          f"{type(self).__name__}: {error} (arguments are those of"
-          f" jaxpool.{function.__name__} after the input)"
+        f"{type(self).__name__}: {error} (arguments are those of"
+        f" jaxpool.{function.__name__} after the input)"
       ) from None
     check_layer_options(type(self).__name__, function, options)
     self.args = freeze(args)
@@ -155,8 +165,8 @@ class FunctionLayer(PoolLayer):
   def __call__(self, *inputs: jax.typing.ArrayLike):
     if len(inputs) != len(self.inputs):
       raise TypeError(
-          f"{type(self).__name__} takes {len(self.inputs)} array input(s)"
-          f" {self.inputs}; got {len(inputs)}."
+        f"{type(self).__name__} takes {len(self.inputs)} array input(s)"
+        f" {self.inputs}; got {len(inputs)}."
       )
     return type(self).function(*inputs, *self.args, **self.kwargs)
 
@@ -166,14 +176,15 @@ def _bind_function(cls, function, inputs: tuple[str, ...], call_arrays: tuple[st
   function's arguments but ``call_arrays``) and docs."""
   cls.function = staticmethod(function)
   cls.inputs = inputs
-  params = [p for name, p in inspect.signature(function).parameters.items()
-            if name not in call_arrays]
+  params = [
+    p for name, p in inspect.signature(function).parameters.items() if name not in call_arrays
+  ]
   extra = getattr(cls, "_extra_parameters", ())
   cls.__signature__ = inspect.Signature(params + list(extra))
   cls.__doc__ = (
-      f"{cls.__doc__}\n\n  Constructor arguments are those of"
-      f" :func:`jaxpool.{function.__name__}` after the array input(s)"
-      f" {', '.join(inputs)}; see its documentation.\n"
+    f"{cls.__doc__}\n\n  Constructor arguments are those of"
+    f" :func:`jaxpool.{function.__name__}` after the array input(s)"
+    f" {', '.join(inputs)}; see its documentation.\n"
   )
 
 
@@ -203,8 +214,7 @@ def fork_rngs(rngs, collection: str, owner: str):
   if rngs is None:
     return nnx.data(None)
   raise TypeError(
-      f"{owner}: rngs must be nnx.Rngs, nnx.RngStream or None; got"
-      f" {type(rngs).__name__}."
+    f"{owner}: rngs must be nnx.Rngs, nnx.RngStream or None; got {type(rngs).__name__}."
   )
 
 
@@ -240,23 +250,21 @@ class RandomLayer(FunctionLayer):
   """
 
   _extra_parameters = (
-      _keyword("deterministic", False),
-      _keyword("rng_collection", "pool"),
-      _keyword("rngs", None),
+    _keyword("deterministic", False),
+    _keyword("rng_collection", "pool"),
+    _keyword("rngs", None),
   )
 
   def __init__(
-      self,
-      *args,
-      deterministic: bool | None = False,
-      rng_collection: str = "pool",
-      rngs: nnx.Rngs | nnx.RngStream | None = None,
-      **kwargs,
+    self,
+    *args,
+    deterministic: bool | None = False,
+    rng_collection: str = "pool",
+    rngs: nnx.Rngs | nnx.RngStream | None = None,
+    **kwargs,
   ):
     if "key" in kwargs:
-      raise TypeError(
-          f"{type(self).__name__} draws its keys from rngs; do not pass key."
-      )
+      raise TypeError(f"{type(self).__name__} draws its keys from rngs; do not pass key.")
     super().__init__(*args, **kwargs)
     if deterministic is not None:
       check_bool("deterministic", deterministic)
@@ -265,18 +273,19 @@ class RandomLayer(FunctionLayer):
     self.rngs = fork_rngs(rngs, rng_collection, type(self).__name__)
 
   @classmethod
-  def from_window(cls, window_shape, strides=None, padding="VALID", *,
-                  features=None, rngs=None, **options):
+  def from_window(
+    cls, window_shape, strides=None, padding="VALID", *, features=None, rngs=None, **options
+  ):
     del features  # no parameters
     args, options = window_arguments(cls, window_shape, strides, padding, options)
     return cls(*args, rngs=rngs, **options)
 
   def __call__(
-      self,
-      x: jax.typing.ArrayLike,
-      *,
-      deterministic: bool | None = None,
-      rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
+    self,
+    x: jax.typing.ArrayLike,
+    *,
+    deterministic: bool | None = None,
+    rngs: nnx.Rngs | nnx.RngStream | jax.Array | None = None,
   ) -> jax.Array:
     key = self.key(deterministic, rngs)
     return type(self).function(x, *self.args, key=key, **self.kwargs)
@@ -286,9 +295,9 @@ class RandomLayer(FunctionLayer):
     deterministic = self.deterministic if deterministic is None else deterministic
     if deterministic is None:
       raise ValueError(
-          f"{type(self).__name__}: deterministic is None; pass it to the"
-          " constructor or the call, or use nnx.view(model,"
-          " deterministic=...)."
+        f"{type(self).__name__}: deterministic is None; pass it to the"
+        " constructor or the call, or use nnx.view(model,"
+        " deterministic=...)."
       )
     if check_bool("deterministic", deterministic):
       return None
@@ -300,9 +309,9 @@ class RandomLayer(FunctionLayer):
     if isinstance(rngs, jax.Array):
       return rngs
     raise ValueError(
-        f"{type(self).__name__} is in training mode (deterministic=False) but"
-        " has no rngs: pass rngs=nnx.Rngs(...) to the constructor or the"
-        f" call, or switch to inference; got rngs={rngs!r}."
+      f"{type(self).__name__} is in training mode (deterministic=False) but"
+      " has no rngs: pass rngs=nnx.Rngs(...) to the constructor or the"
+      f" call, or switch to inference; got rngs={rngs!r}."
     )
 
   def set_view(self, deterministic: bool | None = None):
@@ -330,8 +339,9 @@ class LearnedLayer(PoolLayer):
   """
 
   @classmethod
-  def from_window(cls, window_shape, strides=None, padding="VALID", *,
-                  features=None, rngs=None, **options):
+  def from_window(
+    cls, window_shape, strides=None, padding="VALID", *, features=None, rngs=None, **options
+  ):
     args, options = window_arguments(cls, window_shape, strides, padding, options)
     return cls(*args, features=features, rngs=rngs, **options)
 
@@ -340,8 +350,7 @@ def require_rngs(owner: str, rngs) -> nnx.Rngs:
   """``rngs`` if it is an ``nnx.Rngs``; a ``TypeError`` naming ``owner`` else."""
   if not isinstance(rngs, nnx.Rngs):
     raise TypeError(
-        f"{owner} needs rngs=nnx.Rngs(...) to initialise its parameters; got"
-        f" rngs={rngs!r}."
+      f"{owner} needs rngs=nnx.Rngs(...) to initialise its parameters; got rngs={rngs!r}."
     )
   return rngs
 

@@ -25,8 +25,7 @@ class BilinearPool(PoolLayer, spec="BilinearPool"):
     (2, 16)
   """
 
-  def __init__(self, *, normalize: bool = True, eps: float = 0.0,
-               spatial_ndim: int | None = None):
+  def __init__(self, *, normalize: bool = True, eps: float = 0.0, spatial_ndim: int | None = None):
     self.pool_options = dict(normalize=normalize, eps=eps, spatial_ndim=spatial_ndim)
     jax.eval_shape(lambda: jaxpool.bilinear_pool(jnp.zeros((1, 1, 1)), **self.pool_options))
 
@@ -74,17 +73,32 @@ class CompactBilinearPool(PoolLayer, spec="CompactBilinearPool"):
     (2, 64)
   """
 
-  def __init__(self, *, features: int, output_dim: int, features_y: int | None = None,
-               normalize: bool = True, eps: float = 0.0, spatial_ndim: int | None = None,
-               rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    *,
+    features: int,
+    output_dim: int,
+    features_y: int | None = None,
+    normalize: bool = True,
+    eps: float = 0.0,
+    spatial_ndim: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     features = checks.check_features("CompactBilinearPool", features)
-    features_y = features if features_y is None else checks.check_features(
-        "CompactBilinearPool(features_y=...)", features_y)
-    self.pool_options = dict(output_dim=output_dim, normalize=normalize, eps=eps,
-                        spatial_ndim=spatial_ndim)
+    features_y = (
+      features
+      if features_y is None
+      else checks.check_features("CompactBilinearPool(features_y=...)", features_y)
+    )
+    self.pool_options = dict(
+      output_dim=output_dim, normalize=normalize, eps=eps, spatial_ndim=spatial_ndim
+    )
     rngs = require_rngs("CompactBilinearPool", rngs)
-    jax.eval_shape(lambda: jaxpool.compact_bilinear_pool(
-        jnp.zeros((1, 1, 1)), key=jax.random.key(0), **self.pool_options))
+    jax.eval_shape(
+      lambda: jaxpool.compact_bilinear_pool(
+        jnp.zeros((1, 1, 1)), key=jax.random.key(0), **self.pool_options
+      )
+    )
     (h1, s1), (h2, s2) = count_sketches(rngs.params(), (features, features_y), output_dim)
     self.hash_x, self.sign_x = Sketch(h1), Sketch(s1)
     self.hash_y, self.sign_y = Sketch(h2), Sketch(s2)

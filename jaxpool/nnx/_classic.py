@@ -85,5 +85,3 @@ class AvgMaxPool(FunctionLayer, spec="AvgMaxPool"):
     >>> layer.feature_multiplier
     2
   """
-
-

@@ -39,26 +39,29 @@ class CovariancePool(PoolLayer, spec="CovariancePool"):
   """
 
   def __init__(
-      self,
-      *,
-      features: int | None = None,
-      reduce_dim: int | None = None,
-      normalize: str | None = "sqrtm",
-      output: str = "matrix",
-      iterations: int = 5,
-      eps: float = 1e-5,
-      spatial_ndim: int | None = None,
-      rngs: nnx.Rngs | None = None,
+    self,
+    *,
+    features: int | None = None,
+    reduce_dim: int | None = None,
+    normalize: str | None = "sqrtm",
+    output: str = "matrix",
+    iterations: int = 5,
+    eps: float = 1e-5,
+    spatial_ndim: int | None = None,
+    rngs: nnx.Rngs | None = None,
   ):
-    self.pool_options = dict(normalize=normalize, output=output, iterations=iterations,
-                        eps=eps, spatial_ndim=spatial_ndim)
+    self.pool_options = dict(
+      normalize=normalize, output=output, iterations=iterations, eps=eps, spatial_ndim=spatial_ndim
+    )
     # Checks every option once, at construction (no computation runs).
     jax.eval_shape(lambda: jaxpool.covariance_pool(jnp.zeros((1, 2, 1)), **self.pool_options))
     if reduce_dim is None:
       self.reduction = None
     else:
       rngs = require_rngs("CovariancePool(reduce_dim=...)", rngs)
-      self.reduction = parameters(covariance.init_reduction_params(rngs.params(), features, reduce_dim))
+      self.reduction = parameters(
+        covariance.init_reduction_params(rngs.params(), features, reduce_dim)
+      )
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jnp.asarray(x)

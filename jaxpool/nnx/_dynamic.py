@@ -14,10 +14,10 @@ import jaxpool
 from jaxpool._src import dynamic
 from jaxpool._src.core import checks
 from jaxpool._src.core.checks import (
-    check_choice,
-    check_positive_number,
-    check_spatial_dims,
-    check_unpadded,
+  check_choice,
+  check_positive_number,
+  check_spatial_dims,
+  check_unpadded,
 )
 from jaxpool._src.dynamic import AGGREGATES, rounded_sizes
 from jaxpool.nnx._base import PoolLayer
@@ -99,18 +99,18 @@ class DynOPool(PoolLayer, spec="DynOPool"):
   """
 
   def __init__(
-      self,
-      *,
-      spatial_dims: int = 2,
-      init_ratio=0.5,
-      max_ratio=1.0,
-      offset: str = "cell",
-      per_feature: bool = False,
-      features: int | None = None,
-      aggregate: str = "max",
-      macs: float = 0.0,
-      complexity_weight: float = 0.0,
-      rngs: nnx.Rngs | None = None,
+    self,
+    *,
+    spatial_dims: int = 2,
+    init_ratio=0.5,
+    max_ratio=1.0,
+    offset: str = "cell",
+    per_feature: bool = False,
+    features: int | None = None,
+    aggregate: str = "max",
+    macs: float = 0.0,
+    complexity_weight: float = 0.0,
+    rngs: nnx.Rngs | None = None,
   ):
     del rngs  # the initialisation is deterministic
     self.spatial_dims = check_spatial_dims(spatial_dims)
@@ -120,10 +120,15 @@ class DynOPool(PoolLayer, spec="DynOPool"):
     self.max_ratio = dynamic.check_dyno_ratios("max_ratio", max_ratio, self.spatial_dims)
     self.macs = check_positive_number("macs", macs, allow_zero=True)
     self.complexity_weight = check_positive_number(
-        "complexity_weight", complexity_weight, allow_zero=True)
+      "complexity_weight", complexity_weight, allow_zero=True
+    )
     params = dynamic.init_dyno_params(
-        self.spatial_dims, init_ratio=init_ratio, offset=offset,
-        features=features, per_feature=per_feature, max_ratio=self.max_ratio,
+      self.spatial_dims,
+      init_ratio=init_ratio,
+      offset=offset,
+      features=features,
+      per_feature=per_feature,
+      max_ratio=self.max_ratio,
     )
     self.alpha = nnx.Param(params["alpha"])
     self.offset = nnx.Param(params["offset"]) if "offset" in params else None
@@ -134,16 +139,18 @@ class DynOPool(PoolLayer, spec="DynOPool"):
     self.area_ratio = DynOAreaRatio(jnp.ones((), jnp.float32))
 
   @classmethod
-  def from_window(cls, window_shape, strides=None, padding="VALID", *,
-                  features=None, rngs=None, **options) -> DynOPool:
+  def from_window(
+    cls, window_shape, strides=None, padding="VALID", *, features=None, rngs=None, **options
+  ) -> DynOPool:
     """``make_pool("dyno", (2, 2), ...)``: ``init_ratio = 1 / stride`` per
     axis (0.5 halves), no padding."""
     check_unpadded("DynOPool", padding)
     strides = window_shape if strides is None else strides
     strides = (strides,) * len(window_shape) if isinstance(strides, int) else tuple(strides)
     ratios = tuple(1 / s for s in strides)
-    return cls(spatial_dims=len(window_shape), init_ratio=ratios, features=features,
-               rngs=rngs, **options)
+    return cls(
+      spatial_dims=len(window_shape), init_ratio=ratios, features=features, rngs=rngs, **options
+    )
 
   def output_shape(self, input_size: Sequence[int]) -> tuple[int, ...]:
     """The static output size for an input of spatial size ``input_size``:
@@ -159,24 +166,24 @@ class DynOPool(PoolLayer, spec="DynOPool"):
     x = jnp.asarray(x)
     if x.ndim < self.spatial_dims + 1:
       raise ValueError(
-          f"DynOPool(spatial_dims={self.spatial_dims}) needs an input of shape"
-          f" (*batch, *spatial, features); got shape {x.shape}."
+        f"DynOPool(spatial_dims={self.spatial_dims}) needs an input of shape"
+        f" (*batch, *spatial, features); got shape {x.shape}."
       )
     if self.features is not None and x.shape[-1] != self.features:
       raise ValueError(
-          f"DynOPool(features={self.features}) got an input with"
-          f" {x.shape[-1]} features (shape {x.shape})."
+        f"DynOPool(features={self.features}) got an input with"
+        f" {x.shape[-1]} features (shape {x.shape})."
       )
-    in_sizes = x.shape[x.ndim - 1 - self.spatial_dims:-1]
+    in_sizes = x.shape[x.ndim - 1 - self.spatial_dims : -1]
     out = self.output_shape(in_sizes)
     params = self._params()
     scale = dynamic.dyno_scale(params, self.max_ratio)
     self.input_size[...] = jnp.asarray(in_sizes, jnp.int32)
     self.area_ratio[...] = dynamic.dyno_area_ratio(
-        in_sizes, scale, out, rounded_sizes(in_sizes, self.initial_alpha)
+      in_sizes, scale, out, rounded_sizes(in_sizes, self.initial_alpha)
     ).astype(jnp.float32)
     return jaxpool.dyno_pool(
-        x, out, dynamic.dyno_delta(params, in_sizes), aggregate=self.aggregate, scale=scale
+      x, out, dynamic.dyno_delta(params, in_sizes), aggregate=self.aggregate, scale=scale
     )
 
   def auxiliary_loss(self) -> jax.Array | None:
@@ -200,8 +207,8 @@ class DynOPool(PoolLayer, spec="DynOPool"):
     alpha = np.asarray(dynamic.dyno_scale(self._params(), self.max_ratio), np.float64)
     if not np.all(np.isfinite(alpha)):
       raise ValueError(
-          f"DynOPool: the learned alpha is not finite ({alpha.tolist()});"
-          " training diverged, so no output size can be rounded from it."
+        f"DynOPool: the learned alpha is not finite ({alpha.tolist()});"
+        " training diverged, so no output size can be rounded from it."
       )
     old, new = self.output_shape(input_size), rounded_sizes(input_size, alpha)
     if new == old:
@@ -242,5 +249,3 @@ def sync_dyno_shapes(model: nnx.Module) -> dict[tuple, tuple[tuple[int, ...], tu
       if change is not None:
         changed[tuple(path)] = change
   return changed
-
-

@@ -26,6 +26,3 @@ class FractionalMaxPool(RandomLayer, spec="FractionalMaxPool"):
     >>> [round(float(v), 3) for v in y[0, 0, :, 0]]
     [6.0, 7.333, 9.0]
   """
-
-
-

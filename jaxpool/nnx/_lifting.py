@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 import jaxpool
-from jaxpool._src import lifting
+from jaxpool._src import lift_layer, lifting
 from jaxpool._src.core import checks
 from jaxpool._src.core.checks import check_bool, check_choice, check_positive_number
 from jaxpool.nnx._base import PoolLayer, parameters, require_rngs, values
@@ -75,45 +75,48 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
   """
 
   def __init__(
-      self,
-      *,
-      features: int,
-      spatial_dims: int = 2,
-      kernel_size: int = 3,
-      output="sum",
-      mixing: str = "channelwise",
-      learned: bool = True,
-      wavelet: str = "legall53",
-      lambda_u: float = lifting.LAMBDA_U,
-      lambda_p: float = lifting.LAMBDA_P,
-      rngs: nnx.Rngs | None = None,
+    self,
+    *,
+    features: int,
+    spatial_dims: int = 2,
+    kernel_size: int = 3,
+    output="sum",
+    mixing: str = "channelwise",
+    learned: bool = True,
+    wavelet: str = "legall53",
+    lambda_u: float = lift_layer.LAMBDA_U,
+    lambda_p: float = lift_layer.LAMBDA_P,
+    rngs: nnx.Rngs | None = None,
   ):
     self.spatial_dims = lifting.check_spatial_dims(spatial_dims)
-    self.output = lifting.check_output(output, self.spatial_dims)
+    self.output = lift_layer.check_output(output, self.spatial_dims)
     check_choice("wavelet", wavelet, tuple(lifting.WAVELETS))
     self.wavelet = wavelet
     self.learned = check_bool("learned", learned)
     self.lambdas = (
-        check_positive_number("lambda_u", lambda_u, allow_zero=True),
-        check_positive_number("lambda_p", lambda_p, allow_zero=True),
+      check_positive_number("lambda_u", lambda_u, allow_zero=True),
+      check_positive_number("lambda_p", lambda_p, allow_zero=True),
     )
     self.features = checks.check_features("LiftDownPool", features)
     if self.learned:
       rngs = require_rngs("LiftDownPool", rngs)
-      self.lift_params = parameters(lifting.init_lift_params(
+      self.lift_params = parameters(
+        lifting.init_lift_params(
           rngs.params(), self.features, kernel_size=kernel_size, mixing=mixing
-      ))
+        )
+      )
     else:
       lifting.check_lift_options(kernel_size, mixing)
       self.lift_params = None
     self.constraints = LiftConstraint(jnp.zeros((2,), jnp.float32))
 
   @classmethod
-  def from_window(cls, window_shape, strides=None, padding="VALID", *,
-                  features=None, rngs=None, **options) -> LiftDownPool:
+  def from_window(
+    cls, window_shape, strides=None, padding="VALID", *, features=None, rngs=None, **options
+  ) -> LiftDownPool:
     """``make_pool("lift", (2, 2), ...)``: ``spatial_dims`` from the window,
     which must be 2 per axis with stride 2 and no padding."""
-    spatial_dims = lifting.spatial_dims_of_window(window_shape, strides, padding)
+    spatial_dims = lift_layer.spatial_dims_of_window(window_shape, strides, padding)
     return cls(features=features, spatial_dims=spatial_dims, rngs=rngs, **options)
 
   def steps(self):
@@ -130,14 +133,14 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
     x = jnp.asarray(x)
     if x.ndim and x.shape[-1] != self.features:
       raise ValueError(
-          f"LiftDownPool(features={self.features}) got an input with"
-          f" {x.shape[-1]} features (shape {x.shape})."
+        f"LiftDownPool(features={self.features}) got an input with"
+        f" {x.shape[-1]} features (shape {x.shape})."
       )
     bands, constraints = jaxpool.lift_down_pool_with_constraints(
-        x, spatial_dims=self.spatial_dims, **self._lift_options()
+      x, spatial_dims=self.spatial_dims, **self._lift_options()
     )
     self.constraints[...] = jnp.stack(constraints).astype(jnp.float32)
-    return lifting.select_output(bands, self.output)
+    return lift_layer.select_output(bands, self.output)
 
   def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""
@@ -146,7 +149,7 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
   def auxiliary_loss(self) -> jax.Array:
     """``lambda_u * c_u + lambda_p * c_p`` of the latest call."""
     c_u, c_p = self.constraints[...]
-    return lifting.weighted_constraints(lifting.LiftConstraints(c_u, c_p), *self.lambdas)
+    return lift_layer.weighted_constraints(lifting.LiftConstraints(c_u, c_p), *self.lambdas)
 
 
 class LiftUpPool(PoolLayer, spec="LiftUpPool"):
@@ -177,5 +180,3 @@ class LiftUpPool(PoolLayer, spec="LiftUpPool"):
 
   def __call__(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
     return self.down.inverse(bands)
-
-

@@ -11,10 +11,10 @@ import jaxpool
 from jaxpool._src import mixed
 from jaxpool._src.core import checks
 from jaxpool.nnx._base import (
-    LearnedLayer,
-    RandomLayer,
-    require_rngs,
-    window_options,
+  LearnedLayer,
+  RandomLayer,
+  require_rngs,
+  window_options,
 )
 
 __all__ = ["GatedPool", "LearnedMixedPool", "MixedPool"]
@@ -45,15 +45,14 @@ class MixedPool(RandomLayer, spec="MixedPool"):
 def _check_options(owner: str, function, options: dict) -> dict:
   """``options`` checked against ``function``'s keyword-only arguments."""
   allowed = {
-      name for name, p in inspect.signature(function).parameters.items()
-      if p.kind is p.KEYWORD_ONLY
+    name for name, p in inspect.signature(function).parameters.items() if p.kind is p.KEYWORD_ONLY
   } - {"alpha", "key"}
   unknown = sorted(set(options) - allowed)
   if unknown:
     raise TypeError(
-        f"{owner}: unexpected keyword argument(s) {', '.join(unknown)}; the"
-        f" options are those of jaxpool.{function.__name__}:"
-        f" {', '.join(sorted(allowed))}."
+      f"{owner}: unexpected keyword argument(s) {', '.join(unknown)}; the"
+      f" options are those of jaxpool.{function.__name__}:"
+      f" {', '.join(sorted(allowed))}."
     )
   return options
 
@@ -83,9 +82,15 @@ class LearnedMixedPool(LearnedLayer, spec="LearnedMixedPool"):
   """
 
   def __init__(
-      self, window_shape, strides=None, padding="VALID", *,
-      features: int | None = None, per_feature: bool = False,
-      rngs: nnx.Rngs | None = None, **options,
+    self,
+    window_shape,
+    strides=None,
+    padding="VALID",
+    *,
+    features: int | None = None,
+    per_feature: bool = False,
+    rngs: nnx.Rngs | None = None,
+    **options,
   ):
     del rngs  # deterministic initialisation
     shape = checks.per_feature_shape("LearnedMixedPool", per_feature, features)
@@ -124,19 +129,21 @@ class GatedPool(LearnedLayer, spec="GatedPool"):
   """
 
   def __init__(
-      self, window_shape, strides=None, padding="VALID", *,
-      features: int | None = None, per_feature: bool = False,
-      rngs: nnx.Rngs, **options,
+    self,
+    window_shape,
+    strides=None,
+    padding="VALID",
+    *,
+    features: int | None = None,
+    per_feature: bool = False,
+    rngs: nnx.Rngs,
+    **options,
   ):
     shape = checks.per_feature_shape("GatedPool", per_feature, features)
     _check_options("GatedPool", jaxpool.gated_pool, options)
     rngs = require_rngs("GatedPool", rngs)
-    self.gate = nnx.Param(
-        mixed.gate_init(rngs.params(), window_shape, shape[0] if shape else None)
-    )
+    self.gate = nnx.Param(mixed.gate_init(rngs.params(), window_shape, shape[0] if shape else None))
     self.window = window_options(type(self), window_shape, strides, padding, **options)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     return jaxpool.gated_pool(x, self.gate[...], **self.window)
-
-

@@ -50,9 +50,18 @@ class NetVLAD(PoolLayer, spec="NetVLAD"):
     (2, 32)
   """
 
-  def __init__(self, *, features: int, clusters: int, descriptors=None, variant: str = "v2",
-               normalize_input: bool = True, kmeans_iterations: int = 20,
-               spatial_ndim: int | None = None, rngs: nnx.Rngs | None = None):
+  def __init__(
+    self,
+    *,
+    features: int,
+    clusters: int,
+    descriptors=None,
+    variant: str = "v2",
+    normalize_input: bool = True,
+    kmeans_iterations: int = 20,
+    spatial_ndim: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
     self.features = checks.check_features("NetVLAD", features)
     self.clusters = netvlad.check_clusters(clusters)
     check_choice("variant", variant, netvlad.NETVLAD_VARIANTS)
@@ -74,12 +83,16 @@ class NetVLAD(PoolLayer, spec="NetVLAD"):
     descriptors = jnp.asarray(descriptors)
     if descriptors.shape[-1] != self.features:
       raise ValueError(
-          f"NetVLAD(features={self.features}) got descriptors with"
-          f" {descriptors.shape[-1]} features (shape {descriptors.shape})."
+        f"NetVLAD(features={self.features}) got descriptors with"
+        f" {descriptors.shape[-1]} features (shape {descriptors.shape})."
       )
     params = netvlad.init_netvlad_params(
-        key, descriptors, self.clusters, variant=self.variant,
-        normalize_input=self.normalize_input, iterations=self.kmeans_iterations,
+      key,
+      descriptors,
+      self.clusters,
+      variant=self.variant,
+      normalize_input=self.normalize_input,
+      iterations=self.kmeans_iterations,
     )
     self.centers[...] = params["centers"]
     self.assign_weights[...] = params["assign_weights"]
@@ -89,6 +102,10 @@ class NetVLAD(PoolLayer, spec="NetVLAD"):
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     bias = None if self.assign_bias is None else self.assign_bias[...]
     return jaxpool.netvlad(
-        x, self.centers[...], assign_weights=self.assign_weights[...], assign_bias=bias,
-        normalize_input=self.normalize_input, spatial_ndim=self.spatial_ndim,
+      x,
+      self.centers[...],
+      assign_weights=self.assign_weights[...],
+      assign_bias=bias,
+      normalize_input=self.normalize_input,
+      spatial_ndim=self.spatial_ndim,
     )

@@ -88,11 +88,19 @@ class SPPBlock(_YoloPooling, spec="SPPBlock"):
     (2, 10, 10, 16)
   """
 
-  def __init__(self, kernel_sizes: Sequence[int] = (5, 9, 13), *, order: str = "ultralytics",
-               spatial_dims: int = 2, features: int | None = None,
-               out_features: int | None = None, rngs: nnx.Rngs | None = None):
-    jaxpool.spp_block(jnp.zeros((1,) * (spatial_dims + 1)), kernel_sizes, order=order,
-                      spatial_dims=spatial_dims)  # validates the options now
+  def __init__(
+    self,
+    kernel_sizes: Sequence[int] = (5, 9, 13),
+    *,
+    order: str = "ultralytics",
+    spatial_dims: int = 2,
+    features: int | None = None,
+    out_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
+    jaxpool.spp_block(
+      jnp.zeros((1,) * (spatial_dims + 1)), kernel_sizes, order=order, spatial_dims=spatial_dims
+    )  # validates the options now
     self.kernel_sizes = tuple(kernel_sizes)
     self.order = order
     self.spatial_dims = spatial_dims
@@ -100,8 +108,12 @@ class SPPBlock(_YoloPooling, spec="SPPBlock"):
     self._build(features, out_features, rngs)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return self._apply(lambda v: jaxpool.spp_block(
-        v, self.kernel_sizes, order=self.order, spatial_dims=self.spatial_dims), x)
+    return self._apply(
+      lambda v: jaxpool.spp_block(
+        v, self.kernel_sizes, order=self.order, spatial_dims=self.spatial_dims
+      ),
+      x,
+    )
 
 
 class SPPF(_YoloPooling, spec="SPPF"):
@@ -126,11 +138,24 @@ class SPPF(_YoloPooling, spec="SPPF"):
     (1, 12, 12, 4)
   """
 
-  def __init__(self, kernel_size: int = 5, repeats: int = 3, *, order: str = "ultralytics",
-               spatial_dims: int = 2, features: int | None = None,
-               out_features: int | None = None, rngs: nnx.Rngs | None = None):
-    jaxpool.sppf(jnp.zeros((1,) * (spatial_dims + 1)), kernel_size, repeats, order=order,
-                 spatial_dims=spatial_dims)
+  def __init__(
+    self,
+    kernel_size: int = 5,
+    repeats: int = 3,
+    *,
+    order: str = "ultralytics",
+    spatial_dims: int = 2,
+    features: int | None = None,
+    out_features: int | None = None,
+    rngs: nnx.Rngs | None = None,
+  ):
+    jaxpool.sppf(
+      jnp.zeros((1,) * (spatial_dims + 1)),
+      kernel_size,
+      repeats,
+      order=order,
+      spatial_dims=spatial_dims,
+    )
     self.kernel_size = kernel_size
     self.repeats = repeats
     self.order = order
@@ -139,5 +164,9 @@ class SPPF(_YoloPooling, spec="SPPF"):
     self._build(features, out_features, rngs)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    return self._apply(lambda v: jaxpool.sppf(
-        v, self.kernel_size, self.repeats, order=self.order, spatial_dims=self.spatial_dims), x)
+    return self._apply(
+      lambda v: jaxpool.sppf(
+        v, self.kernel_size, self.repeats, order=self.order, spatial_dims=self.spatial_dims
+      ),
+      x,
+    )

@@ -72,14 +72,14 @@ def available_pools() -> tuple[str, ...]:
 
 
 def make_pool(
-    name: str,
-    window_shape: Sequence[int],
-    strides=None,
-    padding="VALID",
-    *,
-    features: int | None = None,
-    rngs: nnx.Rngs | None = None,
-    **options,
+  name: str,
+  window_shape: Sequence[int],
+  strides=None,
+  padding="VALID",
+  *,
+  features: int | None = None,
+  rngs: nnx.Rngs | None = None,
+  **options,
 ) -> PoolLayer:
   """Builds a sliding-window pooling layer from its name.
 
@@ -111,6 +111,10 @@ def make_pool(
   """
   layer, defaults = _REGISTRY.lookup(name)
   return layer.from_window(
-      window_shape, strides, padding, features=features, rngs=rngs,
-      **{**defaults, **options},
+    window_shape,
+    strides,
+    padding,
+    features=features,
+    rngs=rngs,
+    **{**defaults, **options},
   )

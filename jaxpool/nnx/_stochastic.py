@@ -41,6 +41,3 @@ class S3Pool(RandomLayer, spec="S3Pool"):
     >>> nnx.view(layer, deterministic=True)(x).shape  # inference: averaged
     (2, 4, 4, 3)
   """
-
-
-

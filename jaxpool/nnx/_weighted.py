@@ -10,12 +10,12 @@ from jaxpool._src import dpp, weighted
 from jaxpool._src.core.checks import check_choice
 from jaxpool._src.core.geometry import normalize_spatial_shape
 from jaxpool.nnx._base import (
-    FunctionLayer,
-    LearnedLayer,
-    parameters,
-    require_rngs,
-    values,
-    window_options,
+  FunctionLayer,
+  LearnedLayer,
+  parameters,
+  require_rngs,
+  values,
+  window_options,
 )
 
 __all__ = ["DPP", "LIP", "LipPool", "SoftPool"]
@@ -85,27 +85,32 @@ class LIP(LearnedLayer, spec="LIP"):
   """
 
   def __init__(
-      self,
-      window_shape=(3, 3),
-      strides=2,
-      padding=1,
-      *,
-      features: int,
-      logit_module: str = "simplified",
-      bottleneck_width: int | None = None,
-      dilation=None,
-      ceil_mode: bool = False,
-      rngs: nnx.Rngs,
+    self,
+    window_shape=(3, 3),
+    strides=2,
+    padding=1,
+    *,
+    features: int,
+    logit_module: str = "simplified",
+    bottleneck_width: int | None = None,
+    dilation=None,
+    ceil_mode: bool = False,
+    rngs: nnx.Rngs,
   ):
     self.window = window_options(
-        type(self), window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
+      type(self), window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
     )
     window_shape = normalize_spatial_shape("window_shape", window_shape)
     rngs = require_rngs("LIP", rngs)
-    self.logit_params = parameters(weighted.init_lip_logit_params(
-        rngs.params(), features, len(window_shape), logit_module=logit_module,
+    self.logit_params = parameters(
+      weighted.init_lip_logit_params(
+        rngs.params(),
+        features,
+        len(window_shape),
+        logit_module=logit_module,
         bottleneck_width=bottleneck_width,
-    ))
+      )
+    )
 
   def logits(self, x: jax.typing.ArrayLike) -> jax.Array:
     """The importance logits of ``x``, ``12 * sigmoid(IN(f(x)))``."""
@@ -145,35 +150,29 @@ class DPP(LearnedLayer, spec="DPP"):
   """
 
   def __init__(
-      self,
-      window_shape=(2, 2),
-      strides=None,
-      padding="VALID",
-      *,
-      features: int,
-      variant: str = "lite",
-      reward: str = "sym",
-      normalize: str = "none",
-      dilation=None,
-      ceil_mode: bool = False,
-      rngs: nnx.Rngs | None = None,
+    self,
+    window_shape=(2, 2),
+    strides=None,
+    padding="VALID",
+    *,
+    features: int,
+    variant: str = "lite",
+    reward: str = "sym",
+    normalize: str = "none",
+    dilation=None,
+    ceil_mode: bool = False,
+    rngs: nnx.Rngs | None = None,
   ):
     del rngs  # deterministic initialisation
     check_choice("reward", reward, ("sym", "asym"))
     check_choice("normalize", normalize, ("none", "mean"))
     self.window = window_options(
-        type(self), window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
+      type(self), window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
     )
-    self.dpp_params = parameters(
-        dpp.init_dpp_params(features, window_shape, variant=variant)
-    )
+    self.dpp_params = parameters(dpp.init_dpp_params(features, window_shape, variant=variant))
     self.pool_options = dict(reward=reward, normalize=normalize)
 
   def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
     x = jax.numpy.asarray(x)
     alpha, lam, reference = dpp.dpp_arguments(values(self.dpp_params), x, **self.window)
-    return jaxpool.dpp_pool(
-        x, alpha, lam, reference=reference, **self.window, **self.pool_options
-    )
-
-
+    return jaxpool.dpp_pool(x, alpha, lam, reference=reference, **self.window, **self.pool_options)

@@ -36,11 +36,11 @@ except ImportError:  # pragma: no cover
   from jax.core import Primitive  # type: ignore[attr-defined,no-redef]
 
 __all__ = [
-    "POLICIES",
-    "Policy",
-    "choose",
-    "fence",
-    "forced_platform",
+  "POLICIES",
+  "Policy",
+  "choose",
+  "fence",
+  "forced_platform",
 ]
 
 Platform = Literal["cpu", "cuda", "rocm", "tpu"]
@@ -85,24 +85,28 @@ class Policy:
 
 
 _ACCELERATOR = Policy(
-    barrier="optimization_barrier",
-    window_reductions="reduce_window",
-    separable_min_taps=16,
-    conditionals=False,
+  barrier="optimization_barrier",
+  window_reductions="reduce_window",
+  separable_min_taps=16,
+  conditionals=False,
 )
 
 POLICIES: dict[str, Policy] = {
-    "cpu": Policy(
-        barrier="cond", window_reductions="taps", separable_min_taps=16,
-        conditionals=True, max_fused_pads=5,
-    ),
-    "cuda": _ACCELERATOR,
-    "rocm": _ACCELERATOR,
-    "tpu": dataclasses.replace(_ACCELERATOR, variadic_reduce_window=True),
+  "cpu": Policy(
+    barrier="cond",
+    window_reductions="taps",
+    separable_min_taps=16,
+    conditionals=True,
+    max_fused_pads=5,
+  ),
+  "cuda": _ACCELERATOR,
+  "rocm": _ACCELERATOR,
+  "tpu": dataclasses.replace(_ACCELERATOR, variadic_reduce_window=True),
 }
 """One row per platform; ``"tpu"`` also stands for any other platform."""
 
 _DEFAULT_PLATFORM = "tpu"
+
 
 def _forced_platform_state():
   """The forced platform as a JAX configuration state that keys JAX's trace
@@ -110,10 +114,14 @@ def _forced_platform_state():
   ``None`` where this JAX has no such states (then caches are cleared)."""
   try:
     from jax._src import config  # pylint: disable=g-import-not-at-top
+
     return config.optional_enum_state(
-        "jaxpool_forced_platform", sorted(POLICIES), None,
-        help="jaxpool: trace every operator with this platform's formulation.",
-        include_in_jit_key=True, include_in_trace_context=True,
+      "jaxpool_forced_platform",
+      sorted(POLICIES),
+      None,
+      help="jaxpool: trace every operator with this platform's formulation.",
+      include_in_jit_key=True,
+      include_in_trace_context=True,
     )
   except Exception:  # pragma: no cover - older or newer JAX
     return None
@@ -158,9 +166,7 @@ def forced_platform(platform: Platform) -> Iterator[None]:
     jax.clear_caches()
 
 
-def choose(
-    formulation: Callable, *args, reads: tuple[str, ...] | None = None
-):
+def choose(formulation: Callable, *args, reads: tuple[str, ...] | None = None):
   """``formulation(policy, *args)`` with the policy of the compiling platform.
 
   Each distinct policy (restricted to the fields named in ``reads``, all of
@@ -185,11 +191,9 @@ def choose(
   by_key: dict[tuple, Callable] = {}
   for platform, policy in special.items():
     branches[platform] = by_key.setdefault(
-        key(policy), lambda *a, policy=policy: formulation(policy, *a)
+      key(policy), lambda *a, policy=policy: formulation(policy, *a)
     )
-  return lax.platform_dependent(
-      *args, default=lambda *a: formulation(default, *a), **branches
-  )
+  return lax.platform_dependent(*args, default=lambda *a: formulation(default, *a), **branches)
 
 
 # ---------------------------------------------------------------------------
@@ -228,10 +232,10 @@ def _conditional_identity(x: jax.Array) -> jax.Array:
 
 
 _BARRIERS = {
-    "cond": mlir.lower_fun(_conditional_identity, multiple_results=False),
-    "optimization_barrier": mlir.lower_fun(
-        lambda x: lax.optimization_barrier(x), multiple_results=False
-    ),
+  "cond": mlir.lower_fun(_conditional_identity, multiple_results=False),
+  "optimization_barrier": mlir.lower_fun(
+    lambda x: lax.optimization_barrier(x), multiple_results=False
+  ),
 }
 
 mlir.register_lowering(_fence_p, _BARRIERS[POLICIES[_DEFAULT_PLATFORM].barrier])

@@ -58,9 +58,11 @@ def _terms(weights: np.ndarray) -> BandTerms:
   """``weights[band, shift + 1, phase, k]`` -> the nonzero terms."""
   bands, _, _, m = weights.shape
   terms = tuple(
-      (band, shift, phase, tuple(float(w) for w in weights[band, shift + 1, phase]))
-      for band in range(bands) for shift in _SHIFTS for phase in range(2)
-      if weights[band, shift + 1, phase].any()
+    (band, shift, phase, tuple(float(w) for w in weights[band, shift + 1, phase]))
+    for band in range(bands)
+    for shift in _SHIFTS
+    for phase in range(2)
+    if weights[band, shift + 1, phase].any()
   )
   return BandTerms(bands, m, terms)
 
@@ -173,7 +175,7 @@ def _along(vector, ndim: int, axis: int, dtype, trailing: int = 0) -> jax.Array:
   the vector's own (the phases) follow it."""
   vector = np.asarray(vector)
   shape = [1] * ndim
-  shape[axis:axis + 1 + trailing] = vector.shape
+  shape[axis : axis + 1 + trailing] = vector.shape
   if np.all(vector == vector.flat[0]):
     return jnp.asarray(vector.flat[0], dtype)
   return jnp.asarray(vector.reshape(shape), dtype)
@@ -188,7 +190,7 @@ def _guarded(term: jax.Array, weights: np.ndarray, read: np.ndarray, axis: int) 
   if not zero.any():
     return term
   shape = [1] * term.ndim
-  shape[axis:axis + weights.ndim] = weights.shape
+  shape[axis : axis + weights.ndim] = weights.shape
   return jnp.where(~zero.reshape(shape), term, jnp.zeros((), term.dtype))
 
 
@@ -207,7 +209,7 @@ def _zero_shifted(a: jax.Array, axis: int, shift: int) -> jax.Array:
 
 def _gather(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, ...]:
   """``M x``: the bands, each a sum of weighted shifted phase planes."""
-  phased = x.reshape(x.shape[:axis] + (bank.m, 2) + x.shape[axis + 1:])
+  phased = x.reshape(x.shape[:axis] + (bank.m, 2) + x.shape[axis + 1 :])
   planes = [lax.index_in_dim(phased, p, axis + 1, keepdims=False) for p in range(2)]
   bands = [None] * bank.bands
   for band, shift, phase, weights in bank.terms:
@@ -248,8 +250,8 @@ def _scatter(bands, axis: int, bank: BandTerms) -> jax.Array:
     term = _guarded(value * _along(table, ndim, axis, value.dtype, trailing=1), table, read, axis)
     total = term if total is None else total + term
   shape = bands[0].shape
-  total = jnp.broadcast_to(total, shape[:axis] + (m, 2) + shape[axis + 1:])
-  return total.reshape(shape[:axis] + (2 * m,) + shape[axis + 1:])
+  total = jnp.broadcast_to(total, shape[:axis] + (m, 2) + shape[axis + 1 :])
+  return total.reshape(shape[:axis] + (2 * m,) + shape[axis + 1 :])
 
 
 # Each map is linear, so its derivative is the map itself applied to the

@@ -16,19 +16,19 @@ import jax
 import numpy as np
 
 __all__ = [
-    "check_bool",
-    "check_choice",
-    "check_features",
-    "check_layer_input",
-    "per_feature_shape",
-    "check_key",
-    "check_number_array",
-    "check_one_key",
-    "check_positive_number",
-    "check_spatial_dims",
-    "check_unpadded",
-    "concrete_values",
-    "is_int",
+  "check_bool",
+  "check_choice",
+  "check_features",
+  "check_layer_input",
+  "per_feature_shape",
+  "check_key",
+  "check_number_array",
+  "check_one_key",
+  "check_positive_number",
+  "check_spatial_dims",
+  "check_unpadded",
+  "concrete_values",
+  "is_int",
 ]
 
 
@@ -41,8 +41,7 @@ def check_bool(name: str, value) -> bool:
   """``value`` as a bool; a ``TypeError`` unless it is a Python or NumPy bool."""
   if not isinstance(value, (bool, np.bool_)):
     raise TypeError(
-        f"{name} must be a bool (True or False); got {value!r} of type"
-        f" {type(value).__name__}."
+      f"{name} must be a bool (True or False); got {value!r} of type {type(value).__name__}."
     )
   return bool(value)
 
@@ -83,26 +82,25 @@ def check_key(key, name: str = "key") -> None:
   """
   if not isinstance(key, jax.Array):
     raise TypeError(
-        f"{name} must be a jax.random key (jax.random.key(0) or"
-        f" jax.random.PRNGKey(0)), or None for inference; got"
-        f" {type(key).__name__}."
+      f"{name} must be a jax.random key (jax.random.key(0) or"
+      f" jax.random.PRNGKey(0)), or None for inference; got"
+      f" {type(key).__name__}."
     )
   if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
     if key.shape != ():
       raise ValueError(
-          f"{name} must be a single key of shape (); got a batch of keys of"
-          f" shape {key.shape}. Split it outside, or vmap over the keys."
+        f"{name} must be a single key of shape (); got a batch of keys of"
+        f" shape {key.shape}. Split it outside, or vmap over the keys."
       )
     return
   if key.dtype != np.uint32:
     raise TypeError(
-        f"{name} must be a jax.random key (typed, or a raw uint32 key); got"
-        f" an array of dtype {key.dtype}."
+      f"{name} must be a jax.random key (typed, or a raw uint32 key); got"
+      f" an array of dtype {key.dtype}."
     )
   if key.ndim != 1:
     raise ValueError(
-        f"{name} must be a single raw key of shape (2,) (jax.random.PRNGKey);"
-        f" got shape {key.shape}."
+      f"{name} must be a single raw key of shape (2,) (jax.random.PRNGKey); got shape {key.shape}."
     )
 
 
@@ -120,14 +118,19 @@ def check_one_key(key, name: str = "key") -> None:
   expected = raw.shape
   if key.shape != expected:
     raise ValueError(
-        f"{name} must be a single raw key of shape {expected}"
-        f" (jax.random.PRNGKey under the default PRNG); got shape {key.shape}."
+      f"{name} must be a single raw key of shape {expected}"
+      f" (jax.random.PRNGKey under the default PRNG); got shape {key.shape}."
     )
 
 
 def check_number_array(
-    name: str, value, *, low: float, high: float, low_open: bool = False,
-    high_open: bool = False,
+  name: str,
+  value,
+  *,
+  low: float,
+  high: float,
+  low_open: bool = False,
+  high_open: bool = False,
 ) -> None:
   """A ``ValueError`` unless every element of ``value`` lies in the interval.
 
@@ -139,24 +142,20 @@ def check_number_array(
   values = concrete_values(value)
   if values is None or values.size == 0:
     return
-  if not (jax.numpy.issubdtype(values.dtype, np.integer)
-          or jax.numpy.issubdtype(values.dtype, np.floating)):
-    raise TypeError(
-        f"{name} must be a number or an array of numbers; got {value!r}."
-    )
+  if not (
+    jax.numpy.issubdtype(values.dtype, np.integer)
+    or jax.numpy.issubdtype(values.dtype, np.floating)
+  ):
+    raise TypeError(f"{name} must be a number or an array of numbers; got {value!r}.")
   values = values.astype(np.float64)
   above = values > low if low_open else values >= low
   below = values < high if high_open else values <= high
   ok = above & below
   if not np.all(ok):
     bad = float(values[~ok].ravel()[0])
-    interval = (
-        f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    )
+    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
     where = f" among its values of shape {values.shape}" if values.ndim else ""
-    raise ValueError(
-        f"{name} must lie in {interval} (no NaN); got {bad!r}{where}."
-    )
+    raise ValueError(f"{name} must lie in {interval} (no NaN); got {bad!r}{where}.")
 
 
 def check_spatial_dims(spatial_dims) -> int:
@@ -178,8 +177,8 @@ def check_features(owner: str, features, *, required: bool = True) -> int | None
     return None
   if not is_int(features) or features < 1:
     raise ValueError(
-        f"{owner} needs features=<int >= 1> (the number of input features);"
-        f" got features={features!r}."
+      f"{owner} needs features=<int >= 1> (the number of input features);"
+      f" got features={features!r}."
     )
   return int(features)
 
@@ -189,14 +188,14 @@ def check_layer_input(owner: str, x, num_spatial: int, features: int) -> None:
   *spatial, features)`` with the layer's spatial axes and features."""
   if x.ndim < num_spatial + 1:
     raise ValueError(
-        f"{owner} pools {num_spatial} spatial axes, so it needs an input of shape"
-        f" (*batch, *spatial, features) with {num_spatial + 1} or more axes; got"
-        f" shape {x.shape}."
+      f"{owner} pools {num_spatial} spatial axes, so it needs an input of shape"
+      f" (*batch, *spatial, features) with {num_spatial + 1} or more axes; got"
+      f" shape {x.shape}."
     )
   if x.shape[-1] != features:
     raise ValueError(
-        f"{owner}(features={features}) got an input with {x.shape[-1]} features"
-        f" (shape {x.shape}); its parameters are per feature."
+      f"{owner}(features={features}) got an input with {x.shape[-1]} features"
+      f" (shape {x.shape}); its parameters are per feature."
     )
 
 

@@ -12,11 +12,11 @@ from jaxpool._src.core.geometry import global_axes
 from jaxpool._src.core.sharding import reshape_spatial
 
 __all__ = [
-    "l2_normalize",
-    "positions",
-    "power_of_two_scale",
-    "signed_sqrt",
-    "times_power_of_two",
+  "l2_normalize",
+  "positions",
+  "power_of_two_scale",
+  "signed_sqrt",
+  "times_power_of_two",
 ]
 
 
@@ -32,10 +32,9 @@ def positions(x, spatial_ndim: int | None, op: str, *, min_positions: int = 1) -
     count *= x.shape[a]
   if count < min_positions:
     raise ValueError(
-        f"{op} needs at least {min_positions} spatial positions; got"
-        f" {count} (x.shape={x.shape})."
+      f"{op} needs at least {min_positions} spatial positions; got {count} (x.shape={x.shape})."
     )
-  rows = reshape_spatial(x, x.shape[:axes[0]] + (count, x.shape[-1]), axes[0])
+  rows = reshape_spatial(x, x.shape[: axes[0]] + (count, x.shape[-1]), axes[0])
   return rows.astype(dtypes.compute_dtype(x.dtype))
 
 

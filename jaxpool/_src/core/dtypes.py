@@ -37,8 +37,8 @@ def float_input(x, op: str) -> jax.Array:
   x = array_input(x, op)
   if not is_float(x.dtype):
     raise TypeError(
-        f"{op} expects a floating-point input; got dtype {x.dtype}. Cast it"
-        " first, e.g. x.astype(jnp.float32)."
+      f"{op} expects a floating-point input; got dtype {x.dtype}. Cast it"
+      " first, e.g. x.astype(jnp.float32)."
     )
   return x
 
@@ -47,9 +47,7 @@ def numeric_input(x, op: str) -> jax.Array:
   """``x`` as an array; a ``TypeError`` naming ``op`` unless int or float."""
   x = array_input(x, op)
   if not (is_float(x.dtype) or jnp.issubdtype(x.dtype, jnp.integer)):
-    raise TypeError(
-        f"{op} expects a floating-point or integer input; got dtype {x.dtype}."
-    )
+    raise TypeError(f"{op} expects a floating-point or integer input; got dtype {x.dtype}.")
   return x
 
 

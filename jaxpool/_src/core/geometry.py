@@ -28,56 +28,51 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
-from typing import Union
 
 import numpy as np
 
 from jaxpool._src.core.checks import check_bool, is_int
 
-PaddingLike = Union[str, int, Sequence[Union[int, tuple[int, int]]]]
+PaddingLike = str | int | Sequence[int | tuple[int, int]]
 
 __all__ = [
-    "PaddingLike",
-    "WindowGeometry",
-    "check_window_options",
-    "global_axes",
-    "normalize_output_size",
-    "normalize_spatial_shape",
-    "spatial_axes",
-    "window_geometry",
+  "PaddingLike",
+  "WindowGeometry",
+  "check_window_options",
+  "global_axes",
+  "normalize_output_size",
+  "normalize_spatial_shape",
+  "spatial_axes",
+  "window_geometry",
 ]
+
 
 def _int_tuple(name: str, value, n: int, *, minimum: int, allow_scalar: bool):
   """Normalises ``value`` to a tuple of ``n`` ints ``>= minimum``."""
   if is_int(value):
     if not allow_scalar:
       raise TypeError(
-          f"{name} must be a tuple of ints, one per spatial dimension; got the"
-          f" int {value!r}. Write e.g. {name}=({value}, {value}) for 2-D"
-          " pooling."
+        f"{name} must be a tuple of ints, one per spatial dimension; got the"
+        f" int {value!r}. Write e.g. {name}=({value}, {value}) for 2-D"
+        " pooling."
       )
     value = (int(value),) * n
   elif isinstance(value, Sequence) and not isinstance(value, str):
     value = tuple(value)
     if not all(is_int(v) for v in value):
-      raise TypeError(
-          f"{name} must contain only ints; got {value!r}."
-      )
+      raise TypeError(f"{name} must contain only ints; got {value!r}.")
     value = tuple(int(v) for v in value)
   else:
     raise TypeError(
-        f"{name} must be {'an int or ' if allow_scalar else ''}a tuple of"
-        f" ints; got {value!r} of type {type(value).__name__}."
+      f"{name} must be {'an int or ' if allow_scalar else ''}a tuple of"
+      f" ints; got {value!r} of type {type(value).__name__}."
     )
   if n >= 0 and len(value) != n:
     raise ValueError(
-        f"{name} must have one entry per spatial dimension ({n}); got"
-        f" {value!r} with {len(value)}."
+      f"{name} must have one entry per spatial dimension ({n}); got {value!r} with {len(value)}."
     )
   if any(v < minimum for v in value):
-    raise ValueError(
-        f"{name} entries must be >= {minimum}; got {value!r}."
-    )
+    raise ValueError(f"{name} entries must be >= {minimum}; got {value!r}.")
   return value
 
 
@@ -107,9 +102,9 @@ def spatial_axes(ndim: int, num_spatial: int, name: str, x_shape) -> tuple[int, 
   """
   if ndim < num_spatial + 1:
     raise ValueError(
-        f"x must have shape (*batch, *spatial, features) with {num_spatial}"
-        f" spatial dimension(s) given by {name}; got x.shape={tuple(x_shape)}"
-        f" (rank {ndim}, need at least {num_spatial + 1})."
+      f"x must have shape (*batch, *spatial, features) with {num_spatial}"
+      f" spatial dimension(s) given by {name}; got x.shape={tuple(x_shape)}"
+      f" (rank {ndim}, need at least {num_spatial + 1})."
     )
   return tuple(range(ndim - 1 - num_spatial, ndim - 1))
 
@@ -124,9 +119,9 @@ def global_axes(x, spatial_ndim: int | None, op: str) -> tuple[int, ...]:
   if spatial_ndim is None:
     if x.ndim < 3:
       raise ValueError(
-          f"{op} expects x of shape (batch, *spatial, features) with at least"
-          f" one spatial axis; got x.shape={x.shape}. Pass spatial_ndim=N for"
-          " other batch layouts."
+        f"{op} expects x of shape (batch, *spatial, features) with at least"
+        f" one spatial axis; got x.shape={x.shape}. Pass spatial_ndim=N for"
+        " other batch layouts."
       )
     axes = tuple(range(1, x.ndim - 1))
   else:
@@ -137,8 +132,8 @@ def global_axes(x, spatial_ndim: int | None, op: str) -> tuple[int, ...]:
     axes = spatial_axes(x.ndim, spatial_ndim, "spatial_ndim", x.shape)
   if any(x.shape[a] == 0 for a in axes):
     raise ValueError(
-        f"{op} needs non-empty spatial axes (an empty window has no mean or"
-        f" maximum); got x.shape={x.shape}, spatial axes {axes}."
+      f"{op} needs non-empty spatial axes (an empty window has no mean or"
+      f" maximum); got x.shape={x.shape}, spatial axes {axes}."
     )
   return axes
 
@@ -148,8 +143,8 @@ def _normalize_padding(padding, n: int) -> str | tuple[tuple[int, int], ...]:
     mode = padding.upper()
     if mode not in ("VALID", "SAME"):
       raise ValueError(
-          f"padding must be 'VALID', 'SAME', an int, a sequence of ints or a"
-          f" sequence of (low, high) pairs; got the string {padding!r}."
+        f"padding must be 'VALID', 'SAME', an int, a sequence of ints or a"
+        f" sequence of (low, high) pairs; got the string {padding!r}."
       )
     return mode
   if is_int(padding):
@@ -157,30 +152,26 @@ def _normalize_padding(padding, n: int) -> str | tuple[tuple[int, int], ...]:
   elif isinstance(padding, Sequence):
     if len(padding) != n:
       raise ValueError(
-          f"padding must have one entry per spatial dimension ({n}); got"
-          f" {padding!r} with {len(padding)}."
+        f"padding must have one entry per spatial dimension ({n}); got"
+        f" {padding!r} with {len(padding)}."
       )
     pairs = []
     for entry in padding:
       if is_int(entry):
         pairs.append((int(entry), int(entry)))
-      elif (
-          isinstance(entry, Sequence)
-          and len(entry) == 2
-          and all(is_int(v) for v in entry)
-      ):
+      elif isinstance(entry, Sequence) and len(entry) == 2 and all(is_int(v) for v in entry):
         pairs.append((int(entry[0]), int(entry[1])))
       else:
         raise TypeError(
-            "padding entries must be ints or (low, high) pairs of ints; got"
-            f" {entry!r} in padding={padding!r}."
+          "padding entries must be ints or (low, high) pairs of ints; got"
+          f" {entry!r} in padding={padding!r}."
         )
     pairs = tuple(pairs)
   else:
     raise TypeError(
-        "padding must be 'VALID', 'SAME', an int, a sequence of ints or a"
-        f" sequence of (low, high) pairs; got {padding!r} of type"
-        f" {type(padding).__name__}."
+      "padding must be 'VALID', 'SAME', an int, a sequence of ints or a"
+      f" sequence of (low, high) pairs; got {padding!r} of type"
+      f" {type(padding).__name__}."
     )
   if any(v < 0 for pair in pairs for v in pair):
     raise ValueError(f"padding must be non-negative; got {padding!r}.")
@@ -224,9 +215,7 @@ class WindowGeometry:
   @property
   def full_padding(self) -> tuple[tuple[int, int], ...]:
     """Padding that covers every window: ``padding`` plus the overhang."""
-    return tuple(
-        (lo, hi + extra) for (lo, hi), extra in zip(self.padding, self.overhang)
-    )
+    return tuple((lo, hi + extra) for (lo, hi), extra in zip(self.padding, self.overhang))
 
   @property
   def is_unpadded(self) -> bool:
@@ -238,8 +227,8 @@ class WindowGeometry:
     """True when some cell lies in two windows (taps ``t d`` and ``t' d``
     of one axis fall on the same stride phase)."""
     return any(
-        len({(t * d) % s for t in range(k)}) < k
-        for k, s, d in zip(self.window_shape, self.strides, self.dilation)
+      len({(t * d) % s for t in range(k)}) < k
+      for k, s, d in zip(self.window_shape, self.strides, self.dilation)
     )
 
   def offsets(self) -> Iterator[tuple[int, tuple[int, ...]]]:
@@ -307,9 +296,7 @@ class WindowGeometry:
     """
     if self.is_unpadded:
       return [None] * self.window_size
-    per_axis = [
-        self.tap_valid(axis, include_pad=False) for axis in range(self.num_spatial)
-    ]
+    per_axis = [self.tap_valid(axis, include_pad=False) for axis in range(self.num_spatial)]
     masks = []
     for _, tap in self.offsets():
       mask = np.ones((), dtype=bool)
@@ -324,15 +311,20 @@ class WindowGeometry:
     other axes): window, stride, dilation, padding and overhang of ``axis``,
     the identity window elsewhere. A product window is the composition of
     its ``along`` passes."""
+
     def pick(values, identity):
       return tuple(v if i == axis else identity for i, v in enumerate(values))
 
     out_shape = tuple(self.out_shape[i] if i == axis else n for i, n in enumerate(in_shape))
     return dataclasses.replace(
-        self, in_shape=tuple(in_shape), window_shape=pick(self.window_shape, 1),
-        strides=pick(self.strides, 1), dilation=pick(self.dilation, 1),
-        padding=pick(self.padding, (0, 0)), out_shape=out_shape,
-        overhang=pick(self.overhang, 0),
+      self,
+      in_shape=tuple(in_shape),
+      window_shape=pick(self.window_shape, 1),
+      strides=pick(self.strides, 1),
+      dilation=pick(self.dilation, 1),
+      padding=pick(self.padding, (0, 0)),
+      out_shape=out_shape,
+      overhang=pick(self.overhang, 0),
     )
 
   def first_valid_tap(self) -> np.ndarray:
@@ -345,12 +337,12 @@ class WindowGeometry:
 
 
 def check_window_options(
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ):
   """The window arguments checked without an input (as a layer's
   constructor does): ``(window_shape, strides, padding, dilation)``, with
@@ -362,8 +354,11 @@ def check_window_options(
     strides = window_shape
   strides = _int_tuple("strides", strides, n, minimum=1, allow_scalar=True)
   dilation = _int_tuple(
-      "dilation", 1 if dilation is None else dilation, n, minimum=1,
-      allow_scalar=True,
+    "dilation",
+    1 if dilation is None else dilation,
+    n,
+    minimum=1,
+    allow_scalar=True,
   )
   check_bool("ceil_mode", ceil_mode)
   pad = _normalize_padding(padding, n)
@@ -372,21 +367,21 @@ def check_window_options(
       extent = (k - 1) * d + 1
       if max(lo, hi) > extent // 2:
         raise ValueError(
-            f"padding must be at most half the dilated window on each side"
-            f" (pad <= ((k - 1) * d + 1) // 2 = {extent // 2} for k={k}, d={d});"
-            f" got padding={padding!r}."
+          f"padding must be at most half the dilated window on each side"
+          f" (pad <= ((k - 1) * d + 1) // 2 = {extent // 2} for k={k}, d={d});"
+          f" got padding={padding!r}."
         )
   return window_shape, strides, pad, dilation
 
 
 def window_geometry(
-    x_shape: Sequence[int],
-    window_shape: Sequence[int],
-    strides: int | Sequence[int] | None = None,
-    padding: PaddingLike = "VALID",
-    *,
-    dilation: int | Sequence[int] | None = None,
-    ceil_mode: bool = False,
+  x_shape: Sequence[int],
+  window_shape: Sequence[int],
+  strides: int | Sequence[int] | None = None,
+  padding: PaddingLike = "VALID",
+  *,
+  dilation: int | Sequence[int] | None = None,
+  ceil_mode: bool = False,
 ) -> WindowGeometry:
   """Validates the window arguments against ``x_shape`` and sizes the output.
 
@@ -410,7 +405,7 @@ def window_geometry(
       the padded input).
   """
   window_shape, strides, pad, dilation = check_window_options(
-      window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
+    window_shape, strides, padding, dilation=dilation, ceil_mode=ceil_mode
   )
   n = len(window_shape)
   x_shape = tuple(x_shape)
@@ -434,8 +429,8 @@ def window_geometry(
     span = size + lo + hi - e
     if span < 0:
       raise ValueError(
-          f"window_shape={window_shape} (dilated extent {eff}) is larger than"
-          f" the padded input: spatial shape {in_shape} with padding {pairs}."
+        f"window_shape={window_shape} (dilated extent {eff}) is larger than"
+        f" the padded input: spatial shape {in_shape} with padding {pairs}."
       )
     if ceil_mode:
       out = -(-span // s) + 1
@@ -446,11 +441,11 @@ def window_geometry(
     out_shape.append(out)
     overhang.append(max(0, (out - 1) * s + e - (size + lo + hi)))
   return WindowGeometry(
-      in_shape=in_shape,
-      window_shape=window_shape,
-      strides=strides,
-      dilation=dilation,
-      padding=pairs,
-      out_shape=tuple(out_shape),
-      overhang=tuple(overhang),
+    in_shape=in_shape,
+    window_shape=window_shape,
+    strides=strides,
+    dilation=dilation,
+    padding=pairs,
+    out_shape=tuple(out_shape),
+    overhang=tuple(overhang),
   )

@@ -32,8 +32,11 @@ def check_options(function: Callable[..., Any], options: dict[str, Any]) -> None
   arguments by name, defaults included) before it looks at an input."""
   if options.get("window_shape") is not None:
     check_window_options(
-        options["window_shape"], options.get("strides"), options.get("padding", "VALID"),
-        dilation=options.get("dilation"), ceil_mode=options.get("ceil_mode", False),
+      options["window_shape"],
+      options.get("strides"),
+      options.get("padding", "VALID"),
+      dilation=options.get("dilation"),
+      ceil_mode=options.get("ceil_mode", False),
     )
   check = _CHECKS.get(function)
   if check is not None:
@@ -48,8 +51,8 @@ def check_layer_options(owner: str, function: Callable[..., Any] | None, options
   if function is not None:
     params = inspect.signature(function).parameters
     options = {
-        **{k: p.default for k, p in params.items() if p.default is not p.empty},
-        **{k: v for k, v in options.items() if k in params},
+      **{k: p.default for k, p in params.items() if p.default is not p.empty},
+      **{k: v for k, v in options.items() if k in params},
     }
   try:
     check_options(function, options)

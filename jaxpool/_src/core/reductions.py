@@ -31,16 +31,16 @@ from jaxpool._src.core.scatter import scatter_to_input
 from jaxpool._src.core.taps import map_unpadded_blocks, window_taps
 
 __all__ = [
-    "extremum_and_winner",
-    "extremum_pool",
-    "never_wins",
-    "reduce_windows",
-    "reduce_windows_holding",
-    "scatter_window_sums",
-    "scatter_winners",
-    "select_taps",
-    "tap_index_dtype",
-    "window_sum",
+  "extremum_and_winner",
+  "extremum_pool",
+  "never_wins",
+  "reduce_windows",
+  "reduce_windows_holding",
+  "scatter_window_sums",
+  "scatter_winners",
+  "select_taps",
+  "tap_index_dtype",
+  "window_sum",
 ]
 
 Kind = Literal["max", "min"]
@@ -61,8 +61,10 @@ def _reduce_extremum(x: jax.Array, geom: WindowGeometry, kind: Kind):
   # Padding never wins: windows clipped to the input, in padding-free blocks
   # (XLA:CPU runs fused pads slowly).
   return map_unpadded_blocks(
-      lambda part, part_geom: _reduce_extremum(part, part_geom, kind), x, geom,
-      never_wins(x.dtype, kind),
+    lambda part, part_geom: _reduce_extremum(part, part_geom, kind),
+    x,
+    geom,
+    never_wins(x.dtype, kind),
   )
 
 
@@ -72,7 +74,7 @@ def tap_index_dtype(geom: WindowGeometry):
 
 
 def extremum_and_winner(
-    x: jax.Array, geom: WindowGeometry, kind: Kind
+  x: jax.Array, geom: WindowGeometry, kind: Kind
 ) -> tuple[jax.Array, jax.Array]:
   """One pass over the taps: every window's max (min) and the tap it came from.
 
@@ -86,8 +88,9 @@ def extremum_and_winner(
     127 taps, else int32).
   """
   return choose(
-      lambda policy, v: _extremum_and_winner(v, geom, kind, policy), x,
-      reads=("separable_min_taps",),
+    lambda policy, v: _extremum_and_winner(v, geom, kind, policy),
+    x,
+    reads=("separable_min_taps",),
   )
 
 
@@ -103,9 +106,7 @@ def _extremum_and_winner(x, geom, kind, policy):
 
   def block(part, part_geom, first_taps):
     local = np.indices(part_geom.window_shape).reshape(geom.num_spatial, -1)
-    labels = np.ravel_multi_index(
-        tuple(local + np.asarray(first_taps)[:, None]), geom.window_shape
-    )
+    labels = np.ravel_multi_index(tuple(local + np.asarray(first_taps)[:, None]), geom.window_shape)
     return _extremum_and_winner_of_taps(part, part_geom, kind, labels, index_dtype)
 
   fill = never_wins(x.dtype, kind)
@@ -170,9 +171,7 @@ def _extremum_and_winner_of_taps(x, geom, kind, labels=None, index_dtype=None):
   return best.astype(out_dtype), winner.astype(index_dtype)
 
 
-def scatter_winners(
-    cotangent: jax.Array, winner: jax.Array, geom: WindowGeometry
-) -> jax.Array:
+def scatter_winners(cotangent: jax.Array, winner: jax.Array, geom: WindowGeometry) -> jax.Array:
   """Routes every window's cotangent to the input cell at offset ``winner``.
 
   The backward pass of max/min pooling (windows' contributions to one cell
@@ -184,8 +183,11 @@ def scatter_winners(
   # padded inside the fused pass (no temp; a winner padded there makes the
   # pass slower, see scatter_to_input's pad_once).
   dx = scatter_to_input(
-      lambda taps, win, g: jnp.where(win == taps.astype(win.dtype), g, 0),
-      geom, (winner, cotangent.astype(compute_dtype)), (-1, 0), pad_once=(True, False),
+    lambda taps, win, g: jnp.where(win == taps.astype(win.dtype), g, 0),
+    geom,
+    (winner, cotangent.astype(compute_dtype)),
+    (-1, 0),
+    pad_once=(True, False),
   )
   return dx.astype(cotangent.dtype)
 
@@ -200,9 +202,7 @@ def _gather_winners(values: jax.Array, winner: jax.Array, geom: WindowGeometry):
   return out
 
 
-def _select_taps_linear(
-    values: jax.Array, winner: jax.Array, geom: WindowGeometry
-) -> jax.Array:
+def _select_taps_linear(values: jax.Array, winner: jax.Array, geom: WindowGeometry) -> jax.Array:
   """:func:`select_taps` written as the transpose of :func:`scatter_winners`
   (``jax.linear_transpose``), so that reverse mode, which transposes it back,
   runs the one-pass phase scatter. Evaluating it directly is slow on XLA:CPU
@@ -210,16 +210,14 @@ def _select_taps_linear(
   a tangent map."""
   compute_dtype = dtypes.compute_dtype(values.dtype)
   like = jnp.zeros_like(winner, dtype=compute_dtype)  # only its type (and sharding) is read
-  (out,) = jax.linear_transpose(
-      lambda g: scatter_winners(g, winner, geom), like
-  )(values.astype(compute_dtype))
+  (out,) = jax.linear_transpose(lambda g: scatter_winners(g, winner, geom), like)(
+    values.astype(compute_dtype)
+  )
   return out.astype(values.dtype)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def select_taps(
-    values: jax.Array, winner: jax.Array, geom: WindowGeometry
-) -> jax.Array:
+def select_taps(values: jax.Array, winner: jax.Array, geom: WindowGeometry) -> jax.Array:
   """Gathers, for every window, the element at row-major offset ``winner``.
 
   Linear in ``values``. Its value is a fused select chain over the window
@@ -257,11 +255,7 @@ def _is_large(geom: WindowGeometry, policy: Policy) -> bool:
 
 def _does_work(along: WindowGeometry) -> bool:
   """Whether a 1-D pass of :func:`_separable` changes its input."""
-  return (
-      along.window_size > 1
-      or along.out_shape != along.in_shape
-      or any(map(any, along.padding))
-  )
+  return along.window_size > 1 or along.out_shape != along.in_shape or any(map(any, along.padding))
 
 
 def _separable(reduce, x, geom, policy):
@@ -300,10 +294,10 @@ def _window_arguments(x, geom: WindowGeometry) -> dict:
   batch = x.ndim - geom.num_spatial - 1
   ones = (1,) * batch
   return dict(
-      window_dimensions=ones + geom.window_shape + (1,),
-      window_strides=ones + geom.strides + (1,),
-      padding=((0, 0),) * batch + geom.full_padding + ((0, 0),),
-      window_dilation=ones + geom.dilation + (1,),
+    window_dimensions=ones + geom.window_shape + (1,),
+    window_strides=ones + geom.strides + (1,),
+    padding=((0, 0),) * batch + geom.full_padding + ((0, 0),),
+    window_dilation=ones + geom.dilation + (1,),
   )
 
 
@@ -325,8 +319,10 @@ def reduce_windows(operands, inits, combine, geom: WindowGeometry) -> tuple:
   """
   operands = tuple(operands)
   ys = lax.reduce_window(
-      operands, tuple(np.array(i, v.dtype) for i, v in zip(inits, operands)),
-      lambda a, b: tuple(combine(a, b)), **_window_arguments(operands[0], geom),
+    operands,
+    tuple(np.array(i, v.dtype) for i, v in zip(inits, operands)),
+    lambda a, b: tuple(combine(a, b)),
+    **_window_arguments(operands[0], geom),
   )
   return tuple(_keep_output_windows(y, geom) for y in ys)
 
@@ -345,8 +341,12 @@ def reduce_windows_holding(operands, inits, combine, geom: WindowGeometry) -> tu
   ones = (1,) * batch
   padding, keep = [], []
   for n, k, s, d, (lo, _), m in zip(
-      geom.in_shape, geom.window_shape, geom.strides, geom.dilation,
-      geom.padding, geom.out_shape,
+    geom.in_shape,
+    geom.window_shape,
+    geom.strides,
+    geom.dilation,
+    geom.padding,
+    geom.out_shape,
   ):
     # Cell p is held by the windows at dilated positions p + lo - j d.
     before = (k - 1) * d - lo
@@ -354,13 +354,14 @@ def reduce_windows_holding(operands, inits, combine, geom: WindowGeometry) -> tu
     padding.append((before, max(after, 0)))
     keep.append(slice(0, n))
   ys = lax.reduce_window(
-      operands, tuple(np.array(i, v.dtype) for i, v in zip(inits, operands)),
-      lambda a, b: tuple(combine(a, b)),
-      window_dimensions=ones + geom.window_shape + (1,),
-      window_strides=ones + (1,) * geom.num_spatial + (1,),
-      padding=((0, 0),) * batch + tuple(padding) + ((0, 0),),
-      base_dilation=ones + geom.strides + (1,),
-      window_dilation=ones + geom.dilation + (1,),
+    operands,
+    tuple(np.array(i, v.dtype) for i, v in zip(inits, operands)),
+    lambda a, b: tuple(combine(a, b)),
+    window_dimensions=ones + geom.window_shape + (1,),
+    window_strides=ones + (1,) * geom.num_spatial + (1,),
+    padding=((0, 0),) * batch + tuple(padding) + ((0, 0),),
+    base_dilation=ones + geom.strides + (1,),
+    window_dilation=ones + geom.dilation + (1,),
   )
   index = (slice(None),) * batch + tuple(keep)
   return tuple(y[index] for y in ys)
@@ -392,9 +393,15 @@ def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
   """
   pool = _reduce_extremum if not dtypes.is_float(x.dtype) else _extremum_pool
   dilated = any(d > 1 for d in geom.dilation) and dtypes.is_float(x.dtype)
-  by_reduce_window = None if dilated else (
-      lambda v: _reduce_window(v, geom, never_wins(v.dtype, kind),
-                               lax.max if kind == "max" else lax.min))
+  by_reduce_window = (
+    None
+    if dilated
+    else (
+      lambda v: _reduce_window(
+        v, geom, never_wins(v.dtype, kind), lax.max if kind == "max" else lax.min
+      )
+    )
+  )
   return _windowed(lambda v, g: pool(v, g, kind), by_reduce_window, x, geom)
 
 
@@ -409,8 +416,11 @@ def scatter_window_sums(cotangent: jax.Array, geom: WindowGeometry) -> jax.Array
   pooling), in one fused pass over the input (:func:`scatter_to_input`).
   """
   return scatter_to_input(
-      lambda taps, g: jnp.where(taps >= 0, g, 0), geom, (cotangent,), (0,),
-      pad_once=(False,),  # padded inside the pass: no temp, and faster
+    lambda taps, g: jnp.where(taps >= 0, g, 0),
+    geom,
+    (cotangent,),
+    (0,),
+    pad_once=(False,),  # padded inside the pass: no temp, and faster
   )
 
 
@@ -428,9 +438,7 @@ def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   The ``"reduce_window"`` formulation is XLA's windowed sum, whose transpose
   JAX writes as ``pad`` + ``reduce_window``.
   """
-  return _windowed(
-      _window_sum, lambda v: _reduce_window(v, geom, 0, lax.add), x, geom
-  )
+  return _windowed(_window_sum, lambda v: _reduce_window(v, geom, 0, lax.add), x, geom)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))

@@ -42,9 +42,7 @@ def phase_shifts(geom: WindowGeometry) -> list[tuple[tuple[int, ...], np.ndarray
   ``q - shift`` reaches phase ``r`` of block ``q``, or ``-1`` where none does.
   """
   per_axis = []
-  for k, s, d, (lo, _) in zip(
-      geom.window_shape, geom.strides, geom.dilation, geom.padding
-  ):
+  for k, s, d, (lo, _) in zip(geom.window_shape, geom.strides, geom.dilation, geom.padding):
     by_shift: dict[int, dict[int, int]] = {}
     for t in range(k):
       shift, phase = divmod(t * d - lo, s)
@@ -71,7 +69,7 @@ def _interleaved(shape, batch: int, pairs) -> tuple[int, ...]:
   """``shape``'s spatial axes replaced by ``(a, b)`` pairs."""
   pairs = list(pairs)
   spatial = [v for pair in pairs for v in pair]
-  return tuple(shape[:batch]) + tuple(spatial) + tuple(shape[batch + len(pairs):])
+  return tuple(shape[:batch]) + tuple(spatial) + tuple(shape[batch + len(pairs) :])
 
 
 def phase_view(x: jax.Array, geom: WindowGeometry, fill=0) -> jax.Array:
@@ -86,14 +84,10 @@ def phase_view(x: jax.Array, geom: WindowGeometry, fill=0) -> jax.Array:
     config[batch + axis] = (0, q * s - n, 0)
   if any(hi for _, hi, _ in config):
     x = lax.pad(x, np.array(fill, dtype=x.dtype), config)
-  return reshape_spatial(
-      x, _interleaved(x.shape, batch, zip(blocks, geom.strides)), batch
-  )
+  return reshape_spatial(x, _interleaved(x.shape, batch, zip(blocks, geom.strides)), batch)
 
 
-def scatter_to_input(
-    contribution, geom: WindowGeometry, operands, fills, pad_once=None
-):
+def scatter_to_input(contribution, geom: WindowGeometry, operands, fills, pad_once=None):
   """Every window's per-tap contributions summed onto the input cells.
 
   Computes ``dx[p] = sum over (window o, tap t) with position(o, t) = p of
@@ -167,8 +161,8 @@ def _scatter(contribution, geom, pairs, operands, fills, pad_once):
   most = [max(sh[a] for sh, _ in pairs) for a in range(n)]
   least = [min(sh[a] for sh, _ in pairs) for a in range(n)]
   padded = [
-      pad(value, fill, most, tail(least)) if once else None
-      for value, fill, once in zip(operands, fills, pad_once)
+    pad(value, fill, most, tail(least)) if once else None
+    for value, fill, once in zip(operands, fills, pad_once)
   ]
   total = None
   for shift, taps in pairs:
@@ -183,11 +177,11 @@ def _scatter(contribution, geom, pairs, operands, fills, pad_once):
           start[batch + a] = most[a] - shift[a]
           limit[batch + a] = start[batch + a] + blocks[a]
         part = lax.slice(wide, start, limit)
-      shifted.append(reshape_spatial(
-          part, _interleaved(part.shape, batch, zip(blocks, (1,) * n)), batch
-      ))
+      shifted.append(
+        reshape_spatial(part, _interleaved(part.shape, batch, zip(blocks, (1,) * n)), batch)
+      )
     table = taps.reshape(
-        (1,) * batch + _interleaved(taps.shape + (1,), 0, zip((1,) * n, geom.strides))
+      (1,) * batch + _interleaved(taps.shape + (1,), 0, zip((1,) * n, geom.strides))
     )
     term = contribution(table, *shifted)
     total = term if total is None else jax.tree.map(jnp.add, total, term)
@@ -198,16 +192,15 @@ def _merge_phases(total, geom: WindowGeometry, batch: int, blocks) -> jax.Array:
   """Phase layout ``(*batch, Q1, s1, ..., features)`` back to the input's."""
   n = geom.num_spatial
   spatial = tuple(v for pair in zip(blocks, geom.strides) for v in pair)
-  full = jnp.broadcast_to(
-      total, total.shape[:batch] + spatial + total.shape[batch + 2 * n:]
-  )
+  full = jnp.broadcast_to(total, total.shape[:batch] + spatial + total.shape[batch + 2 * n :])
   merged = reshape_spatial(
-      full,
-      full.shape[:batch] + tuple(q * s for q, s in zip(blocks, geom.strides))
-      + full.shape[batch + 2 * n:],
-      batch,
+    full,
+    full.shape[:batch]
+    + tuple(q * s for q, s in zip(blocks, geom.strides))
+    + full.shape[batch + 2 * n :],
+    batch,
   )
-  if merged.shape[batch:batch + n] != geom.in_shape:
+  if merged.shape[batch : batch + n] != geom.in_shape:
     index = (slice(None),) * batch + tuple(slice(0, v) for v in geom.in_shape)
     merged = merged[index]
   return merged

@@ -34,11 +34,10 @@ def sharding_like(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
   spec = tuple(spec) + (None,) * (like.ndim - len(spec))
   keep = {a % like.ndim for a in keep}
   return jax.sharding.NamedSharding(
-      sharding.mesh,
-      jax.sharding.PartitionSpec(*(
-          s if a in keep and shape[a] == like.shape[a] else None
-          for a, s in enumerate(spec)
-      )),
+    sharding.mesh,
+    jax.sharding.PartitionSpec(
+      *(s if a in keep and shape[a] == like.shape[a] else None for a, s in enumerate(spec))
+    ),
   )
 
 

@@ -46,7 +46,7 @@ def _sort(lo: int, hi: int) -> Iterable[tuple[int, int]]:
     yield from _merge(lo, hi, 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
   """Batcher's odd-even merge sort network for ``n`` items, ascending."""
   if n < 1:
@@ -55,7 +55,7 @@ def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
   return tuple((i, j) for i, j in _sort(0, size - 1) if j < n)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pruned(n: int, ranks: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
   """The steps of :func:`sorting_network` that can reach positions ``ranks``."""
   needed, kept = set(ranks), []
@@ -66,9 +66,7 @@ def _pruned(n: int, ranks: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
   return tuple(reversed(kept))
 
 
-def order_statistics(
-    values: Sequence[jax.Array], ranks: Iterable[int]
-) -> dict[int, jax.Array]:
+def order_statistics(values: Sequence[jax.Array], ranks: Iterable[int]) -> dict[int, jax.Array]:
   """The ``rank``-th smallest of ``values`` (elementwise), for every rank.
 
   Args:

@@ -19,25 +19,17 @@ from jax import lax
 
 from jaxpool._src.core.geometry import WindowGeometry, spatial_axes, window_geometry
 
-__all__ = [
-    "flatten_batch",
-    "map_unpadded_blocks", "pad_input", "window_slice", "window_taps"]
+__all__ = ["flatten_batch", "map_unpadded_blocks", "pad_input", "window_slice", "window_taps"]
 
 
 def pad_input(x: jax.Array, geom: WindowGeometry, value) -> jax.Array:
   """Pads the spatial axes of ``x`` by ``geom.full_padding`` with ``value``."""
   batch = x.ndim - geom.num_spatial - 1
-  config = (
-      [(0, 0, 0)] * batch
-      + [(lo, hi, 0) for lo, hi in geom.full_padding]
-      + [(0, 0, 0)]
-  )
+  config = [(0, 0, 0)] * batch + [(lo, hi, 0) for lo, hi in geom.full_padding] + [(0, 0, 0)]
   return lax.pad(x, np.array(value, dtype=x.dtype), config)
 
 
-def window_slice(
-    x_padded: jax.Array, geom: WindowGeometry, tap: tuple[int, ...]
-) -> jax.Array:
+def window_slice(x_padded: jax.Array, geom: WindowGeometry, tap: tuple[int, ...]) -> jax.Array:
   """The value under window tap ``tap`` for every output position.
 
   Args:
@@ -51,12 +43,9 @@ def window_slice(
   batch = x_padded.ndim - geom.num_spatial - 1
   start = [0] * batch + [t * d for t, d in zip(tap, geom.dilation)] + [0]
   limit = (
-      list(x_padded.shape[:batch])
-      + [
-          st + (o - 1) * s + 1
-          for st, o, s in zip(start[batch:], geom.out_shape, geom.strides)
-      ]
-      + [x_padded.shape[-1]]
+    list(x_padded.shape[:batch])
+    + [st + (o - 1) * s + 1 for st, o, s in zip(start[batch:], geom.out_shape, geom.strides)]
+    + [x_padded.shape[-1]]
   )
   step = [1] * batch + list(geom.strides) + [1]
   return lax.slice(x_padded, start, limit, step)
@@ -73,9 +62,7 @@ def window_taps(x: jax.Array, geom: WindowGeometry, fill=0) -> list[jax.Array]:
   return [window_slice(padded, geom, tap) for _, tap in geom.offsets()]
 
 
-def map_unpadded_blocks(
-    fn, x: jax.Array, geom: WindowGeometry, empty=0, *, with_first_taps=False
-):
+def map_unpadded_blocks(fn, x: jax.Array, geom: WindowGeometry, empty=0, *, with_first_taps=False):
   """``fn(block, block_geom)`` over padding-free blocks of the windows.
 
   Splits the output grid into the product of every axis's
@@ -116,8 +103,10 @@ def map_unpadded_blocks(
       index.append(slice(start, start + (count - 1) * s + (taps - 1) * d + 1))
     part = x[tuple(index)]
     part_geom = window_geometry(
-        part.shape, tuple(taps for _, _, taps, _ in chosen), geom.strides,
-        dilation=geom.dilation,
+      part.shape,
+      tuple(taps for _, _, taps, _ in chosen),
+      geom.strides,
+      dilation=geom.dilation,
     )
     if with_first_taps:
       return fn(part, part_geom, tuple(first for *_, first in chosen))
@@ -129,9 +118,7 @@ def map_unpadded_blocks(
     parts = [assemble(axis + 1, chosen + (run,)) for run in runs[axis]]
     if len(parts) == 1:
       return parts[0]
-    return jax.tree.map(
-        lambda *leaves: jnp.concatenate(leaves, axis=batch + axis), *parts
-    )
+    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves, axis=batch + axis), *parts)
 
   return assemble(0, ())
 
@@ -140,4 +127,4 @@ def flatten_batch(x: jax.Array, num_spatial: int, op: str):
   """``(*batch, *spatial, C) -> (B, *spatial, C)`` and the batch shape."""
   spatial_axes(x.ndim, num_spatial, op, x.shape)
   batch = x.shape[: x.ndim - num_spatial - 1]
-  return x.reshape((math.prod(batch),) + x.shape[len(batch):]), batch
+  return x.reshape((math.prod(batch),) + x.shape[len(batch) :]), batch

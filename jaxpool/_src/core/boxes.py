@@ -1,0 +1,103 @@
+"""Boxes for region pooling: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)``
+in input-image coordinates, scaled to the map by ``spatial_scale``.
+
+The checks shared by RoIPool and RoIAlign (eager where the boxes are concrete,
+NaN outputs for traced non-finite rows) and the IEEE division both use for bin
+sizes.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpool._src.core import dtypes
+from jaxpool._src.core.checks import check_positive_number, concrete_values
+
+__all__ = [
+  "check_boxes",
+  "check_map",
+  "check_scale",
+  "divide",
+  "nan_where_invalid",
+  "position_dtype",
+]
+
+
+def check_map(x, op: str) -> jax.Array:
+  x = dtypes.numeric_input(x, op) if op == "roi_pool" else dtypes.float_input(x, op)
+  if x.ndim != 4:
+    raise ValueError(f"{op} expects x of shape (batch, H, W, features); got x.shape={x.shape}.")
+  return x
+
+
+def position_dtype(x_dtype):
+  """torchvision computes box geometry in the input's precision: float64 for
+  float64 maps, float32 otherwise (half precision included)."""
+  return jnp.float64 if jnp.dtype(x_dtype) == jnp.float64 else jnp.float32
+
+
+def check_boxes(boxes, batch: int, op: str, dtype):
+  """``(batch_index int32 (K,), corners (K, 4), invalid)``; eager checks.
+
+  Concrete boxes must have finite coordinates and batch indices in range.
+  Traced ones cannot be checked: their indices are clamped, and ``invalid``
+  (``(K,)`` bool, else ``None``) flags rows with a non-finite number, whose
+  corners are read as 0 and whose outputs the caller sets to NaN
+  (``nan_where_invalid``).
+  """
+  boxes = jnp.asarray(boxes)
+  if boxes.ndim != 2 or boxes.shape[1] != 5:
+    raise ValueError(
+      f"{op}: boxes must have shape (K, 5), rows (batch_index, x1, y1, x2,"
+      f" y2); got boxes.shape={boxes.shape}."
+    )
+  if not (dtypes.is_float(boxes.dtype) or jnp.issubdtype(boxes.dtype, jnp.integer)):
+    raise TypeError(f"{op}: boxes must be numbers; got dtype {boxes.dtype}.")
+  values = concrete_values(boxes)
+  invalid = None
+  if values is not None and values.size:
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+      row = int(np.argmin(finite))
+      raise ValueError(
+        f"{op}: boxes must hold finite numbers; row {row} is {values[row].tolist()}."
+      )
+    index = values[:, 0]
+    bad = (index != np.floor(index)) | (index < 0) | (index >= batch)
+    if np.any(bad):
+      raise ValueError(
+        f"{op}: box batch indices must be integers in [0, {batch}) for x with"
+        f" batch {batch}; got {index[bad][0]!r} in row {int(np.argmax(bad))}."
+      )
+  elif values is None and dtypes.is_float(boxes.dtype):
+    invalid = ~jnp.all(jnp.isfinite(boxes), axis=1)
+    boxes = jnp.where(invalid[:, None], 0, boxes)
+  index = jnp.clip(boxes[:, 0].astype(jnp.int32), 0, batch - 1)  # traced: clamped
+  return index, boxes[:, 1:].astype(dtype), invalid
+
+
+def nan_where_invalid(out: jax.Array, invalid) -> jax.Array:
+  """NaN (0 for integer maps) in the outputs of the boxes
+  ``check_boxes`` flagged."""
+  if invalid is None:
+    return out
+  fill = np.array(np.nan if dtypes.is_float(out.dtype) else 0, out.dtype)
+  return jnp.where(invalid.reshape((-1,) + (1,) * (out.ndim - 1)), fill, out)
+
+
+def check_scale(spatial_scale) -> float:
+  return check_positive_number("spatial_scale", spatial_scale)
+
+
+def divide(a: jax.Array, b) -> jax.Array:
+  """``a / b`` rounded as IEEE division, as torchvision's kernels divide.
+
+  XLA rewrites a division by a broadcast value into a multiplication by its
+  reciprocal, one ulp off, which moves a ``floor`` or ``ceil`` of an exact
+  integer quotient (``ceil(7 * fl(31 / 7))`` is 32, ``ceil(31 * fl(1/7) *
+  7)`` may not be); the barrier keeps the divisor a full array.
+  """
+  divisor = jnp.broadcast_to(jnp.asarray(b, a.dtype), a.shape)
+  return a / jax.lax.optimization_barrier(divisor)
