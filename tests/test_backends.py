@@ -18,16 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from jaxlib.mlir import ir
 
 import jaxpool
 from jaxpool._src.core.backend import POLICIES, choose, fence, forced_platform
 
 from cases import CASES, SHAPE, reach
-
-try:
-  from jaxlib.mlir import ir
-except ImportError:  # pragma: no cover
-  from jax._src.lib.mlir import ir
 
 ACCELERATORS = ("tpu", "cuda")
 

@@ -203,8 +203,8 @@ def _bin_cells(x: jax.Array, axis: int, out: int, fill):
 
 
 # Up to this many bins along an axis, adaptive max reads each bin as a static
-# slice (7x7 bins of 64x64: 73 -> 24 ms fwd+bwd); beyond, the program would
-# grow with the bins (150 bins: 4.7 s to compile), so they are gathered.
+# slice (faster than a gather); beyond, the program would grow with the bins
+# and take seconds to compile, so they are gathered.
 _MAX_SLICED_BINS = 32
 
 

@@ -264,10 +264,9 @@ def _mean_square(v: jax.Array) -> jax.Array:
 def _between_passes(bands, predict, update):
   """The bands, fenced (:func:`~jaxpool._src.core.backend.fence`) unless
   both steps are pointwise: fused, every output of a pass would recompute the
-  neighbours it reads from the previous pass (LeGall 5/3 on
-  (32, 64, 64, 64), fwd+bwd: analysis 50 -> 41 ms as lifting steps;
-  synthesis of four nonzero bands 97 -> 28 ms as band maps); pointwise steps
-  (Haar) fuse best whole (analysis forward fenced: 0.6 -> 12 ms)."""
+  neighbours it reads from the previous pass; pointwise steps (Haar) fuse
+  best whole, where a fence would only add a pass (measurements:
+  benchmarks/results-lifting.md)."""
   if all(getattr(fn, "pointwise", False) for fn in (predict, update)):
     return bands
   return [fence(b) for b in bands]

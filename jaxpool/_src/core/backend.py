@@ -28,12 +28,10 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-try:  # jax >= 0.4.36
-  from jax.extend.core import Primitive
-except ImportError:  # pragma: no cover
-  from jax.core import Primitive  # type: ignore[attr-defined,no-redef]
+from jaxpool._src.core.sharding import partition_spec
 
 __all__ = [
   "POLICIES",
@@ -221,9 +219,7 @@ def _conditional_identity(x: jax.Array) -> jax.Array:
   """``x`` through a conditional whose predicate XLA cannot know."""
   # One element per shard: a full reduction would fuse the producer into a
   # reduction loop, and an explicitly sharded axis cannot be sliced to one.
-  typeof = getattr(jax, "typeof", None)
-  spec = tuple(getattr(getattr(typeof(x), "sharding", None), "spec", None) or ()) if typeof else ()
-  spec = spec + (None,) * (x.ndim - len(spec))
+  spec = partition_spec(x)
   corner = lax.slice(x, (0,) * x.ndim, tuple(n if s else 1 for n, s in zip(x.shape, spec)))
   probe = jnp.max(corner)
   # Distinct (if equivalent) branches: JAX lowers a cond of identical

@@ -117,7 +117,7 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills, pad_on
       nothing, while a max-pool winner or a log-normaliser under ``exp``
       padded in the pass is 3-4x slower. Past the platform's
       :attr:`~jaxpool._src.core.backend.Policy.max_fused_pads` block shifts
-      every operand is padded once (XLA:CPU no longer vectorises a pass
+      every operand is padded once (XLA:CPU does not vectorise a pass
       with that many pads). Without shifts (windows that tile the input)
       nothing is padded.
 

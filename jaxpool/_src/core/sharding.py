@@ -10,11 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 from jaxpool._src.core.checks import check_key
 
-__all__ = ["replicated", "reshape_spatial", "sharding_like", "uniform"]
+__all__ = ["partition_spec", "replicated", "reshape_spatial", "sharding_like", "uniform"]
+
+
+def partition_spec(x) -> tuple:
+  """``x``'s explicit sharding as one entry per axis (``None``: unsharded);
+  all ``None`` when ``x`` is not sharded explicitly."""
+  spec = tuple(jax.typeof(x).sharding.spec)
+  return spec + (None,) * (jnp.ndim(x) - len(spec))
 
 
 def sharding_like(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
@@ -24,14 +32,10 @@ def sharding_like(like: jax.Array, shape: Sequence[int], keep: Sequence[int]):
   others are unsharded. ``None`` where JAX has no sharding-in-types, or for
   ranks that differ.
   """
-  typeof = getattr(jax, "typeof", None)
-  if like is None or typeof is None or len(shape) != like.ndim:
+  if like is None or len(shape) != like.ndim:
     return None
-  sharding = getattr(typeof(like), "sharding", None)
-  spec = getattr(sharding, "spec", None)
-  if spec is None:
-    return None
-  spec = tuple(spec) + (None,) * (like.ndim - len(spec))
+  sharding = jax.typeof(like).sharding
+  spec = partition_spec(like)
   keep = {a % like.ndim for a in keep}
   return jax.sharding.NamedSharding(
     sharding.mesh,
@@ -49,14 +53,12 @@ def reshape_spatial(x: jax.Array, shape: Sequence[int], batch: int) -> jax.Array
   unsharded.
   """
   shape = tuple(shape)
-  typeof = getattr(jax, "typeof", None)
-  sharding = getattr(typeof(x), "sharding", None) if typeof else None
-  spec = tuple(getattr(sharding, "spec", None) or ())
+  spec = partition_spec(x)
   if not any(spec):
     return x.reshape(shape)
-  spec = spec + (None,) * (x.ndim - len(spec))
   new = spec[:batch] + (None,) * (len(shape) - batch - 1) + spec[-1:]
-  out = jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*new))
+  mesh = jax.typeof(x).sharding.mesh
+  out = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*new))
   return lax.reshape(x, shape, out_sharding=out)
 
 
@@ -67,9 +69,7 @@ def replicated(x: jax.Array) -> jax.Array:
   image of the batch): the all-gather is the data movement the gather needs
   anyway, and its transpose scatters the gradient back to ``x``'s sharding.
   """
-  typeof = getattr(jax, "typeof", None)
-  sharding = getattr(typeof(x), "sharding", None) if typeof else None
-  if not any(tuple(getattr(sharding, "spec", None) or ())):
+  if not any(partition_spec(x)):
     return x
   return jax.sharding.reshard(x, jax.sharding.PartitionSpec())
 
@@ -84,9 +84,4 @@ def uniform(key, shape, like=None, keep: Sequence[int] = (), dtype=None):
   shape = tuple(shape)
   dtype = jax.numpy.float32 if dtype is None else dtype
   sharding = sharding_like(like, shape, keep)
-  if sharding is not None:
-    try:
-      return jax.random.uniform(key, shape, dtype, out_sharding=sharding)
-    except TypeError:  # a JAX without out_sharding
-      pass
-  return jax.random.uniform(key, shape, dtype)
+  return jax.random.uniform(key, shape, dtype, out_sharding=sharding)
