@@ -81,6 +81,13 @@ def torch_window_args(k, s, p, d, ceil):
 
 
 def jax_value_and_grad(fn, x, cotangent):
-  """jaxpool value and vector-Jacobian product of ``fn`` at ``x``, as numpy."""
-  y, vjp = jax.vjp(fn, jnp.asarray(x))
-  return np.asarray(y), np.asarray(vjp(jnp.asarray(cotangent))[0])
+  """jaxpool value and vector-Jacobian product of ``fn`` at ``x``, as numpy
+  (one compiled program)."""
+
+  @jax.jit
+  def value_and_vjp(x, cotangent):
+    y, vjp = jax.vjp(fn, x)
+    return y, vjp(cotangent)[0]
+
+  y, g = value_and_vjp(jnp.asarray(x), jnp.asarray(cotangent))
+  return np.asarray(y), np.asarray(g)

@@ -19,6 +19,9 @@ import re
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import jaxpool
@@ -356,3 +359,53 @@ def test_both_apis_check_each_option_at_construction_alike(name):
     assert errors[0] is errors[1], (option, BAD[option], errors)
     checked += 1
   assert checked or not shared - set(API_CONVENTIONS), shared
+
+
+def _compiles(call):
+  """How many XLA programs ``call()`` compiles."""
+  events = []
+
+  def listen(event, duration, **_):
+    if event == "/jax/core/compile/backend_compile_duration":
+      events.append(duration)
+
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    jax.block_until_ready(call())
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
+  return len(events)
+
+
+@pytest.mark.parametrize("name", jaxpool.__all__)
+def test_every_operator_compiles_eager_calls_as_one_program(name):
+  # The RoI operators read concrete boxes on the host first, then run one
+  # compiled kernel of their own.
+  function = getattr(jaxpool, name)
+  if name in ("roi_align", "roi_pool", "multi_scale_roi_align"):
+    assert not hasattr(function, "__wrapped__")
+  else:
+    assert function.__wrapped__.__name__ == name
+
+
+def test_an_eager_call_is_one_cached_program_and_a_traced_call_inlines():
+  x = jnp.arange(2 * 7 * 9 * 3, dtype=jnp.float32).reshape(2, 7, 9, 3)  # a shape of its own
+  pool = lambda: jaxpool.max_pool(x, [2, 3], padding=[(1, 0), (0, 1)])  # noqa: E731
+  assert _compiles(pool) == 1
+  assert _compiles(pool) == 0  # lists are options like tuples: the same key
+  np.testing.assert_array_equal(
+    pool(), jax.jit(lambda v: jaxpool.max_pool(v, (2, 3), padding=((1, 0), (0, 1))))(x)
+  )
+  jaxpr = jax.make_jaxpr(lambda v: jaxpool.max_pool(v, (2, 3)))(x)
+  assert "max_pool" not in str(jaxpr)  # no nested program named after it
+  # True and 1 are equal in Python but not as options: no shared program.
+  jaxpool.max_pool(x, (2, 2), ceil_mode=True)
+  with pytest.raises(TypeError, match="ceil_mode"):
+    jaxpool.max_pool(x, (2, 2), ceil_mode=1)
+
+
+def test_value_checks_still_see_concrete_arrays():
+  # mixed_pool inspects alpha: a concrete array is range-checked as before.
+  x = jnp.ones((1, 4, 4, 2))
+  with pytest.raises(ValueError, match="alpha must lie in"):
+    jaxpool.mixed_pool(x, (2, 2), alpha=jnp.asarray(1.5))

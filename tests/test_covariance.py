@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.linalg
+from derivatives import check_grads
 from flax import nnx
-from jax.test_util import check_grads
 
 import jaxpool
 from jaxpool import linen as jplinen

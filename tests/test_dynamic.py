@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from derivatives import check_grads
 from flax import nnx
-from jax.test_util import check_grads
 
 import jaxpool
 from jaxpool import nnx as jpnnx

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from derivatives import check_grads
 from flax import linen as nn
 from flax import nnx
-from jax.test_util import check_grads
 
 import jaxpool
 from jaxpool import linen as jplinen
@@ -248,7 +248,8 @@ STEPS = {
 
 @pytest.mark.parametrize("steps", sorted(STEPS))
 @pytest.mark.parametrize("spatial_dims", [1, 2, 3])
-@pytest.mark.parametrize("dtype,tolerance", [(np.float32, 1e-5), (np.float64, 1e-12)])
+# float32: the nonlinear steps' terms reach about 10 (0.5 v**2), so 3e-5 is a few ulps.
+@pytest.mark.parametrize("dtype,tolerance", [(np.float32, 3e-5), (np.float64, 1e-12)])
 def test_lift_up_pool_inverts_lift_down_pool(spatial_dims, steps, dtype, tolerance, x64):
   x = _normal(SHAPES[spatial_dims], seed=3, dtype=dtype)
   options = STEPS[steps](x.shape[-1])
@@ -279,7 +280,9 @@ def test_gradients_are_the_true_derivative(x64):
     return jaxpool.lift_up_pool(bands, predict=predict, update=update)
 
   check_grads(down, (x,), order=1, modes=["fwd", "rev"], eps=1e-6)
-  check_grads(up, tuple(_normal((2, 2, 3, 2), seed=i) for i in range(4)), order=1, eps=1e-6)
+  check_grads(
+    jax.jit(up), tuple(_normal((2, 2, 3, 2), seed=i) for i in range(4)), order=1, eps=1e-6
+  )
   # Reverse mode only: forward mode through the band maps is checked in
   # test_band_map_gradients_both_modes (here it took half a minute).
   check_grads(

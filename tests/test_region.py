@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from derivatives import check_grads
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from jax.test_util import check_grads
 
 import jaxpool
 from jaxpool import linen as jplinen

@@ -20,6 +20,7 @@ from jax import lax
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.backend import fence
 from jaxpool._src.core.checks import check_bool
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import (
   global_axes,
   normalize_spatial_shape,
@@ -89,6 +90,7 @@ _AVG_SLICED_TAPS = 16
 _MAX_WINDOW_SIDE = 32
 
 
+@compiled_when_eager()
 def adaptive_avg_pool(x: jax.typing.ArrayLike, output_shape: Sequence[int]) -> jax.Array:
   """Average over torch's adaptive bins, for a fixed output size.
 
@@ -229,6 +231,7 @@ def _adaptive_max_axis(x: jax.Array, axis: int, out: int, axes) -> jax.Array:
   return jnp.concatenate(bins, axis=axis)
 
 
+@compiled_when_eager()
 def adaptive_max_pool(x: jax.typing.ArrayLike, output_shape: Sequence[int]) -> jax.Array:
   """Maximum over torch's adaptive bins, for a fixed output size.
 
@@ -266,6 +269,7 @@ def adaptive_max_pool(x: jax.typing.ArrayLike, output_shape: Sequence[int]) -> j
   return x
 
 
+@compiled_when_eager()
 def global_avg_pool(
   x: jax.typing.ArrayLike,
   *,
@@ -300,6 +304,7 @@ def global_avg_pool(
   return jnp.mean(x.astype(compute_dtype), axis=axes, keepdims=keepdims).astype(x.dtype)
 
 
+@compiled_when_eager()
 def global_max_pool(
   x: jax.typing.ArrayLike,
   *,

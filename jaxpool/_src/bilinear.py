@@ -14,6 +14,7 @@ from jaxpool._src.core.descriptors import (
   power_of_two_scale,
   signed_sqrt,
 )
+from jaxpool._src.core.eager import compiled_when_eager
 
 __all__ = ["bilinear_pool", "compact_bilinear_pool", "count_sketches"]
 
@@ -67,6 +68,7 @@ def _finish(v: jax.Array, normalize: bool, eps: float, k) -> jax.Array:
   return l2_normalize(v, axis=-1, eps=jnp.maximum(floor, tiny))
 
 
+@compiled_when_eager()
 def bilinear_pool(
   x: jax.typing.ArrayLike,
   y: jax.typing.ArrayLike | None = None,
@@ -139,6 +141,7 @@ def _count_sketch(rows: jax.Array, h: jax.Array, s: jax.Array, output_dim: int) 
   return out.at[..., h].add(rows * s.astype(rows.dtype))
 
 
+@compiled_when_eager(inspects=("sketches",))
 def compact_bilinear_pool(
   x: jax.typing.ArrayLike,
   y: jax.typing.ArrayLike | None = None,

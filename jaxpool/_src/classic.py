@@ -20,6 +20,7 @@ from jax import lax
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.backend import fence
 from jaxpool._src.core.checks import check_bool, check_choice
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import PaddingLike, WindowGeometry, window_geometry
 from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.reductions import (
@@ -60,6 +61,7 @@ def _extremum(x, window_shape, strides, padding, dilation, ceil_mode, kind, op):
   return extremum_pool(x, geom, kind)
 
 
+@compiled_when_eager()
 def max_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -103,6 +105,7 @@ def max_pool(
   return _extremum(x, window_shape, strides, padding, dilation, ceil_mode, "max", "max_pool")
 
 
+@compiled_when_eager()
 def min_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -146,6 +149,7 @@ def min_pool(
 # ---------------------------------------------------------------------------
 
 
+@compiled_when_eager()
 def avg_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -260,6 +264,7 @@ def _lp_jvp(geom, p, primals, tangents):
   return y, dy
 
 
+@compiled_when_eager()
 def lp_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -333,6 +338,7 @@ def lp_pool(
 # ---------------------------------------------------------------------------
 
 
+@compiled_when_eager()
 def median_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -441,6 +447,7 @@ def _order_statistic(
 # ---------------------------------------------------------------------------
 
 
+@compiled_when_eager()
 def avg_max_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],

@@ -21,6 +21,7 @@ from jaxpool._src.core.descriptors import (
   power_of_two_scale,
   times_power_of_two,
 )
+from jaxpool._src.core.eager import compiled_when_eager
 
 __all__ = [
   "covariance_pool",
@@ -132,6 +133,7 @@ def triu_vector(m: jax.Array) -> jax.Array:
   return m[..., rows, cols]
 
 
+@compiled_when_eager()
 def covariance_pool(
   x: jax.typing.ArrayLike,
   *,

@@ -25,6 +25,7 @@ from jaxpool._src.core.checks import (
   check_number_array,
   check_positive_number,
 )
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import (
   PaddingLike,
   normalize_spatial_shape,
@@ -48,6 +49,7 @@ def _per_feature(value, name: str, features: int, compute_dtype) -> jax.Array:
   return value
 
 
+@compiled_when_eager(inspects=("alpha", "lam"))
 def dpp_pool(
   x: jax.typing.ArrayLike,
   alpha: jax.typing.ArrayLike,

@@ -35,6 +35,7 @@ from jaxpool._src.core.checks import (
   per_feature_shape,
 )
 from jaxpool._src.core.dtypes import compute_dtype, float_input
+from jaxpool._src.core.eager import compiled_when_eager
 
 __all__ = [
   "AGGREGATES",
@@ -293,6 +294,7 @@ def _combine(queries: list[jax.Array], aggregate: str) -> jax.Array:
   return best
 
 
+@compiled_when_eager(inspects=("scale", "delta"))
 def dyno_pool(
   x: jax.typing.ArrayLike,
   output_shape: Sequence[int],

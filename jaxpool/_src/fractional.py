@@ -19,6 +19,7 @@ from jaxpool._src.core.checks import (
   check_number_array,
   check_one_key,
 )
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import normalize_spatial_shape, spatial_axes
 from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import uniform
@@ -310,6 +311,7 @@ def _fractional_shapes(x, window_shape, output_shape, output_ratio, regions, ove
   return n, sizes, output_shape, window_shape
 
 
+@compiled_when_eager(inspects=("samples",))
 def fractional_max_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int] | None = None,

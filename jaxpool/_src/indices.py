@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import dtypes
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import (
   PaddingLike,
   normalize_spatial_shape,
@@ -27,6 +28,7 @@ def _plane_strides(shape: Sequence[int]) -> np.ndarray:
   return np.array([math.prod(shape[a + 1 :]) for a in range(len(shape))], dtype=np.int64)
 
 
+@compiled_when_eager()
 def max_pool_with_indices(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -135,6 +137,7 @@ def _plane_indices(indices, size: int):
   return jnp.where(jnp.asarray(valid), jnp.asarray(safe.astype(np.int32)), size)
 
 
+@compiled_when_eager()
 def max_unpool(
   x: jax.typing.ArrayLike,
   indices: jax.typing.ArrayLike,

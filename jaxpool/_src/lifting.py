@@ -30,6 +30,7 @@ from jaxpool._src.core import banded
 from jaxpool._src.core.backend import fence
 from jaxpool._src.core.checks import check_choice, check_features, check_spatial_dims, is_int
 from jaxpool._src.core.dtypes import compute_dtype, float_input
+from jaxpool._src.core.eager import compiled_when_eager
 
 __all__ = [
   "band_names",
@@ -290,6 +291,7 @@ def _lift_step(x, axis, predict, update, wavelet=None):
   return approx, detail, _mean_square((even - odd) + updated), _mean_square(detail)
 
 
+@compiled_when_eager()
 def lift_down_pool_with_constraints(
   x: jax.typing.ArrayLike,
   *,
@@ -359,6 +361,7 @@ def _lift_in_compute_dtype(x, spatial_dims, predict, update, wavelet, op="lift_d
   return bands, LiftConstraints(c_u, c_p)
 
 
+@compiled_when_eager()
 def lift_down_pool(
   x: jax.typing.ArrayLike,
   *,
@@ -421,6 +424,7 @@ def lift_down_pool(
   )[0]
 
 
+@compiled_when_eager()
 def lift_pool(
   x: jax.typing.ArrayLike,
   *,
@@ -485,6 +489,7 @@ def _unlift_step(approx, detail, axis, predict, update, wavelet=None):
   return jnp.stack([even, odd], axis=axis + 1).reshape(shape)
 
 
+@compiled_when_eager()
 def lift_up_pool(
   bands: Sequence[jax.typing.ArrayLike],
   *,

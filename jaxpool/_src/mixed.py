@@ -24,6 +24,7 @@ from jaxpool._src.core.checks import (
   check_number_array,
   check_one_key,
 )
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import PaddingLike, normalize_spatial_shape, window_geometry
 from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import uniform
@@ -94,6 +95,7 @@ def _proportion(alpha, out_shape, name: str) -> jax.Array:
   return alpha
 
 
+@compiled_when_eager(inspects=("alpha",))
 def mixed_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -190,6 +192,7 @@ def mixed_pool(
   return jnp.where(use_max, y_max, y_avg)
 
 
+@compiled_when_eager()
 def gated_pool(
   x: jax.typing.ArrayLike,
   gate: jax.typing.ArrayLike,

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from jaxpool._src.core.checks import check_bool, check_choice, check_features, is_int
 from jaxpool._src.core.descriptors import l2_normalize, positions
+from jaxpool._src.core.eager import compiled_when_eager
 
 __all__ = [
   "check_clusters",
@@ -45,6 +46,7 @@ def _soft_assignment_jvp(primals, tangents):
   return assign, weighted - jnp.where(live, assign * mean, 0.0)
 
 
+@compiled_when_eager()
 def netvlad(
   x: jax.typing.ArrayLike,
   centers: jax.typing.ArrayLike,

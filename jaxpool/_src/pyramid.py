@@ -13,6 +13,7 @@ from jaxpool._src.classic import max_pool
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.backend import fence
 from jaxpool._src.core.checks import check_choice, check_spatial_dims, is_int
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import global_axes
 from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import reshape_spatial
@@ -34,6 +35,7 @@ def _positive_ints(name: str, values, *, odd: bool = False) -> tuple[int, ...]:
   return tuple(int(v) for v in values)
 
 
+@compiled_when_eager()
 def spatial_pyramid_pool(
   x: jax.typing.ArrayLike,
   levels: Sequence[int] = (1, 2, 4),
@@ -103,6 +105,7 @@ def check_conv_features(owner: str, features, out_features) -> None:
     raise ValueError(f"{owner}: out_features must be an int >= 1; got {out_features!r}.")
 
 
+@compiled_when_eager()
 def spp_block(
   x: jax.typing.ArrayLike,
   kernel_sizes: Sequence[int] = (5, 9, 13),
@@ -142,6 +145,7 @@ def spp_block(
   return jnp.concatenate(parts, axis=-1)
 
 
+@compiled_when_eager()
 def sppf(
   x: jax.typing.ArrayLike,
   kernel_size: int = 5,

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxpool._src.classic import avg_pool, max_pool
 from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_bool, check_choice, check_one_key
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import (
   PaddingLike,
   normalize_spatial_shape,
@@ -33,6 +34,7 @@ __all__ = ["s3_pool", "stochastic_pool"]
 # Stochastic pooling (Zeiler & Fergus).
 
 
+@compiled_when_eager()
 def stochastic_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -197,6 +199,7 @@ def _grid_bounds(size: int, grid: int) -> list[tuple[int, int]]:
   return [(j * grid, size if j == count - 1 else (j + 1) * grid) for j in range(count)]
 
 
+@compiled_when_eager()
 def s3_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],

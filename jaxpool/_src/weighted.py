@@ -32,6 +32,7 @@ from jaxpool._src.core.checks import (
   check_layer_input,
   is_int,
 )
+from jaxpool._src.core.eager import compiled_when_eager
 from jaxpool._src.core.geometry import PaddingLike, WindowGeometry, window_geometry
 from jaxpool._src.core.reductions import (
   reduce_windows,
@@ -298,6 +299,7 @@ def _soft_bwd(geom, residuals, g):
 _soft.defvjp(_soft_fwd, _soft_bwd)
 
 
+@compiled_when_eager()
 def soft_pool(
   x: jax.typing.ArrayLike,
   window_shape: Sequence[int],
@@ -354,6 +356,7 @@ def soft_pool(
   return _soft(x.astype(compute_dtype), geom).astype(x.dtype)
 
 
+@compiled_when_eager()
 def lip_pool(
   x: jax.typing.ArrayLike,
   logits: jax.typing.ArrayLike,
