@@ -31,7 +31,7 @@ def test_jit_equals_eager(name):
 @pytest.mark.parametrize("name", sorted(OPERATORS))
 def test_vmap_equals_batched_call(name):
   fn, x = OPERATORS[name], _x()
-  mapped = jax.vmap(lambda row: fn(row[None])[0])(x)
+  mapped = jax.jit(jax.vmap(lambda row: fn(row[None])[0]))(x)
   chex.assert_trees_all_close(mapped, fn(x), rtol=1e-6, atol=1e-6)
 
 
@@ -48,7 +48,7 @@ def test_half_precision_in_same_dtype_out(name, dtype):
     rtol=tol,
     atol=tol,
   )
-  grad = jax.grad(lambda v: jnp.sum(fn(v).astype(jnp.float32)))(x.astype(dtype))
+  grad = jax.jit(jax.grad(lambda v: jnp.sum(fn(v).astype(jnp.float32))))(x.astype(dtype))
   assert grad.dtype == dtype
 
 
