@@ -44,7 +44,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 import skimage.data  # noqa: E402
 from flax import nnx  # noqa: E402
 from skimage.color import rgb2gray  # noqa: E402
@@ -173,7 +172,7 @@ def reconstruction(args) -> dict:
   results, outputs = {}, {}
   for pair in PAIRS:
     model = AutoEncoder(pair, rngs=nnx.Rngs(args.seed))
-    optimizer = nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, digits.adam(args.lr), wrt=nnx.Param)
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     for _ in range(args.recon_epochs):
@@ -240,7 +239,7 @@ def robustness(args) -> dict:
   results = {}
   for pool in ("max", "avg", "lift"):
     model = digits.CNN(pool, spatial=data.spatial, rngs=nnx.Rngs(args.seed))
-    optimizer = nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, digits.adam(args.lr), wrt=nnx.Param)
     rng = np.random.default_rng(args.seed)
     for _ in range(args.digit_epochs):
       order = rng.permutation(len(x_train))

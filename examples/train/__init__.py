@@ -41,12 +41,14 @@ Usage, from the repository root:
 from examples.train.cli import main, parse_args
 from examples.train.data import DATASETS, Data, load_data, load_digits_data, load_mnist1d_data
 from examples.train.model import CNN, HEADS, correct_count, inference_view, loss_fn, train_step
+from examples.train.run import adam
 
 __all__ = [
   "CNN",
   "DATASETS",
   "HEADS",
   "Data",
+  "adam",
   "correct_count",
   "inference_view",
   "load_data",

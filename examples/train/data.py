@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -62,9 +63,16 @@ def load_mnist1d_data() -> Data:
   )
 
 
+@functools.cache
 def load_data(name: str, size: int) -> Data:
+  """The dataset, built once per process (a process that trains several
+  times, as reproduce.py and the tests do, shares it) and read-only."""
   if name == "digits":
-    return load_digits_data(size)
-  if name == "mnist1d":
-    return load_mnist1d_data()
-  raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}.")
+    data = load_digits_data(size)
+  elif name == "mnist1d":
+    data = load_mnist1d_data()
+  else:
+    raise ValueError(f"unknown dataset {name!r}; expected one of {DATASETS}.")
+  for array in (data.x_train, data.y_train, data.x_test, data.y_test):
+    array.flags.writeable = False
+  return data

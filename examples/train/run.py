@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -17,13 +18,20 @@ from examples.train.parallel import Parallel, padded
 from jaxpool import nnx as jpnnx
 
 
+@functools.cache
+def adam(lr: float) -> optax.GradientTransformation:
+  """One transform per learning rate: the optimizer's transform is static
+  in the train step's graph, so a new one per run would recompile it."""
+  return optax.adam(lr)
+
+
 def new_run(pool: str, seed: int, data: Data, args, parallel: Parallel):
   """A fresh model and optimizer for (pool, seed), replicated on the mesh."""
   model = CNN(pool, spatial=data.spatial, head=args.head, rngs=nnx.Rngs(seed))
   if args.head == "netvlad":  # the official start: k-means on sample descriptors
     sample = inference_view(model).trunk(data.x_train[:256])
     model.global_pool.initialize(sample, key=jax.random.key(seed))
-  optimizer = nnx.Optimizer(model, optax.adam(args.lr), wrt=nnx.Param)
+  optimizer = nnx.Optimizer(model, adam(args.lr), wrt=nnx.Param)
   parallel.replicate(model, optimizer)
   return model, optimizer
 
