@@ -1,17 +1,17 @@
 """The benchmark harness: rows, timing, memory, devices, compile-only facts.
 
-A suite (``benchmarks/suites/*.py``) declares its :class:`Row` s once. Each row
+A suite (``benchmarks/suites/*.py``) declares its `Row` s once. Each row
 then runs on every target:
 
-* ``cpu`` / ``gpu`` (:func:`time_rows`): the jitted forward and
+* ``cpu`` / ``gpu`` (`time_rows`): the jitted forward and
   forward+backward (``jax.vjp`` with a non-constant cotangent) of jaxpool, of
   the JAX baseline a user would otherwise write (Flax's ``reduce_window``
   pooling or the formula with autodiff), and of torch, on the device JAX runs
   on (torch on CUDA when JAX is on a GPU; torch is left out when it cannot
   use that device). Times are medians of repeats in interleaved rounds after
-  warm-up (:func:`interleaved_medians`); temp memory is XLA's
+  warm-up (`interleaved_medians`); temp memory is XLA's
   ``memory_analysis()`` of the jitted forward+backward;
-* ``tpu-v5e`` / ``h200`` (:func:`compile_rows`): the same programs compiled by
+* ``tpu-v5e`` / ``h200`` (`compile_rows`): the same programs compiled by
   XLA's TPU or GPU compiler on this host, without the hardware: run-time
   conditionals, temp memory, fusions and, on TPU, the cost model's bytes
   accessed and time estimate. Compile-time facts, not timings.

@@ -2,8 +2,8 @@
 
 Pure functions over channels-last arrays ``(*batch, *spatial, features)``
 with torch semantics (``strides=None`` means ``strides = window_shape``).
-Flax layers live in :mod:`jaxpool.nnx` and :mod:`jaxpool.linen`;
-importing :mod:`jaxpool` does not import Flax.
+Flax layers live in [`jaxpool.nnx`][jaxpool.nnx] and [`jaxpool.linen`][jaxpool.linen];
+importing `jaxpool` does not import Flax.
 """
 
 from jaxpool._src.adaptive import adaptive_avg_pool as adaptive_avg_pool

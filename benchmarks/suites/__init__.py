@@ -1,6 +1,6 @@
 """The benchmark suites: one module per family, each declaring its rows once.
 
-Every module defines ``SUITE`` (a :class:`~harness.Suite`); ``SUITES`` maps
+Every module defines ``SUITE`` (a `Suite`); ``SUITES`` maps
 ``--suite`` names to them.
 """
 

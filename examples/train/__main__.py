@@ -1,4 +1,4 @@
-"""``python -m examples.train``: see :mod:`examples.train`."""
+"""``python -m examples.train``: see `examples.train`."""
 
 from examples.train.cli import main
 

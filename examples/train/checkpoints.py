@@ -26,7 +26,7 @@ def savable(nodes) -> dict:
 
 
 def load_state(nodes, restored: dict) -> None:
-  """Writes a :func:`savable` dict back into the NNX objects."""
+  """Writes a `savable` dict back into the NNX objects."""
   state = nnx.state(nodes)
   template = nnx.to_pure_dict(state)
   restored = jax.tree.map(

@@ -4,7 +4,7 @@ On one CPU it is plain single-device training;
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` runs it on 8 CPU
 devices. On a multi-GPU host the same code uses every GPU; on a multi-host
 slice start one process per host with ``--distributed``
-(:func:`initialize_distributed` reads the cluster from the environment:
+(`initialize_distributed` reads the cluster from the environment:
 SLURM, Cloud TPU, or ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` /
 ``JAX_PROCESS_ID``); every process builds the same data and feeds the shards
 of its own devices.

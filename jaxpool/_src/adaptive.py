@@ -162,10 +162,10 @@ def _bin_weights(size: int, out: int) -> np.ndarray:
 def _adaptive_avg_axis(x: jax.Array, axis: int, out: int) -> jax.Array:
   """Adaptive average along one axis.
 
-  The value sums each bin's own cells (a gather, :func:`_bin_cells`), so a
+  The value sums each bin's own cells (a gather, `_bin_cells`), so a
   NaN or inf reaches only the bins that hold it; a product with the
   bin-weight matrix over the whole axis would spread it by ``0 * NaN``. The
-  map is linear: its tangent is that product (:func:`_bin_weights`), whose
+  map is linear: its tangent is that product (`_bin_weights`), whose
   transpose, the reverse-mode derivative, is one more fast product (a
   gather's transpose is a slow scatter-add).
   """
@@ -213,7 +213,7 @@ _MAX_SLICED_BINS = 32
 def _adaptive_max_axis(x: jax.Array, axis: int, out: int, axes) -> jax.Array:
   """Adaptive max along one axis; the first maximum of each bin is selected.
 
-  With few bins, each is a static slice reduced by :func:`extremum_pool` (a
+  With few bins, each is a static slice reduced by `extremum_pool` (a
   window covering the slice), so the derivative is one winner scatter per
   bin rather than the scatter-add a gather transposes to. Otherwise every
   bin's cells are gathered (padded with -inf) and reduced by ``argmax``.
@@ -235,7 +235,7 @@ def _adaptive_max_axis(x: jax.Array, axis: int, out: int, axes) -> jax.Array:
 def adaptive_max_pool(x: jax.typing.ArrayLike, output_shape: Sequence[int]) -> jax.Array:
   """Maximum over torch's adaptive bins, for a fixed output size.
 
-  Bins as in :func:`adaptive_avg_pool`; equal to
+  Bins as in [`adaptive_avg_pool`][jaxpool.adaptive_avg_pool]; equal to
   ``torch.nn.functional.adaptive_max_pool{1,2,3}d`` in values and gradients:
   the gradient reaches the first maximum of each bin in row-major order. The
   bins are separable, so the maximum is taken one axis at a time, last axis
@@ -290,7 +290,7 @@ def global_avg_pool(
 
   Returns:
     ``(batch, features)`` (or ``(*batch, features)``), ``x``'s dtype; with
-    ``keepdims`` the spatial axes stay as ones.
+      ``keepdims`` the spatial axes stay as ones.
 
   Examples:
     >>> import jax.numpy as jnp, jaxpool

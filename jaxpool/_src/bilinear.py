@@ -160,20 +160,20 @@ def compact_bilinear_pool(
   and sign ``s: [d] -> {-1, 1}``, ``Psi(v)[k] = sum_{h(i)=k} s(i) v_i``.
   Per position, ``TS(x_l, y_l) = irfft(rfft(Psi_1 x_l) * rfft(Psi_2 y_l))``
   (the circular convolution of the sketches), summed over the positions
-  (Gao et al.'s sum pooling)::
+  (Gao et al.'s sum pooling):
 
       phi(X, Y) = sum_l TS(x_l, y_l),
 
   so ``<phi(X, Y), phi(X', Y')>`` is an unbiased estimate of ``<sum_l x_l
   y_l^T, sum_l x'_l y'_l^T>`` over the sketches. ``normalize=True`` then
-  applies the signed square root and L2, as :func:`bilinear_pool`.
+  applies the signed square root and L2, as [`bilinear_pool`][jaxpool.bilinear_pool].
 
   Args:
     x: ``(batch, *spatial, d_x)``, floating point.
     y: ``(batch, *spatial, d_y)`` or ``None``.
     output_dim: ``D``, the sketch size (>= 1).
     key: draws the sketches (the same key gives the same sketches); or
-    sketches: ``((h1, s1), (h2, s2))`` from :func:`count_sketches`, e.g. a
+    sketches: ``((h1, s1), (h2, s2))`` from `count_sketches`, e.g. a
       layer's stored state. Exactly one of ``key`` and ``sketches``;
       concrete hashes must be integers in ``[0, output_dim)``.
     normalize: signed square root and L2 normalisation.

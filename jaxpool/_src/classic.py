@@ -1,7 +1,7 @@
 """Classic sliding-window pooling: max, min, average, power-average, median.
 
 All operators take ``x`` of shape ``(*batch, *spatial, features)`` and the
-window arguments of :func:`jaxpool._src.core.geometry.window_geometry` (torch
+window arguments of `jaxpool._src.core.geometry.window_geometry` (torch
 semantics; ``strides=None`` means ``strides = window_shape``).
 """
 
@@ -117,14 +117,21 @@ def min_pool(
 ) -> jax.Array:
   """Min pooling: ``y = min_{i in window} x_i`` per channel.
 
-  The mirror of :func:`max_pool` (``min_pool(x) == -max_pool(-x)`` for
+  The mirror of [`max_pool`][jaxpool.max_pool] (``min_pool(x) == -max_pool(-x)`` for
   floats): the gradient goes to the first minimum of each window, padding
   never wins, NaN propagates. Integers keep their dtype.
 
   Args:
     x: input of shape ``(*batch, *spatial, features)``.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`max_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
 
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
@@ -173,8 +180,15 @@ def avg_pool(
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``
       (float16/bfloat16 are summed in float32 and cast back).
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`max_pool` (torch has no dilated average pooling; here it works).
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1 (torch has no dilated average pooling; here it works).
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
     count_include_pad: whether explicit padding counts in the divisor.
     divisor: a fixed positive divisor for every window.
 
@@ -297,8 +311,15 @@ def lp_pool(
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`max_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
     p: the power, a positive finite number (``p=1`` is sum pooling of
       ``|x|``; large ``p`` approaches max pooling of ``|x|``).
 
@@ -362,8 +383,15 @@ def median_pool(
   Args:
     x: input of shape ``(*batch, *spatial, features)``; floating point, or
       integer with ``even='lower'``.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`max_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
     even: rule for windows with an even number of cells, ``'lower'`` or
       ``'mean'``.
 
@@ -470,14 +498,21 @@ def avg_max_pool(
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`max_pool`.
-    count_include_pad: passed to :func:`avg_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
+    count_include_pad: passed to [`avg_pool`][jaxpool.avg_pool].
     combine: ``'add'``, ``'concat'`` or ``'sum'``.
 
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` (``2 * features`` for
-    ``'concat'``) and ``x``'s dtype.
+      ``'concat'``) and ``x``'s dtype.
 
   Examples:
     >>> import jax.numpy as jnp, jaxpool

@@ -77,7 +77,7 @@ def _floored_log(lam: jax.Array, floor: jax.Array, log_floor: jax.Array) -> jax.
 
 def _log_divided_differences(lam, floor, log_floor) -> jax.Array:
   """``K_ij = (f(l_i) - f(l_j)) / (l_i - l_j)`` for ``f`` the
-  :func:`_floored_log`, with ``f'(l_i)`` on the diagonal and for equal
+  `_floored_log`, with ``f'(l_i)`` on the diagonal and for equal
   eigenvalues, computed without cancellation: for ``l_i, l_j`` above the
   floor, ``K = log1p(t) / t / l_j`` with ``t = (l_i - l_j) / l_j`` (a series
   near ``t = 0``); 0 where both are at the floor."""
@@ -146,7 +146,7 @@ def covariance_pool(
   """Covariance pooling, with iSQRT-COV's matrix square root or the matrix log.
 
   The covariance of the ``M`` positions' feature vectors ``x_l`` (centred,
-  biased, as MPN-COV/iSQRT-COV)::
+  biased, as MPN-COV/iSQRT-COV):
 
       C = (1/M) sum_l (x_l - mu)(x_l - mu)^T,     mu = (1/M) sum_l x_l,
 

@@ -78,7 +78,7 @@ def dpp_pool(
 
   * Lite-DPP: ``reference=None`` uses the mean of the window's real cells.
   * Full-DPP: pass ``reference``, the output of a learned filter, with the
-    output's shape (see :class:`jaxpool.nnx.DPP`).
+    output's shape (see [`jaxpool.nnx.DPP`][jaxpool.nnx.DPP]).
 
   This is the paper's formula. The official Torch7 code additionally divides
   ``d^2 + epsilon^2`` by its window mean before raising it to ``lam / 2``
@@ -105,8 +105,16 @@ def dpp_pool(
     x: floating-point input of shape ``(*batch, *spatial, features)``.
     alpha: positive reward offset, a scalar or one per feature.
     lam: non-negative reward exponent, a scalar or one per feature.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`jaxpool.max_pool` (the paper uses 2x2 windows, stride 2).
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``; the paper uses
+      2x2 windows, stride 2.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
     reward: ``'sym'`` or ``'asym'``.
     reference: optional reference of the output's shape; default the window
       mean of the real cells.
@@ -312,7 +320,7 @@ def dpp_arguments(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-  """``(alpha, lam, reference)`` for :func:`jaxpool.dpp_pool`.
+  """``(alpha, lam, reference)`` for [`jaxpool.dpp_pool`][jaxpool.dpp_pool].
 
   ``alpha = exp(min(log_alpha, 10))`` and ``lam = exp(log_lam)`` (positive by
   construction); ``reference`` is ``None`` (Lite-DPP: the window mean) or the

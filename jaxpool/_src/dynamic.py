@@ -309,7 +309,7 @@ def dyno_pool(
   Suboptimal", CVPR 2022. Per spatial axis of length ``L`` divided into
   ``out`` cells, the cell centres and the query points are, in normalised
   coordinates (``align_corners=False``, pixel ``i`` at
-  ``-1 + (2i + 1) / L``)::
+  ``-1 + (2i + 1) / L``):
 
       p_j = -1 + (2j + 1) / out,     q = p_j +- delta,
 
@@ -325,7 +325,7 @@ def dyno_pool(
   ``out + L / alpha - sg(L / alpha)`` in place of ``out``: the values are
   the same, and ``alpha`` (the paper's ``1 / r``) gets the gradient that
   makes the size learnable. ``output_shape`` is the static rounded size,
-  ``round(L / alpha)`` (:class:`jaxpool.nnx.DynOPool` keeps it in sync).
+  ``round(L / alpha)`` ([`jaxpool.nnx.DynOPool`][jaxpool.nnx.DynOPool] keeps it in sync).
 
   Speed: when ``delta`` is ``None`` or concrete (not traced) the query
   positions are known at trace time and every read is a static strided
@@ -463,7 +463,7 @@ def dyno_scale(params: dict[str, jax.Array], max_ratio: Sequence[float]) -> jax.
 
 
 def dyno_delta(params: dict[str, jax.Array], in_sizes: Sequence[int]) -> jax.Array | None:
-  """The learned offset in :func:`jaxpool.dyno_pool`'s normalised units
+  """The learned offset in [`jaxpool.dyno_pool`][jaxpool.dyno_pool]'s normalised units
   (``2 * offset / L``), or ``None`` for the quarter cell."""
   if "offset" not in params:
     return None

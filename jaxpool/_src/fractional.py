@@ -242,7 +242,7 @@ def layer_arguments(
 
 
 def _fractional_shapes(x, window_shape, output_shape, output_ratio, regions, overlapping):
-  """Validates the shape arguments of :func:`fractional_max_pool`.
+  """Validates the shape arguments of [`fractional_max_pool`][jaxpool.fractional_max_pool].
 
   Returns ``(num_spatial, sizes, output_shape, window_shape)``.
   """

@@ -40,22 +40,29 @@ def max_pool_with_indices(
 ) -> tuple[jax.Array, jax.Array]:
   """Max pooling that also returns the flat index of every maximum.
 
-  ``values`` equals :func:`max_pool`. ``indices[..., i, c]`` is the flat
+  ``values`` equals [`max_pool`][jaxpool.max_pool]. ``indices[..., i, c]`` is the flat
   row-major index of the selected element in its unpadded spatial plane
   (``h * W + w`` in 2-D, ``(d * H + h) * W + w`` in 3-D), exactly as
   ``torch.nn.functional.max_pool{1,2,3}d(..., return_indices=True)``: the first
   maximum of the window wins ties, the last NaN wins when the window holds NaN,
   and a window of only ``-inf`` points at its first real cell. Feed the
-  indices to :func:`max_unpool` to invert the pooling.
+  indices to [`max_unpool`][jaxpool.max_unpool] to invert the pooling.
 
   Args:
     x: input of shape ``(*batch, *spatial, features)``.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`max_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
 
   Returns:
     ``(values, indices)``, both of shape ``(*batch, *out_spatial, features)``;
-    ``values`` has ``x``'s dtype and is differentiable, ``indices`` is int32.
+      ``values`` has ``x``'s dtype and is differentiable, ``indices`` is int32.
 
   Examples:
     >>> import jax.numpy as jnp, jaxpool
@@ -143,7 +150,7 @@ def max_unpool(
   indices: jax.typing.ArrayLike,
   output_shape: Sequence[int],
 ) -> jax.Array:
-  """Inverse of :func:`max_pool_with_indices`: scatter values back, zeros elsewhere.
+  """Inverse of [`max_pool_with_indices`][jaxpool.max_pool_with_indices]: scatter values back, zeros elsewhere.
 
   ``y[..., indices[..., i, c], c] = x[..., i, c]`` on the flattened spatial
   plane of shape ``output_shape``; every other cell is zero. Equal to
@@ -153,13 +160,13 @@ def max_unpool(
   is out of range, never wrapped onto a valid cell). When several entries
   share an index (overlapping windows that picked the same maximum) the forward
   keeps one of them (they hold the same value when they come from
-  :func:`max_pool_with_indices`) and the gradient reaches every one of them,
+  [`max_pool_with_indices`][jaxpool.max_pool_with_indices]) and the gradient reaches every one of them,
   as in torch.
 
   Args:
     x: pooled values of shape ``(*batch, *in_spatial, features)``.
     indices: integer array of the same shape (e.g. from
-      :func:`max_pool_with_indices`).
+      [`max_pool_with_indices`][jaxpool.max_pool_with_indices]).
     output_shape: spatial shape of the result, one int per spatial axis,
       usually the spatial shape of the input that was pooled.
 

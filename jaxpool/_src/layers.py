@@ -1,7 +1,7 @@
 """Every layer of both Flax APIs, declared once, without Flax.
 
-A :class:`LayerSpec` per layer class says which jaxpool functions it applies,
-which arrays its call takes, under which names :func:`make_pool` builds it,
+A `LayerSpec` per layer class says which jaxpool functions it applies,
+which arrays its call takes, under which names [`make_pool`][jaxpool.nnx.make_pool] builds it,
 and how many output features it makes per input feature. ``jaxpool.nnx`` and
 ``jaxpool.linen`` declare a class of the same name with ``spec="Name"``:
 

@@ -1,15 +1,15 @@
 """LiftPool (Zhao & Snoek, ICLR 2021): pooling by the lifting scheme.
 
 One 1-D lifting step along an axis splits a signal into even and odd samples
-and turns them into an approximation ``s`` and a detail ``d``::
+and turns them into an approximation ``s`` and a detail ``d``:
 
     x_e[k] = x[2k],   x_o[k] = x[2k + 1]
     d = x_o - P(x_e)          (predict)
     s = x_e + U(d)            (update)
 
 and is undone exactly, for any ``P`` and ``U``, by ``x_e = s - U(d)``,
-``x_o = d + P(x_e)``. :func:`lift_down_pool` lifts along every spatial axis
-(the last first) and returns the sub-bands; :func:`lift_up_pool` inverts it.
+``x_o = d + P(x_e)``. [`lift_down_pool`][jaxpool.lift_down_pool] lifts along every spatial axis
+(the last first) and returns the sub-bands; [`lift_up_pool`][jaxpool.lift_up_pool] inverts it.
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ def _mean_square(v: jax.Array) -> jax.Array:
 
 
 def _between_passes(bands, predict, update):
-  """The bands, fenced (:func:`~jaxpool._src.core.backend.fence`) unless
+  """The bands, fenced (`fence`) unless
   both steps are pointwise: fused, every output of a pass would recompute the
   neighbours it reads from the previous pass; pointwise steps (Haar) fuse
   best whole, where a fence would only add a pass (measurements:
@@ -300,9 +300,9 @@ def lift_down_pool_with_constraints(
   update: Step | None = None,
   wavelet: str = "legall53",
 ):
-  """:func:`lift_down_pool` and the paper's lifting constraints.
+  """[`lift_down_pool`][jaxpool.lift_down_pool] and the paper's lifting constraints.
 
-  Over every 1-D lifting step (3 in 2-D: one horizontal, two vertical)::
+  Over every 1-D lifting step (3 in 2-D: one horizontal, two vertical):
 
       c_u = sum_steps mean((s - x_o)^2)   (the update keeps s close to the signal)
       c_p = sum_steps mean(d^2)           (the predictor keeps the detail small)
@@ -321,12 +321,22 @@ def lift_down_pool_with_constraints(
   random activations of 1e20 in float32) is ``inf``.
 
   Args:
-    x, spatial_dims, predict, update, wavelet: as in :func:`lift_down_pool`.
+    x: ``(*batch, *spatial, features)`` floating-point array, every spatial axis
+      of even length, as in [`lift_down_pool`][jaxpool.lift_down_pool].
+    spatial_dims: number of spatial axes (1, 2 or 3, default 2), those just
+      before the features.
+    predict: the predict step ``P``, a callable ``(..., n, features) -> (..., n,
+      features)`` along axis -2, as in [`lift_down_pool`][jaxpool.lift_down_pool];
+      ``None`` (default) takes the step of ``wavelet``.
+    update: the update step ``U``, a callable like ``predict``; ``None``
+      (default) takes the step of ``wavelet``.
+    wavelet: the fixed steps used for ``None``: ``'legall53'`` (default) or
+      ``'haar'``, as in [`lift_down_pool`][jaxpool.lift_down_pool].
 
   Returns:
     ``(bands, LiftConstraints(c_u, c_p))``: the bands of
-    :func:`lift_down_pool` and two scalars, float32 for half-precision
-    input (a float16 mean square overflows for activations of a few hundred).
+      [`lift_down_pool`][jaxpool.lift_down_pool] and two scalars, float32 for half-precision
+      input (a float16 mean square overflows for activations of a few hundred).
 
   Examples:
     >>> import jax.numpy as jnp
@@ -342,7 +352,7 @@ def lift_down_pool_with_constraints(
 
 
 def _lift_in_compute_dtype(x, spatial_dims, predict, update, wavelet, op="lift_down_pool"):
-  """The bands (a list, in :func:`compute_dtype`) and the constraints."""
+  """The bands (a list, in `compute_dtype`) and the constraints."""
   spatial_dims = check_spatial_dims(spatial_dims)
   axes = _lifted_axes(x.shape, spatial_dims, op)
   fixed = wavelet if predict is None and update is None else None
@@ -373,7 +383,7 @@ def lift_down_pool(
   """LiftDownPool: the sub-bands of a lifting along every spatial axis.
 
   Along each spatial axis in turn, the last first, every band from the
-  previous passes is split into even and odd samples and lifted::
+  previous passes is split into even and odd samples and lifted:
 
       d = x_o - P(x_e),    s = x_e + U(d)
 
@@ -390,9 +400,11 @@ def lift_down_pool(
       ``spatial_dims=1`` (with the default 2 it is one ``(H, W, C)`` image).
     spatial_dims: number of spatial axes (1, 2 or 3), those just before the
       features.
-    predict, update: callables ``(..., n, features) -> (..., n, features)``
-      acting along axis -2 (the lifting axis is moved there), shared by all
-      passes. ``None`` takes the step of ``wavelet``.
+    predict: the predict step ``P``: a callable ``(..., n, features) -> (..., n,
+      features)`` acting along axis -2 (the lifting axis is moved there), shared
+      by all passes. ``None`` (default) takes the step of ``wavelet``.
+    update: the update step ``U``: a callable of the same form, shared by all
+      passes. ``None`` (default) takes the step of ``wavelet``.
     wavelet: the fixed steps used for ``None``: ``'legall53'`` (LeGall 5/3,
       JPEG 2000's reversible wavelet: ``P(e)[k] = (e[k] + e[k+1]) / 2``,
       ``U(d)[k] = (d[k-1] + d[k]) / 4``, symmetric extension at both ends)
@@ -400,10 +412,10 @@ def lift_down_pool(
       mean and ``d`` the pair difference).
 
   Returns:
-    A named tuple of bands (:class:`LiftBands1D`, :class:`LiftBands2D` or
-    :class:`LiftBands3D`), each ``(*batch, *spatial / 2, features)`` in the
-    dtype of ``x``. With the default wavelets a constant input gives the
-    constant in the first band and zeros elsewhere.
+    A named tuple of bands (`LiftBands1D`, `LiftBands2D` or
+      `LiftBands3D`), each ``(*batch, *spatial / 2, features)`` in the
+      dtype of ``x``. With the default wavelets a constant input gives the
+      constant in the first band and zeros elsewhere.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -433,7 +445,7 @@ def lift_pool(
   update: Step | None = None,
   wavelet: str = "legall53",
 ) -> jax.Array:
-  """LiftPool for classification: the sum of :func:`lift_down_pool`'s bands.
+  """LiftPool for classification: the sum of [`lift_down_pool`][jaxpool.lift_down_pool]'s bands.
 
   ``lift_pool(x) == sum(lift_down_pool(x))``, the paper's pooling for
   classification (``LL + LH + HL + HH`` in 2-D). With the fixed wavelets
@@ -443,7 +455,17 @@ def lift_pool(
   the bands. With learned steps the bands are lifted and summed.
 
   Args:
-    x, spatial_dims, predict, update, wavelet: as in :func:`lift_down_pool`.
+    x: ``(*batch, *spatial, features)`` floating-point array, every spatial axis
+      of even length, as in [`lift_down_pool`][jaxpool.lift_down_pool].
+    spatial_dims: number of spatial axes (1, 2 or 3, default 2), those just
+      before the features.
+    predict: the predict step ``P``, a callable ``(..., n, features) -> (..., n,
+      features)`` along axis -2, as in [`lift_down_pool`][jaxpool.lift_down_pool];
+      ``None`` (default) takes the step of ``wavelet``.
+    update: the update step ``U``, a callable like ``predict``; ``None``
+      (default) takes the step of ``wavelet``.
+    wavelet: the fixed steps used for ``None``: ``'legall53'`` (default) or
+      ``'haar'``, as in [`lift_down_pool`][jaxpool.lift_down_pool].
 
   Returns:
     ``(*batch, *spatial / 2, features)`` in the dtype of ``x``.
@@ -478,7 +500,7 @@ def lift_pool(
 
 
 def _unlift_step(approx, detail, axis, predict, update, wavelet=None):
-  """The inverse of :func:`_lift_step`; with a ``wavelet`` name, as a
+  """The inverse of `_lift_step`; with a ``wavelet`` name, as a
   two-band map."""
   if wavelet is not None:
     return banded.from_bands((approx, detail), axis, _synthesis_bank(wavelet, approx.shape[axis]))
@@ -498,7 +520,7 @@ def lift_up_pool(
   update: Step | None = None,
   wavelet: str = "legall53",
 ) -> jax.Array:
-  """LiftUpPool: the exact inverse of :func:`lift_down_pool`.
+  """LiftUpPool: the exact inverse of [`lift_down_pool`][jaxpool.lift_down_pool].
 
   The passes are undone in reverse order; each one computes
   ``x_e = s - U(d)``, ``x_o = d + P(x_e)`` and interleaves
@@ -509,12 +531,17 @@ def lift_up_pool(
   matching down pooling.
 
   Args:
-    bands: the ``2**spatial_dims`` bands in :func:`band_names` order (a
-      named tuple from :func:`lift_down_pool` or any sequence), all of one
+    bands: the ``2**spatial_dims`` bands in `band_names` order (a
+      named tuple from [`lift_down_pool`][jaxpool.lift_down_pool] or any sequence), all of one
       shape ``(*batch, *spatial, features)``.
     spatial_dims: the number of lifted axes, checked against the number of
       bands when given (``None``: ``log2(len(bands))``).
-    predict, update, wavelet: the steps used by the down pooling.
+    predict: the predict step ``P`` the down pooling used; ``None`` (default)
+      takes the step of ``wavelet``.
+    update: the update step ``U`` the down pooling used; ``None`` (default)
+      takes the step of ``wavelet``.
+    wavelet: the fixed steps the down pooling used for ``None``: ``'legall53'``
+      (default) or ``'haar'``.
 
   Returns:
     ``(*batch, *2 spatial, features)``, in the bands' dtype.
@@ -595,7 +622,7 @@ def init_lift_params(
   """Parameters of LiftPool's ``P`` and ``U``: ``{step}_{part}`` for ``step``
   in ``('predict', 'update')``.
 
-  Each step is ``tanh(mix(relu(depthwise(v))))`` (see :func:`lift_step`):
+  Each step is ``tanh(mix(relu(depthwise(v))))`` (see `lift_step`):
   ``depthwise_kernel`` ``(kernel_size, features)`` (LeCun normal, fan-in
   ``kernel_size``) and ``depthwise_bias`` (zeros); ``mix_kernel``, zeros, of
   shape ``(features,)`` for ``mixing='channelwise'`` (the paper's count, no
@@ -635,7 +662,7 @@ def lift_step(params: dict[str, jax.Array], step: str, v: jax.Array, axis: int =
 
 
 def lift_steps(params: dict[str, jax.Array]):
-  """``(predict, update)`` callables for :func:`jaxpool.lift_down_pool`."""
+  """``(predict, update)`` callables for [`jaxpool.lift_down_pool`][jaxpool.lift_down_pool]."""
   return tuple(
     along_axis(lambda v, axis=-2, step=step: lift_step(params, step, v, axis))
     for step in LIFT_STEPS

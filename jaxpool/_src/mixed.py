@@ -1,9 +1,9 @@
 """Mixed and gated max-average pooling (Yu et al. 2014; Lee et al. 2016).
 
 ``y = m * max_pool(x) + (1 - m) * avg_pool(x)`` with the mixing proportion
-``m`` a random draw (:func:`mixed_pool` with a ``key``), a fixed or learned
-weight (:func:`mixed_pool` without one) or a learned gate of the region
-(:func:`gated_pool`).
+``m`` a random draw ([`mixed_pool`][jaxpool.mixed_pool] with a ``key``), a fixed or learned
+weight ([`mixed_pool`][jaxpool.mixed_pool] without one) or a learned gate of the region
+([`gated_pool`][jaxpool.gated_pool]).
 """
 
 from __future__ import annotations
@@ -134,11 +134,18 @@ def mixed_pool(
 
   Args:
     x: ``(*batch, *spatial, features)`` floating-point array.
-    window_shape, strides, padding, dilation, ceil_mode: the windows, as in
-      :func:`jaxpool.max_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
     alpha: probability of max pooling (with ``key``) or its weight (without):
       a scalar, one value per feature ``(features,)`` or an array that
-      broadcasts to the output (e.g. from :func:`gated_pool`'s gate). Every
+      broadcasts to the output (e.g. from [`gated_pool`][jaxpool.gated_pool]'s gate). Every
       element must lie in ``[0, 1]`` (no NaN): a ``ValueError`` when
       ``alpha`` is concrete (a Python number, NumPy or JAX array); a traced
       ``alpha`` (e.g. a learned sigmoid under ``jit``) cannot be checked and
@@ -146,7 +153,7 @@ def mixed_pool(
     key: one PRNG key for the draws, or ``None`` for inference (a batch of
       keys, a float array or a wrongly shaped raw key is an error).
     granularity: ``'region'``, ``'map'`` or ``'layer'`` (see above).
-    count_include_pad: a bool, passed to :func:`jaxpool.avg_pool`.
+    count_include_pad: a bool, passed to [`jaxpool.avg_pool`][jaxpool.avg_pool].
 
   Returns:
     ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.
@@ -219,8 +226,17 @@ def gated_pool(
     x: ``(*batch, *spatial, features)`` floating-point array.
     gate: the mask, ``window_shape`` (shared by every feature, as in the
       paper: 9 parameters for a 3x3 window) or ``(*window_shape, features)``.
-    window_shape, strides, padding, dilation, ceil_mode, count_include_pad:
-      as in :func:`mixed_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
+    count_include_pad: whether explicit padding counts in the average's divisor
+      (default ``True``), as in [`avg_pool`][jaxpool.avg_pool].
 
   Returns:
     ``(*batch, *out_spatial, features)`` array, ``x``'s dtype.

@@ -59,7 +59,7 @@ def netvlad(
   """NetVLAD: soft-assigned residuals to ``K`` centres, normalised.
 
   For the descriptors ``x_l`` of the ``M`` positions (L2-normalised first
-  when ``normalize_input``)::
+  when ``normalize_input``):
 
       a_lk = softmax_k(x_l . w_k + b_k)
       V_k  = sum_l a_lk (x_l - c_k)
@@ -228,7 +228,7 @@ def init_netvlad_params(
 def init_netvlad_random(key: jax.Array, features: int, clusters: int) -> dict[str, jax.Array]:
   """NetVLAD's start without descriptors: unit-norm random centres and the
   v2 assignment with ``alpha = 1`` (``w_k = 2 c_k``, ``b_k = -1``). A start
-  from k-means (:func:`init_netvlad_params`) is what the paper uses."""
+  from k-means (`init_netvlad_params`) is what the paper uses."""
   features = check_features("NetVLAD", features)
   clusters = check_clusters(clusters)
   centres = jax.random.normal(key, (clusters, features))

@@ -46,8 +46,8 @@ def spatial_pyramid_pool(
   """SPPNet's spatial pyramid pooling: a fixed-length vector for any input size.
 
   For each level ``n``, an adaptive pooling to ``n`` bins per spatial axis
-  (torch's bins, as :func:`jaxpool.adaptive_max_pool`), flattened row-major
-  in ``(n, ..., n, features)`` order; the levels concatenated in order::
+  (torch's bins, as [`jaxpool.adaptive_max_pool`][jaxpool.adaptive_max_pool]), flattened row-major
+  in ``(n, ..., n, features)`` order; the levels concatenated in order:
 
       y = concat_n flatten(adaptive_pool(x, (n,) * num_spatial))
 
@@ -63,7 +63,7 @@ def spatial_pyramid_pool(
 
   Returns:
     ``(batch, features * sum(n ** num_spatial))`` (``(*batch, ...)``), ``x``'s
-    dtype.
+      dtype.
 
   Examples:
     >>> import jax.numpy as jnp, jaxpool
@@ -130,7 +130,7 @@ def spp_block(
 
   Returns:
     ``(*batch, *spatial, features * (1 + len(kernel_sizes)))``, ``x``'s
-    dtype.
+      dtype.
 
   Examples:
     >>> import jax.numpy as jnp, jaxpool

@@ -223,7 +223,7 @@ def roi_align(
   For a box ``(b, x1, y1, x2, y2)`` with offset ``o = 0.5`` if ``aligned``
   else 0, the RoI starts at ``x1 * s - o`` and spans ``w = (x2 - x1) * s``
   (at least 1 unless ``aligned``); bin ``(p, q)`` of ``(ph, pw)`` averages
-  the ``grid_h x grid_w`` samples::
+  the ``grid_h x grid_w`` samples:
 
       y[p, q] = 1 / max(grid_h * grid_w, 1) * sum_{i, j} bilinear(x[b],
                   y1 * s - o + (p + (i + 0.5) / grid_h) * h / ph,
@@ -380,25 +380,31 @@ def multi_scale_roi_align(
   """RoIAlign over a feature pyramid (FPN), torchvision's ``MultiScaleRoIAlign``.
 
   Level ``l`` of ``x`` has scale ``s_l = 2 ** round(log2(H_l / H_image))``;
-  the finest is level ``k_min = -log2(s_0)``. Each box is read from level::
+  the finest is level ``k_min = -log2(s_0)``. Each box is read from level:
 
       k = clip(floor(canonical_level + log2(sqrt(area) / canonical_scale)
                + 1e-6), k_min, k_max)
 
   with ``area = (x2 - x1) * (y2 - y1)`` in image coordinates, by
-  :func:`roi_align` at ``spatial_scale = s_k``. All levels are read through
-  one gather: the cost is one :func:`roi_align`, not one per level.
+  [`roi_align`][jaxpool.roi_align] at ``spatial_scale = s_k``. All levels are read through
+  one gather: the cost is one [`roi_align`][jaxpool.roi_align], not one per level.
 
   Args:
     x: the pyramid, finest first: ``(batch, H_l, W_l, features)`` per level.
     boxes: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)`` in image
-      coordinates, checked and handled as in :func:`roi_align`.
+      coordinates, checked and handled as in [`roi_align`][jaxpool.roi_align].
     output_shape: ``(ph, pw)`` or an int for both.
     image_shape: ``(H, W)`` of the input images (torchvision takes the
       largest image of the batch).
-    sampling_ratio, aligned, max_sampling_ratio, box_gradient: as
-      :func:`roi_align` (``max_sampling_ratio`` defaults to the finest
-      level's bound).
+    sampling_ratio: samples per bin axis; ``<= 0`` (default -1) for adaptive, as
+      in [`roi_align`][jaxpool.roi_align].
+    aligned: shift by half a pixel (Detectron2's ``ROIAlignV2``), as in
+      [`roi_align`][jaxpool.roi_align]; default ``False``.
+    max_sampling_ratio: static cap on the adaptive sample count, as in
+      [`roi_align`][jaxpool.roi_align]; ``None`` (default) means the finest
+      level's bound.
+    box_gradient: differentiate with respect to the box corners as well, as in
+      [`roi_align`][jaxpool.roi_align]; default ``False``.
     canonical_scale: the box size mapped to ``canonical_level`` (224).
     canonical_level: the level of a ``canonical_scale`` box (4).
 

@@ -1,7 +1,7 @@
 """A name -> layer class table, one instance per layer API (NNX, Linen).
 
 Models pick their pooling by string (``make_pool("soft", ...)``); each layer
-API keeps its own :class:`Registry` of its own layer classes, filled by its
+API keeps its own `Registry` of its own layer classes, filled by its
 family modules. This module imports no Flax.
 """
 

@@ -145,7 +145,7 @@ def roi_pool(
   For a box ``(b, x1, y1, x2, y2)``, its corners are scaled and rounded like
   C's ``round`` (halves away from zero): ``w0 = round(x1 * s)``, ``w1 =
   round(x2 * s)`` (the same for ``h``); the box spans ``size = max(w1 - w0
-  + 1, 1)`` cells and output column ``q`` of ``pw`` covers cells::
+  + 1, 1)`` cells and output column ``q`` of ``pw`` covers cells:
 
       [w0 + floor(q * size / pw), w0 + ceil((q + 1) * size / pw))
 
@@ -154,7 +154,7 @@ def roi_pool(
   goes to its first maximum in row-major order (torchvision's tie rule).
 
   Unlike torchvision's kernel, a NaN in a bin gives NaN (as
-  :func:`jaxpool.max_pool`), and a bin of ``-inf`` gives ``-inf`` (not
+  [`jaxpool.max_pool`][jaxpool.max_pool]), and a bin of ``-inf`` gives ``-inf`` (not
   ``-FLT_MAX``).
 
   Args:

@@ -1,6 +1,6 @@
 """Sampling poolings: stochastic pooling (Zeiler & Fergus) and S3Pool (Zhai et al.).
 
-Both take a keyword-only ``key`` (a :mod:`jax.random` key); ``key=None``
+Both take a keyword-only ``key`` (a `jax.random` key); ``key=None``
 selects the documented, deterministic inference rule. Random draws carry the
 input's batch and feature sharding where the JAX version supports it.
 """
@@ -71,8 +71,15 @@ def stochastic_pool(
 
   Args:
     x: ``(*batch, *spatial, features)`` floating-point array.
-    window_shape, strides, padding, dilation, ceil_mode: the windows, as in
-      :func:`jaxpool.max_pool`.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
     key: one PRNG key for the draws, or ``None`` for inference (a batch of
       keys, a float array or a wrongly shaped raw key is an error).
 

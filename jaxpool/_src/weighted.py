@@ -3,7 +3,7 @@
 Each output is a weighted mean of its window, ``y = sum_i w_i x_i / sum_i w_i``,
 with weights from the input itself (SoftPool) or from learned logits (LIP).
 Padded cells get zero weight. DPP, a learned reward of the deviation from a
-local reference, is :mod:`jaxpool._src.dpp`.
+local reference, is `jaxpool._src.dpp`.
 
 The exponential weights of SoftPool and LIP subtract the window maximum of the
 logits (a constant for the derivative), so they stay finite for any finite
@@ -81,7 +81,7 @@ def _forward_by_taps(x, logits, geom):
   one, but the rounding of the float32 log-normaliser (an ulp is 1e-3 at 1e4)
   then only scales the deviations from ``c``, not ``|x|`` itself.
 
-  Infinite inputs give the limit. LIP (:func:`_finite_logits`): ``+inf``
+  Infinite inputs give the limit. LIP (`_finite_logits`): ``+inf``
   logits take all the weight, ``-inf`` logits none, and a window of only
   ``-inf`` logits (whose limit depends on how they diverge) is weighted
   uniformly. SoftPool (``l = x``): a ``-inf`` cell has weight 0 and adds 0 (its
@@ -164,8 +164,8 @@ def _softmax_combine(a, b):
 
 
 def _forward_by_reduce_window(x, logits, geom):
-  """LIP's :func:`_forward_by_taps` as one ``reduce_window`` of
-  :func:`_softmax_combine` over ``(l, 1, x)``: ``y = t / s`` and the
+  """LIP's `_forward_by_taps` as one ``reduce_window`` of
+  `_softmax_combine` over ``(l, 1, x)``: ``y = t / s`` and the
   log-normaliser ``m + log s``, with the same infinite limits."""
   top, total, weighted = reduce_windows(
     (logits, jnp.ones_like(x), x), (-jnp.inf, 0.0, 0.0), _softmax_combine, geom
@@ -212,7 +212,7 @@ def _weighted_backward(x, logits, y, normalizer, g, geom):
 
 
 def _backward_by_scatter(x, logits, y, normalizer, g, geom):
-  """One :func:`scatter_to_input` pass that recomputes each cell's weight in
+  """One `scatter_to_input` pass that recomputes each cell's weight in
   each of its windows (no per-tap tensor is materialised). With overlapping
   windows only the normaliser is padded once for the block shifts; ``g`` and
   ``y`` are padded inside the pass (see ``scatter_to_input``'s ``pad_once``).
@@ -331,8 +331,15 @@ def soft_pool(
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``
       (float16/bfloat16 computed in float32 and cast back).
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`jaxpool.max_pool` (``strides=None`` means ``window_shape``).
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
 
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
@@ -371,7 +378,7 @@ def lip_pool(
 
   Per channel and window ``R``: ``y = sum_{i in R} exp(l_i) x_i / sum_{i in R}
   exp(l_i)`` with importance logits ``l`` of ``x``'s shape (usually produced by
-  a small learned network, see :class:`jaxpool.nnx.LIP`); padded cells have
+  a small learned network, see [`jaxpool.nnx.LIP`][jaxpool.nnx.LIP]); padded cells have
   zero weight. Stable for any finite logits (the window maximum of ``l`` is
   subtracted; the official CUDA kernel has this commented out and relies on
   its ``12 * sigmoid`` logit bound). Gradients to both ``x`` (``w_i``) and
@@ -382,9 +389,16 @@ def lip_pool(
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
     logits: importance logits, same shape as ``x``.
-    window_shape, strides, padding, dilation, ceil_mode: as in
-      :func:`jaxpool.max_pool`. The official LIP uses 3x3 windows, stride 2,
-      padding 1.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``; the official
+      LIP uses 3x3 windows, stride 2, padding 1.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1.
+    ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
+      ``False``).
 
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.
@@ -496,7 +510,7 @@ def lip_logits(params: dict[str, jax.Array], x: jax.typing.ArrayLike) -> jax.Arr
   the official code; ``f`` is conv -> IN (-> ReLU -> conv -> IN)...
 
   Args:
-    params: from :func:`init_lip_logit_params`.
+    params: from `init_lip_logit_params`.
     x: ``(*batch, *spatial, features)`` input.
 
   Returns:

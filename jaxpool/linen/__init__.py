@@ -1,7 +1,7 @@
 """Flax Linen layers for jaxpool's operators.
 
-Each layer is a thin :class:`flax.linen.Module` dataclass over the function of
-the same name (``MaxPool`` over :func:`jaxpool.max_pool`): the window triple
+Each layer is a thin `flax.linen.Module` dataclass over the function of
+the same name (``MaxPool`` over [`jaxpool.max_pool`][jaxpool.max_pool]): the window triple
 ``window_shape, strides, padding`` (or ``output_shape``) is positional, every
 other field keyword-only, with the function's names and defaults. Learned
 layers (``LIP``, ``DPP``, ``LearnedMixedPool``, ``GatedPool``) create their
@@ -9,11 +9,11 @@ parameters with the same functions as the NNX layers and infer ``features``
 from the input. Random layers (``MixedPool``, ``StochasticPool``, ``S3Pool``,
 ``FractionalMaxPool``) draw from the ``'pool'`` rng stream
 (``rng_collection``) and take a ``deterministic`` field or call argument,
-like :class:`flax.linen.Dropout`:
+like `flax.linen.Dropout`:
 ``layer.apply(variables, x, deterministic=False, rngs={'pool': key})``.
 
-:func:`make_pool` builds a layer from a registered name, as
-:func:`jaxpool.nnx.make_pool`; :func:`register_pool` adds names.
+[`make_pool`][jaxpool.linen.make_pool] builds a layer from a registered name, as
+[`jaxpool.nnx.make_pool`][jaxpool.nnx.make_pool]; [`register_pool`][jaxpool.linen.register_pool] adds names.
 
 Examples:
   >>> import jax.numpy as jnp

@@ -8,7 +8,7 @@ __all__ = ["AdaptiveAvgPool", "AdaptiveMaxPool", "GlobalAvgPool", "GlobalMaxPool
 
 
 class AdaptiveAvgPool(FunctionModule, spec="AdaptiveAvgPool"):
-  """Adaptive average pooling over :func:`jaxpool.adaptive_avg_pool`.
+  """Adaptive average pooling over [`jaxpool.adaptive_avg_pool`][jaxpool.adaptive_avg_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -22,7 +22,7 @@ class AdaptiveAvgPool(FunctionModule, spec="AdaptiveAvgPool"):
 
 
 class AdaptiveMaxPool(FunctionModule, spec="AdaptiveMaxPool"):
-  """Adaptive max pooling over :func:`jaxpool.adaptive_max_pool`.
+  """Adaptive max pooling over [`jaxpool.adaptive_max_pool`][jaxpool.adaptive_max_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -34,7 +34,7 @@ class AdaptiveMaxPool(FunctionModule, spec="AdaptiveMaxPool"):
 
 
 class GlobalAvgPool(FunctionModule, spec="GlobalAvgPool"):
-  """Mean over the spatial axes, over :func:`jaxpool.global_avg_pool`.
+  """Mean over the spatial axes, over [`jaxpool.global_avg_pool`][jaxpool.global_avg_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -48,7 +48,7 @@ class GlobalAvgPool(FunctionModule, spec="GlobalAvgPool"):
 
 
 class GlobalMaxPool(FunctionModule, spec="GlobalMaxPool"):
-  """Maximum over the spatial axes, over :func:`jaxpool.global_max_pool`.
+  """Maximum over the spatial axes, over [`jaxpool.global_max_pool`][jaxpool.global_max_pool].
 
   Examples:
     >>> import jax.numpy as jnp

@@ -75,7 +75,7 @@ class PoolModule(nn.Module):
 
   @classmethod
   def from_window(cls, window_shape, strides=None, padding="VALID", **options):
-    """The layer :func:`jaxpool.linen.make_pool` builds for a window (by
+    """The layer [`jaxpool.linen.make_pool`][jaxpool.linen.make_pool] builds for a window (by
     default ``cls(window_shape, strides, padding, **options)``)."""
     args, options = window_arguments(cls, window_shape, strides, padding, options)
     return cls(*args, **options)
@@ -106,7 +106,7 @@ class FunctionModule(PoolModule):
   """A layer that applies a jaxpool function with its fields as options.
 
   ``class MaxPool(FunctionModule, spec="MaxPool")`` makes the fields from the
-  spec's function (:mod:`jaxpool._src.layers`): its arguments after the
+  spec's function (`jaxpool._src.layers`): its arguments after the
   call-time arrays, with the same names, defaults and kinds, checked at
   construction by the function's own option checks; the call applies the
   function to the arrays.
@@ -153,7 +153,7 @@ class FunctionModule(PoolModule):
 
 
 class WindowModule(PoolModule):
-  """Fields shared by the sliding-window layers (see :func:`jaxpool.max_pool`):
+  """Fields shared by the sliding-window layers (see [`jaxpool.max_pool`][jaxpool.max_pool]):
   the window triple positional, the rest keyword-only.
 
   Examples:
@@ -233,7 +233,7 @@ class RandomModule(PoolModule):
 
 
 class RandomFunctionModule(FunctionModule, RandomModule):
-  """A :class:`FunctionModule` over a random function: training calls draw a
+  """A [`FunctionModule`][jaxpool.linen.FunctionModule] over a random function: training calls draw a
   key from the ``rng_collection`` stream (``'pool'``), inference
   (``deterministic=True``, a field or call argument) passes ``key=None``,
   the operator's documented inference rule.
@@ -260,7 +260,7 @@ class RandomFunctionModule(FunctionModule, RandomModule):
 
 def auxiliary_loss(state: Mapping) -> jax.Array:
   """The sum of the auxiliary training losses the layers sowed into the
-  ``'losses'`` collection (e.g. each :class:`LiftDownPool`'s
+  ``'losses'`` collection (e.g. each [`LiftDownPool`][jaxpool.linen.LiftDownPool]'s
   ``lambda_u * c_u + lambda_p * c_p``).
 
   Args:

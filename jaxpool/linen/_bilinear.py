@@ -19,7 +19,7 @@ SKETCH = "sketch"
 
 
 class BilinearPool(PoolModule, spec="BilinearPool"):
-  """Bilinear pooling head: :func:`jaxpool.bilinear_pool` (``x`` or ``x, y``).
+  """Bilinear pooling head: [`jaxpool.bilinear_pool`][jaxpool.bilinear_pool] (``x`` or ``x, y``).
 
   Examples:
     >>> import jax, jax.numpy as jnp

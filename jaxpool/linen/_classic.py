@@ -8,7 +8,7 @@ __all__ = ["AvgMaxPool", "AvgPool", "LpPool", "MaxPool", "MedianPool", "MinPool"
 
 
 class MaxPool(FunctionModule, spec="MaxPool"):
-  """Max pooling layer over :func:`jaxpool.max_pool`.
+  """Max pooling layer over [`jaxpool.max_pool`][jaxpool.max_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -23,7 +23,7 @@ class MaxPool(FunctionModule, spec="MaxPool"):
 
 
 class MinPool(FunctionModule, spec="MinPool"):
-  """Min pooling layer over :func:`jaxpool.min_pool`.
+  """Min pooling layer over [`jaxpool.min_pool`][jaxpool.min_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -36,7 +36,7 @@ class MinPool(FunctionModule, spec="MinPool"):
 
 
 class AvgPool(FunctionModule, spec="AvgPool"):
-  """Average pooling layer over :func:`jaxpool.avg_pool`.
+  """Average pooling layer over [`jaxpool.avg_pool`][jaxpool.avg_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -52,7 +52,7 @@ class AvgPool(FunctionModule, spec="AvgPool"):
 
 
 class LpPool(FunctionModule, spec="LpPool"):
-  """Power-average pooling layer over :func:`jaxpool.lp_pool` (``p=2`` default).
+  """Power-average pooling layer over [`jaxpool.lp_pool`][jaxpool.lp_pool] (``p=2`` default).
 
   Examples:
     >>> import jax.numpy as jnp
@@ -64,7 +64,7 @@ class LpPool(FunctionModule, spec="LpPool"):
 
 
 class MedianPool(FunctionModule, spec="MedianPool"):
-  """Median pooling layer over :func:`jaxpool.median_pool`.
+  """Median pooling layer over [`jaxpool.median_pool`][jaxpool.median_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -76,7 +76,7 @@ class MedianPool(FunctionModule, spec="MedianPool"):
 
 
 class AvgMaxPool(FunctionModule, spec="AvgMaxPool"):
-  """Average and max pooling combined, over :func:`jaxpool.avg_max_pool`.
+  """Average and max pooling combined, over [`jaxpool.avg_max_pool`][jaxpool.avg_max_pool].
 
   Examples:
     >>> import jax.numpy as jnp

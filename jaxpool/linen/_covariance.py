@@ -17,7 +17,7 @@ __all__ = ["CovariancePool"]
 
 
 class CovariancePool(PoolModule, spec="CovariancePool"):
-  """Covariance pooling head (see :class:`jaxpool.nnx.CovariancePool`): the
+  """Covariance pooling head (see [`jaxpool.nnx.CovariancePool`][jaxpool.nnx.CovariancePool]): the
   optional reduction is one ``reduction`` parameter dict made and applied by
   the same functions as the NNX layer's; ``features`` comes from the input.
 

@@ -8,7 +8,7 @@ __all__ = ["FractionalMaxPool"]
 
 
 class FractionalMaxPool(RandomFunctionModule, spec="FractionalMaxPool"):
-  """Fractional max pooling over :func:`jaxpool.fractional_max_pool`.
+  """Fractional max pooling over [`jaxpool.fractional_max_pool`][jaxpool.fractional_max_pool].
 
   Examples:
     >>> import jax

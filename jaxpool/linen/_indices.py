@@ -8,7 +8,7 @@ __all__ = ["MaxPoolWithIndices", "MaxUnpool"]
 
 
 class MaxPoolWithIndices(FunctionModule, spec="MaxPoolWithIndices"):
-  """Max pooling returning ``(values, indices)``; see :class:`MaxUnpool`.
+  """Max pooling returning ``(values, indices)``; see [`MaxUnpool`][jaxpool.linen.MaxUnpool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -25,7 +25,7 @@ class MaxPoolWithIndices(FunctionModule, spec="MaxPoolWithIndices"):
 
 
 class MaxUnpool(FunctionModule, spec="MaxUnpool"):
-  """Max unpooling over :func:`jaxpool.max_unpool`: ``layer(values, indices)``.
+  """Max unpooling over [`jaxpool.max_unpool`][jaxpool.max_unpool]: ``layer(values, indices)``.
 
   Examples:
     >>> import jax.numpy as jnp

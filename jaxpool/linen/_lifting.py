@@ -21,14 +21,14 @@ __all__ = ["LiftDownPool", "LiftUpPool"]
 
 class LiftDownPool(PoolModule, spec="LiftDownPool"):
   """LiftDownPool with the paper's learned predictor and updater (see
-  :class:`jaxpool.nnx.LiftDownPool` for the full description).
+  [`jaxpool.nnx.LiftDownPool`][jaxpool.nnx.LiftDownPool] for the full description).
 
   The parameters are one ``lift_params`` dict, made and applied by the same
   functions as the NNX layer's; ``features`` comes from the input. Every call
   stores ``lambda_u * c_u + lambda_p * c_p`` in the ``'losses'`` collection
   (``sow``, the latest call's value): apply with ``mutable=['losses']`` and
-  add :func:`auxiliary_loss` of the returned state to the training loss. :meth:`inverse` (or
-  :class:`LiftUpPool`) inverts the layer with the same parameters; call it
+  add [`auxiliary_loss`][jaxpool.linen.auxiliary_loss] of the returned state to the training loss. `inverse` (or
+  [`LiftUpPool`][jaxpool.linen.LiftUpPool]) inverts the layer with the same parameters; call it
   after the layer has run once (its parameters exist).
 
   Examples:
@@ -105,7 +105,7 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
     return lift_layer.select_output(bands, lift_layer.check_output(self.output, self.spatial_dims))
 
   def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
-    """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""
+    """[`jaxpool.lift_up_pool`][jaxpool.lift_up_pool] with this layer's ``P`` and ``U``."""
     params = self.get_variable("params", "lift_params") if self.learned else None
     if self.learned and params is None:
       raise ValueError(
@@ -117,7 +117,7 @@ class LiftDownPool(PoolModule, spec="LiftDownPool"):
 
 class LiftUpPool(PoolModule, spec="LiftUpPool"):
   """LiftUpPool: ``LiftUpPool(down=down)(bands) == down.inverse(bands)``, the
-  exact inverse of a :class:`LiftDownPool` with its parameters. Define both
+  exact inverse of a [`LiftDownPool`][jaxpool.linen.LiftDownPool] with its parameters. Define both
   in the parent's ``setup`` so they share ``down``.
 
   Examples:

@@ -17,7 +17,7 @@ __all__ = ["GatedPool", "LearnedMixedPool", "MixedPool"]
 
 
 class MixedPool(RandomFunctionModule, spec="MixedPool"):
-  """Yu et al.'s random max/average pooling over :func:`jaxpool.mixed_pool`.
+  """Yu et al.'s random max/average pooling over [`jaxpool.mixed_pool`][jaxpool.mixed_pool].
 
   Examples:
     >>> import jax
@@ -50,7 +50,7 @@ class _LearnedMixture(WindowModule):
 class LearnedMixedPool(_LearnedMixture, spec="LearnedMixedPool"):
   """Lee et al.'s mixed pooling, ``a = sigmoid(w)`` learned.
 
-  See :class:`jaxpool.nnx.LearnedMixedPool`. One weight per layer, or per
+  See [`jaxpool.nnx.LearnedMixedPool`][jaxpool.nnx.LearnedMixedPool]. One weight per layer, or per
   feature with ``per_feature=True``.
 
   Examples:
@@ -81,7 +81,7 @@ class LearnedMixedPool(_LearnedMixture, spec="LearnedMixedPool"):
 
 
 class GatedPool(_LearnedMixture, spec="GatedPool"):
-  """Lee et al.'s gated pooling with a learned mask (see :class:`jaxpool.nnx.GatedPool`).
+  """Lee et al.'s gated pooling with a learned mask (see [`jaxpool.nnx.GatedPool`][jaxpool.nnx.GatedPool]).
 
   Examples:
     >>> import jax

@@ -18,7 +18,7 @@ __all__ = ["NetVLAD"]
 
 
 class NetVLAD(PoolModule, spec="NetVLAD"):
-  """NetVLAD head (see :class:`jaxpool.nnx.NetVLAD`): one ``vlad``
+  """NetVLAD head (see [`jaxpool.nnx.NetVLAD`][jaxpool.nnx.NetVLAD]): one ``vlad``
   parameter dict (``centers``, ``assign_weights`` and, for ``variant="v2"``,
   ``assign_bias``), started from k-means on ``descriptors`` when given (else
   random unit centres), by the same functions as the NNX layer.

@@ -17,7 +17,7 @@ __all__ = ["SPPBlock", "SPPF", "SpatialPyramidPool"]
 
 
 class SpatialPyramidPool(FunctionModule, spec="SpatialPyramidPool"):
-  """SPPNet's pyramid over :func:`jaxpool.spatial_pyramid_pool`.
+  """SPPNet's pyramid over [`jaxpool.spatial_pyramid_pool`][jaxpool.spatial_pyramid_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -66,7 +66,7 @@ class _YoloPooling(PoolModule):
 
 
 class SPPBlock(_YoloPooling, spec="SPPBlock"):
-  """YOLO's SPP block over :func:`jaxpool.spp_block`; with ``features`` set,
+  """YOLO's SPP block over [`jaxpool.spp_block`][jaxpool.spp_block]; with ``features`` set,
   ultralytics' ``SPP`` with its two 1x1 conv + batch norm + SiLU (pass
   ``use_running_average`` as a field or call argument).
 
@@ -100,8 +100,8 @@ class SPPBlock(_YoloPooling, spec="SPPBlock"):
 
 
 class SPPF(_YoloPooling, spec="SPPF"):
-  """SPPF over :func:`jaxpool.sppf`; with ``features`` set, ultralytics'
-  ``SPPF`` with its two 1x1 convolutions, as :class:`SPPBlock`.
+  """SPPF over [`jaxpool.sppf`][jaxpool.sppf]; with ``features`` set, ultralytics'
+  ``SPPF`` with its two 1x1 convolutions, as [`SPPBlock`][jaxpool.linen.SPPBlock].
 
   Examples:
     >>> import jax

@@ -9,7 +9,7 @@ __all__ = ["MultiScaleRoIAlign", "RoIAlign", "RoIPool"]
 
 
 class RoIPool(FunctionModule, spec="RoIPool"):
-  """RoIPool over :func:`jaxpool.roi_pool`: ``layer(x, boxes)``.
+  """RoIPool over [`jaxpool.roi_pool`][jaxpool.roi_pool]: ``layer(x, boxes)``.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -26,7 +26,7 @@ class RoIPool(FunctionModule, spec="RoIPool"):
 
 
 class RoIAlign(FunctionModule, spec="RoIAlign"):
-  """RoIAlign over :func:`jaxpool.roi_align`: ``layer(x, boxes)``.
+  """RoIAlign over [`jaxpool.roi_align`][jaxpool.roi_align]: ``layer(x, boxes)``.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -43,7 +43,7 @@ class RoIAlign(FunctionModule, spec="RoIAlign"):
 
 
 class MultiScaleRoIAlign(FunctionModule, spec="MultiScaleRoIAlign"):
-  """RoIAlign over an FPN pyramid, :func:`jaxpool.multi_scale_roi_align`:
+  """RoIAlign over an FPN pyramid, [`jaxpool.multi_scale_roi_align`][jaxpool.multi_scale_roi_align]:
   ``layer(levels, boxes)``, ``levels`` finest first.
 
   Examples:

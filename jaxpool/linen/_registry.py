@@ -15,7 +15,7 @@ _REGISTRY = Registry(PoolModule, "jaxpool.linen.PoolModule")
 def register_pool(name: str, layer: type[PoolModule], **defaults) -> None:
   """Makes ``make_pool(name, ...)`` build ``layer`` with ``defaults``.
 
-  ``layer`` must be a :class:`PoolModule` subclass; it is built with
+  ``layer`` must be a [`PoolModule`][jaxpool.linen.PoolModule] subclass; it is built with
   ``layer.from_window(window_shape, strides, padding, **defaults,
   **options)``.
 
@@ -55,7 +55,7 @@ def unregister_pool(name: str) -> None:
 
 
 def available_pools() -> tuple[str, ...]:
-  """The names :func:`make_pool` accepts, sorted.
+  """The names [`make_pool`][jaxpool.linen.make_pool] accepts, sorted.
 
   Examples:
     >>> from jaxpool import linen as jplinen
@@ -72,7 +72,7 @@ def make_pool(
   """Builds a sliding-window Linen layer from its name.
 
   The names and their default options are those of
-  :func:`jaxpool.nnx.make_pool` (``"max"``, ``"avg"``, ``"lp"``, ...). Linen
+  [`jaxpool.nnx.make_pool`][jaxpool.nnx.make_pool] (``"max"``, ``"avg"``, ``"lp"``, ...). Linen
   layers infer ``features`` from the input and draw their randomness from
   the ``'pool'`` stream at ``apply`` time.
 

@@ -8,7 +8,7 @@ __all__ = ["S3Pool", "StochasticPool"]
 
 
 class StochasticPool(RandomFunctionModule, spec="StochasticPool"):
-  """Zeiler & Fergus stochastic pooling over :func:`jaxpool.stochastic_pool`.
+  """Zeiler & Fergus stochastic pooling over [`jaxpool.stochastic_pool`][jaxpool.stochastic_pool].
 
   Examples:
     >>> import jax
@@ -25,7 +25,7 @@ class StochasticPool(RandomFunctionModule, spec="StochasticPool"):
 
 
 class S3Pool(RandomFunctionModule, spec="S3Pool"):
-  """S3Pool over :func:`jaxpool.s3_pool`.
+  """S3Pool over [`jaxpool.s3_pool`][jaxpool.s3_pool].
 
   Examples:
     >>> import jax

@@ -19,7 +19,7 @@ __all__ = ["DPP", "LIP", "LipPool", "SoftPool"]
 
 
 class SoftPool(FunctionModule, spec="SoftPool"):
-  """SoftPool layer over :func:`jaxpool.soft_pool`.
+  """SoftPool layer over [`jaxpool.soft_pool`][jaxpool.soft_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -47,7 +47,7 @@ class LipPool(FunctionModule, spec="LipPool"):
 
 
 class LIP(WindowModule, spec="LIP"):
-  """LIP with the paper's learned logit module (see :class:`jaxpool.nnx.LIP`).
+  """LIP with the paper's learned logit module (see [`jaxpool.nnx.LIP`][jaxpool.nnx.LIP]).
 
   ``logits = 12 * sigmoid(instance_norm(f(x)))``, ``f`` a zero-initialised 3x3
   convolution (``'simplified'``) or the bottleneck 1x1-3x3-1x1 stack
@@ -98,7 +98,7 @@ class LIP(WindowModule, spec="LIP"):
 class DPP(WindowModule, spec="DPP"):
   """Detail-Preserving Pooling with learned per-feature ``alpha``, ``lam``.
 
-  See :class:`jaxpool.nnx.DPP`; the parameters are one ``dpp_params`` dict
+  See [`jaxpool.nnx.DPP`][jaxpool.nnx.DPP]; the parameters are one ``dpp_params`` dict
   (``log_alpha``, ``log_lam`` and for ``variant='full'`` the reference
   ``filter``), made and applied by the same functions as the NNX layer's.
 

@@ -1,26 +1,26 @@
 """Flax NNX layers for jaxpool's operators.
 
-Each function layer is a thin :class:`flax.nnx.Module` over the function of
-the same name (``MaxPool`` over :func:`jaxpool.max_pool`): the constructor
+Each function layer is a thin `flax.nnx.Module` over the function of
+the same name (``MaxPool`` over [`jaxpool.max_pool`][jaxpool.max_pool]): the constructor
 takes the function's arguments after the array inputs (same names, defaults
 and kinds) and the call applies the function. No layer re-implements math.
 
 * Learned layers (``LIP``, ``DPP``, ``LearnedMixedPool``, ``GatedPool``) own
-  :class:`flax.nnx.Param` attributes and pass them through the shared
+  `flax.nnx.Param` attributes and pass them through the shared
   parametrisations to the function; ``features`` is keyword-only.
   ``LIP_LOGIT_BOUND`` (12.0) is the bound of LIP's logit modules, whose
   logits are ``LIP_LOGIT_BOUND * sigmoid(.)`` as in the official code.
-* Random layers (:class:`RandomLayer`: ``MixedPool``, ``StochasticPool``,
+* Random layers ([`RandomLayer`][jaxpool.nnx.RandomLayer]: ``MixedPool``, ``StochasticPool``,
   ``S3Pool``, ``FractionalMaxPool``) take ``rngs`` in the constructor or at
-  call time (an :class:`flax.nnx.Rngs`, an ``RngStream`` or a raw key; the
+  call time (an `flax.nnx.Rngs`, an ``RngStream`` or a raw key; the
   stream is ``'pool'``, falling back to ``'default'``), have a
   ``deterministic`` attribute and a ``set_view(deterministic=None)`` method,
-  like :class:`flax.nnx.Dropout`, so that both ``model.eval()`` and
+  like `flax.nnx.Dropout`, so that both ``model.eval()`` and
   ``nnx.view(model, deterministic=True)`` switch them to inference.
 
-:func:`make_pool` builds a layer from a registered name (``"max"``,
+[`make_pool`][jaxpool.nnx.make_pool] builds a layer from a registered name (``"max"``,
 ``"soft"``, ``"lip"``, ...), for models that choose their pooling by string;
-:func:`register_pool` adds names.
+[`register_pool`][jaxpool.nnx.register_pool] adds names.
 
 Examples:
   >>> import jax.numpy as jnp

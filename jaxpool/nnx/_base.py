@@ -88,7 +88,7 @@ class PoolLayer(nnx.Module):
 
   def auxiliary_loss(self) -> jax.Array | None:
     """The training loss term this layer recorded in its latest call, or
-    ``None`` (most layers); summed over a model by :func:`auxiliary_loss`."""
+    ``None`` (most layers); summed over a model by [`auxiliary_loss`][jaxpool.nnx.auxiliary_loss]."""
     return None
 
   @classmethod
@@ -102,7 +102,7 @@ class PoolLayer(nnx.Module):
     rngs: nnx.Rngs | None = None,
     **options,
   ) -> PoolLayer:
-    """The layer :func:`jaxpool.nnx.make_pool` builds for a window.
+    """The layer [`jaxpool.nnx.make_pool`][jaxpool.nnx.make_pool] builds for a window.
 
     By default ``cls(window_shape, strides, padding, **options)``; layers with
     parameters or randomness also take ``features`` and ``rngs``.
@@ -115,11 +115,11 @@ class PoolLayer(nnx.Module):
 class FunctionLayer(PoolLayer):
   """A layer that applies a fixed jaxpool function with bound options.
 
-  Subclasses are made with :func:`function_layer`, which sets ``function`` and
+  Subclasses are made with `function_layer`, which sets ``function`` and
   ``inputs`` (the array arguments the call takes, e.g. ``('x',)``). The
   constructor takes the function's other arguments (same names, defaults and
   kinds) and checks them against its signature and the function's own option
-  checks (:mod:`jaxpool._src.core.options`), so a misspelt or bad option
+  checks (`jaxpool._src.core.options`), so a misspelt or bad option
   fails at construction, not at the first call.
 
   Examples:
@@ -189,7 +189,7 @@ def _bind_function(cls, function, inputs: tuple[str, ...], call_arrays: tuple[st
 
 
 def function_layer(function: Callable[..., Any], *, inputs: tuple[str, ...] = ("x",)):
-  """Class decorator for a :class:`FunctionLayer` over a function of your
+  """Class decorator for a [`FunctionLayer`][jaxpool.nnx.FunctionLayer] over a function of your
   own: binds ``function``, its constructor signature and docs (jaxpool's
   layers take theirs from ``spec="Name"``)."""
 
@@ -219,7 +219,7 @@ def fork_rngs(rngs, collection: str, owner: str):
 
 
 class RandomLayer(FunctionLayer):
-  """A layer over a random jaxpool function, switched like :class:`nnx.Dropout`.
+  """A layer over a random jaxpool function, switched like `nnx.Dropout`.
 
   Training (``deterministic=False``) calls the function with a fresh key from
   ``rngs``; inference (``deterministic=True``, set by ``model.eval()``,
@@ -228,7 +228,7 @@ class RandomLayer(FunctionLayer):
 
   Args (after the function's own):
     deterministic: the default mode; ``None`` requires it at call time.
-    rng_collection: the :class:`nnx.Rngs` stream to draw from (``'pool'``;
+    rng_collection: the `nnx.Rngs` stream to draw from (``'pool'``;
       ``Rngs`` without that stream use ``'default'``).
     rngs: ``Rngs``, ``RngStream`` or ``None`` (then pass ``rngs`` at call
       time in training).
@@ -361,14 +361,14 @@ def parameters(params: dict[str, jax.Array]) -> nnx.Dict:
 
 
 def values(params: nnx.Dict) -> dict[str, jax.Array]:
-  """The arrays of :func:`parameters`, for the pure functions."""
+  """The arrays of `parameters`, for the pure functions."""
   return {name: param[...] for name, param in params.items()}
 
 
 def auxiliary_loss(model: nnx.Module) -> jax.Array:
   """The sum of the auxiliary training losses the layers of ``model``
-  recorded in their latest call (:meth:`PoolLayer.auxiliary_loss`, e.g. each
-  :class:`LiftDownPool`'s ``lambda_u * c_u + lambda_p * c_p``); 0 when there
+  recorded in their latest call ([`PoolLayer.auxiliary_loss`][jaxpool.nnx.PoolLayer.auxiliary_loss], e.g. each
+  [`LiftDownPool`][jaxpool.nnx.LiftDownPool]'s ``lambda_u * c_u + lambda_p * c_p``); 0 when there
   are none.
 
   Call it after the forward pass, inside the loss function, so that it works

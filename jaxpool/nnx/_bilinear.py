@@ -15,7 +15,7 @@ __all__ = ["BilinearPool", "CompactBilinearPool"]
 
 
 class BilinearPool(PoolLayer, spec="BilinearPool"):
-  """Bilinear pooling head: :func:`jaxpool.bilinear_pool` (``layer(x)`` or
+  """Bilinear pooling head: [`jaxpool.bilinear_pool`][jaxpool.bilinear_pool] (``layer(x)`` or
   ``layer(x, y)``), no parameters.
 
   Examples:
@@ -34,7 +34,7 @@ class BilinearPool(PoolLayer, spec="BilinearPool"):
 
 
 class Sketch(nnx.Variable):
-  """A fixed count sketch (hashes or signs) of a :class:`CompactBilinearPool`:
+  """A fixed count sketch (hashes or signs) of a [`CompactBilinearPool`][jaxpool.nnx.CompactBilinearPool]:
   drawn once from ``rngs``, never trained.
 
   Examples:
@@ -53,15 +53,20 @@ class Sketch(nnx.Variable):
 
 class CompactBilinearPool(PoolLayer, spec="CompactBilinearPool"):
   """Compact bilinear pooling head (Tensor Sketch):
-  :func:`jaxpool.compact_bilinear_pool` with the two count sketches drawn
-  once from ``rngs`` and kept as non-trainable :class:`Sketch` state (so an
+  [`jaxpool.compact_bilinear_pool`][jaxpool.compact_bilinear_pool] with the two count sketches drawn
+  once from ``rngs`` and kept as non-trainable [`Sketch`][jaxpool.nnx.Sketch] state (so an
   optimiser over ``nnx.Param`` leaves them alone and checkpoints keep them).
 
   Args:
     features: input features of ``x``.
     output_dim: the sketch size ``D``.
     features_y: input features of ``y`` (default ``features``).
-    normalize, eps, spatial_ndim: as :func:`jaxpool.compact_bilinear_pool`.
+    normalize: apply the signed square root and L2 normalisation (default
+      ``True``), as in
+      [`jaxpool.compact_bilinear_pool`][jaxpool.compact_bilinear_pool].
+    eps: added inside the square root; default 0 (exact).
+    spatial_ndim: the number of spatial axes before the features; ``None``
+      (default) means axes 1 to -2 (one batch axis).
     rngs: draws the sketches (stream ``'params'``).
 
   Examples:
@@ -104,7 +109,7 @@ class CompactBilinearPool(PoolLayer, spec="CompactBilinearPool"):
     self.hash_y, self.sign_y = Sketch(h2), Sketch(s2)
 
   def sketches(self):
-    """``((h1, s1), (h2, s2))`` for :func:`jaxpool.compact_bilinear_pool`."""
+    """``((h1, s1), (h2, s2))`` for [`jaxpool.compact_bilinear_pool`][jaxpool.compact_bilinear_pool]."""
     return ((self.hash_x[...], self.sign_x[...]), (self.hash_y[...], self.sign_y[...]))
 
   def __call__(self, x: jax.typing.ArrayLike, y: jax.typing.ArrayLike | None = None) -> jax.Array:

@@ -23,7 +23,7 @@ class MaxPool(FunctionLayer, spec="MaxPool"):
 
 
 class MinPool(FunctionLayer, spec="MinPool"):
-  """Min pooling layer over :func:`jaxpool.min_pool`.
+  """Min pooling layer over [`jaxpool.min_pool`][jaxpool.min_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -36,7 +36,7 @@ class MinPool(FunctionLayer, spec="MinPool"):
 
 
 class AvgPool(FunctionLayer, spec="AvgPool"):
-  """Average pooling layer over :func:`jaxpool.avg_pool`.
+  """Average pooling layer over [`jaxpool.avg_pool`][jaxpool.avg_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -61,7 +61,7 @@ class LpPool(FunctionLayer, spec="LpPool"):
 
 
 class MedianPool(FunctionLayer, spec="MedianPool"):
-  """Median pooling layer over :func:`jaxpool.median_pool`.
+  """Median pooling layer over [`jaxpool.median_pool`][jaxpool.median_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -73,7 +73,7 @@ class MedianPool(FunctionLayer, spec="MedianPool"):
 
 
 class AvgMaxPool(FunctionLayer, spec="AvgMaxPool"):
-  """Average and max pooling combined, over :func:`jaxpool.avg_max_pool`.
+  """Average and max pooling combined, over [`jaxpool.avg_max_pool`][jaxpool.avg_max_pool].
 
   Examples:
     >>> import jax.numpy as jnp

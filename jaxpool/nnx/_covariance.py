@@ -14,7 +14,7 @@ __all__ = ["CovariancePool"]
 
 
 class CovariancePool(PoolLayer, spec="CovariancePool"):
-  """Covariance pooling head: :func:`jaxpool.covariance_pool`, optionally
+  """Covariance pooling head: [`jaxpool.covariance_pool`][jaxpool.covariance_pool], optionally
   after iSQRT-COV's reduction of the features to ``reduce_dim``.
 
   The reduction is a learned 1x1 convolution and ReLU
@@ -25,8 +25,14 @@ class CovariancePool(PoolLayer, spec="CovariancePool"):
   Args:
     features: input features (needed with ``reduce_dim``).
     reduce_dim: ``None`` (no reduction) or the reduced feature count.
-    normalize, output, iterations, eps, spatial_ndim: as
-      :func:`jaxpool.covariance_pool`.
+    normalize: ``"sqrtm"`` (default, iSQRT-COV's matrix square root), ``"logm"``
+      or ``None``, as in [`jaxpool.covariance_pool`][jaxpool.covariance_pool].
+    output: ``"matrix"`` (default, ``(batch, d, d)``) or ``"triu"`` (the upper
+      triangle, ``d (d + 1) / 2`` values).
+    iterations: Newton-Schulz steps of ``"sqrtm"``; default 5, as iSQRT-COV.
+    eps: the eigenvalue floor of ``"logm"``; default ``1e-5``.
+    spatial_ndim: the number of spatial axes before the features; ``None``
+      (default) means axes 1 to -2 (one batch axis).
     rngs: initialises the reduction.
 
   Examples:

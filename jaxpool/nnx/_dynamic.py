@@ -26,12 +26,12 @@ __all__ = ["DynOPool", "sync_dyno_shapes"]
 
 
 class DynOInput(nnx.Variable):
-  """The spatial size of the input a :class:`DynOPool` saw last (int32)."""
+  """The spatial size of the input a [`DynOPool`][jaxpool.nnx.DynOPool] saw last (int32)."""
 
 
 class DynOAreaRatio(nnx.Intermediate):
   """The straight-through output area over the initial one, recorded by the
-  latest call of a :class:`DynOPool`."""
+  latest call of a [`DynOPool`][jaxpool.nnx.DynOPool]."""
 
 
 class DynOPool(PoolLayer, spec="DynOPool"):
@@ -41,7 +41,7 @@ class DynOPool(PoolLayer, spec="DynOPool"):
   ``alpha = 1 / r`` per spatial axis (the paper's reparameterisation of the
   scale factor ``r``). The output size ``out = round(L / alpha)`` is static
   state of the layer: the sampling positions use the straight-through size,
-  so ``alpha`` learns, and :func:`sync_dyno_shapes` (a host step between
+  so ``alpha`` learns, and [`sync_dyno_shapes`][jaxpool.nnx.sync_dyno_shapes] (a host step between
   training steps) re-rounds the size when ``alpha`` has moved far enough.
   ``nnx.jit`` then re-traces only for a new size and keeps every compiled
   size cached.
@@ -56,10 +56,10 @@ class DynOPool(PoolLayer, spec="DynOPool"):
 
   Complexity (papers.md §1.6): each call records ``area = prod(out_hat) /
   prod(out_0)`` (straight-through sizes over the initial ones), and
-  :meth:`auxiliary_loss` returns ``complexity_weight * macs * area``, where
+  [`auxiliary_loss`][jaxpool.nnx.DynOPool.auxiliary_loss] returns ``complexity_weight * macs * area``, where
   ``macs`` is the multiply-accumulate count (in G, say) of the layers that
   run at this layer's output resolution in the initial network.
-  :func:`jaxpool.nnx.auxiliary_loss` sums the term over a model; with the
+  [`jaxpool.nnx.auxiliary_loss`][jaxpool.nnx.auxiliary_loss] sums the term over a model; with the
   default ``complexity_weight=0`` it is 0.
 
   Args:
@@ -79,7 +79,7 @@ class DynOPool(PoolLayer, spec="DynOPool"):
 
   Attributes:
     synced_alpha: the ``alpha`` the static size is rounded from: the
-      initial one, or after a :meth:`sync` that changed the size, the input
+      initial one, or after a [`sync`][jaxpool.nnx.DynOPool.sync] that changed the size, the input
       to output size ratio per axis (a function of the sizes only, so
       returning to a size reuses its compiled steps).
 
@@ -228,7 +228,7 @@ class DynOPool(PoolLayer, spec="DynOPool"):
 
 def sync_dyno_shapes(model: nnx.Module) -> dict[tuple, tuple[tuple[int, ...], tuple[int, ...]]]:
   """The host step between training steps: re-rounds every
-  :class:`DynOPool`'s static output size from its learned ``alpha``.
+  [`DynOPool`][jaxpool.nnx.DynOPool]'s static output size from its learned ``alpha``.
 
   Returns ``{path: (old_size, new_size)}`` for the layers whose size changed
   (empty when none did). Call it outside ``nnx.jit`` (e.g. once per epoch or

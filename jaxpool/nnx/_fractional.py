@@ -12,7 +12,7 @@ class FractionalMaxPool(RandomLayer, spec="FractionalMaxPool"):
 
   Training draws fresh samples per call; inference computes the exact
   expectation of the training output over the samples. See
-  :func:`jaxpool.fractional_max_pool`.
+  [`jaxpool.fractional_max_pool`][jaxpool.fractional_max_pool].
 
   Examples:
     >>> import jax.numpy as jnp

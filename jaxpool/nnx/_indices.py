@@ -8,7 +8,7 @@ __all__ = ["MaxPoolWithIndices", "MaxUnpool"]
 
 
 class MaxPoolWithIndices(FunctionLayer, spec="MaxPoolWithIndices"):
-  """Max pooling returning ``(values, indices)`` for :class:`MaxUnpool`.
+  """Max pooling returning ``(values, indices)`` for [`MaxUnpool`][jaxpool.nnx.MaxUnpool].
 
   Examples:
     >>> import jax.numpy as jnp

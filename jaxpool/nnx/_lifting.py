@@ -19,7 +19,7 @@ __all__ = ["LiftDownPool", "LiftUpPool"]
 
 
 class LiftConstraint(nnx.Intermediate):
-  """``(c_u, c_p)`` a :class:`LiftDownPool` recorded in its latest call."""
+  """``(c_u, c_p)`` a [`LiftDownPool`][jaxpool.nnx.LiftDownPool] recorded in its latest call."""
 
 
 class LiftDownPool(PoolLayer, spec="LiftDownPool"):
@@ -36,12 +36,12 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
   ``learned=False`` uses the fixed ``wavelet`` instead, with no parameters.
 
   Every call records the paper's constraints ``(c_u, c_p)``
-  (:func:`jaxpool.lift_down_pool_with_constraints`);
-  :func:`auxiliary_loss` adds ``lambda_u * c_u + lambda_p * c_p`` over a
+  ([`jaxpool.lift_down_pool_with_constraints`][jaxpool.lift_down_pool_with_constraints]);
+  [`auxiliary_loss`][jaxpool.nnx.auxiliary_loss] adds ``lambda_u * c_u + lambda_p * c_p`` over a
   model to the training loss. Recording is a state update, as for
-  :class:`flax.nnx.BatchNorm`: use the layer under ``nnx.jit`` /
+  `flax.nnx.BatchNorm`: use the layer under ``nnx.jit`` /
   ``nnx.grad`` (or eagerly), not inside a raw ``jax.jit``/``jax.grad`` of a
-  closure over it. :meth:`inverse` (or :class:`LiftUpPool`) is the exact
+  closure over it. `inverse` (or [`LiftUpPool`][jaxpool.nnx.LiftUpPool]) is the exact
   inverse with the same ``P`` and ``U``.
 
   Args:
@@ -57,8 +57,12 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
       is still checked, so the two layers are interchangeable).
     wavelet: the fixed steps when ``learned=False``: ``'legall53'`` or
       ``'haar'``.
-    lambda_u, lambda_p: weights of ``c_u`` and ``c_p`` in
-      :func:`auxiliary_loss` (the paper's 0.01 and 0.1).
+    lambda_u: weight of the update constraint ``c_u`` in
+      [`auxiliary_loss`][jaxpool.nnx.LiftDownPool.auxiliary_loss]; default 0.01,
+      the paper's.
+    lambda_p: weight of the prediction constraint ``c_p`` in
+      [`auxiliary_loss`][jaxpool.nnx.LiftDownPool.auxiliary_loss]; default 0.1,
+      the paper's.
     rngs: initialisation randomness (required when ``learned``).
 
   Examples:
@@ -143,7 +147,7 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
     return lift_layer.select_output(bands, self.output)
 
   def inverse(self, bands: Sequence[jax.typing.ArrayLike]) -> jax.Array:
-    """:func:`jaxpool.lift_up_pool` with this layer's ``P`` and ``U``."""
+    """[`jaxpool.lift_up_pool`][jaxpool.lift_up_pool] with this layer's ``P`` and ``U``."""
     return jaxpool.lift_up_pool(bands, spatial_dims=self.spatial_dims, **self._lift_options())
 
   def auxiliary_loss(self) -> jax.Array:
@@ -153,7 +157,7 @@ class LiftDownPool(PoolLayer, spec="LiftDownPool"):
 
 
 class LiftUpPool(PoolLayer, spec="LiftUpPool"):
-  """LiftUpPool: the exact inverse of a :class:`LiftDownPool`, sharing its
+  """LiftUpPool: the exact inverse of a [`LiftDownPool`][jaxpool.nnx.LiftDownPool], sharing its
   ``P`` and ``U`` (the same parameters, trained together).
 
   ``LiftUpPool(down=down)(bands) == down.inverse(bands)``. In a decoder, pass
@@ -161,7 +165,7 @@ class LiftUpPool(PoolLayer, spec="LiftUpPool"):
   the matching ``down`` layer returned (``output='all'``).
 
   Args:
-    down: the :class:`LiftDownPool` to invert.
+    down: the [`LiftDownPool`][jaxpool.nnx.LiftDownPool] to invert.
 
   Examples:
     >>> import jax.numpy as jnp

@@ -24,7 +24,7 @@ class MixedPool(RandomLayer, spec="MixedPool"):
   """Yu et al.'s random max/average pooling: ``MixedPool((2, 2), rngs=rngs)``.
 
   Training draws max or average per region (``granularity``); inference mixes
-  them with weight ``alpha``. See :func:`jaxpool.mixed_pool`.
+  them with weight ``alpha``. See [`jaxpool.mixed_pool`][jaxpool.mixed_pool].
 
   Examples:
     >>> import jax.numpy as jnp
@@ -67,11 +67,15 @@ class LearnedMixedPool(LearnedLayer, spec="LearnedMixedPool"):
   enforces it is not confirmed; most ports leave it unconstrained).
 
   Args:
-    window_shape, strides, padding: the window.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`jaxpool.mixed_pool`][jaxpool.mixed_pool].
     features: number of input features (needed with ``per_feature``).
     per_feature: one proportion per feature.
     rngs: unused (deterministic initialisation).
-    **options: keyword options of :func:`jaxpool.mixed_pool`
+    **options: keyword options of [`jaxpool.mixed_pool`][jaxpool.mixed_pool]
       (``count_include_pad``, ``dilation``, ``ceil_mode``, ...).
 
   Examples:
@@ -107,17 +111,21 @@ class GatedPool(LearnedLayer, spec="GatedPool"):
   """Lee et al.'s gated max-average pooling with a learned gating mask.
 
   ``y = s * max_pool(x) + (1 - s) * avg_pool(x)``, ``s = sigmoid(g . x_R)``
-  per region (:func:`jaxpool.gated_pool`). ``g`` is one ``window_shape`` mask
+  per region ([`jaxpool.gated_pool`][jaxpool.gated_pool]). ``g`` is one ``window_shape`` mask
   shared by every feature (the paper: 9 parameters for 3x3), or one per
   feature when ``per_feature=True``; initialised Gaussian with std 0.1 as in
   the official AlexNet example.
 
   Args:
-    window_shape, strides, padding: the window.
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`jaxpool.gated_pool`][jaxpool.gated_pool].
     features: number of input features (needed with ``per_feature``).
     per_feature: one mask per feature.
     rngs: initialisation randomness.
-    **options: keyword options of :func:`jaxpool.gated_pool`.
+    **options: keyword options of [`jaxpool.gated_pool`][jaxpool.gated_pool].
 
   Examples:
     >>> import jax.numpy as jnp

@@ -16,7 +16,7 @@ __all__ = ["NetVLAD"]
 
 
 class NetVLAD(PoolLayer, spec="NetVLAD"):
-  """NetVLAD head: :func:`jaxpool.netvlad` with learned centres and soft
+  """NetVLAD head: [`jaxpool.netvlad`][jaxpool.netvlad] with learned centres and soft
   assignment.
 
   With ``descriptors`` (sample feature vectors, ``(..., features)``, e.g.
@@ -25,8 +25,8 @@ class NetVLAD(PoolLayer, spec="NetVLAD"):
   ``w_k = 2 alpha c_k``, ``b_k = -alpha ||c_k||^2``) or ``"v1"`` (the
   official ``layerVLAD``, ``w_k = alpha c_k / ||c_k||``, ``b_k = 0``; the
   bias then stays 0 and is not learned); see
-  :func:`jaxpool._src.netvlad.init_netvlad_params`. Without descriptors it
-  starts from random unit centres (call :meth:`initialize` with descriptors
+  `jaxpool._src.netvlad.init_netvlad_params`. Without descriptors it
+  starts from random unit centres (call `initialize` with descriptors
   later). The popular port's v2 bugs (neighbour *indices* used as distances,
   ``-alpha ||c_k||`` for ``-alpha ||c_k||^2``) are not reproduced.
 

@@ -69,7 +69,7 @@ class _YoloPooling(PoolLayer):
 
 
 class SPPBlock(_YoloPooling, spec="SPPBlock"):
-  """YOLO's SPP block over :func:`jaxpool.spp_block`.
+  """YOLO's SPP block over [`jaxpool.spp_block`][jaxpool.spp_block].
 
   ``SPPBlock(kernel_sizes=(5, 9, 13), *, order="ultralytics", spatial_dims=2)``
   is the pooling alone: the input and its stride-1 max poolings,
@@ -117,14 +117,14 @@ class SPPBlock(_YoloPooling, spec="SPPBlock"):
 
 
 class SPPF(_YoloPooling, spec="SPPF"):
-  """SPPF over :func:`jaxpool.sppf`: sequential stride-1 max poolings,
-  concatenated (equal to :class:`SPPBlock` with windows ``k, 2k - 1, 3k -
+  """SPPF over [`jaxpool.sppf`][jaxpool.sppf]: sequential stride-1 max poolings,
+  concatenated (equal to [`SPPBlock`][jaxpool.nnx.SPPBlock] with windows ``k, 2k - 1, 3k -
   2``).
 
   ``SPPF(kernel_size=5, repeats=3, *, order="ultralytics", spatial_dims=2)``
   is the pooling alone; with ``features=C`` (and ``rngs``) it is
   ultralytics' ``SPPF(C, out_features)`` with its two 1x1 convolutions, as
-  :class:`SPPBlock`.
+  [`SPPBlock`][jaxpool.nnx.SPPBlock].
 
   Examples:
     >>> import jax

@@ -17,7 +17,7 @@ _REGISTRY = Registry(PoolLayer, "jaxpool.nnx.PoolLayer")
 def register_pool(name: str, layer: type[PoolLayer], **defaults) -> None:
   """Makes ``make_pool(name, ...)`` build ``layer`` with ``defaults``.
 
-  ``layer`` must be a :class:`PoolLayer` subclass; it is built with
+  ``layer`` must be a [`PoolLayer`][jaxpool.nnx.PoolLayer] subclass; it is built with
   ``layer.from_window(window_shape, strides, padding, features=...,
   rngs=..., **defaults, **options)`` (by default the constructor with the
   window arguments).
@@ -58,7 +58,7 @@ def unregister_pool(name: str) -> None:
 
 
 def available_pools() -> tuple[str, ...]:
-  """The names :func:`make_pool` accepts, sorted.
+  """The names [`make_pool`][jaxpool.nnx.make_pool] accepts, sorted.
 
   Examples:
     >>> from jaxpool import nnx as jpnnx
@@ -84,7 +84,7 @@ def make_pool(
   """Builds a sliding-window pooling layer from its name.
 
   Args:
-    name: one of :func:`available_pools`: ``"max"``, ``"min"``, ``"avg"``,
+    name: one of [`available_pools`][jaxpool.nnx.available_pools]: ``"max"``, ``"min"``, ``"avg"``,
       ``"lp"`` (p=2), ``"median"``, ``"avgmax"`` (half avg plus half max),
       ``"catavgmax"`` (avg and max concatenated), ``"soft"``, ``"lip"``
       (simplified logit module), ``"dpp"`` (symmetric lite),
@@ -92,8 +92,12 @@ def make_pool(
       ``"mixed"`` (Yu et al.), ``"stochastic"`` (Zeiler & Fergus), ``"s3"``
       (S3Pool, one grid cell per axis) and ``"fractional"`` (ratio
       ``1 / strides``, torch windows of ``window_shape + 1``), plus anything
-      added with :func:`register_pool`.
-    window_shape, strides, padding: the window, as in :func:`jaxpool.max_pool`.
+      added with [`register_pool`][jaxpool.nnx.register_pool].
+    window_shape: window size per spatial axis, e.g. ``(2, 2)``.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape``, as in torch.
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`max_pool`][jaxpool.max_pool].
     features: number of input features, for layers with learned parameters
       (``"lip"``, ``"dpp"``, ``"gated"``/``"learnedmixed"`` with
       ``per_feature=True``); ignored by the others.

@@ -28,7 +28,7 @@ class S3Pool(RandomLayer, spec="S3Pool"):
   """S3Pool: ``S3Pool((2, 2), grid_shape=(16, 16), rngs=rngs)``.
 
   Training samples rows/columns of the stride-1 max map; inference averages
-  it. See :func:`jaxpool.s3_pool`.
+  it. See [`jaxpool.s3_pool`][jaxpool.s3_pool].
 
   Examples:
     >>> import jax.numpy as jnp

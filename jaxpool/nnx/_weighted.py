@@ -36,7 +36,7 @@ class SoftPool(FunctionLayer, spec="SoftPool"):
 class LipPool(FunctionLayer, spec="LipPool"):
   """LIP with logits given at call time: ``LipPool((3, 3), 2, 1)(x, logits)``.
 
-  See :class:`LIP` for the layer that learns its logits.
+  See [`LIP`][jaxpool.nnx.LIP] for the layer that learns its logits.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -64,15 +64,22 @@ class LIP(LearnedLayer, spec="LIP"):
   The last convolution is zero-initialised, so the logits start constant and
   the layer starts as average pooling over the real cells of each window.
   The parameters live in ``logit_params``; the math is
-  ``jaxpool._src.weighted.lip_logits``, shared with :class:`jaxpool.linen.LIP`.
+  ``jaxpool._src.weighted.lip_logits``, shared with [`jaxpool.linen.LIP`][jaxpool.linen.LIP].
 
   Args:
-    window_shape, strides, padding: the pooling window (official LIP: 3x3,
-      stride 2, padding 1).
+    window_shape: window size per spatial axis; default ``(3, 3)``, the official
+      LIP's.
+    strides: step per spatial axis (int or tuple); default 2, the official LIP's
+      (``None`` means ``window_shape``).
+    padding: default 1, the official LIP's; ``'VALID'``, ``'SAME'``, an int,
+      ints or ``(low, high)`` pairs, as in [`jaxpool.lip_pool`][jaxpool.lip_pool].
     features: number of input (and output) features.
     logit_module: ``'simplified'`` or ``'bottleneck'``.
     bottleneck_width: inner width of the bottleneck module.
-    dilation, ceil_mode: as in :func:`jaxpool.lip_pool`.
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1, as in [`jaxpool.lip_pool`][jaxpool.lip_pool].
+    ceil_mode: round the output size up (default ``False``), as in
+      [`jaxpool.lip_pool`][jaxpool.lip_pool].
     rngs: initialisation randomness.
 
   Examples:
@@ -129,17 +136,24 @@ class DPP(LearnedLayer, spec="DPP"):
   window mean as reference; ``'full'`` learns a per-feature weighted window
   sum over the pooling's windows (initialised to the box filter, so it starts
   as Lite-DPP). The math is ``jaxpool._src.dpp.dpp_arguments``, shared with
-  :class:`jaxpool.linen.DPP`.
+  [`jaxpool.linen.DPP`][jaxpool.linen.DPP].
 
   Args:
-    window_shape, strides, padding: the pooling window (paper: 2x2, stride 2).
+    window_shape: window size per spatial axis; default ``(2, 2)``, the paper's.
+    strides: step per spatial axis (int or tuple); ``None`` (default) means
+      ``window_shape`` (stride 2 for the paper's window).
+    padding: ``'VALID'`` (default), ``'SAME'``, an int, ints or ``(low, high)``
+      pairs, as in [`jaxpool.dpp_pool`][jaxpool.dpp_pool].
     features: number of input (and output) features.
     variant: ``'lite'`` or ``'full'``.
     reward: ``'sym'`` or ``'asym'``.
     normalize: ``'none'`` (paper) or ``'mean'`` (official code).
-    dilation, ceil_mode: as in :func:`jaxpool.dpp_pool`.
+    dilation: spacing between window taps (int or tuple); ``None`` (default)
+      means 1, as in [`jaxpool.dpp_pool`][jaxpool.dpp_pool].
+    ceil_mode: round the output size up (default ``False``), as in
+      [`jaxpool.dpp_pool`][jaxpool.dpp_pool].
     rngs: unused (the initialisation is deterministic); accepted so that
-      :func:`make_pool` can pass it.
+      [`make_pool`][jaxpool.nnx.make_pool] can pass it.
 
   Examples:
     >>> import jax.numpy as jnp

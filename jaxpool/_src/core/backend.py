@@ -1,18 +1,18 @@
 """The backend policy: every choice that depends on the compiling platform.
 
-One :class:`Policy` row per platform (:data:`POLICIES`). Operators never ask
+One `Policy` row per platform (`POLICIES`). Operators never ask
 which backend the process runs on (``jax.default_backend()`` is wrong when a
 CPU host compiles or exports for a TPU or GPU); they build every distinct
 formulation and let the program's lowering keep the one of the platform it is
-compiled for (:func:`choose`, through ``jax.lax.platform_dependent``).
+compiled for (`choose`, through ``jax.lax.platform_dependent``).
 
 The invariants, whatever the platform:
 
 * no conditional in a GPU or TPU program (a conditional's predicate is copied
-  to the host on GPU), so :func:`fence` is a conditional only on CPU;
+  to the host on GPU), so `fence` is a conditional only on CPU;
 * every formulation computes the same values and the same derivatives (the
   first extremum wins ties), so tests can run each one on CPU
-  (:func:`forced_platform`) and check it like the default one.
+  (`forced_platform`) and check it like the default one.
 
 The rationale for each row is in ``docs/architecture.md``.
 """
@@ -49,7 +49,7 @@ class Policy:
   """The formulation choices of one platform.
 
   Attributes:
-    barrier: how :func:`fence` keeps XLA from fusing across a boundary:
+    barrier: how `fence` keeps XLA from fusing across a boundary:
       ``"cond"`` (a conditional whose predicate is unknown at compile time;
       XLA:CPU drops optimisation barriers before fusion) or
       ``"optimization_barrier"`` (kept through fusion by XLA:GPU and TPU).
@@ -63,7 +63,7 @@ class Policy:
     conditionals: whether a program may pick a cheaper path at run time
       with a conditional; without, it always runs the general path.
     max_fused_pads: the most block shifts for which a backward scatter
-      (:func:`~jaxpool._src.core.scatter.scatter_to_input`) pads its operands
+      (`scatter_to_input`) pads its operands
       inside its fused pass; with more, each operand is padded once before
       it (one operand-sized buffer). ``None``: no limit.
     variadic_reduce_window: whether a window reduction of several operands
@@ -170,7 +170,7 @@ def choose(formulation: Callable, *args, reads: tuple[str, ...] | None = None):
   Each distinct policy (restricted to the fields named in ``reads``, all of
   them by default) is traced once; the lowering keeps the branch of the
   platform the program is compiled for (``lax.platform_dependent``), so the
-  other branches cost tracing only. Under :func:`forced_platform` only that
+  other branches cost tracing only. Under `forced_platform` only that
   platform's formulation is traced.
   """
   forced = _forced()
@@ -244,7 +244,7 @@ def fence(x: jax.Array) -> jax.Array:
 
   Without it XLA fuses a producer into every tap of its consumer, so two
   chained ``k``-tap passes cost ``k**2`` reads per element. The barrier is
-  the compiling platform's (:attr:`Policy.barrier`); the derivatives of
+  the compiling platform's (`Policy.barrier`); the derivatives of
   ``fence`` are fenced too, it keeps working under ``vmap`` (one barrier for
   the whole batch), and a zero-size ``x`` passes through.
   """

@@ -3,23 +3,23 @@ shifted phase planes.
 
 A fixed wavelet's lifting step along an axis is a linear map ``M`` from a
 signal ``x`` of even length ``n = 2m`` to two bands of length ``m`` (one for
-their sum)::
+their sum):
 
     band[b, k] = sum_j M[b, k, j] x[j]
 
 whose band sample ``k`` reads only the blocks ``k - 1, k, k + 1`` of ``x``
 (block ``i`` being the pair ``x[2i], x[2i + 1]``). Written per block shift
-``h`` and phase ``p``::
+``h`` and phase ``p``:
 
     band[b, k] = sum_(h, p) w[b, h, p][k] * x[2(k + h) + p]
 
 with ``w[b, h, p][k] = M[b, k, 2(k + h) + p]``: a few shifted, weighted
 planes of ``x``, with the symmetric extension at the borders folded into the
-weights. :func:`analysis_terms` and :func:`synthesis_terms` read the weights
-off a map by probing it; :func:`to_bands` computes the bands; :func:`from_bands` computes the
+weights. `analysis_terms` and `synthesis_terms` read the weights
+off a map by probing it; `to_bands` computes the bands; `from_bands` computes the
 transpose ``x = M^T band`` in the phase layout ``(m, 2)`` of ``x``, as sums
 of shifted bands broadcast over the phases (the layout of
-:mod:`~jaxpool._src.core.scatter`), with no interleaving copy. Each is the
+`scatter`), with no interleaving copy. Each is the
 other's derivative. Lifting as two chained steps would be fused by XLA into
 every tap of the next one (each output recomputing its neighbours' predict
 and update); these forms read ``x`` (or the bands) once per tap.
@@ -290,7 +290,7 @@ def _from_bands_jvp(axis, bank, primals, tangents):
 
 def to_bands(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, ...]:
   """The bands ``M x`` along ``axis`` of ``x`` (length ``2 * bank.m``);
-  the derivative is :func:`from_bands`.
+  the derivative is `from_bands`.
 
   Examples:
     >>> import jax.numpy as jnp
@@ -304,7 +304,7 @@ def to_bands(x: jax.Array, axis: int, bank: BandTerms) -> tuple[jax.Array, ...]:
 
 def from_bands(bands, axis: int, bank: BandTerms) -> jax.Array:
   """``M^T`` applied to the bands (a tuple) along ``axis``: an array twice as long
-  there; the derivative is :func:`to_bands`.
+  there; the derivative is `to_bands`.
 
   Examples:
     >>> import jax.numpy as jnp

@@ -105,7 +105,7 @@ def check_key(key, name: str = "key") -> None:
 
 
 def check_one_key(key, name: str = "key") -> None:
-  """:func:`check_key`, and a raw key's shape checked against the PRNG in use.
+  """`check_key`, and a raw key's shape checked against the PRNG in use.
 
   A raw ``uint32`` key must have the shape of ``jax.random.PRNGKey(0)`` under
   the default PRNG implementation (``(2,)`` for threefry); a ``(3,)`` array is

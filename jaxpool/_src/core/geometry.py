@@ -1,10 +1,10 @@
 """Window geometry: the one place that turns window arguments into sizes.
 
 Every operator that slides a window over the spatial axes asks this module for
-its geometry instead of computing sizes itself. :func:`window_geometry`
+its geometry instead of computing sizes itself. `window_geometry`
 normalises and validates ``window_shape``, ``strides``, ``padding``,
 ``dilation`` and ``ceil_mode`` against the input shape and returns a
-:class:`WindowGeometry`, a hashable description of every window (so it can be a
+`WindowGeometry`, a hashable description of every window (so it can be a
 static argument of ``jax.custom_jvp``/``jax.jit``).
 
 Conventions (torch semantics, channels-last layout):
@@ -347,7 +347,7 @@ def check_window_options(
   """The window arguments checked without an input (as a layer's
   constructor does): ``(window_shape, strides, padding, dilation)``, with
   ``padding`` ``'VALID'``, ``'SAME'`` or ``(low, high)`` pairs; the errors of
-  :func:`window_geometry`."""
+  `window_geometry`."""
   window_shape = normalize_spatial_shape("window_shape", window_shape)
   n = len(window_shape)
   if strides is None:
@@ -396,7 +396,7 @@ def window_geometry(
     ceil_mode: round the output size up (torch semantics).
 
   Returns:
-    The :class:`WindowGeometry`.
+    The `WindowGeometry`.
 
   Raises:
     TypeError: an argument has the wrong type.

@@ -2,9 +2,9 @@
 bind the options at construction (so a bad option fails there, not at the
 first call).
 
-:func:`check_options` runs the window checks for every function with a
+`check_options` runs the window checks for every function with a
 ``window_shape`` and the checks a family registered for its function
-(:func:`register_option_check`), each raising the function's own error.
+(`register_option_check`), each raising the function's own error.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def check_options(function: Callable[..., Any], options: dict[str, Any]) -> None
 
 
 def check_layer_options(owner: str, function: Callable[..., Any] | None, options: dict) -> None:
-  """:func:`check_options` for a layer named ``owner`` that binds ``options``
+  """`check_options` for a layer named ``owner`` that binds ``options``
   (some of ``function``'s arguments by name; the others take their
   defaults, and names the function lacks are the layer's own): the error
   names the layer."""

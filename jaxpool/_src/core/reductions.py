@@ -1,14 +1,14 @@
 """Window reductions with fast, exact derivatives, shared by the families.
 
-* :func:`extremum_pool` (max/min of every window, torch's first-extremum
-  derivative), :func:`extremum_and_winner` (the value and the winning tap),
-  :func:`select_taps` (the element at a given tap of every window) and
-  :func:`scatter_winners` (its transpose);
-* :func:`window_sum` (sum of every window) and :func:`scatter_window_sums`
+* `extremum_pool` (max/min of every window, torch's first-extremum
+  derivative), `extremum_and_winner` (the value and the winning tap),
+  `select_taps` (the element at a given tap of every window) and
+  `scatter_winners` (its transpose);
+* `window_sum` (sum of every window) and `scatter_window_sums`
   (its transpose).
 
-Forward passes are fused chains over the window taps (:mod:`.taps`); every
-transpose is one phase-layout pass (:mod:`.scatter`). Linear maps whose
+Forward passes are fused chains over the window taps (`.taps`); every
+transpose is one phase-layout pass (`.scatter`). Linear maps whose
 transpose must be fast are *written as* transposes (``jax.linear_transpose``),
 so that a ``custom_jvp`` gives both forward and reverse mode.
 """
@@ -84,8 +84,8 @@ def extremum_and_winner(
 
   Returns:
     ``(values, winner)``, both of shape ``(*batch, *out_shape, features)``;
-    ``winner`` holds row-major window offsets (int8 for windows of at most
-    127 taps, else int32).
+      ``winner`` holds row-major window offsets (int8 for windows of at most
+      127 taps, else int32).
   """
   return choose(
     lambda policy, v: _extremum_and_winner(v, geom, kind, policy),
@@ -118,7 +118,7 @@ def _extremum_and_winner(x, geom, kind, policy):
 
 
 def _separable_extremum_and_winner(x, geom, kind):
-  """:func:`extremum_and_winner` one axis at a time, the last axis first.
+  """`extremum_and_winner` one axis at a time, the last axis first.
 
   Each pass picks, per window of its axis, the first extremum (the last
   NaN) and carries the winner found so far from the chosen cell, so the
@@ -145,7 +145,7 @@ def _separable_extremum_and_winner(x, geom, kind):
 
 
 def _extremum_and_winner_of_taps(x, geom, kind, labels=None, index_dtype=None):
-  """:func:`extremum_and_winner`; tap ``i`` is reported as ``labels[i]``."""
+  """`extremum_and_winner`; tap ``i`` is reported as ``labels[i]``."""
   if labels is None:
     labels, index_dtype = np.arange(geom.window_size), tap_index_dtype(geom)
   out_dtype = x.dtype
@@ -177,7 +177,7 @@ def scatter_winners(cotangent: jax.Array, winner: jax.Array, geom: WindowGeometr
 
   The backward pass of max/min pooling (windows' contributions to one cell
   are summed, earliest window first, as torch accumulates): one fused pass
-  over the input through :func:`scatter_to_input`.
+  over the input through `scatter_to_input`.
   """
   compute_dtype = dtypes.compute_dtype(cotangent.dtype)
   # The winner is padded once and sliced per block shift; the cotangent is
@@ -204,7 +204,7 @@ def _gather_winners(values: jax.Array, winner: jax.Array, geom: WindowGeometry):
 
 
 def _select_taps_linear(values: jax.Array, winner: jax.Array, geom: WindowGeometry) -> jax.Array:
-  """:func:`select_taps` written as the transpose of :func:`scatter_winners`
+  """`select_taps` written as the transpose of `scatter_winners`
   (``jax.linear_transpose``), so that reverse mode, which transposes it back,
   runs the one-pass phase scatter. Evaluating it directly is slow on XLA:CPU
   (a masked copy of the input reduced over the phase axes): it only serves as
@@ -223,7 +223,7 @@ def select_taps(values: jax.Array, winner: jax.Array, geom: WindowGeometry) -> j
 
   Linear in ``values``. Its value is a fused select chain over the window
   taps; its derivative (the same gather of the tangent) is written as the
-  transpose of :func:`scatter_winners`, so that reverse mode runs the
+  transpose of `scatter_winners`, so that reverse mode runs the
   one-pass phase scatter. Both modes differentiate it.
   """
   return _gather_winners(values, winner, geom)
@@ -249,13 +249,13 @@ def _extremum_pool_jvp(geom, kind, primals, tangents):
 
 def _is_large(geom: WindowGeometry, policy: Policy) -> bool:
   """Whether ``geom``'s windows are reduced one axis at a time
-  (:attr:`~jaxpool._src.core.backend.Policy.separable_min_taps`)."""
+  (`separable_min_taps`)."""
   reduced_axes = [a for a, k in enumerate(geom.window_shape) if k > 1]
   return geom.window_size >= policy.separable_min_taps and len(reduced_axes) >= 2
 
 
 def _does_work(along: WindowGeometry) -> bool:
-  """Whether a 1-D pass of :func:`_separable` changes its input."""
+  """Whether a 1-D pass of `_separable` changes its input."""
   return along.window_size > 1 or along.out_shape != along.in_shape or any(map(any, along.padding))
 
 
@@ -264,7 +264,7 @@ def _separable(reduce, x, geom, policy):
 
   Windows of at least ``policy.separable_min_taps`` taps over two or more
   axes run one 1-D pass per axis, the last axis first, fenced apart
-  (:func:`~jaxpool._src.core.backend.fence`): the program and the run time
+  (`fence`): the program and the run time
   grow with the sum of the window's sides instead of their product. Smaller
   windows run ``reduce`` once.
   """
@@ -331,7 +331,7 @@ def reduce_windows(operands, inits, combine, geom: WindowGeometry) -> tuple:
 def reduce_windows_holding(operands, inits, combine, geom: WindowGeometry) -> tuple:
   """For every input cell, ``combine`` over the windows that hold it.
 
-  The transpose pattern of :func:`reduce_windows`: ``operands`` have the
+  The transpose pattern of `reduce_windows`: ``operands`` have the
   output's shape (one value per window) and the results the input's shape;
   cell ``p`` reduces the values of every window ``o`` with a tap on ``p``
   (a cell no window holds gets ``inits``). One ``lax.reduce_window`` over the
@@ -370,7 +370,7 @@ def reduce_windows_holding(operands, inits, combine, geom: WindowGeometry) -> tu
 
 def _windowed(taps_formulation, reduce_window_formulation, x, geom):
   """The policy's formulation of a window reduction (see
-  :attr:`~jaxpool._src.core.backend.Policy.window_reductions`)."""
+  `window_reductions`)."""
 
   def formulation(policy, v):
     if policy.window_reductions == "reduce_window" and reduce_window_formulation:
@@ -384,7 +384,7 @@ def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
   """Max (``kind='max'``) or min pooling of ``x`` over ``geom``'s windows.
 
   With the ``"taps"`` formulation, windows of many taps are
-  :func:`_separable`. The first extremum in row-major window order still
+  `_separable`. The first extremum in row-major window order still
   wins: the last axis's pass picks the first extremum of each row, and each
   earlier axis's pass the first row (plane, ...) holding the window's
   extremum, so the derivative is torch's. The ``"reduce_window"``
@@ -413,8 +413,8 @@ def _sum_of_taps(x: jax.Array, geom: WindowGeometry) -> jax.Array:
 def scatter_window_sums(cotangent: jax.Array, geom: WindowGeometry) -> jax.Array:
   """Adds every window's cotangent onto each of its real cells.
 
-  The transpose of :func:`window_sum` (the backward pass of sum and average
-  pooling), in one fused pass over the input (:func:`scatter_to_input`).
+  The transpose of `window_sum` (the backward pass of sum and average
+  pooling), in one fused pass over the input (`scatter_to_input`).
   """
   return scatter_to_input(
     lambda taps, g: jnp.where(taps >= 0, g, 0),
@@ -432,9 +432,9 @@ def window_sum(x: jax.Array, geom: WindowGeometry) -> jax.Array:
   same map applied to the tangent, and each direction uses the form XLA:CPU
   runs fastest: strided slices summed in one fused pass (over padding-free
   blocks of clipped windows when there is padding) for the value, and, for
-  the tangent map, the transpose of :func:`scatter_window_sums`, so that
+  the tangent map, the transpose of `scatter_window_sums`, so that
   reverse mode (which transposes it back) runs the one-pass phase scatter.
-  Large windows are :func:`_separable` sums: plain sums per axis, not
+  Large windows are `_separable` sums: plain sums per axis, not
   differences of running sums, so float32 loses nothing to cancellation.
   The ``"reduce_window"`` formulation is XLA's windowed sum, whose transpose
   JAX writes as ``pad`` + ``reduce_window``.

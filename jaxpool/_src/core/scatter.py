@@ -1,8 +1,8 @@
 """The backward pass of every pooling operator: one fused phase-layout scatter.
 
-:func:`scatter_to_input` sums every window's per-tap contributions onto the
+`scatter_to_input` sums every window's per-tap contributions onto the
 input cells, the transpose of reading ``x`` through
-:func:`~jaxpool._src.core.taps.window_taps`.
+`window_taps`.
 
 Phase layout: along an axis with stride ``s``, input cell ``p`` is written
 ``p = q * s + r`` (block ``q``, phase ``r``). Tap ``t`` of window ``o`` sits at
@@ -92,7 +92,7 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills, pad_on
 
   Computes ``dx[p] = sum over (window o, tap t) with position(o, t) = p of
   contribution(t, *operands[o])``, the transpose of reading ``x`` through
-  :func:`window_taps`: the backward pass of a pooling operator, in one fused
+  `window_taps`: the backward pass of a pooling operator, in one fused
   pass over the input (see the phase layout in the module docstring).
 
   Args:
@@ -103,7 +103,7 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills, pad_on
       of shape ``(*batch, Q1, 1, Q2, 1, ..., features)``. Returns an array
       broadcastable to ``(*batch, Q1, s1, Q2, s2, ..., features)``, or a
       tuple of them (then so is the result); it may close over
-      :func:`phase_view` arrays of the input.
+      `phase_view` arrays of the input.
     geom: the geometry.
     operands: output-shaped arrays ``(*batch, *out_shape, features)`` (or
       with a size-1 feature axis).
@@ -116,7 +116,7 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills, pad_on
       operand: on XLA:CPU a cotangent (or ``y``) padded in the pass costs
       nothing, while a max-pool winner or a log-normaliser under ``exp``
       padded in the pass is 3-4x slower. Past the platform's
-      :attr:`~jaxpool._src.core.backend.Policy.max_fused_pads` block shifts
+      `max_fused_pads` block shifts
       every operand is padded once (XLA:CPU does not vectorise a pass
       with that many pads). Without shifts (windows that tile the input)
       nothing is padded.
@@ -141,7 +141,7 @@ def scatter_to_input(contribution, geom: WindowGeometry, operands, fills, pad_on
 
 
 def _scatter(contribution, geom, pairs, operands, fills, pad_once):
-  """:func:`scatter_to_input` with each operand padded as ``pad_once`` says."""
+  """`scatter_to_input` with each operand padded as ``pad_once`` says."""
   n = geom.num_spatial
   batch = operands[0].ndim - n - 1
   blocks = _blocks(geom)

@@ -77,7 +77,7 @@ def replicated(x: jax.Array) -> jax.Array:
 def uniform(key, shape, like=None, keep: Sequence[int] = (), dtype=None):
   """``U[0, 1)`` draws of ``shape`` with ``like``'s sharding on ``keep`` axes.
 
-  ``key`` is validated first (:func:`check_key`), so a malformed key is a
+  ``key`` is validated first (`check_key`), so a malformed key is a
   clear error naming ``key``, not a PRNG internal one.
   """
   check_key(key)

@@ -57,7 +57,7 @@ def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
 
 @functools.cache
 def _pruned(n: int, ranks: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
-  """The steps of :func:`sorting_network` that can reach positions ``ranks``."""
+  """The steps of `sorting_network` that can reach positions ``ranks``."""
   needed, kept = set(ranks), []
   for i, j in reversed(sorting_network(n)):
     if i in needed or j in needed:
@@ -75,7 +75,7 @@ def order_statistics(values: Sequence[jax.Array], ranks: Iterable[int]) -> dict[
 
   Returns:
     ``{rank: array}``; exact (every output is one of the inputs), NaN
-    propagating as described in the module docstring.
+      propagating as described in the module docstring.
 
   Examples:
     >>> import jax.numpy as jnp

@@ -2,9 +2,9 @@
 
 A window of ``k`` cells per axis has ``prod(k)`` *taps*; tap ``t`` of every
 output position, read at once, is one strided slice of the (padded) input
-(:func:`window_slice`). A pooling forward pass is a fused chain over the taps
-(:func:`window_taps`); for operators that ignore padded cells,
-:func:`map_unpadded_blocks` splits the windows into padding-free blocks so
+(`window_slice`). A pooling forward pass is a fused chain over the taps
+(`window_taps`); for operators that ignore padded cells,
+`map_unpadded_blocks` splits the windows into padding-free blocks so
 that no pad is fused into the chain (XLA:CPU runs fused pads slowly).
 """
 
@@ -33,7 +33,7 @@ def window_slice(x_padded: jax.Array, geom: WindowGeometry, tap: tuple[int, ...]
   """The value under window tap ``tap`` for every output position.
 
   Args:
-    x_padded: input padded by :func:`pad_input`.
+    x_padded: input padded by `pad_input`.
     geom: the geometry.
     tap: the tap's index in the window, one int per spatial axis.
 
@@ -66,7 +66,7 @@ def map_unpadded_blocks(fn, x: jax.Array, geom: WindowGeometry, empty=0, *, with
   """``fn(block, block_geom)`` over padding-free blocks of the windows.
 
   Splits the output grid into the product of every axis's
-  :meth:`WindowGeometry.clipped_runs`, calls ``fn`` on the slice of ``x``
+  `WindowGeometry.clipped_runs`, calls ``fn`` on the slice of ``x``
   under each block with an unpadded geometry (the windows clipped to the
   input), and concatenates the results (arrays or tuples of arrays). For
   operators that ignore padded cells (max, min): their fast unpadded path
