@@ -143,6 +143,7 @@ def _formulation_differs(case, platform, x) -> bool:
   return all(program != jaxpr(p) for p in earlier)
 
 
+@pytest.mark.usefixtures("optimized")  # reads the optimised HLO
 def test_cpu_program_keeps_the_taps_and_accelerators_get_reduce_window():
   x = jax.ShapeDtypeStruct((2, 8, 8, 3), jnp.float32)
   fn = jax.jit(lambda v: jaxpool.max_pool(v, (3, 3), 2))
@@ -222,6 +223,7 @@ def test_fence_passes_zero_size_arrays(shape):
   assert jaxpool.adaptive_max_pool(x, (2, 2)).shape == shape[:1] + (2, 2) + shape[3:]
 
 
+@pytest.mark.usefixtures("optimized")  # reads the optimised HLO
 def test_fence_stays_a_barrier_under_vmap_and_grad():
   fn = jax.vmap(jax.grad(lambda v: jnp.sum(jnp.sin(fence(2 * v)))))
   x = jnp.arange(12.0).reshape(3, 4)

@@ -26,6 +26,8 @@ from examples import (
 )
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The main job as users run it: XLA's optimisations on (conftest.py).
+pytestmark = pytest.mark.usefixtures("optimized")
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,9 @@ from flax import linen
 
 import jaxpool
 
+# Temp memory is what XLA's optimiser makes of the program (conftest.py).
+pytestmark = pytest.mark.usefixtures("optimized")
+
 SHAPE = (32, 64, 64, 64)
 
 

@@ -207,12 +207,15 @@ def covariance_pool(
   rows = positions(x, spatial_ndim, "covariance_pool", min_positions=2)
   # C = 4^e C' from the rows scaled into [-1, 1]: no overflow in the mean or
   # the products; each mode undoes the scale where its output needs it.
-  if normalize is None:  # overflows to inf only where C leaves the range
-    c = _covariance(rows)
-  else:  # C = 4^e C' from rows scaled into [-1, 1]: no product overflows
-    rows, exponent = power_of_two_scale(rows)
-    c = _covariance(rows)
-  if normalize == "sqrtm":
+  scaled, exponent = power_of_two_scale(rows)
+  c = _covariance(scaled)
+  if normalize is None:
+    # Where C leaves the range, products of +-inf can sum to NaN (how depends
+    # on the backend's dot): those entries are 4^e C', exactly +-inf. The
+    # derivative is the plain formula's (4^e overflows in a cotangent).
+    plain = _covariance(rows)
+    c = jnp.where(jnp.isfinite(plain), plain, times_power_of_two(c, 2 * exponent))
+  elif normalize == "sqrtm":
     c = times_power_of_two(_newton_schulz_sqrt(c, iterations), exponent)
   elif normalize == "logm":
     # log(max(4^e l', eps)) = log(max(l', eps 4^-e)) + 2 e log 2.
