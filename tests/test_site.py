@@ -95,3 +95,16 @@ def test_layer_signatures(site, page):
   assert re.search(r"\bstrides\b[^=,]*=\s*None\b", text), text
   assert re.search(r"\bpadding\b[^=,]*=\s*['\"]VALID['\"]", text), text
   assert "*args" not in text, text
+
+
+def test_math_renders_as_mathml(site):
+  """Formulas (``$...$``, ``$$...$$``) reach the pages as MathML, none as
+  LaTeX source or an unconverted arithmatex wrapper."""
+  for page in ("classic/index.html", "weighted/index.html"):
+    assert site[page].count("<math ") >= 3, page
+  leftovers = [
+    f"{path}: ...{page[max(m.start() - 60, 0) : m.end() + 60]}"
+    for path, page in site.items()
+    for m in re.finditer(r'class="arithmatex"|\\\(|\\\[|\$\$', page)
+  ]
+  assert not leftovers, "math not converted:\n" + "\n".join(leftovers[:10])
