@@ -2,7 +2,7 @@
 
 A pooling operator is a chain of many primitives. Called eagerly (no traced
 argument), JAX would dispatch, and compile once per shape, every primitive on
-its own; :func:`compiled_when_eager` instead runs the whole function as one
+its own; `compiled_when_eager` instead runs the whole function as one
 ``jax.jit`` program, cached by its options. Under ``jit``, ``grad``, ``vmap``
 or any other trace the function itself runs, so it inlines into the caller's
 program exactly as written.
@@ -66,7 +66,7 @@ def _cache_key(value):
 
 
 def _option(key):
-  """The option a :func:`_cache_key` was made from (lists come back as
+  """The option a `_cache_key` was made from (lists come back as
   tuples)."""
   if isinstance(key, tuple) and not (len(key) == 2 and isinstance(key[0], type)):
     return tuple(_option(k) for k in key)
