@@ -132,7 +132,7 @@ class FunctionModule(PoolModule):
       _function_fields(cls, layer.function, layer.call_arrays + extra)
       cls.__doc__ = (
         f"{cls.__doc__}\n\n  Fields are the arguments of"
-        f" :func:`jaxpool.{layer.function.__name__}` after the array input(s)"
+        f" `jaxpool.{layer.function.__name__}` after the array input(s)"
         f" {', '.join(layer.inputs)}; see its documentation.\n"
       )
     super().__init_subclass__(spec=spec, **kwargs)

@@ -183,7 +183,7 @@ def _bind_function(cls, function, inputs: tuple[str, ...], call_arrays: tuple[st
   cls.__signature__ = inspect.Signature(params + list(extra))
   cls.__doc__ = (
     f"{cls.__doc__}\n\n  Constructor arguments are those of"
-    f" :func:`jaxpool.{function.__name__}` after the array input(s)"
+    f" `jaxpool.{function.__name__}` after the array input(s)"
     f" {', '.join(inputs)}; see its documentation.\n"
   )
 
