@@ -59,3 +59,30 @@ def test_mkdocs_navigation_names_existing_pages_and_the_api():
   assert {"jaxpool.nnx", "jaxpool.linen"} <= documented
   functions = {f"jaxpool.{n}" for n in jaxpool.__all__ if callable(getattr(jaxpool, n))}
   assert not functions - documented, sorted(functions - documented)
+
+
+def test_readme_copies_of_generated_tables_match_their_sources():
+  # The README quotes the main job's table and the benchmarks' headline rows;
+  # docs/sync_readme.py copies them from their files, so they never drift.
+  import subprocess
+  import sys
+
+  readme = (ROOT / "README.md").read_text()
+  assert "<!-- include: docs/train/results.md -->" in readme
+  assert "<!-- include: benchmarks/summary.md:headline -->" in readme
+  check = subprocess.run(
+    [sys.executable, "docs/sync_readme.py", "--check"], cwd=ROOT, capture_output=True, text=True
+  )
+  assert check.returncode == 0, check.stdout
+
+
+def test_benchmark_summary_is_generated_from_the_result_files(tmp_path):
+  # benchmarks/summary.md is what benchmarks/summary.py writes from the
+  # suites' result files today.
+  import importlib.util
+
+  spec = importlib.util.spec_from_file_location("summary", ROOT / "benchmarks" / "summary.py")
+  summary = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(summary)
+  tables = {name: summary.summarise(summary.HERE / f) for name, _, f in summary.SUITES}
+  assert summary.write_summary(tables) == (ROOT / "benchmarks" / "summary.md").read_text()

@@ -66,6 +66,31 @@ def test_train_example_max_pooling_reaches_90_percent_and_learned_and_random_lay
   assert "1 device(s)" in stdout
 
 
+def test_train_report_orders_ties_alike_and_plots_one_epoch(tmp_path):
+  # The table and the plot share one order (best first, ties by name), and a
+  # one-epoch, one-seed report says so without "seeds" or "± std".
+  from examples.train import report
+
+  def result(accuracy):
+    return {
+      "test_accuracy_mean": accuracy,
+      "test_accuracy_std": 0.0,
+      "accuracy_per_epoch_mean": [accuracy],
+      "seeds": {"0": {}},
+      "step_time_ms": 1.0,
+      "train_time_s_mean": 1.0,
+    }
+
+  results = {"max": result(0.9), "avg": result(0.8), "lift": result(0.9)}
+  assert report.ranked(results) == ["lift", "max", "avg"]
+  rows = [line.split("|")[1].strip() for line in report.table(results, 1).splitlines()[2:]]
+  assert rows == ["lift", "max", "avg"]
+  assert "±" not in report.table(results, 1)
+  assert report.plural(1, "epoch") == "1 epoch" and report.plural(3, "epoch") == "3 epochs"
+  report.plot(results, "digits, 1 epoch", tmp_path / "accuracy.png")
+  assert (tmp_path / "accuracy.png").stat().st_size > 10_000
+
+
 def test_train_example_resumes_exactly_with_several_seeds(tmp_path, capsys):
   # Stopped after one epoch, then resumed to two: the same curves, per seed,
   # as an uninterrupted two-epoch run (random poolings included: their keys

@@ -34,6 +34,16 @@ def summarise(per_seed: dict) -> dict:
   }
 
 
+def ranked(results: dict) -> list[str]:
+  """Pooling names, best mean test accuracy first; ties by name. The table
+  and the plot both use this order."""
+  return sorted(results, key=lambda name: (-results[name]["test_accuracy_mean"], name))
+
+
+def plural(count: int, noun: str) -> str:
+  return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def table(results: dict, seeds: int) -> str:
   """Markdown table, best mean accuracy first."""
   accuracy = "test accuracy" + (f" (mean ± std, {seeds} seeds)" if seeds > 1 else "")
@@ -41,7 +51,8 @@ def table(results: dict, seeds: int) -> str:
     f"| pooling | {accuracy} | step time (ms) | train time per seed (s) |",
     "|---|---|---|---|",
   ]
-  for pool, r in sorted(results.items(), key=lambda kv: -kv[1]["test_accuracy_mean"]):
+  for pool in ranked(results):
+    r = results[pool]
     value = f"{r['test_accuracy_mean']:.4f}"
     if seeds > 1:
       value += f" ± {r['test_accuracy_std']:.4f}"
@@ -49,66 +60,72 @@ def table(results: dict, seeds: int) -> str:
   return "\n".join(lines)
 
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 markers x 20 colours: 140 pairs
-
-
-def style(i: int) -> dict:
-  """A distinct (colour, marker) pair per pooling: tab20's colours cycle
-  every 20, the 7 markers every 7, so pairs repeat only after 140."""
-  return {"color": plt.get_cmap("tab20")(i % 20), "marker": MARKERS[i % len(MARKERS)]}
+HIGHLIGHT, CONTEXT = "tab:blue", "0.82"
 
 
 def plot(results: dict, title: str, path: pathlib.Path) -> None:
-  """Mean accuracy per epoch (left) and final accuracy, sorted, with the
-  std over seeds as error bars (right); one legend outside the axes."""
-  names = sorted(results, key=lambda n: results[n]["test_accuracy_mean"])
-  styles = {name: style(i) for i, name in enumerate(sorted(results))}
-  height = max(4.5, 0.28 * len(names) + 1.5)
-  fig, (curves, bars) = plt.subplots(
-    1, 2, figsize=(14, height), gridspec_kw={"width_ratios": [1.3, 1]}
-  )
-  for name in reversed(names):  # legend: best first
-    curve = results[name]["accuracy_per_epoch_mean"]
-    curves.plot(
-      np.arange(1, len(curve) + 1), curve, label=name, markersize=4, linewidth=1.2, **styles[name]
-    )
-  curves.set(xlabel="epoch", ylabel="test accuracy (mean over seeds)", title=title)
-  curves.grid(alpha=0.3)
+  """Small multiples of the test accuracy per epoch (left: one panel per
+  pooling, best first, the others in grey behind it; left out after a single
+  epoch) and the final accuracy as a dot plot (right: positions, not bar
+  lengths, so the axis need not start at 0; with several seeds, whiskers of
+  ± one std)."""
+  names = ranked(results)
+  seeds = max(len(results[n]["seeds"]) for n in names)
+  accuracy = "test accuracy" + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
+  curves = {n: np.asarray(results[n]["accuracy_per_epoch_mean"]) for n in names}
+  epochs = np.arange(1, max(len(c) for c in curves.values()) + 1)
+  columns = min(6, len(names))
+  rows = -(-len(names) // columns)
+  height = max(4.0, 1.7 * rows + 1.2, 0.25 * len(names) + 1.5)
+  if len(epochs) == 1:
+    fig = plt.figure(figsize=(7.0, height), layout="constrained")
+    fig.suptitle(title, fontsize=10)
+    final_accuracy_dots(fig, results, names, "Final accuracy", seeds)
+  else:
+    fig = plt.figure(figsize=(2.1 * columns + 5.0, height), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[2.1 * columns, 5.0])
+    panels = left.subplots(rows, columns, sharex=True, sharey=True, squeeze=False)
+    for panel, name in zip(panels.flat, names):
+      for other in names:
+        if other != name:
+          panel.plot(epochs[: len(curves[other])], curves[other], color=CONTEXT, linewidth=0.8)
+      panel.plot(
+        epochs[: len(curves[name])], curves[name], color=HIGHLIGHT, linewidth=2, marker="o", ms=3
+      )
+      panel.set_title(f"{name}  {results[name]['test_accuracy_mean']:.3f}", fontsize=9)
+      panel.grid(alpha=0.3)
+    for panel in panels.flat[len(names) :]:
+      panel.set_visible(False)
+    panels[0, 0].set_xlim(0.5, epochs[-1] + 0.5)
+    panels[0, 0].set_xticks(epochs[:: -(-len(epochs) // 5)])
+    left.supxlabel("epoch")
+    left.supylabel(accuracy)
+    left.suptitle(f"{title}: {accuracy} per epoch, best first")
+    final_accuracy_dots(right, results, names, "Final accuracy", seeds)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def final_accuracy_dots(fig, results: dict, names: list[str], title: str, seeds: int) -> None:
+  """One dot per pooling, best at the top; whiskers of ± one std over seeds."""
+  dots = fig.subplots()
   means = np.array([results[n]["test_accuracy_mean"] for n in names])
   stds = np.array([results[n]["test_accuracy_std"] for n in names])
-  rows = np.arange(len(names))
-  bars.barh(
-    rows,
+  positions = np.arange(len(names))
+  dots.errorbar(
     means,
-    xerr=stds,
-    color=[styles[n]["color"] for n in names],
+    positions,
+    xerr=stds if seeds > 1 else None,
+    fmt="o",
+    color=HIGHLIGHT,
+    ecolor="0.3",
     capsize=3,
-    error_kw={"elinewidth": 1},
   )
-  for row, name in enumerate(names):
-    bars.plot(
-      means[row], row, linestyle="none", markeredgecolor="black", markersize=5, **styles[name]
-    )
-  labels = [
-    f"{n}  {m:.3f}" + (f" ± {d:.3f}" if len(results[n]["seeds"]) > 1 else "")
-    for n, m, d in zip(names, means, stds)
-  ]
-  bars.set_yticks(rows, labels, fontsize=8)
-  low = max(0.0, float((means - stds).min()) - 0.05)
-  bars.set(
-    xlim=(low, 1.0), xlabel="final test accuracy (± std over seeds)", title="Final accuracy, sorted"
-  )
-  bars.grid(axis="x", alpha=0.3)
-  fig.legend(
-    *curves.get_legend_handles_labels(),
-    loc="center left",
-    bbox_to_anchor=(1.0, 0.5),
-    fontsize=8,
-    title="pooling (best first)",
-  )
-  fig.tight_layout()
-  fig.savefig(path, dpi=110, bbox_inches="tight")
-  plt.close(fig)
+  dots.set_yticks(positions, names)
+  dots.invert_yaxis()
+  dots.grid(alpha=0.3)
+  spread = ", mean ± std" if seeds > 1 else ""
+  dots.set(xlabel=f"final test accuracy{spread} (axis does not start at 0)", title=title)
 
 
 def write_report(results: dict, data: Data, args, parallel: Parallel) -> None:
@@ -119,11 +136,13 @@ def write_report(results: dict, data: Data, args, parallel: Parallel) -> None:
     json.dumps({"config": config, "results": results}, indent=2)
   )
   text = table(results, args.seeds)
+  last = args.seed + args.seeds - 1
+  seeds = f"seed {args.seed}" if args.seeds == 1 else f"seeds {args.seed}..{last}"
   (args.out / "results.md").write_text(
-    f"{data.describe()}; {args.epochs} epochs; seeds {args.seed}..{args.seed + args.seeds - 1};"
+    f"{data.describe()}; {plural(args.epochs, 'epoch')}; {seeds};"
     f" head {args.head}; {parallel.describe()}.\n\n{text}\n"
   )
-  title = f"{data.describe()}, {args.seeds} seed(s)"
+  title = f"{data.describe()}, {plural(args.epochs, 'epoch')}"
   plot(results, title, args.out / "accuracy.png")
   print("\n" + text)
   print(f"\nwrote {args.out / 'results.json'}, results.md and accuracy.png")
