@@ -110,7 +110,9 @@ def main(argv=None) -> dict:
   panels = {name: np.asarray(fn(x))[0] for name, fn in operators(jax.random.key(args.seed)).items()}
   columns = 6
   rows = -(-len(panels) // columns)
-  fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.55 * rows))
+  fig, axes = plt.subplots(
+    rows, columns, figsize=(2.3 * columns, 2.55 * rows + 0.4), layout="constrained"
+  )
   for ax in axes.ravel():
     ax.axis("off")
   for ax, (name, image) in zip(axes.ravel(), panels.items()):
@@ -118,9 +120,8 @@ def main(argv=None) -> dict:
     ax.set_title(f"{name}\n{image.shape[0]}x{image.shape[1]}", fontsize=7.5)
   fig.suptitle(
     f"scikit-image's astronaut at {SIZE}x{SIZE}, window {K}x{K} stride {K} unless named",
-    fontsize=10,
+    fontsize=11,
   )
-  fig.tight_layout()
   args.out.mkdir(parents=True, exist_ok=True)
   fig.savefig(args.out / "gallery.png", dpi=110)
   plt.close(fig)

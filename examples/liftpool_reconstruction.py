@@ -194,22 +194,31 @@ def reconstruction(args) -> dict:
       f"{pair:>16}: PSNR {results[pair]['psnr']:.2f} dB, SSIM {results[pair]['ssim']:.3f}",
       flush=True,
     )
-  _panel(x_test[:6], outputs, args.out / "reconstruction.png")
+  _panel(x_test, outputs, results, args.out / "reconstruction.png")
   return results
 
 
-def _panel(x, outputs, path):
+def _panel(x, outputs, results, path, count=6):
+  """The held-out patches with the most structure (largest standard
+  deviation; flat sky and black frames show nothing) and every pair's
+  reconstruction of them, one row per pair, labelled with its mean PSNR."""
+  chosen = np.argsort(-x.reshape(len(x), -1).std(axis=1))[:count]
   rows = ["input"] + list(outputs)
-  fig, axes = plt.subplots(len(rows), len(x), figsize=(1.6 * len(x), 1.6 * len(rows)))
+  fig, axes = plt.subplots(
+    len(rows), count, figsize=(1.9 * count + 1.4, 1.9 * len(rows)), layout="constrained"
+  )
   for r, name in enumerate(rows):
-    images = x if name == "input" else outputs[name][: len(x)]
-    for c in range(len(x)):
-      axes[r, c].imshow(np.clip(images[c, ..., 0], 0, 1), cmap="gray", vmin=0, vmax=1)
+    images = x if name == "input" else outputs[name]
+    for c, index in enumerate(chosen):
+      axes[r, c].imshow(np.clip(images[index, ..., 0], 0, 1), cmap="gray", vmin=0, vmax=1)
       axes[r, c].set_xticks([])
       axes[r, c].set_yticks([])
-    axes[r, 0].set_ylabel(name, fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
+      if r == 0:
+        axes[r, c].set_title(f"held-out patch {index}", fontsize=10)
+    label = name if name == "input" else f"{name}\n{results[name]['psnr']:.1f} dB"
+    axes[r, 0].set_ylabel(label, fontsize=11)
+  fig.suptitle("Reconstructions of held-out 32x32 patches (mean PSNR over all of them)")
+  fig.savefig(path, dpi=100)
   plt.close(fig)
 
 

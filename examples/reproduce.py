@@ -239,7 +239,8 @@ def page(verdicts: list[dict], out: pathlib.Path, page_dir: pathlib.Path, quick:
     figure = folder / FIGURES[v["experiment"]]
     if figure.exists() and v["experiment"] not in figured:
       figured.add(v["experiment"])
-      lines += ["", f"![{v['name']}]({rel / v['experiment'] / FIGURES[v['experiment']]})"]
+      image = rel / v["experiment"] / FIGURES[v["experiment"]]
+      lines += ["", f"[![{v['name']}]({image})]({image})", "", "*Click for full size.*"]
   seen = set()
   lines += ["", "## Tables"]
   for v in verdicts:
@@ -277,7 +278,8 @@ def main(argv=None) -> list[dict]:
     "--only",
     action="append",
     choices=tuple(EXPERIMENTS),
-    help="run only these experiments (repeatable); default: all",
+    help="run only these experiments (repeatable; the others are judged from their saved"
+    " results under --out); default: all",
   )
   parser.add_argument(
     "--quick",
@@ -293,12 +295,13 @@ def main(argv=None) -> list[dict]:
   page_path = args.page or args.out.parent / f"{args.out.name}.md"
   experiments = args.only or list(EXPERIMENTS)
   results = {}
-  for name in experiments:
-    run, load = EXPERIMENTS[name]
-    if not args.report_only:
+  for name, (run, load) in EXPERIMENTS.items():
+    if name in experiments and not args.report_only:
       print(f"== {name}", flush=True)
       run(args.out / name, args.quick)
-    results[name] = load(args.out / name)
+      results[name] = load(args.out / name)
+    elif (args.out / name).exists():  # judged again from its saved results
+      results[name] = load(args.out / name)
   verdicts = []
   for claim in CLAIMS:
     if claim.experiment in results:
