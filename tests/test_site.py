@@ -80,14 +80,20 @@ def test_no_rest_literal_markers(site):
   assert not found, "reST literal markers rendered as text:\n" + "\n".join(found)
 
 
+def _entry(site, page: str, name: str) -> str:
+  """The HTML of API entry ``name`` on ``page``, up to the next documented
+  object (for a class: its own docstring, before its members)."""
+  html_page = site[f"{page}/index.html"]
+  start = html_page.find(f'id="{name}"')
+  assert start >= 0, f"no {name} entry on {page}/index.html"
+  end = html_page.find('<div class="doc doc-object', start)
+  return html_page[start : end if end > 0 else None]
+
+
 @pytest.mark.parametrize("page", ["nnx", "linen"])
 def test_layer_signatures(site, page):
   """The MaxPool entry shows its constructor's signature with the defaults."""
-  html_page = site[f"{page}/index.html"]
-  start = html_page.find(f'id="jaxpool.{page}.MaxPool"')
-  assert start >= 0, f"no jaxpool.{page}.MaxPool entry on {page}/index.html"
-  end = html_page.find('<div class="doc doc-object', start)
-  entry = html_page[start : end if end > 0 else None]
+  entry = _entry(site, page, f"jaxpool.{page}.MaxPool")
   signature = re.search(r'<div class="doc-signature.*?</pre>', entry, flags=re.S)
   assert signature, f"jaxpool.{page}.MaxPool shows no signature"
   text = _text(signature.group(0), drop_code=False)
@@ -108,3 +114,18 @@ def test_math_renders_as_mathml(site):
     for m in re.finditer(r'class="arithmatex"|\\\(|\\\[|\$\$', page)
   ]
   assert not leftovers, "math not converted:\n" + "\n".join(leftovers[:10])
+
+
+@pytest.mark.parametrize(
+  ("page", "name", "display"),
+  [
+    ("classic", "jaxpool.max_pool", "inline"),
+    ("second_order", "jaxpool.covariance_pool", "block"),
+    ("nnx", "jaxpool.nnx.NetVLAD", "inline"),
+  ],
+)
+def test_docstring_math_renders_as_mathml(site, page, name, display):
+  """A docstring's formulas (``$...$``, ``$$...$$``) reach its API entry as
+  MathML."""
+  entry = _entry(site, page, name)
+  assert re.search(rf'<math [^>]*display="{display}"', entry), f"{name}: no {display} MathML"

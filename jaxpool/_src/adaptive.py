@@ -92,13 +92,13 @@ _MAX_WINDOW_SIDE = 32
 
 @compiled_when_eager()
 def adaptive_avg_pool(x: jax.typing.ArrayLike, output_shape: Sequence[int]) -> jax.Array:
-  """Average over torch's adaptive bins, for a fixed output size.
+  r"""Average over torch's adaptive bins, for a fixed output size.
 
-  ``y[i] = mean(x[floor(i L / T) : ceil((i + 1) L / T)])`` along every spatial
-  axis (``L`` input size, ``T`` output size); equal to
-  ``torch.nn.functional.adaptive_avg_pool{1,2,3}d``. Bins overlap when ``T``
-  does not divide ``L`` (Equinox's ``AdaptivePool`` partitions instead and
-  gives other numbers). ``T`` may exceed ``L``. A NaN or an infinity reaches
+  $y[i] = \operatorname{mean}(x[\lfloor i L / T \rfloor : \lceil (i + 1) L / T \rceil])$
+  along every spatial axis ($L$ input size, $T$ output size); equal to
+  ``torch.nn.functional.adaptive_avg_pool{1,2,3}d``. Bins overlap when $T$
+  does not divide $L$ (Equinox's ``AdaptivePool`` partitions instead and
+  gives other numbers). $T$ may exceed $L$. A NaN or an infinity reaches
   only the bins that hold it (``+inf`` in a bin gives ``+inf``, ``+inf`` and
   ``-inf`` give NaN), as in torch.
 

@@ -77,18 +77,19 @@ def bilinear_pool(
   eps: float = 0.0,
   spatial_ndim: int | None = None,
 ) -> jax.Array:
-  """Bilinear pooling: the mean outer product, signed square root, L2.
+  r"""Bilinear pooling: the mean outer product, signed square root, L2.
 
-  ``z = (1/M) sum_l x_l y_l^T`` over the ``M`` positions (``y = x`` when
+  $z = \frac{1}{M} \sum_l x_l y_l^\top$ over the $M$ positions (``y = x`` when
   ``None``), flattened row-major (``x``'s features major), then
-  ``sign(z) sqrt(|z|)`` and ``z / ||z||_2`` (B-CNN). The signed square root
-  is exact in value; its derivative is taken as 0 where ``z = 0`` (finite).
-  ``eps > 0`` uses ``sign(z) sqrt(|z| + eps)`` instead, as the common B-CNN
-  snippets (``1e-5``; fast-MPN-COV's ``1e-8``). With ``normalize``, the rows
-  are divided by powers of two into ``[-1, 1]`` first (the L2 normalisation
-  removes the scale; ``eps`` is scaled with it), so the result is finite for
-  any finite input; without, ``z`` itself leaves float32 (``inf``, never
-  NaN) for features above about ``1e19``.
+  $\operatorname{sign}(z) \sqrt{\lvert z \rvert}$ and $z / \lVert z \rVert_2$
+  (B-CNN). The signed square root is exact in value; its derivative is taken
+  as 0 where $z = 0$ (finite). ``eps > 0`` uses
+  $\operatorname{sign}(z) \sqrt{\lvert z \rvert + \mathrm{eps}}$ instead, as the
+  common B-CNN snippets (``1e-5``; fast-MPN-COV's ``1e-8``). With
+  ``normalize``, the rows are divided by powers of two into ``[-1, 1]`` first
+  (the L2 normalisation removes the scale; ``eps`` is scaled with it), so the
+  result is finite for any finite input; without, $z$ itself leaves float32
+  (``inf``, never NaN) for features above about ``1e19``.
 
   Args:
     x: ``(batch, *spatial, d_x)``, floating point (half precision computed
@@ -153,25 +154,29 @@ def compact_bilinear_pool(
   eps: float = 0.0,
   spatial_ndim: int | None = None,
 ) -> jax.Array:
-  """Compact bilinear pooling by Tensor Sketch (Gao et al., CVPR 2016).
+  r"""Compact bilinear pooling by Tensor Sketch (Gao et al., CVPR 2016).
 
-  Two independent count sketches ``Psi_1`` (for ``x``) and ``Psi_2`` (for
-  ``y``, which is ``x`` when ``None``), each a random hash ``h: [d] -> [D]``
-  and sign ``s: [d] -> {-1, 1}``, ``Psi(v)[k] = sum_{h(i)=k} s(i) v_i``.
-  Per position, ``TS(x_l, y_l) = irfft(rfft(Psi_1 x_l) * rfft(Psi_2 y_l))``
+  Two independent count sketches $\Psi_1$ (for ``x``) and $\Psi_2$ (for
+  ``y``, which is ``x`` when ``None``), each a random hash $h: [d] \to [D]$
+  and sign $s: [d] \to \{-1, 1\}$, $\Psi(v)_k = \sum_{i : h(i) = k} s(i) v_i$.
+  Per position, $\operatorname{TS}(x_l, y_l) =
+  \operatorname{irfft}(\operatorname{rfft}(\Psi_1 x_l) \odot \operatorname{rfft}(\Psi_2 y_l))$
   (the circular convolution of the sketches), summed over the positions
   (Gao et al.'s sum pooling):
 
-      phi(X, Y) = sum_l TS(x_l, y_l),
+  $$
+  \phi(X, Y) = \sum_l \operatorname{TS}(x_l, y_l),
+  $$
 
-  so ``<phi(X, Y), phi(X', Y')>`` is an unbiased estimate of ``<sum_l x_l
-  y_l^T, sum_l x'_l y'_l^T>`` over the sketches. ``normalize=True`` then
-  applies the signed square root and L2, as [`bilinear_pool`][jaxpool.bilinear_pool].
+  so $\langle \phi(X, Y), \phi(X', Y') \rangle$ is an unbiased estimate of
+  $\langle \sum_l x_l y_l^\top, \sum_l x'_l {y'_l}^\top \rangle$ over the
+  sketches. ``normalize=True`` then applies the signed square root and L2, as
+  [`bilinear_pool`][jaxpool.bilinear_pool].
 
   Args:
     x: ``(batch, *spatial, d_x)``, floating point.
     y: ``(batch, *spatial, d_y)`` or ``None``.
-    output_dim: ``D``, the sketch size (>= 1).
+    output_dim: $D$, the sketch size (>= 1).
     key: draws the sketches (the same key gives the same sketches); or
     sketches: ``((h1, s1), (h2, s2))`` from `count_sketches`, e.g. a
       layer's stored state. Exactly one of ``key`` and ``sketches``;

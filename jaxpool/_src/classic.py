@@ -71,7 +71,7 @@ def max_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Max pooling: ``y = max_{i in window} x_i`` per channel.
+  r"""Max pooling: $y = \max_{i \in R} x_i$ per window $R$ and channel.
 
   Equal to ``torch.nn.functional.max_pool{1,2,3}d`` (values and gradients) on
   channels-last input. The gradient goes to the first maximum of each window
@@ -115,7 +115,7 @@ def min_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Min pooling: ``y = min_{i in window} x_i`` per channel.
+  r"""Min pooling: $y = \min_{i \in R} x_i$ per window $R$ and channel.
 
   The mirror of [`max_pool`][jaxpool.max_pool] (``min_pool(x) == -max_pool(-x)`` for
   floats): the gradient goes to the first minimum of each window, padding
@@ -168,10 +168,10 @@ def avg_pool(
   count_include_pad: bool = True,
   divisor: int | None = None,
 ) -> jax.Array:
-  """Average pooling: ``y = sum_{i in window} x_i / n`` per channel.
+  r"""Average pooling: $y = \frac{1}{n} \sum_{i \in R} x_i$ per window $R$ and channel.
 
   Equal to ``torch.nn.functional.avg_pool{1,2,3}d`` on channels-last input.
-  The divisor ``n`` is ``divisor`` when given (torch's ``divisor_override``),
+  The divisor $n$ is ``divisor`` when given (torch's ``divisor_override``),
   else the number of window cells inside the padded input
   (``count_include_pad=True``, torch's and Flax's default) or inside the
   unpadded input (``count_include_pad=False``). Cells a ceil-mode window hangs
@@ -289,25 +289,27 @@ def lp_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Power-average (LP) pooling: ``y = (sum_{i in window} |x_i|^p)^(1/p)``.
+  r"""Power-average (LP) pooling: $y = (\sum_{i \in R} \lvert x_i \rvert^p)^{1/p}$ per window $R$.
 
   For non-negative input and windows that lie inside the input this equals
   ``torch.nn.functional.lp_pool{1,2,3}d(x, p, ...)``, which computes
-  ``(avg_pool(x**p) * k)^(1/p)``. jaxpool deliberately differs in two places:
+  ``(avg_pool(x**p) * k) ** (1 / p)``. jaxpool deliberately differs in two
+  places:
 
-  * it uses ``|x|^p``: torch's ``x**p`` gives NaN for negative input with
-    non-integer ``p`` or a negative window sum (pytorch#184037);
+  * it uses $\lvert x \rvert^p$: torch's ``x**p`` gives NaN for negative
+    input with non-integer ``p`` or a negative window sum (pytorch#184037);
   * a ceil-mode window that hangs past the input sums its real cells only;
     torch divides by the clipped count and multiplies by the full window size,
     scaling such partial windows up.
 
   Padded cells count as zero. Numerics: every window is scaled by its own
-  largest ``|x_i|`` (``y = m (sum_i |x_i / m|^p)^(1/p)``), so ``|x|^p`` cannot
-  overflow or underflow to a wrong answer, and a value reaches only the
-  windows that contain it; the output and gradient are finite for every
-  finite input, a window holding ``inf`` gives ``inf`` and one holding NaN
-  gives NaN. The gradient, ``sign(x_i) (|x_i| / y)^(p - 1)``, is zero for a
-  window whose sum is zero (as torch) and at ``x_i = 0``.
+  largest $\lvert x_i \rvert$ ($y = m (\sum_i \lvert x_i / m \rvert^p)^{1/p}$),
+  so $\lvert x \rvert^p$ cannot overflow or underflow to a wrong answer, and a
+  value reaches only the windows that contain it; the output and gradient are
+  finite for every finite input, a window holding ``inf`` gives ``inf`` and
+  one holding NaN gives NaN. The gradient,
+  $\operatorname{sign}(x_i) (\lvert x_i \rvert / y)^{p - 1}$, is zero for a
+  window whose sum is zero (as torch) and at $x_i = 0$.
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``.
@@ -321,7 +323,7 @@ def lp_pool(
     ceil_mode: round the output size up, as torch's ``ceil_mode`` (default
       ``False``).
     p: the power, a positive finite number (``p=1`` is sum pooling of
-      ``|x|``; large ``p`` approaches max pooling of ``|x|``).
+      $\lvert x \rvert$; large ``p`` approaches max pooling of $\lvert x \rvert$).
 
   Returns:
     Array of shape ``(*batch, *out_spatial, features)`` and ``x``'s dtype.

@@ -143,35 +143,46 @@ def covariance_pool(
   eps: float = 1e-5,
   spatial_ndim: int | None = None,
 ) -> jax.Array:
-  """Covariance pooling, with iSQRT-COV's matrix square root or the matrix log.
+  r"""Covariance pooling, with iSQRT-COV's matrix square root or the matrix log.
 
-  The covariance of the ``M`` positions' feature vectors ``x_l`` (centred,
+  The covariance of the $M$ positions' feature vectors $x_l$ (centred,
   biased, as MPN-COV/iSQRT-COV):
 
-      C = (1/M) sum_l (x_l - mu)(x_l - mu)^T,     mu = (1/M) sum_l x_l,
+  $$
+  C = \frac{1}{M} \sum_l (x_l - \mu)(x_l - \mu)^\top, \qquad
+  \mu = \frac{1}{M} \sum_l x_l,
+  $$
 
   then ``normalize``:
 
-  * ``"sqrtm"``: iSQRT-COV (Li et al., CVPR 2018): ``A = C / tr(C)``,
-    ``Y_0 = A``, ``Z_0 = I``, ``T_k = (3I - Z_k Y_k) / 2``,
-    ``Y_{k+1} = Y_k T_k``, ``Z_{k+1} = T_k Z_k`` for ``iterations`` steps
-    (the last computes only ``Y``), then ``sqrt(tr(C)) Y``, which
-    approximates ``C^{1/2}`` (exactly as ``iterations`` grows, for every
-    positive semi-definite ``C``). Matmuls only; the gradient is the
-    derivative of the iteration (autodiff through it).
-  * ``"logm"``: ``U diag(log(max(lambda, eps))) U^T`` from ``C = U diag(lambda)
-    U^T`` (``eigh``); its custom derivative is the Daleckii-Krein formula
-    with guarded divided differences, finite for repeated eigenvalues (plain
-    ``eigh`` autodiff divides by ``lambda_i - lambda_j`` and gives NaN).
+  * ``"sqrtm"``: iSQRT-COV (Li et al., CVPR 2018): $A = C / \operatorname{tr}(C)$,
+
+      $$
+      Y_0 = A, \quad Z_0 = I, \quad T_k = (3I - Z_k Y_k) / 2, \quad
+      Y_{k+1} = Y_k T_k, \quad Z_{k+1} = T_k Z_k
+      $$
+
+      for ``iterations`` steps (the last computes only $Y$), then
+      $\sqrt{\operatorname{tr}(C)}\, Y$, which approximates $C^{1/2}$
+      (exactly as ``iterations`` grows, for every positive semi-definite
+      $C$). Matmuls only; the gradient is the derivative of the iteration
+      (autodiff through it).
+
+  * ``"logm"``: $U \operatorname{diag}(\log \max(\lambda, \mathrm{eps})) U^\top$
+    from $C = U \operatorname{diag}(\lambda) U^\top$ (``eigh``); its custom
+    derivative is the Daleckii-Krein formula with guarded divided
+    differences, finite for repeated eigenvalues (plain ``eigh`` autodiff
+    divides by $\lambda_i - \lambda_j$ and gives NaN).
     Rank-deficient covariances (more features than positions) are the
     normal case: their zero eigenvalues sit at the floor ``eps``.
-  * ``None``: ``C`` itself.
+
+  * ``None``: $C$ itself.
 
   Every mode is finite, with finite gradients, for rank-deficient
-  covariances and for a constant map (``C = 0`` exactly at any magnitude;
+  covariances and for a constant map ($C = 0$ exactly at any magnitude;
   ``"sqrtm"`` gives 0). ``"sqrtm"`` and ``"logm"`` work on the rows divided
   by a power of two into ``[-1, 1]`` and undo the scale exactly, so they are
-  finite for any finite input; ``None`` returns ``C`` itself, which leaves
+  finite for any finite input; ``None`` returns $C$ itself, which leaves
   float32 (``inf``, never NaN) for features above about ``1e19``.
 
   Args:
@@ -179,7 +190,7 @@ def covariance_pool(
       computed in float32.
     normalize: ``"sqrtm"``, ``"logm"`` or ``None``.
     output: ``"matrix"`` (``(batch, d, d)``) or ``"triu"`` (the upper
-      triangle in ``np.triu_indices`` order, ``d (d + 1) / 2`` values).
+      triangle in ``np.triu_indices`` order, $d (d + 1) / 2$ values).
     iterations: Newton-Schulz steps of ``"sqrtm"`` (iSQRT-COV uses 5).
     eps: the eigenvalue floor of ``"logm"``.
     spatial_ndim: the number of spatial axes before the features, for

@@ -65,39 +65,39 @@ def dpp_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Detail-Preserving Pooling (Saeedan, Weber, Goesele, Roth, CVPR 2018).
+  r"""Detail-Preserving Pooling (Saeedan, Weber, Goesele, Roth, CVPR 2018).
 
   A weighted window mean that rewards cells deviating from a local reference
-  ``r`` (the linearly downscaled image):
+  $r$ (the linearly downscaled image):
 
-  ``y = sum_i w_i x_i / sum_i w_i``,  ``w_i = alpha + rho(x_i - r)``, with the
-  symmetric reward ``rho(d) = (d^2 + epsilon^2)^(lam / 2)`` or the asymmetric
-  one ``rho(d) = (max(d, 0)^2 + epsilon^2)^(lam / 2)`` (favours cells brighter
-  than the reference). ``lam = 0`` or large ``alpha`` give average pooling;
-  asymmetric with large ``lam`` approaches max pooling.
+  $y = \sum_i w_i x_i / \sum_i w_i$, $w_i = \alpha + \rho(x_i - r)$, with the
+  symmetric reward $\rho(d) = (d^2 + \varepsilon^2)^{\lambda / 2}$ or the
+  asymmetric one $\rho(d) = (\max(d, 0)^2 + \varepsilon^2)^{\lambda / 2}$
+  (favours cells brighter than the reference). ``lam = 0`` or large ``alpha``
+  give average pooling; asymmetric with large ``lam`` approaches max pooling.
 
   * Lite-DPP: ``reference=None`` uses the mean of the window's real cells.
   * Full-DPP: pass ``reference``, the output of a learned filter, with the
     output's shape (see [`jaxpool.nnx.DPP`][jaxpool.nnx.DPP]).
 
   This is the paper's formula. The official Torch7 code additionally divides
-  ``d^2 + epsilon^2`` by its window mean before raising it to ``lam / 2``
+  $d^2 + \varepsilon^2$ by its window mean before raising it to $\lambda / 2$
   (the CUDA layer by its window sum); ``normalize='mean'`` reproduces the
   nngraph version. Padded cells have zero weight. The rewards are computed in
-  log space, ``log rho = lam * log(sqrt(d^2 + epsilon^2))`` with ``d`` and
-  ``epsilon`` scaled by a power of two near the larger of the two, and the
-  weights relative to their largest term, so neither a large ``lam``, a large
-  ``|x|`` (``d^2`` overflows float32 above about 1e19) nor a tiny ``epsilon``
-  (``epsilon^2`` underflows to 0) gives an inf or NaN. The derivative (to
-  ``x``, ``alpha``, ``lam`` and ``reference``) is JAX's autodiff of this
-  formula.
+  log space, $\log \rho = \lambda \log \sqrt{d^2 + \varepsilon^2}$ with $d$
+  and $\varepsilon$ scaled by a power of two near the larger of the two, and
+  the weights relative to their largest term, so neither a large ``lam``, a
+  large $\lvert x \rvert$ ($d^2$ overflows float32 above about 1e19) nor a
+  tiny ``epsilon`` ($\varepsilon^2$ underflows to 0) gives an inf or NaN. The
+  derivative (to ``x``, ``alpha``, ``lam`` and ``reference``) is JAX's
+  autodiff of this formula.
 
   Infinite inputs give the formula's limit, per window: a window holding
   ``+inf`` (``-inf``) and no cell of the other sign gives ``+inf`` (``-inf``),
   both give NaN. One case has a finite limit instead: Lite-DPP with
   ``reward='asym'`` and ``normalize='none'``, where ``-inf`` cells among
-  ``m`` finite ones of ``n`` real cells give the mean ``mu`` of the finite
-  cells for ``lam > 1``, ``mu - (alpha + epsilon) n / m`` for ``lam = 1``
+  $m$ finite ones of $n$ real cells give the mean $\mu$ of the finite
+  cells for ``lam > 1``, $\mu - (\alpha + \varepsilon) n / m$ for ``lam = 1``
   (and ``-inf`` for ``lam < 1``). An infinite ``reference`` gives the mean of
   the window's real cells (all rewards grow alike). NaN propagates.
 

@@ -303,29 +303,32 @@ def dyno_pool(
   aggregate: str = "max",
   scale: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
-  """DynOPool's resizing: ``2**n`` bilinear reads per cell, combined.
+  r"""DynOPool's resizing: $2^n$ bilinear reads per cell, combined.
 
   Jang, Chu, Kim & Han, "Pooling Revisited: Your Receptive Field is
-  Suboptimal", CVPR 2022. Per spatial axis of length ``L`` divided into
-  ``out`` cells, the cell centres and the query points are, in normalised
-  coordinates (``align_corners=False``, pixel ``i`` at
-  ``-1 + (2i + 1) / L``):
+  Suboptimal", CVPR 2022. Per spatial axis of length $L$ divided into
+  $\mathrm{out}$ cells, the cell centres and the query points are, in
+  normalised coordinates (``align_corners=False``, pixel $i$ at
+  $-1 + (2i + 1) / L$):
 
-      p_j = -1 + (2j + 1) / out,     q = p_j +- delta,
+  $$
+  p_j = -1 + \frac{2j + 1}{\mathrm{out}}, \qquad q = p_j \pm \delta,
+  $$
 
-  and ``y[j] = max over the 2**n queries of bilinear(x, q)``, each read
-  clamped to the border (``mean`` with ``aggregate="mean"``). In 2-D this is
-  ``torch.nn.functional.grid_sample(..., mode="bilinear",
+  and $y[j] = \max_q \operatorname{bilinear}(x, q)$ over the $2^n$ queries,
+  each read clamped to the border (``mean`` with ``aggregate="mean"``). In
+  2-D this is ``torch.nn.functional.grid_sample(..., mode="bilinear",
   padding_mode="border", align_corners=False)`` at the four grids
-  ``(p_w +- delta_w, p_h +- delta_h)``, combined by max. At half the input
-  size, ``delta = 0`` is 2x2/2 average pooling and the quarter cell
-  ``delta = 1 / (2 * out)`` is 2x2/2 max pooling.
+  $(p_w \pm \delta_w, p_h \pm \delta_h)$, combined by max. At half the input
+  size, $\delta = 0$ is 2x2/2 average pooling and the quarter cell
+  $\delta = 1 / (2\, \mathrm{out})$ is 2x2/2 max pooling.
 
   With ``scale=alpha`` the cell centres use the straight-through size
-  ``out + L / alpha - sg(L / alpha)`` in place of ``out``: the values are
-  the same, and ``alpha`` (the paper's ``1 / r``) gets the gradient that
-  makes the size learnable. ``output_shape`` is the static rounded size,
-  ``round(L / alpha)`` ([`jaxpool.nnx.DynOPool`][jaxpool.nnx.DynOPool] keeps it in sync).
+  $\mathrm{out} + L / \alpha - \operatorname{sg}(L / \alpha)$ in place of
+  $\mathrm{out}$: the values are the same, and $\alpha$ (the paper's $1 / r$)
+  gets the gradient that makes the size learnable. ``output_shape`` is the
+  static rounded size, $\operatorname{round}(L / \alpha)$
+  ([`jaxpool.nnx.DynOPool`][jaxpool.nnx.DynOPool] keeps it in sync).
 
   Speed: when ``delta`` is ``None`` or concrete (not traced) the query
   positions are known at trace time and every read is a static strided
@@ -342,16 +345,16 @@ def dyno_pool(
   Args:
     x: input of shape ``(*batch, *spatial, features)``, floating point;
       half precision is computed in float32.
-    output_shape: ``(out_1, ..., out_n)``, 1 to 3 positive ints; ``n`` is
-      the number of spatial axes (the ``n`` axes before the features).
+    output_shape: ``(out_1, ..., out_n)``, 1 to 3 positive ints; $n$ is
+      the number of spatial axes (the $n$ axes before the features).
     delta: query offsets in normalised units, shape ``(n,)``, or
       ``(n, features)`` per feature; any finite value. ``None`` (the
-      default) is the quarter cell ``1 / (2 * size)``, which moves with the
+      default) is the quarter cell $1 / (2\, \mathrm{size})$, which moves with the
       (straight-through) size: at half the input size the queries then sit
       on the four pixels of each 2x2 block.
     aggregate: ``"max"`` (the paper; the gradient goes to the first maximum
       in row-major query order, minus before plus) or ``"mean"``.
-    scale: ``None``, or ``alpha`` of shape ``(n,)``, positive: the cell
+    scale: ``None``, or $\alpha$ of shape ``(n,)``, positive: the cell
       centres then follow the straight-through size.
 
   Returns:

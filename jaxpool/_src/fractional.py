@@ -323,30 +323,32 @@ def fractional_max_pool(
   regions: _Regions = "torch",
   overlapping: bool = False,
 ) -> jax.Array:
-  """Fractional max pooling (Graham 2014), torch's and the paper's regions.
+  r"""Fractional max pooling (Graham 2014), torch's and the paper's regions.
 
-  Max pooling over pseudo-random regions whose average stride ``a = n /
-  out`` need not be an integer. Each spatial axis of each ``(example,
-  feature)`` plane gets its own regions from one number ``u`` in ``[0, 1)``:
+  Max pooling over pseudo-random regions whose average stride
+  $a = n / \mathrm{out}$ need not be an integer. Each spatial axis of each
+  ``(example, feature)`` plane gets its own regions from one number $u$ in
+  $[0, 1)$:
 
   * ``regions='torch'`` (default): windows of the fixed size ``k =
-    window_shape`` starting at ``int((i + u) a') - int(u a')``,
-    ``a' = (n - k) / (out - 1)``, the last one at ``n - k``; generally
+    window_shape`` starting at $\lfloor (i + u) a' \rfloor - \lfloor u a' \rfloor$,
+    $a' = (n - k) / (\mathrm{out} - 1)$, the last one at $n - k$; generally
     overlapping. Identical to ``torch.nn.functional.fractional_max_pool2d/3d``
     given the same samples (values, winners and gradients).
   * ``regions='pseudorandom'``: Graham's disjoint regions between the
-    boundaries ``ceil(a (i + u)) - ceil(a u)``, ``i = 0..out`` (from 0 to
-    ``n``; each region has ``floor(a)`` or ``ceil(a)`` cells).
-  * ``regions='random'``: Graham's random regions: the ``floor(a)``- and
-    ``ceil(a)``-cell regions in a uniformly random order (drawn from ``key``;
-    ``samples`` cannot describe it).
+    boundaries $\lceil a (i + u) \rceil - \lceil a u \rceil$,
+    $i = 0, \dots, \mathrm{out}$ (from 0 to $n$; each region has
+    $\lfloor a \rfloor$ or $\lceil a \rceil$ cells).
+  * ``regions='random'``: Graham's random regions: the $\lfloor a \rfloor$-
+    and $\lceil a \rceil$-cell regions in a uniformly random order (drawn from
+    ``key``; ``samples`` cannot describe it).
 
   ``overlapping=True`` (Graham's overlapping variant, paper regions only)
   extends every region by one cell into the next, like TensorFlow's
   ``overlapping``. Within a window the first maximum in row-major order wins,
   as in torch; gradients flow to it.
 
-  The samples: with ``key``, ``u ~ U[0, 1)`` independently per example,
+  The samples: with ``key``, $u \sim U[0, 1)$ independently per example,
   spatial axis and feature (torch's draw). ``samples`` gives them explicitly,
   shape ``(*batch, num_spatial, features)``; ``samples[..., i, c]`` drives
   spatial axis ``i``. torch's 2-D samples ``(N, C, 2)`` hold the axes
@@ -356,16 +358,16 @@ def fractional_max_pool(
   ``torch_samples.permute(0, 2, 1)``. With neither (inference), the
   output is the **expectation of the training output** over the samples
   (or the random order), computed exactly: the regions are piecewise
-  constant in ``u``, so it is a fixed linear combination of stride-1 max
+  constant in $u$, so it is a fixed linear combination of stride-1 max
   maps, each output reading only its possible regions (so a NaN or inf
   reaches only the outputs whose regions may hold it). Graham instead
   averages the predictions of several random draws at test time (do that by
-  calling with several keys); a fixed draw such as ``u = 0.5`` would shift
+  calling with several keys); a fixed draw such as $u = 0.5$ would shift
   every window by about half a cell.
 
   Args:
     x: ``(*batch, *spatial, features)`` floating-point array.
-    window_shape: window size ``k`` per axis, for ``regions='torch'`` only
+    window_shape: window size $k$ per axis, for ``regions='torch'`` only
       (torch's ``kernel_size``).
     output_shape: output spatial shape; or give ``output_ratio``.
     output_ratio: ``output_shape = int(n * ratio)`` per axis (as torch), a

@@ -300,23 +300,26 @@ def lift_down_pool_with_constraints(
   update: Step | None = None,
   wavelet: str = "legall53",
 ):
-  """[`lift_down_pool`][jaxpool.lift_down_pool] and the paper's lifting constraints.
+  r"""[`lift_down_pool`][jaxpool.lift_down_pool] and the paper's lifting constraints.
 
   Over every 1-D lifting step (3 in 2-D: one horizontal, two vertical):
 
-      c_u = sum_steps mean((s - x_o)^2)   (the update keeps s close to the signal)
-      c_p = sum_steps mean(d^2)           (the predictor keeps the detail small)
+  $$
+  c_u = \sum_\text{steps} \operatorname{mean}((s - x_o)^2), \qquad
+  c_p = \sum_\text{steps} \operatorname{mean}(d^2)
+  $$
 
-  each mean over the step's whole band (batch, positions and features), so
-  the terms do not grow with the batch, the resolution or the width. The
-  paper trains with ``0.01 * c_u + 0.1 * c_p`` added to the task loss (the
-  weights come with mean squares in the code that attests them); the Flax
+  ($c_u$: the update keeps $s$ close to the signal; $c_p$: the predictor keeps
+  the detail small), each mean over the step's whole band (batch, positions and
+  features), so the terms do not grow with the batch, the resolution or the
+  width. The paper trains with ``0.01 * c_u + 0.1 * c_p`` added to the task loss
+  (the weights come with mean squares in the code that attests them); the Flax
   layers record the constraints for that. Temporal Lift Pooling uses
   unnormalised L2 norms instead, with weights 0.001: with such norms and the
   paper's weights, the constraints outweigh the task loss and a small CNN
   collapses to chance (docs/lifting.md).
 
-  ``s - x_o`` is computed as ``(x_e - x_o) + U(d)``, so a constant map gives
+  $s - x_o$ is computed as $(x_e - x_o) + U(d)$, so a constant map gives
   exactly 0 at any magnitude. A mean square beyond the dtype's range (e.g.
   random activations of 1e20 in float32) is ``inf``.
 
@@ -325,10 +328,10 @@ def lift_down_pool_with_constraints(
       of even length, as in [`lift_down_pool`][jaxpool.lift_down_pool].
     spatial_dims: number of spatial axes (1, 2 or 3, default 2), those just
       before the features.
-    predict: the predict step ``P``, a callable ``(..., n, features) -> (..., n,
+    predict: the predict step $P$, a callable ``(..., n, features) -> (..., n,
       features)`` along axis -2, as in [`lift_down_pool`][jaxpool.lift_down_pool];
       ``None`` (default) takes the step of ``wavelet``.
-    update: the update step ``U``, a callable like ``predict``; ``None``
+    update: the update step $U$, a callable like ``predict``; ``None``
       (default) takes the step of ``wavelet``.
     wavelet: the fixed steps used for ``None``: ``'legall53'`` (default) or
       ``'haar'``, as in [`lift_down_pool`][jaxpool.lift_down_pool].
@@ -380,17 +383,19 @@ def lift_down_pool(
   update: Step | None = None,
   wavelet: str = "legall53",
 ):
-  """LiftDownPool: the sub-bands of a lifting along every spatial axis.
+  r"""LiftDownPool: the sub-bands of a lifting along every spatial axis.
 
   Along each spatial axis in turn, the last first, every band from the
   previous passes is split into even and odd samples and lifted:
 
-      d = x_o - P(x_e),    s = x_e + U(d)
+  $$
+  d = x_o - P(x_e), \qquad s = x_e + U(d)
+  $$
 
   giving ``2**spatial_dims`` bands of half the size along every spatial axis.
   In 2-D they are ``LL, LH, HL, HH``, named (horizontal, vertical): the
-  horizontal pass gives ``s, d``; the vertical pass on ``s`` gives ``LL``,
-  ``LH`` and on ``d`` gives ``HL``, ``HH``. The paper's pooling for
+  horizontal pass gives $s, d$; the vertical pass on $s$ gives ``LL``,
+  ``LH`` and on $d$ gives ``HL``, ``HH``. The paper's pooling for
   classification is the sum of the bands (``sum(lift_down_pool(x))``).
 
   Args:
@@ -400,16 +405,16 @@ def lift_down_pool(
       ``spatial_dims=1`` (with the default 2 it is one ``(H, W, C)`` image).
     spatial_dims: number of spatial axes (1, 2 or 3), those just before the
       features.
-    predict: the predict step ``P``: a callable ``(..., n, features) -> (..., n,
+    predict: the predict step $P$: a callable ``(..., n, features) -> (..., n,
       features)`` acting along axis -2 (the lifting axis is moved there), shared
       by all passes. ``None`` (default) takes the step of ``wavelet``.
-    update: the update step ``U``: a callable of the same form, shared by all
+    update: the update step $U$: a callable of the same form, shared by all
       passes. ``None`` (default) takes the step of ``wavelet``.
     wavelet: the fixed steps used for ``None``: ``'legall53'`` (LeGall 5/3,
-      JPEG 2000's reversible wavelet: ``P(e)[k] = (e[k] + e[k+1]) / 2``,
-      ``U(d)[k] = (d[k-1] + d[k]) / 4``, symmetric extension at both ends)
-      or ``'haar'`` (``P(e) = e``, ``U(d) = d / 2``, so ``s`` is the pair
-      mean and ``d`` the pair difference).
+      JPEG 2000's reversible wavelet: $P(e)[k] = (e[k] + e[k + 1]) / 2$,
+      $U(d)[k] = (d[k - 1] + d[k]) / 4$, symmetric extension at both ends)
+      or ``'haar'`` ($P(e) = e$, $U(d) = d / 2$, so $s$ is the pair
+      mean and $d$ the pair difference).
 
   Returns:
     A named tuple of bands (`LiftBands1D`, `LiftBands2D` or
@@ -450,8 +455,8 @@ def lift_pool(
   ``lift_pool(x) == sum(lift_down_pool(x))``, the paper's pooling for
   classification (``LL + LH + HL + HH`` in 2-D). With the fixed wavelets
   (``predict`` and ``update`` ``None``) every band is a product of 1-D
-  filters, one per axis (``s`` or ``d``), so their sum is the product of the
-  per-axis sums ``s + d``: one filter per axis, half the work and memory of
+  filters, one per axis ($s$ or $d$), so their sum is the product of the
+  per-axis sums $s + d$: one filter per axis, half the work and memory of
   the bands. With learned steps the bands are lifted and summed.
 
   Args:
@@ -459,10 +464,10 @@ def lift_pool(
       of even length, as in [`lift_down_pool`][jaxpool.lift_down_pool].
     spatial_dims: number of spatial axes (1, 2 or 3, default 2), those just
       before the features.
-    predict: the predict step ``P``, a callable ``(..., n, features) -> (..., n,
+    predict: the predict step $P$, a callable ``(..., n, features) -> (..., n,
       features)`` along axis -2, as in [`lift_down_pool`][jaxpool.lift_down_pool];
       ``None`` (default) takes the step of ``wavelet``.
-    update: the update step ``U``, a callable like ``predict``; ``None``
+    update: the update step $U$, a callable like ``predict``; ``None``
       (default) takes the step of ``wavelet``.
     wavelet: the fixed steps used for ``None``: ``'legall53'`` (default) or
       ``'haar'``, as in [`lift_down_pool`][jaxpool.lift_down_pool].
@@ -523,8 +528,8 @@ def lift_up_pool(
   """LiftUpPool: the exact inverse of [`lift_down_pool`][jaxpool.lift_down_pool].
 
   The passes are undone in reverse order; each one computes
-  ``x_e = s - U(d)``, ``x_o = d + P(x_e)`` and interleaves
-  ``x[2k] = x_e[k]``, ``x[2k+1] = x_o[k]``. So, for any ``predict`` and
+  $x_e = s - U(d)$, $x_o = d + P(x_e)$ and interleaves
+  $x[2k] = x_e[k]$, $x[2k + 1] = x_o[k]$. So, for any ``predict`` and
   ``update``, ``lift_up_pool(lift_down_pool(x, predict=P, update=U),
   predict=P, update=U)`` equals ``x`` to rounding. In a decoder, pass its
   feature map in place of the first band and the detail bands stored by the
@@ -536,9 +541,9 @@ def lift_up_pool(
       shape ``(*batch, *spatial, features)``.
     spatial_dims: the number of lifted axes, checked against the number of
       bands when given (``None``: ``log2(len(bands))``).
-    predict: the predict step ``P`` the down pooling used; ``None`` (default)
+    predict: the predict step $P$ the down pooling used; ``None`` (default)
       takes the step of ``wavelet``.
-    update: the update step ``U`` the down pooling used; ``None`` (default)
+    update: the update step $U$ the down pooling used; ``None`` (default)
       takes the step of ``wavelet``.
     wavelet: the fixed steps the down pooling used for ``None``: ``'legall53'``
       (default) or ``'haar'``.

@@ -109,20 +109,20 @@ def mixed_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Mixed max-average pooling, random (Yu et al. 2014) or weighted (Lee et al. 2016).
+  r"""Mixed max-average pooling, random (Yu et al. 2014) or weighted (Lee et al. 2016).
 
   ``y = m * max_pool(x) + (1 - m) * avg_pool(x)`` with the mixing proportion
 
-  * ``key`` given (training, Yu et al.): ``m = lambda``, a Bernoulli draw with
-    ``P(lambda = 1) = alpha``, so every output is **exactly** the window's
+  * ``key`` given (training, Yu et al.): $m = \lambda$, a Bernoulli draw with
+    $P(\lambda = 1) = \alpha$, so every output is **exactly** the window's
     max or its average. ``granularity`` says what shares one draw:
     ``'region'`` (default: every output element, i.e. per pooling region and
     feature), ``'map'`` (every feature map of every example) or ``'layer'``
     (the whole call). The draw is not differentiable in ``alpha``.
-  * ``key=None`` (inference): ``m = alpha``. This is Lee et al.'s mixed
+  * ``key=None`` (inference): $m = \alpha$. This is Lee et al.'s mixed
     pooling (``alpha`` learned, in ``[0, 1]``) and the expectation of the
     training output over the draws, the rule dropout uses. Infinite pools
-    give the limit: ``m = 0`` gives the average and ``m = 1`` the maximum
+    give the limit: $m = 0$ gives the average and $m = 1$ the maximum
     even where the other pool is infinite, and ``inf`` in a window gives
     ``inf`` (never ``inf - inf = NaN``).
 
@@ -211,16 +211,17 @@ def gated_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Gated max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
+  r"""Gated max-average pooling (Lee, Gallagher & Tu, AISTATS 2016).
 
-  ``y = s * max_pool(x) + (1 - s) * avg_pool(x)`` with ``s = sigmoid(g . x_R)``
-  the "responsive" mixing proportion of each region ``R``: the inner product
-  of the learned gating mask ``g`` with the region's values (padded cells
-  count as zero, which is the official code's in-bounds-only product).
-  Differentiable in ``x`` and ``gate``; deterministic. Infinite inputs give
-  the limit: a zero gate entry ignores its cell even when it is infinite, an
-  infinite score saturates ``s`` to 0 or 1, and equal infinite pools (e.g.
-  ``+inf`` in the region) give that infinity whatever ``s``.
+  ``y = s * max_pool(x) + (1 - s) * avg_pool(x)`` with
+  $s = \operatorname{sigmoid}(g \cdot x_R)$ the "responsive" mixing proportion
+  of each region $R$: the inner product of the learned gating mask $g$ with
+  the region's values (padded cells count as zero, which is the official
+  code's in-bounds-only product). Differentiable in ``x`` and ``gate``;
+  deterministic. Infinite inputs give the limit: a zero gate entry ignores its
+  cell even when it is infinite, an infinite score saturates $s$ to 0 or 1,
+  and equal infinite pools (e.g. ``+inf`` in the region) give that infinity
+  whatever $s$.
 
   Args:
     x: ``(*batch, *spatial, features)`` floating-point array.

@@ -56,24 +56,26 @@ def netvlad(
   normalize_input: bool = True,
   spatial_ndim: int | None = None,
 ) -> jax.Array:
-  """NetVLAD: soft-assigned residuals to ``K`` centres, normalised.
+  r"""NetVLAD: soft-assigned residuals to $K$ centres, normalised.
 
-  For the descriptors ``x_l`` of the ``M`` positions (L2-normalised first
+  For the descriptors $x_l$ of the $M$ positions (L2-normalised first
   when ``normalize_input``):
 
-      a_lk = softmax_k(x_l . w_k + b_k)
-      V_k  = sum_l a_lk (x_l - c_k)
+  $$
+  a_{lk} = \operatorname{softmax}_k(x_l \cdot w_k + b_k), \qquad
+  V_k = \sum_l a_{lk} (x_l - c_k)
+  $$
 
-  then each ``V_k`` is L2-normalised (intra-normalisation), the ``K`` of them
-  are flattened cluster-major to ``K * D`` values, and the whole vector is
-  L2-normalised. ``V_k`` is computed as ``a^T x - (sum_l a_lk) c_k``, never
+  then each $V_k$ is L2-normalised (intra-normalisation), the $K$ of them
+  are flattened cluster-major to $K \cdot D$ values, and the whole vector is
+  L2-normalised. $V_k$ is computed as $a^\top x - (\sum_l a_{lk}) c_k$, never
   materialising the ``(M, K, D)`` residuals.
 
   Args:
     x: ``(batch, *spatial, D)``, floating point (half precision computed in
       float32).
-    centers: ``(K, D)``, the cluster centres ``c_k``.
-    assign_weights: ``(D, K)``, the assignment's ``w_k`` as columns.
+    centers: ``(K, D)``, the cluster centres $c_k$.
+    assign_weights: ``(D, K)``, the assignment's $w_k$ as columns.
     assign_bias: ``(K,)`` or ``None`` (0, the official v1 layer).
     normalize_input: L2-normalise each descriptor first.
     spatial_ndim: the number of spatial axes before the features.

@@ -43,16 +43,19 @@ def spatial_pyramid_pool(
   mode: str = "max",
   spatial_ndim: int | None = None,
 ) -> jax.Array:
-  """SPPNet's spatial pyramid pooling: a fixed-length vector for any input size.
+  r"""SPPNet's spatial pyramid pooling: a fixed-length vector for any input size.
 
-  For each level ``n``, an adaptive pooling to ``n`` bins per spatial axis
+  For each level $n$, an adaptive pooling to $n$ bins per spatial axis
   (torch's bins, as [`jaxpool.adaptive_max_pool`][jaxpool.adaptive_max_pool]), flattened row-major
   in ``(n, ..., n, features)`` order; the levels concatenated in order:
 
-      y = concat_n flatten(adaptive_pool(x, (n,) * num_spatial))
+  $$
+  y = \operatorname{concat}_n \operatorname{flatten}(\operatorname{pool}(x, (n, \dots, n)))
+  $$
 
-  so ``y`` has ``features * sum_n n**num_spatial`` values (``features *
-  21`` for the default 2-D pyramid), whatever the input's spatial size.
+  so $y$ has ``features * sum(n**num_spatial for n in levels)`` values
+  (``features * 21`` for the default 2-D pyramid), whatever the input's
+  spatial size.
 
   Args:
     x: ``(batch, *spatial, features)``; ``spatial_ndim=N`` selects the ``N``
@@ -113,10 +116,10 @@ def spp_block(
   order: str = "ultralytics",
   spatial_dims: int = 2,
 ) -> jax.Array:
-  """YOLO's SPP block: the input and its stride-1 max poolings, concatenated.
+  r"""YOLO's SPP block: the input and its stride-1 max poolings, concatenated.
 
   ``concatenate([x, max_5(x), max_9(x), max_13(x)], axis=-1)`` (ultralytics'
-  order, ``order="ultralytics"``), each ``max_k`` a ``k x k`` window with
+  order, ``order="ultralytics"``), each ``max_k`` a $k \times k$ window with
   stride 1 and ``k // 2`` cells of padding that never wins, so every output
   has the input's spatial size. Darknet's cfg routes the reverse order,
   ``[max_13, max_9, max_5, x]`` (``order="darknet"``). The convolutions
@@ -154,12 +157,12 @@ def sppf(
   order: str = "ultralytics",
   spatial_dims: int = 2,
 ) -> jax.Array:
-  """SPPF: ``repeats`` stride-1 max poolings applied in sequence, concatenated.
+  r"""SPPF: ``repeats`` stride-1 max poolings applied in sequence, concatenated.
 
-  ``y_1 = max_k(x)``, ``y_{i+1} = max_k(y_i)``, ``concatenate([x, y_1, ...,
+  $y_1 = \max_k(x)$, $y_{i+1} = \max_k(y_i)$, ``concatenate([x, y_1, ...,
   y_r])`` (ultralytics; ``order="darknet"`` reverses it). Max pooling with
-  padding that never wins composes: ``max_k`` applied ``i`` times is
-  ``max_{i (k - 1) + 1}``, so ``sppf(x, 5, 3)`` equals ``spp_block(x, (5, 9,
+  padding that never wins composes: $\max_k$ applied $i$ times is
+  $\max_{i (k - 1) + 1}$, so ``sppf(x, 5, 3)`` equals ``spp_block(x, (5, 9,
   13))`` exactly in value, for a quarter of the taps. (Under ties the two
   may send the gradient to different, equal, elements.)
 

@@ -218,29 +218,33 @@ def roi_align(
   max_sampling_ratio: int | None = None,
   box_gradient: bool = False,
 ) -> jax.Array:
-  """RoIAlign (Mask R-CNN): bilinear samples averaged per bin, torchvision's rules.
+  r"""RoIAlign (Mask R-CNN): bilinear samples averaged per bin, torchvision's rules.
 
-  For a box ``(b, x1, y1, x2, y2)`` with offset ``o = 0.5`` if ``aligned``
-  else 0, the RoI starts at ``x1 * s - o`` and spans ``w = (x2 - x1) * s``
-  (at least 1 unless ``aligned``); bin ``(p, q)`` of ``(ph, pw)`` averages
-  the ``grid_h x grid_w`` samples:
+  For a box ``(b, x1, y1, x2, y2)`` with offset $o = 0.5$ if ``aligned``
+  else 0, the RoI starts at $x_1 s - o$ and spans $w = (x_2 - x_1) s$
+  (at least 1 unless ``aligned``); bin $(p, q)$ of ``(ph, pw)`` averages
+  the $\mathrm{grid}_h \times \mathrm{grid}_w$ samples:
 
-      y[p, q] = 1 / max(grid_h * grid_w, 1) * sum_{i, j} bilinear(x[b],
-                  y1 * s - o + (p + (i + 0.5) / grid_h) * h / ph,
-                  x1 * s - o + (q + (j + 0.5) / grid_w) * w / pw)
+  $$
+  y[p, q] = \frac{1}{\max(\mathrm{grid}_h \mathrm{grid}_w, 1)} \sum_{i, j}
+  \operatorname{bilinear}(x[b],\,
+  y_1 s - o + (p + (i + 0.5) / \mathrm{grid}_h) \, h / \mathrm{ph},\,
+  x_1 s - o + (q + (j + 0.5) / \mathrm{grid}_w) \, w / \mathrm{pw})
+  $$
 
-  where a sample outside ``[-1, H] x [-1, W]`` contributes 0 and one within
-  a pixel of the border reads the border (torchvision's ``bilinear``).
+  where a sample outside $[-1, H] \times [-1, W]$ contributes 0 and one
+  within a pixel of the border reads the border (torchvision's ``bilinear``).
   ``sampling_ratio > 0`` fixes ``grid_h = grid_w = sampling_ratio``; ``<=
-  0`` is torchvision's adaptive ``grid_h = ceil(h / ph)``, per box.
+  0`` is torchvision's adaptive $\mathrm{grid}_h = \lceil h / \mathrm{ph} \rceil$,
+  per box.
 
   The adaptive count depends on the boxes, and shapes under ``jit`` cannot:
   eagerly (concrete boxes) every box gets exactly its count; under ``jit``
   each bin axis has ``max_sampling_ratio`` sample slots (default:
-  ``ceil(H / ph)`` and ``ceil(W / pw)``, the most a box inside the map
-  needs), unused slots masked, and a larger box's count is capped at the
-  bound (its samples still spread evenly over the bin). Passing
-  ``max_sampling_ratio`` caps eagerly too, so both modes agree.
+  $\lceil H / \mathrm{ph} \rceil$ and $\lceil W / \mathrm{pw} \rceil$, the
+  most a box inside the map needs), unused slots masked, and a larger box's
+  count is capped at the bound (its samples still spread evenly over the
+  bin). Passing ``max_sampling_ratio`` caps eagerly too, so both modes agree.
 
   Args:
     x: ``(batch, H, W, features)`` floating-point feature maps.
@@ -377,15 +381,19 @@ def multi_scale_roi_align(
   max_sampling_ratio: int | None = None,
   box_gradient: bool = False,
 ) -> jax.Array:
-  """RoIAlign over a feature pyramid (FPN), torchvision's ``MultiScaleRoIAlign``.
+  r"""RoIAlign over a feature pyramid (FPN), torchvision's ``MultiScaleRoIAlign``.
 
-  Level ``l`` of ``x`` has scale ``s_l = 2 ** round(log2(H_l / H_image))``;
-  the finest is level ``k_min = -log2(s_0)``. Each box is read from level:
+  Level $l$ of ``x`` has scale
+  $s_l = 2^{\operatorname{round}(\log_2(H_l / H_\text{image}))}$; the finest
+  is level $k_{\min} = -\log_2 s_0$. Each box is read from level:
 
-      k = clip(floor(canonical_level + log2(sqrt(area) / canonical_scale)
-               + 1e-6), k_min, k_max)
+  $$
+  k = \operatorname{clip}(\lfloor \mathrm{canonical\_level}
+  + \log_2(\sqrt{\mathrm{area}} / \mathrm{canonical\_scale})
+  + 10^{-6} \rfloor, k_{\min}, k_{\max})
+  $$
 
-  with ``area = (x2 - x1) * (y2 - y1)`` in image coordinates, by
+  with $\mathrm{area} = (x_2 - x_1)(y_2 - y_1)$ in image coordinates, by
   [`roi_align`][jaxpool.roi_align] at ``spatial_scale = s_k``. All levels are read through
   one gather: the cost is one [`roi_align`][jaxpool.roi_align], not one per level.
 

@@ -140,14 +140,18 @@ def roi_pool(
   *,
   spatial_scale: float = 1.0,
 ) -> jax.Array:
-  """RoIPool (Fast R-CNN): the maximum of each bin of each box, torchvision's rules.
+  r"""RoIPool (Fast R-CNN): the maximum of each bin of each box, torchvision's rules.
 
   For a box ``(b, x1, y1, x2, y2)``, its corners are scaled and rounded like
-  C's ``round`` (halves away from zero): ``w0 = round(x1 * s)``, ``w1 =
-  round(x2 * s)`` (the same for ``h``); the box spans ``size = max(w1 - w0
-  + 1, 1)`` cells and output column ``q`` of ``pw`` covers cells:
+  C's ``round`` (halves away from zero): $w_0 = \operatorname{round}(x_1 s)$,
+  $w_1 = \operatorname{round}(x_2 s)$ (the same for $h$); the box spans
+  $\mathrm{size} = \max(w_1 - w_0 + 1, 1)$ cells and output column $q$ of
+  $\mathrm{pw}$ covers cells:
 
-      [w0 + floor(q * size / pw), w0 + ceil((q + 1) * size / pw))
+  $$
+  [w_0 + \lfloor q \, \mathrm{size} / \mathrm{pw} \rfloor,\;
+  w_0 + \lceil (q + 1) \, \mathrm{size} / \mathrm{pw} \rceil)
+  $$
 
   clipped to the map (rows alike). Each output is the maximum over its bin
   of ``x[b]``; an empty bin gives 0 and no gradient. The gradient of a bin

@@ -45,17 +45,17 @@ def stochastic_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Stochastic pooling (Zeiler & Fergus, ICLR 2013).
+  r"""Stochastic pooling (Zeiler & Fergus, ICLR 2013).
 
-  Per window ``R`` with probabilities ``p_i = a_i / sum_{j in R} a_j``:
+  Per window $R$ with probabilities $p_i = a_i / \sum_{j \in R} a_j$:
 
-  * ``key`` given (training): ``y = a_l`` with ``l ~ Multinomial(p)``, drawn
-    independently for every output element (inverse CDF of one uniform draw,
-    as in Caffe). The gradient flows to the sampled element only.
+  * ``key`` given (training): $y = a_l$ with $l \sim \operatorname{Multinomial}(p)$,
+    drawn independently for every output element (inverse CDF of one uniform
+    draw, as in Caffe). The gradient flows to the sampled element only.
   * ``key=None`` (inference): the probabilistic weighting
-    ``y = sum_i p_i a_i = sum a_i^2 / sum a_i``, with its true derivative.
+    $y = \sum_i p_i a_i = \sum_i a_i^2 / \sum_i a_i$, with its true derivative.
 
-  Inference computes ``sum_i a_i (a_i / sum_j a_j)``, never ``a_i^2``, so
+  Inference computes $\sum_i a_i (a_i / \sum_j a_j)$, never $a_i^2$, so
   no window's scale overflows or underflows (``1e20`` or ``1e-30`` inputs are
   fine in float32; a window whose sum exceeds the float range gives
   ``+inf``). A ``+inf`` cell is the limit's winner: training samples
@@ -63,9 +63,9 @@ def stochastic_pool(
   ``-inf`` cell, like every negative one, has probability 0.
 
   Inputs are meant to be non-negative (after a ReLU). For other inputs the
-  weights are ``relu(a_i)``: negative cells are never sampled and do not
-  count. A window without positive mass (all zero, or all negative) samples
-  its real cells uniformly and, at inference, returns their mean; so an
+  weights are $\operatorname{relu}(a_i)$: negative cells are never sampled and
+  do not count. A window without positive mass (all zero, or all negative)
+  samples its real cells uniformly and, at inference, returns their mean; so an
   all-zero window gives 0, never NaN, and the inference output is always the
   expectation of the training output. Padded cells have zero weight.
 
@@ -220,7 +220,7 @@ def s3_pool(
   """S3Pool: stochastic spatial sampling (Zhai et al., CVPR 2017).
 
   1. ``m = max_pool(x, window_shape, strides=1)``, padded at the end so that
-     ``m`` keeps ``x``'s spatial size (``m[r] = max x[r : r + k]`` over the
+     ``m`` keeps ``x``'s spatial size (``m[r] = max(x[r : r + k])`` over the
      cells inside ``x``; the official Theano code pools VALID, its PyTorch
      port pads the result with zeros).
   2. Training (``key`` given): each spatial axis of size ``n`` is split into

@@ -309,24 +309,25 @@ def soft_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """SoftPool (Stergiou et al., ICCV 2021): a softmax-weighted window mean.
+  r"""SoftPool (Stergiou et al., ICCV 2021): a softmax-weighted window mean.
 
-  Per channel and window ``R``: ``y = sum_{i in R} w_i x_i`` with
-  ``w_i = exp(x_i) / sum_{j in R} exp(x_j)``; padded cells have zero weight.
-  Computed as ``exp(x_i - max_R x)`` so it is finite for any finite input
-  (float32 up to and beyond ``|x| = 1e4``). The derivative is the true one,
-  ``dy/dx_i = w_i (1 + x_i - y)``, from a hand-written VJP that recomputes the
-  weights instead of storing per-tap tensors (reverse mode only).
+  Per channel and window $R$: $y = \sum_{i \in R} w_i x_i$ with
+  $w_i = \exp(x_i) / \sum_{j \in R} \exp(x_j)$; padded cells have zero weight.
+  Computed as $\exp(x_i - \max_R x)$ so it is finite for any finite input
+  (float32 up to and beyond $\lvert x \rvert = 10^4$). The derivative is the
+  true one, $\partial y / \partial x_i = w_i (1 + x_i - y)$, from a
+  hand-written VJP that recomputes the weights instead of storing per-tap
+  tensors (reverse mode only).
 
   Differences from the official code (alexandrosstergiou/SoftPool), which
   jaxpool deliberately does not reproduce:
 
-  * its CPU path sums ``exp(x)`` over the **channels** (one weight map shared by
+  * its CPU path sums $\exp(x)$ over the **channels** (one weight map shared by
     all channels) and clamps the output to ``>= 0``; the paper, and jaxpool,
     weight each channel by its own softmax and keep negative outputs;
   * neither official path subtracts the window maximum (float32 overflows for
     inputs above about 88), and its CUDA backward treats the weights as
-    constants (``w_i`` instead of ``w_i (1 + x_i - y)``).
+    constants ($w_i$ instead of $w_i (1 + x_i - y)$).
 
   Args:
     x: floating-point input of shape ``(*batch, *spatial, features)``
@@ -374,15 +375,16 @@ def lip_pool(
   dilation: int | Sequence[int] | None = None,
   ceil_mode: bool = False,
 ) -> jax.Array:
-  """Local Importance-based Pooling (Gao, Wang, Wu, ICCV 2019).
+  r"""Local Importance-based Pooling (Gao, Wang, Wu, ICCV 2019).
 
-  Per channel and window ``R``: ``y = sum_{i in R} exp(l_i) x_i / sum_{i in R}
-  exp(l_i)`` with importance logits ``l`` of ``x``'s shape (usually produced by
-  a small learned network, see [`jaxpool.nnx.LIP`][jaxpool.nnx.LIP]); padded cells have
-  zero weight. Stable for any finite logits (the window maximum of ``l`` is
-  subtracted; the official CUDA kernel has this commented out and relies on
-  its ``12 * sigmoid`` logit bound). Gradients to both ``x`` (``w_i``) and
-  ``logits`` (``w_i (x_i - y)``) come from a hand-written VJP that stores no
+  Per channel and window $R$:
+  $y = \sum_{i \in R} \exp(l_i) x_i / \sum_{i \in R} \exp(l_i)$ with importance
+  logits $l$ of ``x``'s shape (usually produced by a small learned network,
+  see [`jaxpool.nnx.LIP`][jaxpool.nnx.LIP]); padded cells have zero weight.
+  Stable for any finite logits (the window maximum of $l$ is subtracted; the
+  official CUDA kernel has this commented out and relies on its
+  ``12 * sigmoid`` logit bound). Gradients to both ``x`` ($w_i$) and
+  ``logits`` ($w_i (x_i - y)$) come from a hand-written VJP that stores no
   per-tap tensors. ``lip_pool(x, x, ...) == soft_pool(x, ...)``; constant
   logits give average pooling over the real cells.
 

@@ -35,27 +35,29 @@ class DynOAreaRatio(nnx.Intermediate):
 
 
 class DynOPool(PoolLayer, spec="DynOPool"):
-  """DynOPool: pooling with a learned output size (Jang et al., CVPR 2022).
+  r"""DynOPool: pooling with a learned output size (Jang et al., CVPR 2022).
 
   ``y = jaxpool.dyno_pool(x, out, delta, scale=alpha)`` with a learned
-  ``alpha = 1 / r`` per spatial axis (the paper's reparameterisation of the
-  scale factor ``r``). The output size ``out = round(L / alpha)`` is static
-  state of the layer: the sampling positions use the straight-through size,
-  so ``alpha`` learns, and [`sync_dyno_shapes`][jaxpool.nnx.sync_dyno_shapes] (a host step between
+  $\alpha = 1 / r$ per spatial axis (the paper's reparameterisation of the
+  scale factor $r$). The output size
+  $\mathrm{out} = \operatorname{round}(L / \alpha)$ is static state of the
+  layer: the sampling positions use the straight-through size, so ``alpha``
+  learns, and [`sync_dyno_shapes`][jaxpool.nnx.sync_dyno_shapes] (a host step between
   training steps) re-rounds the size when ``alpha`` has moved far enough.
   ``nnx.jit`` then re-traces only for a new size and keeps every compiled
   size cached.
 
   Query offset (``offset``): the paper's parameterisation could not be
   confirmed. ``'cell'`` (default) reads each cell at a quarter of its size
-  from the centre, ``delta = 1 / (2 * out)``, moving with ``alpha``: at
-  ``r = 0.5`` the layer is exactly 2x2/2 max pooling. ``'learned'`` learns
+  from the centre, $\delta = 1 / (2\, \mathrm{out})$, moving with ``alpha``: at
+  $r = 0.5$ the layer is exactly 2x2/2 max pooling. ``'learned'`` learns
   the offset independently, in input pixels, from the same start
-  (``alpha / 4``), per axis or with ``per_feature=True`` per axis and
+  ($\alpha / 4$), per axis or with ``per_feature=True`` per axis and
   feature.
 
-  Complexity (papers.md §1.6): each call records ``area = prod(out_hat) /
-  prod(out_0)`` (straight-through sizes over the initial ones), and
+  Complexity (papers.md §1.6): each call records
+  $\mathrm{area} = \prod \hat{\mathrm{out}} / \prod \mathrm{out}_0$
+  (straight-through sizes over the initial ones), and
   [`auxiliary_loss`][jaxpool.nnx.DynOPool.auxiliary_loss] returns ``complexity_weight * macs * area``, where
   ``macs`` is the multiply-accumulate count (in G, say) of the layers that
   run at this layer's output resolution in the initial network.
@@ -64,9 +66,9 @@ class DynOPool(PoolLayer, spec="DynOPool"):
 
   Args:
     spatial_dims: number of spatial axes (1, 2 or 3).
-    init_ratio: the initial ``r`` (output / input size), a number or one per
+    init_ratio: the initial $r$ (output / input size), a number or one per
       axis; 0.5 halves.
-    max_ratio: the largest ``r`` (``alpha >= 1 / max_ratio``); 1 by default,
+    max_ratio: the largest $r$ (``alpha >= 1 / max_ratio``); 1 by default,
       so the layer never upsamples.
     offset: ``'cell'`` or ``'learned'``.
     per_feature: with ``offset='learned'``, one offset per feature.
@@ -74,7 +76,7 @@ class DynOPool(PoolLayer, spec="DynOPool"):
       against the input when given).
     aggregate: ``'max'`` (the paper) or ``'mean'``.
     macs: the MACs whose cost scales with this layer's output area.
-    complexity_weight: ``lambda`` of the complexity loss (the paper's value
+    complexity_weight: $\lambda$ of the complexity loss (the paper's value
       was not found).
 
   Attributes:
@@ -194,7 +196,7 @@ class DynOPool(PoolLayer, spec="DynOPool"):
     return self.complexity_weight * self.macs * self.area_ratio[...]
 
   def ratio(self) -> np.ndarray:
-    """The learned ``r = 1 / alpha`` per axis (NumPy, on the host)."""
+    r"""The learned $r = 1 / \alpha$ per axis (NumPy, on the host)."""
     return 1 / np.asarray(dynamic.dyno_scale(self._params(), self.max_ratio))
 
   def sync(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:

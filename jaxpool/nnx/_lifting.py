@@ -23,16 +23,17 @@ class LiftConstraint(nnx.Intermediate):
 
 
 class LiftDownPool(PoolLayer, spec="LiftDownPool"):
-  """LiftDownPool with the paper's learned predictor and updater.
+  r"""LiftDownPool with the paper's learned predictor and updater.
 
   ``bands = lift_down_pool(x, predict=P, update=U)`` along every spatial
   axis, with one ``P`` and one ``U`` shared by all passes of the layer (not
-  between layers), each ``tanh(mix(relu(depthwise_K(v))))``: a per-feature
-  convolution of size ``kernel_size`` along the lifting axis, ReLU, a
-  channel-wise (``mixing='channelwise'``, the paper's parameter count, no
-  ``features**2`` term) or dense (``'dense'``, Temporal Lift Pooling's 1x1
-  convolution) mixing, tanh. The mixing starts at zero, so ``P = U = 0``:
-  the layer starts as the lazy wavelet (``LL = x[::2, ::2]``).
+  between layers), each
+  $\tanh(\operatorname{mix}(\operatorname{relu}(\operatorname{depthwise}_K(v))))$:
+  a per-feature convolution of size ``kernel_size`` along the lifting axis,
+  ReLU, a channel-wise (``mixing='channelwise'``, the paper's parameter
+  count, no ``features**2`` term) or dense (``'dense'``, Temporal Lift
+  Pooling's 1x1 convolution) mixing, tanh. The mixing starts at zero, so
+  ``P = U = 0``: the layer starts as the lazy wavelet (``LL = x[::2, ::2]``).
   ``learned=False`` uses the fixed ``wavelet`` instead, with no parameters.
 
   Every call records the paper's constraints ``(c_u, c_p)``

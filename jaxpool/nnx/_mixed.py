@@ -108,10 +108,11 @@ class LearnedMixedPool(LearnedLayer, spec="LearnedMixedPool"):
 
 
 class GatedPool(LearnedLayer, spec="GatedPool"):
-  """Lee et al.'s gated max-average pooling with a learned gating mask.
+  r"""Lee et al.'s gated max-average pooling with a learned gating mask.
 
-  ``y = s * max_pool(x) + (1 - s) * avg_pool(x)``, ``s = sigmoid(g . x_R)``
-  per region ([`jaxpool.gated_pool`][jaxpool.gated_pool]). ``g`` is one ``window_shape`` mask
+  ``y = s * max_pool(x) + (1 - s) * avg_pool(x)``,
+  $s = \operatorname{sigmoid}(g \cdot x_R)$ per region $R$
+  ([`jaxpool.gated_pool`][jaxpool.gated_pool]). $g$ is one ``window_shape`` mask
   shared by every feature (the paper: 9 parameters for 3x3), or one per
   feature when ``per_feature=True``; initialised Gaussian with std 0.1 as in
   the official AlexNet example.

@@ -16,23 +16,23 @@ __all__ = ["NetVLAD"]
 
 
 class NetVLAD(PoolLayer, spec="NetVLAD"):
-  """NetVLAD head: [`jaxpool.netvlad`][jaxpool.netvlad] with learned centres and soft
+  r"""NetVLAD head: [`jaxpool.netvlad`][jaxpool.netvlad] with learned centres and soft
   assignment.
 
   With ``descriptors`` (sample feature vectors, ``(..., features)``, e.g.
   the backbone's output on a few training images) the layer starts from
   k-means on them, as the official code: ``variant="v2"`` (the paper,
-  ``w_k = 2 alpha c_k``, ``b_k = -alpha ||c_k||^2``) or ``"v1"`` (the
-  official ``layerVLAD``, ``w_k = alpha c_k / ||c_k||``, ``b_k = 0``; the
-  bias then stays 0 and is not learned); see
+  $w_k = 2 \alpha c_k$, $b_k = -\alpha \lVert c_k \rVert^2$) or ``"v1"`` (the
+  official ``layerVLAD``, $w_k = \alpha c_k / \lVert c_k \rVert$, $b_k = 0$;
+  the bias then stays 0 and is not learned); see
   `jaxpool._src.netvlad.init_netvlad_params`. Without descriptors it
   starts from random unit centres (call `initialize` with descriptors
   later). The popular port's v2 bugs (neighbour *indices* used as distances,
-  ``-alpha ||c_k||`` for ``-alpha ||c_k||^2``) are not reproduced.
+  $-\alpha \lVert c_k \rVert$ for $-\alpha \lVert c_k \rVert^2$) are not reproduced.
 
   Args:
-    features: descriptor size ``D``.
-    clusters: ``K``.
+    features: descriptor size $D$.
+    clusters: $K$.
     descriptors: sample descriptors for the k-means start, or ``None``.
     variant: ``"v2"`` or ``"v1"``.
     normalize_input: L2-normalise each descriptor first (the official

@@ -118,8 +118,8 @@ class SPPBlock(_YoloPooling, spec="SPPBlock"):
 
 class SPPF(_YoloPooling, spec="SPPF"):
   """SPPF over [`jaxpool.sppf`][jaxpool.sppf]: sequential stride-1 max poolings,
-  concatenated (equal to [`SPPBlock`][jaxpool.nnx.SPPBlock] with windows ``k, 2k - 1, 3k -
-  2``).
+  concatenated (equal to [`SPPBlock`][jaxpool.nnx.SPPBlock] with windows
+  $k, 2k - 1, 3k - 2$).
 
   ``SPPF(kernel_size=5, repeats=3, *, order="ultralytics", spatial_dims=2)``
   is the pooling alone; with ``features=C`` (and ``rngs``) it is
