@@ -37,3 +37,23 @@ def optimized():
   yield
   jax.config.update("jax_disable_most_optimizations", True)
   jax.clear_caches()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+  """Free the session's compiled programs before the session reports done.
+
+  Under pytest-xdist a worker tells the controller it has finished right
+  after this hook; the controller then closes the connection, and execnet
+  sends a worker whose main thread is still busy 5 s later a SIGINT. The
+  busy part was pytest's final ``gc.collect()``, whose JAX callback
+  (``_xla_gc_callback``) frees thousands of executables: on a loaded machine
+  it ran past 5 s, the SIGINT landed inside the callback, and the run ended
+  with a ``KeyboardInterrupt`` "unraisable exception" warning. Clearing the
+  caches and collecting here, before the clock starts, leaves that final
+  collection nothing to do.
+  """
+  import gc
+
+  jax.clear_caches()
+  gc.collect()
