@@ -125,7 +125,7 @@ def final_accuracy_dots(fig, results: dict, names: list[str], title: str, seeds:
   dots.invert_yaxis()
   dots.grid(alpha=0.3)
   spread = ", mean ± std" if seeds > 1 else ""
-  dots.set(xlabel=f"final test accuracy{spread} (axis does not start at 0)", title=title)
+  dots.set(xlabel=f"final test accuracy{spread}\n(the axis does not start at 0)", title=title)
 
 
 def write_report(results: dict, data: Data, args, parallel: Parallel) -> None:
