@@ -30,6 +30,7 @@ HERE = ROOT / "benchmarks"
 # (section name, title, result file), in the docs page's order.
 SUITES = (
   ("classic", "Classic pooling", "results.md"),
+  ("antialias", "BlurPool, MaxBlurPool", "results-antialias.md"),
   ("pyramid", "Large windows, SPP, SPPF", "results-pyramid.md"),
   ("weighted", "SoftPool, LIP", "results-weighted.md"),
   ("stochastic", "The random family", "results-stochastic.md"),

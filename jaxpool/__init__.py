@@ -10,6 +10,8 @@ from jaxpool._src.adaptive import adaptive_avg_pool as adaptive_avg_pool
 from jaxpool._src.adaptive import adaptive_max_pool as adaptive_max_pool
 from jaxpool._src.adaptive import global_avg_pool as global_avg_pool
 from jaxpool._src.adaptive import global_max_pool as global_max_pool
+from jaxpool._src.antialias import blur_pool as blur_pool
+from jaxpool._src.antialias import max_blur_pool as max_blur_pool
 from jaxpool._src.bilinear import bilinear_pool as bilinear_pool
 from jaxpool._src.bilinear import compact_bilinear_pool as compact_bilinear_pool
 from jaxpool._src.classic import avg_max_pool as avg_max_pool
@@ -52,6 +54,7 @@ __all__ = [
   "avg_max_pool",
   "avg_pool",
   "bilinear_pool",
+  "blur_pool",
   "compact_bilinear_pool",
   "covariance_pool",
   "dpp_pool",
@@ -66,6 +69,7 @@ __all__ = [
   "lift_up_pool",
   "lip_pool",
   "lp_pool",
+  "max_blur_pool",
   "max_pool",
   "max_pool_with_indices",
   "max_unpool",

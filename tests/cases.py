@@ -159,6 +159,24 @@ def _two_levels(x, boxes, *args, **kwargs):
 
 CASES = [
   Case(
+    "blur_pool", lambda x, k: jaxpool.blur_pool(x, (3, 3), 2), layer=("BlurPool", ((3, 3), 2), {})
+  ),
+  Case(
+    "blur_pool_antialiased_cnns",
+    lambda x, k: jaxpool.blur_pool(x, (4, 4), 2, ((1, 2), (1, 2))),
+    layer=("BlurPool", ((4, 4), 2, ((1, 2), (1, 2))), {}),
+  ),
+  Case(
+    "blur_pool_wrap",
+    lambda x, k: jaxpool.blur_pool(x, (3, 3), 2, pad_mode="wrap"),
+    layer=("BlurPool", ((3, 3), 2), {"pad_mode": "wrap"}),
+  ),
+  Case(
+    "max_blur_pool",
+    lambda x, k: jaxpool.max_blur_pool(x, (2, 2), 2, pad_mode="zeros"),
+    layer=("MaxBlurPool", ((2, 2), 2), {"pad_mode": "zeros"}),
+  ),
+  Case(
     "max_pool",
     lambda x, k: jaxpool.max_pool(x, (3, 3), 2, 1, ceil_mode=True),
     layer=("MaxPool", ((3, 3), 2, 1), {"ceil_mode": True}),

@@ -10,6 +10,7 @@ import importlib
 
 NAMES = (
   "classic",
+  "antialias",
   "weighted",
   "stochastic",
   "training",

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from jaxpool._src import (
   adaptive,
+  antialias,
   bilinear,
   classic,
   covariance,
@@ -71,6 +72,25 @@ def _fractional_window(owner, window_shape, strides, padding, options):
     regions=options.pop("regions", "torch"),
   )
   return (arguments.pop("window_shape", None),), {**arguments, **options}
+
+
+def _blur_window(owner, window_shape, strides, padding, options):
+  """BlurPool's layer from a pooling window: down-sampling by ``strides``
+  (default the window) with a binomial filter one tap wider than the window
+  (``(2, 2)``: the 3-tap ``[1, 2, 1] / 4``, timm's default) and timm's
+  padding, so the output has the pooling's size for even inputs."""
+  check_unpadded(owner, padding)
+  strides = window_shape if strides is None else strides
+  return (tuple(k + 1 for k in window_shape), strides), dict(options)
+
+
+def _max_blur_window(owner, window_shape, strides, padding, options):
+  """MaxBlurPool's layer from a pooling window: the max over the window at
+  stride 1 (with the padding), then the blur at ``strides`` (default the
+  window)."""
+  del owner
+  strides = window_shape if strides is None else strides
+  return (window_shape, strides, padding), dict(options)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +156,11 @@ LAYERS: dict[str, LayerSpec] = {
   # Indices and unpooling.
   "MaxPoolWithIndices": _fn(indices.max_pool_with_indices),
   "MaxUnpool": _fn(indices.max_unpool, inputs=("x", "indices")),
+  # Anti-aliased.
+  "BlurPool": _fn(antialias.blur_pool, pools={"blur": {}}, window_arguments=_blur_window),
+  "MaxBlurPool": _fn(
+    antialias.max_blur_pool, pools={"maxblur": {}}, window_arguments=_max_blur_window
+  ),
   # Random.
   "StochasticPool": _fn(stochastic.stochastic_pool, kind="random", pools={"stochastic": {}}),
   "S3Pool": _fn(

@@ -27,6 +27,8 @@ from jaxpool.linen._adaptive import AdaptiveAvgPool as AdaptiveAvgPool
 from jaxpool.linen._adaptive import AdaptiveMaxPool as AdaptiveMaxPool
 from jaxpool.linen._adaptive import GlobalAvgPool as GlobalAvgPool
 from jaxpool.linen._adaptive import GlobalMaxPool as GlobalMaxPool
+from jaxpool.linen._antialias import BlurPool as BlurPool
+from jaxpool.linen._antialias import MaxBlurPool as MaxBlurPool
 from jaxpool.linen._base import FunctionModule as FunctionModule
 from jaxpool.linen._base import PoolModule as PoolModule
 from jaxpool.linen._base import RandomFunctionModule as RandomFunctionModule
@@ -70,16 +72,17 @@ from jaxpool.linen._weighted import LipPool as LipPool
 from jaxpool.linen._weighted import SoftPool as SoftPool
 
 __all__ = [
-  "FunctionModule",
   "AdaptiveAvgPool",
   "AdaptiveMaxPool",
   "AvgMaxPool",
   "AvgPool",
   "BilinearPool",
+  "BlurPool",
   "CompactBilinearPool",
   "CovariancePool",
   "DPP",
   "FractionalMaxPool",
+  "FunctionModule",
   "GatedPool",
   "GlobalAvgPool",
   "GlobalMaxPool",
@@ -89,6 +92,7 @@ __all__ = [
   "LiftUpPool",
   "LipPool",
   "LpPool",
+  "MaxBlurPool",
   "MaxPool",
   "MaxPoolWithIndices",
   "MaxUnpool",

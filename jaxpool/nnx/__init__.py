@@ -35,6 +35,8 @@ from jaxpool.nnx._adaptive import AdaptiveAvgPool as AdaptiveAvgPool
 from jaxpool.nnx._adaptive import AdaptiveMaxPool as AdaptiveMaxPool
 from jaxpool.nnx._adaptive import GlobalAvgPool as GlobalAvgPool
 from jaxpool.nnx._adaptive import GlobalMaxPool as GlobalMaxPool
+from jaxpool.nnx._antialias import BlurPool as BlurPool
+from jaxpool.nnx._antialias import MaxBlurPool as MaxBlurPool
 from jaxpool.nnx._base import FunctionLayer as FunctionLayer
 from jaxpool.nnx._base import LearnedLayer as LearnedLayer
 from jaxpool.nnx._base import PoolLayer as PoolLayer
@@ -85,6 +87,7 @@ __all__ = [
   "AvgMaxPool",
   "AvgPool",
   "BilinearPool",
+  "BlurPool",
   "CompactBilinearPool",
   "CovariancePool",
   "DPP",
@@ -102,6 +105,7 @@ __all__ = [
   "LiftUpPool",
   "LipPool",
   "LpPool",
+  "MaxBlurPool",
   "MaxPool",
   "MaxPoolWithIndices",
   "MaxUnpool",

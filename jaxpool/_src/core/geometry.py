@@ -41,6 +41,7 @@ __all__ = [
   "check_window_options",
   "global_axes",
   "normalize_output_size",
+  "normalize_padding",
   "normalize_spatial_shape",
   "spatial_axes",
   "window_geometry",
@@ -138,7 +139,9 @@ def global_axes(x, spatial_ndim: int | None, op: str) -> tuple[int, ...]:
   return axes
 
 
-def _normalize_padding(padding, n: int) -> str | tuple[tuple[int, int], ...]:
+def normalize_padding(padding, n: int) -> str | tuple[tuple[int, int], ...]:
+  """``'VALID'``, ``'SAME'``, or ``n`` non-negative ``(low, high)`` pairs
+  from any padding argument; clear errors for anything else."""
   if isinstance(padding, str):
     mode = padding.upper()
     if mode not in ("VALID", "SAME"):
@@ -361,7 +364,7 @@ def check_window_options(
     allow_scalar=True,
   )
   check_bool("ceil_mode", ceil_mode)
-  pad = _normalize_padding(padding, n)
+  pad = normalize_padding(padding, n)
   if pad not in ("VALID", "SAME"):
     for (lo, hi), k, d in zip(pad, window_shape, dilation):
       extent = (k - 1) * d + 1

@@ -18,19 +18,27 @@ from jaxpool._src.core.geometry import check_window_options
 __all__ = ["check_layer_options", "check_options", "register_option_check"]
 
 _CHECKS: dict[Callable[..., Any], Callable[..., Any]] = {}
+_OWN_WINDOW_CHECKS: set[Callable[..., Any]] = set()
 
 
-def register_option_check(function: Callable[..., Any], check: Callable[..., Any]) -> None:
+def register_option_check(
+  function: Callable[..., Any], check: Callable[..., Any], *, checks_window: bool = False
+) -> None:
   """``check(**options)`` raises ``function``'s error for a bad option;
   ``options`` are the function's non-array arguments, defaults applied
-  (``check`` may take ``**_`` for the ones it does not read)."""
+  (``check`` may take ``**_`` for the ones it does not read). With
+  ``checks_window`` the check also validates ``window_shape``, ``strides``
+  and ``padding`` itself (a filter's window, whose padding follows other
+  rules than a pooling window's)."""
   _CHECKS[function] = check
+  if checks_window:
+    _OWN_WINDOW_CHECKS.add(function)
 
 
 def check_options(function: Callable[..., Any], options: dict[str, Any]) -> None:
   """Raises what ``function`` would raise for ``options`` (its non-array
   arguments by name, defaults included) before it looks at an input."""
-  if options.get("window_shape") is not None:
+  if options.get("window_shape") is not None and function not in _OWN_WINDOW_CHECKS:
     check_window_options(
       options["window_shape"],
       options.get("strides"),

@@ -5,6 +5,9 @@
   `select_taps` (the element at a given tap of every window) and
   `scatter_winners` (its transpose);
 * `window_sum` (sum of every window) and `scatter_window_sums`
+  (its transpose);
+* `window_filter` (every window weighted by a fixed filter, the same for
+  every feature: a depthwise convolution) and `scatter_window_filter`
   (its transpose).
 
 Forward passes are fused chains over the window taps (`.taps`); every
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Sequence
 from typing import Literal
 
 import jax
@@ -36,10 +40,12 @@ __all__ = [
   "never_wins",
   "reduce_windows",
   "reduce_windows_holding",
+  "scatter_window_filter",
   "scatter_window_sums",
   "scatter_winners",
   "select_taps",
   "tap_index_dtype",
+  "window_filter",
   "window_sum",
 ]
 
@@ -455,3 +461,114 @@ def _window_sum_jvp(geom, primals, tangents):
   # read).
   (dy,) = jax.linear_transpose(lambda g: scatter_window_sums(g, geom), y)(t)
   return y, dy
+
+
+def _filter_weights(weights) -> tuple[float, ...]:
+  """A filter as a hashable row-major tuple (a static argument)."""
+  return tuple(float(w) for w in np.asarray(weights, dtype=np.float64).ravel())
+
+
+def scatter_window_filter(cotangent: jax.Array, geom: WindowGeometry, weights) -> jax.Array:
+  """Adds every window's cotangent, times each tap's weight, onto the tap's
+  cell: the transpose of `window_filter`, in one phase-layout pass."""
+  table = np.asarray(_filter_weights(weights) + (0.0,))  # tap -1 (no tap) weighs 0
+
+  def contribution(taps, g):
+    return g * jnp.asarray(table[taps], g.dtype)
+
+  return scatter_to_input(contribution, geom, (cotangent,), (0,), pad_once=(False,))
+
+
+def window_filter(x: jax.Array, geom: WindowGeometry, factors: Sequence) -> jax.Array:
+  """Every window weighted by a fixed separable filter, the same for every
+  feature (a depthwise convolution): ``y_o = sum_t w_t x_{o,t}`` with ``w``
+  the outer product of ``factors`` (one 1-D filter per spatial axis;
+  padded cells are zero).
+
+  The ``"taps"`` formulation is the weighted strided slices in one fused
+  pass, with `scatter_window_filter` as the transpose of its tangent map (one
+  phase-layout pass backward); windows of at least ``separable_min_taps``
+  taps run one axis at a time, fenced apart. The ``"reduce_window"``
+  formulation is XLA's depthwise ``conv_general_dilated``, which JAX
+  differentiates into convolutions.
+  """
+  factors = tuple(_filter_weights(f) for f in factors)
+  if tuple(map(len, factors)) != geom.window_shape:
+    raise ValueError(
+      f"filters of {tuple(map(len, factors))} taps for a window {geom.window_shape}."
+    )
+  weights = functools.reduce(np.multiply.outer, map(np.asarray, factors))
+
+  def taps(v, g):
+    return _window_filter(v, g, _filter_weights(weights))
+
+  def separable(v, policy):
+    if not _is_large(geom, policy):
+      return taps(v, geom)
+    shape, passes = list(geom.in_shape), 0
+    for axis in reversed(range(geom.num_spatial)):
+      along = geom.along(axis, shape)
+      if _does_work(along):
+        v = _window_filter(fence(v) if passes else v, along, factors[axis])
+        passes += 1
+      shape[axis] = geom.out_shape[axis]
+    return v
+
+  def formulation(policy, v):
+    if policy.window_reductions == "reduce_window":
+      return _depthwise_convolution(v, geom, _filter_weights(weights))
+    return separable(v, policy)
+
+  return choose(formulation, x, reads=("window_reductions", "separable_min_taps"))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _window_filter(x: jax.Array, geom: WindowGeometry, weights: tuple[float, ...]) -> jax.Array:
+  table = np.reshape(weights, geom.window_shape)
+
+  def block(part, part_geom, first_taps):
+    clipped = table[tuple(slice(f, f + k) for f, k in zip(first_taps, part_geom.window_shape))]
+    terms = [
+      tap * jnp.asarray(w, part.dtype)
+      for w, tap in zip(clipped.ravel(), window_taps(part, part_geom))
+      if w != 0
+    ]
+    return (
+      functools.reduce(operator.add, terms)
+      if terms
+      else jnp.zeros_like(window_taps(part, part_geom)[0])
+    )
+
+  return map_unpadded_blocks(block, x, geom, with_first_taps=True)
+
+
+@_window_filter.defjvp
+def _window_filter_jvp(geom, weights, primals, tangents):
+  (x,), (t,) = primals, tangents
+  y = _window_filter(x, geom, weights)
+  (dy,) = jax.linear_transpose(lambda g: scatter_window_filter(g, geom, weights), y)(t)
+  return y, dy
+
+
+def _depthwise_convolution(x, geom: WindowGeometry, weights: tuple[float, ...]) -> jax.Array:
+  """`window_filter` as one depthwise ``conv_general_dilated``."""
+  batch_shape = x.shape[: x.ndim - geom.num_spatial - 1]
+  features = x.shape[-1]
+  flat = x.reshape((-1, *x.shape[len(batch_shape) :]))
+  n = geom.num_spatial
+  kernel = jnp.broadcast_to(
+    jnp.asarray(np.reshape(weights, geom.window_shape), x.dtype)[..., None, None],
+    (*geom.window_shape, 1, features),
+  )
+  spatial = "".join("DHW"[-n:] if n <= 3 else [chr(ord("a") + i) for i in range(n)])
+  y = lax.conv_general_dilated(
+    flat,
+    kernel,
+    window_strides=geom.strides,
+    padding=geom.full_padding,
+    rhs_dilation=geom.dilation,
+    dimension_numbers=(f"N{spatial}C", f"{spatial}IO", f"N{spatial}C"),
+    feature_group_count=features,
+  )
+  y = _keep_output_windows(y, geom) if any(geom.overhang) else y
+  return y.reshape((*batch_shape, *y.shape[1:]))
