@@ -32,6 +32,8 @@ from jaxpool._src.lifting import (
 )
 from jaxpool._src.lifting import lift_pool as lift_pool
 from jaxpool._src.lifting import lift_up_pool as lift_up_pool
+from jaxpool._src.means import gem_pool as gem_pool
+from jaxpool._src.means import lse_pool as lse_pool
 from jaxpool._src.mixed import gated_pool as gated_pool
 from jaxpool._src.mixed import mixed_pool as mixed_pool
 from jaxpool._src.netvlad import netvlad as netvlad
@@ -61,6 +63,7 @@ __all__ = [
   "dyno_pool",
   "fractional_max_pool",
   "gated_pool",
+  "gem_pool",
   "global_avg_pool",
   "global_max_pool",
   "lift_down_pool",
@@ -69,6 +72,7 @@ __all__ = [
   "lift_up_pool",
   "lip_pool",
   "lp_pool",
+  "lse_pool",
   "max_blur_pool",
   "max_pool",
   "max_pool_with_indices",

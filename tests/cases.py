@@ -316,6 +316,20 @@ CASES = [
   ),
   # Normalised second-order heads stay finite at 1e30 (rows rescaled by a
   # power of two); the unnormalised statistics below leave float32.
+  Case("gem_pool", **_global(lambda x: jaxpool.gem_pool(x, 3.0), layer=("GeM", (), {}))),
+  Case(
+    "gem_pool_per_feature_window",
+    lambda x, k: jaxpool.gem_pool(
+      x, jnp.linspace(1.0, 4.0, x.shape[-1], dtype=x.dtype), (3, 3), 2, 1
+    ),
+    reach=_max_reach((3, 3), 2, 1),  # every window holds at least eps
+  ),
+  Case("lse_pool", **_global(lambda x: jaxpool.lse_pool(x, 10.0), layer=("LSEPool", (), {}))),
+  Case(
+    "lse_pool_window",
+    lambda x, k: jaxpool.lse_pool(x, 5.0, (2, 2), 1),
+    layer=("LSEPool", ((2, 2), 1), {"r": 5.0}),
+  ),
   Case(
     "covariance_pool",
     **_global(lambda x: jaxpool.covariance_pool(x), layer=("CovariancePool", (), {})),

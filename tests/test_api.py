@@ -31,7 +31,20 @@ from jaxpool._src.layers import LAYERS as LAYER_SPECS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PUBLIC = [getattr(jaxpool, name) for name in jaxpool.__all__]
-ARRAYS = ("x", "y", "boxes", "bands", "logits", "gate", "alpha", "lam", "indices", "centers")
+ARRAYS = (
+  "x",
+  "y",
+  "boxes",
+  "bands",
+  "logits",
+  "gate",
+  "alpha",
+  "lam",
+  "indices",
+  "centers",
+  "p",
+  "r",
+)
 INPUTS = ("x", "bands")
 SPECS = [
   (),

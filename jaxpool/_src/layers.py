@@ -35,6 +35,7 @@ from jaxpool._src import (
   indices,
   lift_layer,
   lifting,
+  means,
   mixed,
   netvlad,
   pyramid,
@@ -194,6 +195,9 @@ LAYERS: dict[str, LayerSpec] = {
   "LiftUpPool": _fn(lifting.lift_up_pool, kind="learned", inputs=("bands",)),
   # Dynamic.
   "DynOPool": _fn(dynamic.dyno_pool, kind="learned", pools={"dyno": {}}, apis=("nnx",)),
+  # Generalised means (heads by default, or sliding windows).
+  "GeM": _fn(means.gem_pool, kind="learned"),
+  "LSEPool": _fn(means.lse_pool, kind="learned"),
   # Second order and NetVLAD.
   "CovariancePool": _fn(covariance.covariance_pool, kind="learned"),
   "BilinearPool": _fn(bilinear.bilinear_pool, kind="learned"),

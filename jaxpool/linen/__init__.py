@@ -49,6 +49,8 @@ from jaxpool.linen._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.linen._indices import MaxUnpool as MaxUnpool
 from jaxpool.linen._lifting import LiftDownPool as LiftDownPool
 from jaxpool.linen._lifting import LiftUpPool as LiftUpPool
+from jaxpool.linen._means import GeM as GeM
+from jaxpool.linen._means import LSEPool as LSEPool
 from jaxpool.linen._mixed import GatedPool as GatedPool
 from jaxpool.linen._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.linen._mixed import MixedPool as MixedPool
@@ -84,9 +86,11 @@ __all__ = [
   "FractionalMaxPool",
   "FunctionModule",
   "GatedPool",
+  "GeM",
   "GlobalAvgPool",
   "GlobalMaxPool",
   "LIP",
+  "LSEPool",
   "LearnedMixedPool",
   "LiftDownPool",
   "LiftUpPool",

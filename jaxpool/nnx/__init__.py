@@ -59,6 +59,8 @@ from jaxpool.nnx._indices import MaxPoolWithIndices as MaxPoolWithIndices
 from jaxpool.nnx._indices import MaxUnpool as MaxUnpool
 from jaxpool.nnx._lifting import LiftDownPool as LiftDownPool
 from jaxpool.nnx._lifting import LiftUpPool as LiftUpPool
+from jaxpool.nnx._means import GeM as GeM
+from jaxpool.nnx._means import LSEPool as LSEPool
 from jaxpool.nnx._mixed import GatedPool as GatedPool
 from jaxpool.nnx._mixed import LearnedMixedPool as LearnedMixedPool
 from jaxpool.nnx._mixed import MixedPool as MixedPool
@@ -95,10 +97,12 @@ __all__ = [
   "FractionalMaxPool",
   "FunctionLayer",
   "GatedPool",
+  "GeM",
   "GlobalAvgPool",
   "GlobalMaxPool",
   "LIP",
   "LIP_LOGIT_BOUND",
+  "LSEPool",
   "LearnedLayer",
   "LearnedMixedPool",
   "LiftDownPool",
