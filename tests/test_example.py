@@ -148,6 +148,27 @@ def test_train_example_global_pooling_heads(tmp_path):
   assert result["results"]["max"]["test_accuracy_mean"] > 0.3  # one epoch learns
 
 
+@pytest.mark.parametrize("head", ["gem", "lse"])
+def test_train_example_learned_mean_heads_and_blur_poolings(tmp_path, head):
+  # The new heads train their strength; blur/maxblur run as every pooling.
+  out = tmp_path / head
+  pools = ("max", "blur") if head == "gem" else ("maxblur",)
+  _train(
+    *(a for p in pools for a in ("--pool", p)),
+    "--head",
+    head,
+    "--epochs",
+    1,
+    "--devices",
+    1,
+    "--out",
+    out,
+  )
+  result = json.loads((out / "results.json").read_text())["results"]
+  assert result[pools[0]]["test_accuracy_mean"] > 0.3  # one epoch learns
+  assert set(result) == set(pools)
+
+
 def test_train_package_joins_a_cluster_only_when_main_asks(monkeypatch, tmp_path):
   # Importing it (with --distributed on the command line) initialises nothing.
   probe = (

@@ -70,8 +70,9 @@ def parse_args(argv):
     choices=HEADS,
     default="flatten",
     help="what the classifier reads: the flattened map (default), or a"
-    " global pooling: average, covariance (iSQRT-COV), bilinear, compact"
-    " bilinear, NetVLAD",
+    " global pooling: average, GeM (a learned power per feature), LSE"
+    " (log-sum-exp, learned sharpness), covariance (iSQRT-COV), bilinear,"
+    " compact bilinear, NetVLAD",
   )
   parser.add_argument(
     "--devices",

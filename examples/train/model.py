@@ -10,13 +10,17 @@ from flax import nnx
 import jaxpool
 from jaxpool import nnx as jpnnx
 
-HEADS = ("flatten", "average", "covariance", "bilinear", "compact", "netvlad")
+HEADS = ("flatten", "average", "gem", "lse", "covariance", "bilinear", "compact", "netvlad")
 
 
 def make_head(head: str, features: int, rngs: nnx.Rngs):
   """The global pooling before the classifier and its output size."""
   if head == "average":
     return jpnnx.GlobalAvgPool(), features
+  if head == "gem":  # cirtorch's GeMmp: one learned power per feature
+    return jpnnx.GeM(p=3.0, per_feature=True, features=features), features
+  if head == "lse":  # timm's LsePlus2d, learned sharpness
+    return jpnnx.LSEPool(r=10.0), features
   if head == "covariance":  # iSQRT-COV with its 1x1 reduction, upper triangle
     dim = 32
     return jpnnx.CovariancePool(
