@@ -75,6 +75,15 @@ def test_covariance_matches_numpy(shape, x64):
   np.testing.assert_allclose(y[0], expected, rtol=1e-12, atol=1e-12)
 
 
+def test_sqrtm_with_fewer_positions_than_features_is_the_newton_schulz_iteration(x64):
+  # The iteration runs on X X^T / M (M x M); the result is the same polynomial of C.
+  x = _normal((2, 2, 3, 8))
+  c = _numpy_covariance(x, [1, 2])
+  for iterations in (1, 2, 5, 8):
+    y = np.asarray(jaxpool.covariance_pool(x, iterations=iterations))
+    np.testing.assert_allclose(y, _numpy_newton_schulz(c, iterations), rtol=1e-10, atol=1e-12)
+
+
 def test_sqrtm_is_the_newton_schulz_iteration_and_converges_to_scipy(x64):
   x = _normal((2, 6, 6, 5))
   c = _numpy_covariance(x, [1, 2])
@@ -124,14 +133,17 @@ def test_logm_custom_derivative_passes_check_grads(x64):
 def _sqrtm_maps(dtype):
   """Feature maps ``(batch, M, 1, d)`` for the derivative tests: general
   (more positions than features), rank-deficient (fewer positions than
-  features; duplicated channels) and a batch with a constant map."""
+  features, where the iteration runs on the ``M x M`` Gram matrix;
+  duplicated channels) and batches holding a constant map, in both forms."""
   general = _normal((3, 9, 1, 5), seed=3)
   fewer_positions = _normal((2, 4, 1, 7), seed=4)
   duplicated = _normal((2, 9, 1, 6), seed=5)
   duplicated[..., 3:] = duplicated[..., :3]
   with_constant = _normal((3, 6, 1, 4), seed=6)
   with_constant[1] = 0.7
-  maps = [general, fewer_positions, duplicated, with_constant]
+  fewer_with_constant = _normal((3, 3, 1, 5), seed=8)
+  fewer_with_constant[0] = -0.2
+  maps = [general, fewer_positions, duplicated, with_constant, fewer_with_constant]
   return [jnp.asarray(m, dtype) for m in maps]
 
 

@@ -58,44 +58,47 @@ def _covariance(rows: jax.Array) -> jax.Array:
   return _gram(_centred(rows))
 
 
-def _newton_schulz(a: jax.Array, iterations: int) -> jax.Array:
+def _newton_schulz(a: jax.Array, iterations: int, last: str = "y") -> jax.Array:
   r"""iSQRT-COV's coupled iteration on ``(..., d, d)``: $Y_0 = A$, $Z_0 = I$,
-  $T_k = (3I - Z_k Y_k) / 2$, $Y_{k+1} = Y_k T_k$, $Z_{k+1} = T_k Z_k$, and
-  $Y_n$ after ``iterations`` steps (the last computes only $Y$).
+  $T_k = (3I - Z_k Y_k) / 2$, $Y_{k+1} = Y_k T_k$, $Z_{k+1} = T_k Z_k$;
+  $Y_n$ (``last="y"``) or $Z_n$ (``"z"``) after ``iterations`` steps, the
+  last of which computes only that one.
 
   $3n - 3$ matmuls: $Z_0 = I$ makes the first step $T_0 = (3I - A) / 2$,
-  $Y_1 = A T_0$, $Z_1 = T_0$ (one product), and the last step needs no
-  $Z$."""
+  $Y_1 = A T_0$, $Z_1 = T_0$ (one product)."""
   eye = jnp.eye(a.shape[-1], dtype=a.dtype)
   t = 0.5 * (3 * eye - a)
+  if iterations == 1:
+    return a @ t if last == "y" else t
   y, z = a @ t, t
   for _ in range(iterations - 2):
     t = 0.5 * (3 * eye - z @ y)
     y, z = y @ t, t @ z
-  if iterations > 1:
-    y = y @ (0.5 * (3 * eye - z @ y))
-  return y
+  t = 0.5 * (3 * eye - z @ y)
+  return y @ t if last == "y" else t @ z
 
 
 def _newton_schulz_derivative(
-  a: jax.Array, g: jax.Array, iterations: int
+  a: jax.Array, g: jax.Array, iterations: int, last: str = "y"
 ) -> tuple[jax.Array, jax.Array]:
-  r"""$Y_n$ and its derivative $L(G) = \frac{d}{ds} Y_n(A + sG)$ for a
-  symmetric $A$ and $G$ (forward mode; nothing is stored).
+  r"""$U_n$ (`_newton_schulz`'s $Y_n$ or $Z_n$) and its derivative
+  $L(G) = \frac{d}{ds} U_n(A + sG)$ for a symmetric $A$ and $G$ (forward
+  mode; nothing is stored).
 
   Every matrix of the iteration is a polynomial in $A$, so they commute,
   $P_k = Z_k Y_k$ obeys $P_{k+1} = P_k T_k^2$ with $T_k = (3I - P_k) / 2$,
-  and $Y_{k+1} = Y_k T_k$: $Y_n$ is the polynomial $f(A) = A \prod_k t(p_k(A))$.
-  Its derivative is written for this form, three products for the value
-  and five for the derivative per step ($d(P^2) = \dot P P + (\dot P P)^\top$,
-  as every derivative is symmetric). The derivative of a real polynomial at a
+  and $U_{k+1} = U_k T_k$ ($Y_1 = A T_0$, $Z_1 = T_0$). The derivative is
+  written for this form: three products for the values and five for the
+  derivatives per step ($d(P^2) = \dot P P + (\dot P P)^\top$, every
+  derivative being symmetric). The derivative of a real polynomial at a
   symmetric $A$ is self-adjoint, $\langle G, L(E) \rangle = \langle L(G), E
   \rangle$, so this forward-mode derivative is also the vector-Jacobian
-  product of $Y_n$ with the cotangent $G$."""
+  product of $U_n$ with the cotangent $G$."""
   eye = jnp.eye(a.shape[-1], dtype=a.dtype)
   t, dt = 0.5 * (3 * eye - a), -0.5 * g
   ga = g @ a
   y, dy = a @ t, 1.5 * g - 0.5 * (ga + jnp.swapaxes(ga, -1, -2))
+  u, du = (y, dy) if last == "y" else (t, dt)
   p = dp = None
   for step in range(1, iterations):
     if step == 1:  # P_1 = A T_0^2 = Y_1 T_0
@@ -106,8 +109,8 @@ def _newton_schulz_derivative(
       dq = 0.5 * (3 * dp - (half + jnp.swapaxes(half, -1, -2)))
       p, dp = q @ t, dq @ t + q @ dt
     t, dt = 0.5 * (3 * eye - p), -0.5 * dp
-    y, dy = y @ t, dy @ t + y @ dt
-  return y, dy
+    u, du = u @ t, du @ t + u @ dt
+  return u, du
 
 
 def _floored_trace(c: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -120,12 +123,30 @@ def _floored_trace(c: jax.Array) -> tuple[jax.Array, jax.Array]:
   return jnp.where(above, trace, floor), above
 
 
+def _transpose(v: jax.Array) -> jax.Array:
+  return jnp.swapaxes(v, -1, -2)
+
+
 def _sqrtm_images(x: jax.Array, exponent: jax.Array, iterations: int) -> jax.Array:
   r"""$2^e \sqrt{t}\; Y_n(C / t)$ for $C = X^\top X / M$ and $t$ its trace
-  (0 for a zero covariance: the trace is floored)."""
-  c = _gram(x)
-  trace, _ = _floored_trace(c)
-  root = _newton_schulz(c / trace, iterations) * jnp.sqrt(trace)
+  (0 for a zero covariance: the trace is floored), from ``(..., M, d)``
+  centred rows $X$.
+
+  With fewer positions than features ($M < d$) the iteration runs on the
+  smaller Gram matrix $K = X X^\top / M$: $Y_n = A Z_n(A)$ with $A = C / t$,
+  and $A\, h(A) = X^\top h(K / t)\, X / (M t)$ for every polynomial $h$, so
+  $\sqrt{t}\, Y_n(A) = X^\top Z_n(K / t)\, X / (M \sqrt{t})$: the same
+  polynomial of $C$, at $(M / d)^3$ of the cost."""
+  m, d = x.shape[-2:]
+  if m < d:
+    k = (x @ _transpose(x)) / m
+    trace, _ = _floored_trace(k)
+    h = _newton_schulz(k / trace, iterations, last="z")
+    root = (_transpose(x) @ (h @ x)) / (m * jnp.sqrt(trace))
+  else:
+    c = _gram(x)
+    trace, _ = _floored_trace(c)
+    root = _newton_schulz(c / trace, iterations) * jnp.sqrt(trace)
   return times_power_of_two(root, exponent)
 
 
@@ -135,21 +156,41 @@ def _sqrtm_images_vjp(x: jax.Array, exponent: jax.Array, g: jax.Array, iteration
   With $t = \operatorname{tr} C$, $A = C / t$ and $S = \sqrt{t}\, Y_n(A)$:
   $\bar C = L(G) / \sqrt{t} + \bar t I$, with
   $\bar t = (\langle G, Y_n \rangle / 2 - \langle L(G), A \rangle) / \sqrt{t}$,
-  and $\bar X = X (\bar C + \bar C^\top) / M$. $G$ enters through its
-  symmetric part (the derivative with respect to a symmetric $C$). Below
-  the trace floor the derivative is taken as 0 (it is unbounded there), so
-  a constant map's gradient stays finite."""
-  c = _gram(x)
-  trace, above = _floored_trace(c)
-  a = c / trace
-  g = times_power_of_two(0.5 * (g + jnp.swapaxes(g, -1, -2)), exponent)
-  y, dy = _newton_schulz_derivative(a, g, iterations)
-  dtrace = 0.5 * jnp.sum(g * y, axis=(-2, -1), keepdims=True) - jnp.sum(
-    dy * a, axis=(-2, -1), keepdims=True
-  )
-  eye = jnp.eye(c.shape[-1], dtype=c.dtype)
-  dc = jnp.where(above, (dy + dtrace * eye) / jnp.sqrt(trace), 0)
-  return x @ ((dc + jnp.swapaxes(dc, -1, -2)) / x.shape[-2])
+  and $\bar X = X (\bar C + \bar C^\top) / M$. In the Gram form,
+  $S = s X^\top H X$ with $H = Z_n(B)$, $B = K / t$ and
+  $s = 1 / (M \sqrt{t})$: $\bar H = s X G X^\top$, $\bar B = L(\bar H)$,
+  $\bar t = -(\langle \bar B, B \rangle + \langle \bar H, H \rangle / 2) / t$
+  and $\bar X = 2 s H X G + 2 (\bar B + t \bar t I) X / (M t)$. $G$ enters
+  through its symmetric part (the derivative with respect to a symmetric
+  $C$). Below the trace floor the derivative is taken as 0 (it is unbounded
+  there), so a constant map's gradient stays finite."""
+  m, d = x.shape[-2:]
+  g = times_power_of_two(0.5 * (g + _transpose(g)), exponent)
+
+  def inner(u, v):
+    return jnp.sum(u * v, axis=(-2, -1), keepdims=True)
+
+  if m < d:
+    k = (x @ _transpose(x)) / m
+    trace, above = _floored_trace(k)
+    b, scale = k / trace, 1 / (m * jnp.sqrt(trace))
+    w = x @ g
+    dh = w @ _transpose(x)
+    dh = 0.5 * scale * (dh + _transpose(dh))
+    h, db = _newton_schulz_derivative(b, dh, iterations, last="z")
+    t_dtrace = -(inner(db, b) + 0.5 * inner(dh, h))
+    eye = jnp.eye(m, dtype=x.dtype)
+    dx = 2 * scale * (h @ w) + ((2 / (m * trace)) * (db + t_dtrace * eye)) @ x
+  else:
+    c = _gram(x)
+    trace, above = _floored_trace(c)
+    a = c / trace
+    y, dy = _newton_schulz_derivative(a, g, iterations)
+    dtrace = 0.5 * inner(g, y) - inner(dy, a)
+    eye = jnp.eye(d, dtype=x.dtype)
+    dc = (dy + dtrace * eye) / jnp.sqrt(trace)
+    dx = x @ ((dc + _transpose(dc)) / m)
+  return jnp.where(above, dx, 0)
 
 
 def _image_sets(b: int, images: int | None, shards: int) -> int:
@@ -330,11 +371,13 @@ def covariance_pool(
       for ``iterations`` steps (the last computes only $Y$), then
       $\sqrt{\operatorname{tr}(C)}\, Y$, which approximates $C^{1/2}$
       (exactly as ``iterations`` grows, for every positive semi-definite
-      $C$). Matmuls only. The gradient is the exact derivative of these
-      ``iterations`` steps (what autodiff through them gives), a custom
-      VJP that keeps only the centred rows and recomputes the iteration in
-      the backward pass, so its memory does not grow with the steps; it is
-      reverse-mode only.
+      $C$). Matmuls only; with fewer positions than features ($M < d$)
+      the same polynomial of $C$ is computed from the $M \times M$ Gram
+      matrix of the centred positions, $(M / d)^3$ of the cost. The
+      gradient is the exact derivative of these ``iterations`` steps (what
+      autodiff through them gives), a custom VJP that keeps only the
+      centred rows and recomputes the iteration in the backward pass, so
+      its memory does not grow with the steps; it is reverse-mode only.
 
   * ``"logm"``: $U \operatorname{diag}(\log \max(\lambda, \mathrm{eps})) U^\top$
     from $C = U \operatorname{diag}(\lambda) U^\top$ (``eigh``); its custom
