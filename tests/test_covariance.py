@@ -1,6 +1,7 @@
 """Covariance pooling against float64 numpy and scipy's matrix functions:
-the covariance, iSQRT-COV's iteration and its limit, the matrix log and its
-custom derivative, finite results for degenerate covariances, and the head
+the covariance, iSQRT-COV's iteration and its limit, its custom derivative
+against autodiff through the plain iteration, the matrix log and its custom
+derivative, finite results for degenerate covariances, and the head
 layers."""
 
 import jax

@@ -73,9 +73,10 @@ class Policy:
       through two arrays) or the slice chains and phase scatter (which
       XLA:GPU fuses with less temp).
     matrix_images: how many images of a batch an iteration on their
-      ``d x d`` matrices (iSQRT-COV's square root and its derivative) works
-      on at a time, in a loop over the batch; ``None``: the whole batch at
-      once. Fewer images bound the temp memory by the images' matrices.
+      ``d x d`` (or ``M x M``) matrices (iSQRT-COV's square root and its
+      derivative) works on at a time, in a loop over the batch; ``None``:
+      the whole batch at once. Fewer images bound the temp memory by the
+      images' matrices.
   """
 
   barrier: Literal["cond", "optimization_barrier"]
