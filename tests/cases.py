@@ -332,7 +332,9 @@ CASES = [
   ),
   Case(
     "covariance_pool",
-    **_global(lambda x: jaxpool.covariance_pool(x), layer=("CovariancePool", (), {})),
+    **_global(
+      lambda x: jaxpool.covariance_pool(x), layer=("CovariancePool", (), {}), reverse_only=True
+    ),
   ),
   Case(
     "covariance_pool_logm",

@@ -1,6 +1,7 @@
 """Covariance pooling against float64 numpy and scipy's matrix functions:
-the covariance, iSQRT-COV's iteration and its limit, the matrix log and its
-custom derivative, finite results for degenerate covariances, and the head
+the covariance, iSQRT-COV's iteration and its limit, its custom derivative
+against autodiff through the plain iteration, the matrix log and its custom
+derivative, finite results for degenerate covariances, and the head
 layers."""
 
 import jax
@@ -14,6 +15,7 @@ from flax import nnx
 import jaxpool
 from jaxpool import linen as jplinen
 from jaxpool import nnx as jpnnx
+from jaxpool._src.core.backend import forced_platform
 
 
 def _normal(shape, seed=0):
@@ -40,6 +42,28 @@ def _numpy_newton_schulz(c, iterations):
   return np.stack(out)
 
 
+def _autodiff_sqrtm(x, iterations=5):
+  """``covariance_pool(x)`` written plainly in JAX, for its autodiff: the
+  rows shifted by the first one and centred, the trace floored as
+  ``covariance_pool`` does (no derivative below the floor), and iSQRT-COV's
+  coupled iteration from ``Z_0 = I``, every product included."""
+  rows = x.reshape(x.shape[0], -1, x.shape[-1])
+  rows = rows - rows[:, :1]
+  centred = rows - jnp.mean(rows, axis=1, keepdims=True)
+  c = jnp.einsum("bmi,bmj->bij", centred, centred) / rows.shape[1]
+  eye = jnp.eye(c.shape[-1], dtype=c.dtype)
+  trace = jnp.trace(c, axis1=-2, axis2=-1)[:, None, None]
+  floor = np.sqrt(jnp.finfo(c.dtype).tiny)
+  above = trace > floor
+  c = jnp.where(above, c, jax.lax.stop_gradient(c))
+  trace = jnp.where(above, trace, floor)
+  y, z = c / trace, jnp.zeros_like(c) + eye
+  for _ in range(iterations - 1):
+    t = 0.5 * (3 * eye - z @ y)
+    y, z = y @ t, t @ z
+  return y @ (0.5 * (3 * eye - z @ y)) * jnp.sqrt(trace)
+
+
 @pytest.mark.parametrize("shape", [(2, 9, 4), (2, 5, 6, 4), (2, 3, 4, 3, 4)])
 def test_covariance_matches_numpy(shape, x64):
   x = _normal(shape)
@@ -50,6 +74,15 @@ def test_covariance_matches_numpy(shape, x64):
   # spatial_ndim: two batch axes, one spatial axis.
   y = jaxpool.covariance_pool(x.reshape(1, 2, -1, 4), normalize=None, spatial_ndim=1)
   np.testing.assert_allclose(y[0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_sqrtm_with_fewer_positions_than_features_is_the_newton_schulz_iteration(x64):
+  # The iteration runs on X X^T / M (M x M); the result is the same polynomial of C.
+  x = _normal((2, 2, 3, 8))
+  c = _numpy_covariance(x, [1, 2])
+  for iterations in (1, 2, 5, 8):
+    y = np.asarray(jaxpool.covariance_pool(x, iterations=iterations))
+    np.testing.assert_allclose(y, _numpy_newton_schulz(c, iterations), rtol=1e-10, atol=1e-12)
 
 
 def test_sqrtm_is_the_newton_schulz_iteration_and_converges_to_scipy(x64):
@@ -96,7 +129,60 @@ def test_logm_custom_derivative_passes_check_grads(x64):
   check_grads(
     lambda v: jaxpool.covariance_pool(v, normalize="logm"), (iso,), order=1, modes=("rev",)
   )
-  check_grads(lambda v: jaxpool.covariance_pool(v, iterations=3), (x,), order=1)
+
+
+def _sqrtm_maps(dtype):
+  """Feature maps ``(batch, M, 1, d)`` for the derivative tests: general
+  (more positions than features), rank-deficient (fewer positions than
+  features, where the iteration runs on the ``M x M`` Gram matrix;
+  duplicated channels) and batches holding a constant map, in both forms."""
+  general = _normal((3, 9, 1, 5), seed=3)
+  fewer_positions = _normal((2, 4, 1, 7), seed=4)
+  duplicated = _normal((2, 9, 1, 6), seed=5)
+  duplicated[..., 3:] = duplicated[..., :3]
+  with_constant = _normal((3, 6, 1, 4), seed=6)
+  with_constant[1] = 0.7
+  fewer_with_constant = _normal((3, 3, 1, 5), seed=8)
+  fewer_with_constant[0] = -0.2
+  maps = [general, fewer_positions, duplicated, with_constant, fewer_with_constant]
+  return [jnp.asarray(m, dtype) for m in maps]
+
+
+@pytest.mark.parametrize("platform", ["cpu", "tpu"])  # an image at a time / the whole batch
+@pytest.mark.parametrize("iterations", [1, 2, 5])
+def test_sqrtm_derivative_is_autodiff_of_the_iteration_float64(iterations, platform, x64):
+  for x in _sqrtm_maps(jnp.float64):
+    g = jnp.asarray(_normal(x.shape[:1] + 2 * x.shape[-1:], seed=7))  # not symmetric
+    expected, pullback = jax.vjp(lambda v: _autodiff_sqrtm(v, iterations), x)
+    with forced_platform(platform):
+      y, custom_pullback = jax.vjp(lambda v: jaxpool.covariance_pool(v, iterations=iterations), x)
+      grad = custom_pullback(g)[0]
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-14)
+    reference = pullback(g)[0]
+    np.testing.assert_allclose(grad, reference, rtol=1e-10, atol=1e-12 * np.abs(reference).max())
+
+
+def test_sqrtm_derivative_is_autodiff_of_the_iteration_float32():
+  for x in _sqrtm_maps(jnp.float32):
+    g = jnp.asarray(_normal(x.shape[:1] + 2 * x.shape[-1:], seed=7), jnp.float32)
+    expected, pullback = jax.vjp(_autodiff_sqrtm, x)
+    y, custom_pullback = jax.vjp(jaxpool.covariance_pool, x)
+    grad, reference = custom_pullback(g)[0], pullback(g)[0]
+    assert np.isfinite(grad).all()
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(grad, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+  constant = jnp.full((2, 3, 3, 4), 0.3)
+  grad = jax.grad(lambda v: jnp.sum(jaxpool.covariance_pool(v) * jnp.arange(16.0).reshape(4, 4)))
+  np.testing.assert_array_equal(grad(constant), 0.0)  # the derivative below the floor
+
+
+def test_sqrtm_custom_derivative_passes_check_grads(x64):
+  for x in _sqrtm_maps(jnp.float64)[:3]:
+    check_grads(lambda v: jaxpool.covariance_pool(v), (x,), order=1, modes=("rev",))
+  x = _normal((2, 4, 5, 3), seed=2)
+  check_grads(
+    lambda v: jaxpool.covariance_pool(v, iterations=3, output="triu"), (x,), order=1, modes=("rev",)
+  )
 
 
 @pytest.mark.parametrize("normalize", ["sqrtm", "logm", None])

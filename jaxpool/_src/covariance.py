@@ -9,12 +9,14 @@ that stays finite for repeated eigenvalues).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpool._src.core import backend
 from jaxpool._src.core.checks import check_choice, check_features, check_positive_number, is_int
 from jaxpool._src.core.descriptors import (
   positions,
@@ -22,6 +24,7 @@ from jaxpool._src.core.descriptors import (
   times_power_of_two,
 )
 from jaxpool._src.core.eager import compiled_when_eager
+from jaxpool._src.core.sharding import partition_spec, sharding_like
 
 __all__ = [
   "covariance_pool",
@@ -36,37 +39,240 @@ NORMALIZATIONS = ("sqrtm", "logm", None)
 OUTPUTS = ("matrix", "triu")
 
 
+def _centred(rows: jax.Array) -> jax.Array:
+  """The rows ``(*batch, M, d)`` minus their mean. They are shifted by the
+  first one before the mean is taken (the covariance does not change), so a
+  constant map gives exactly 0 whatever the mean's rounding."""
+  rows = rows - rows[..., :1, :]
+  return rows - jnp.mean(rows, axis=-2, keepdims=True)
+
+
+def _gram(centred: jax.Array) -> jax.Array:
+  """``(1/M) X^T X`` of ``(*batch, M, d)`` rows."""
+  return jnp.einsum("...mi,...mj->...ij", centred, centred) / centred.shape[-2]
+
+
 def _covariance(rows: jax.Array) -> jax.Array:
   """``C = (1/M) sum_l (x_l - mu)(x_l - mu)^T`` from the centred rows
-  ``(*batch, M, d)`` (never the ``M x M`` centring matrix). The rows are
-  shifted by the first one before the mean is taken (C does not change), so
-  a constant map gives exactly 0 whatever the mean's rounding."""
-  rows = rows - rows[..., :1, :]
-  centred = rows - jnp.mean(rows, axis=-2, keepdims=True)
-  return jnp.einsum("...mi,...mj->...ij", centred, centred) / rows.shape[-2]
+  ``(*batch, M, d)`` (never the ``M x M`` centring matrix)."""
+  return _gram(_centred(rows))
 
 
-def _newton_schulz_sqrt(c: jax.Array, iterations: int) -> jax.Array:
-  """iSQRT-COV: ``A = C / tr(C)``, ``Y0 = A``, ``Z0 = I``, ``T = (3I - Z Y) / 2``,
-  ``Y <- Y T``, ``Z <- T Z`` (the last step only ``Y T``), then
-  ``Y sqrt(tr(C))``. A zero covariance gives 0: the trace is floored at the
-  square root of the dtype's smallest normal number, so neither it nor its
-  square (in the derivative of the division) underflows to 0, and the
-  derivative there is taken as 0."""
-  eye = jnp.eye(c.shape[-1], dtype=c.dtype)
-  trace = jnp.trace(c, axis1=-2, axis2=-1)[..., None, None]
-  floor = np.sqrt(jnp.finfo(c.dtype).tiny)
-  # Below the floor (a constant map) the square root's derivative is
-  # unbounded; it is taken as 0 there, which keeps every gradient finite.
-  above = trace > floor
-  c = jnp.where(above, c, jax.lax.stop_gradient(c))
-  trace = jnp.where(above, trace, floor)
-  y, z = c / trace, jnp.zeros_like(c) + eye  # (zeros_like: c's sharding)
-  for _ in range(iterations - 1):
+def _newton_schulz(a: jax.Array, iterations: int, last: str = "y") -> jax.Array:
+  r"""iSQRT-COV's coupled iteration on ``(..., d, d)``: $Y_0 = A$, $Z_0 = I$,
+  $T_k = (3I - Z_k Y_k) / 2$, $Y_{k+1} = Y_k T_k$, $Z_{k+1} = T_k Z_k$;
+  $Y_n$ (``last="y"``) or $Z_n$ (``"z"``) after ``iterations`` steps, the
+  last of which computes only that one.
+
+  $3n - 3$ matmuls: $Z_0 = I$ makes the first step $T_0 = (3I - A) / 2$,
+  $Y_1 = A T_0$, $Z_1 = T_0$ (one product)."""
+  eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+  t = 0.5 * (3 * eye - a)
+  if iterations == 1:
+    return a @ t if last == "y" else t
+  y, z = a @ t, t
+  for _ in range(iterations - 2):
     t = 0.5 * (3 * eye - z @ y)
     y, z = y @ t, t @ z
-  y = y @ (0.5 * (3 * eye - z @ y))
-  return y * jnp.sqrt(trace)
+  t = 0.5 * (3 * eye - z @ y)
+  return y @ t if last == "y" else t @ z
+
+
+def _newton_schulz_derivative(
+  a: jax.Array, g: jax.Array, iterations: int, last: str = "y"
+) -> tuple[jax.Array, jax.Array]:
+  r"""$U_n$ (`_newton_schulz`'s $Y_n$ or $Z_n$) and its derivative
+  $L(G) = \frac{d}{ds} U_n(A + sG)$ for a symmetric $A$ and $G$ (forward
+  mode; nothing is stored).
+
+  Every matrix of the iteration is a polynomial in $A$, so they commute,
+  $P_k = Z_k Y_k$ obeys $P_{k+1} = P_k T_k^2$ with $T_k = (3I - P_k) / 2$,
+  and $U_{k+1} = U_k T_k$ ($Y_1 = A T_0$, $Z_1 = T_0$). The derivative is
+  written for this form: three products for the values and five for the
+  derivatives per step ($d(P^2) = \dot P P + (\dot P P)^\top$, every
+  derivative being symmetric). The derivative of a real polynomial at a
+  symmetric $A$ is self-adjoint, $\langle G, L(E) \rangle = \langle L(G), E
+  \rangle$, so this forward-mode derivative is also the vector-Jacobian
+  product of $U_n$ with the cotangent $G$."""
+  eye = jnp.eye(a.shape[-1], dtype=a.dtype)
+  t, dt = 0.5 * (3 * eye - a), -0.5 * g
+  ga = g @ a
+  y, dy = a @ t, 1.5 * g - 0.5 * (ga + jnp.swapaxes(ga, -1, -2))
+  u, du = (y, dy) if last == "y" else (t, dt)
+  p = dp = None
+  for step in range(1, iterations):
+    if step == 1:  # P_1 = A T_0^2 = Y_1 T_0
+      p, dp = y @ t, dy @ t + y @ dt
+    else:  # P T^2 = Q T with Q = P T = (3P - P^2) / 2
+      square, half = p @ p, dp @ p
+      q = 0.5 * (3 * p - square)
+      dq = 0.5 * (3 * dp - (half + jnp.swapaxes(half, -1, -2)))
+      p, dp = q @ t, dq @ t + q @ dt
+    t, dt = 0.5 * (3 * eye - p), -0.5 * dp
+    u, du = u @ t, du @ t + u @ dt
+  return u, du
+
+
+def _floored_trace(c: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """``(max(tr C, floor), tr C > floor)``, shaped ``(..., 1, 1)``: the floor
+  is the square root of the dtype's smallest normal number, so neither the
+  trace nor its square (in the derivative of ``C / tr C``) underflows."""
+  trace = jnp.sum(jnp.diagonal(c, axis1=-2, axis2=-1), axis=-1)[..., None, None]
+  floor = np.sqrt(jnp.finfo(c.dtype).tiny).astype(c.dtype)
+  above = trace > floor
+  return jnp.where(above, trace, floor), above
+
+
+def _transpose(v: jax.Array) -> jax.Array:
+  return jnp.swapaxes(v, -1, -2)
+
+
+def _sqrtm_images(x: jax.Array, exponent: jax.Array, iterations: int) -> jax.Array:
+  r"""$2^e \sqrt{t}\; Y_n(C / t)$ for $C = X^\top X / M$ and $t$ its trace
+  (0 for a zero covariance: the trace is floored), from ``(..., M, d)``
+  centred rows $X$.
+
+  With fewer positions than features ($M < d$) the iteration runs on the
+  smaller Gram matrix $K = X X^\top / M$: $Y_n = A Z_n(A)$ with $A = C / t$,
+  and $A\, h(A) = X^\top h(K / t)\, X / (M t)$ for every polynomial $h$, so
+  $\sqrt{t}\, Y_n(A) = X^\top Z_n(K / t)\, X / (M \sqrt{t})$: the same
+  polynomial of $C$, at $(M / d)^3$ of the cost."""
+  m, d = x.shape[-2:]
+  if m < d:
+    k = (x @ _transpose(x)) / m
+    trace, _ = _floored_trace(k)
+    h = _newton_schulz(k / trace, iterations, last="z")
+    root = (_transpose(x) @ (h @ x)) / (m * jnp.sqrt(trace))
+  else:
+    c = _gram(x)
+    trace, _ = _floored_trace(c)
+    root = _newton_schulz(c / trace, iterations) * jnp.sqrt(trace)
+  return times_power_of_two(root, exponent)
+
+
+def _sqrtm_images_vjp(x: jax.Array, exponent: jax.Array, g: jax.Array, iterations: int):
+  r"""The derivative of `_sqrtm_images` for the cotangent $G$.
+
+  With $t = \operatorname{tr} C$, $A = C / t$ and $S = \sqrt{t}\, Y_n(A)$:
+  $\bar C = L(G) / \sqrt{t} + \bar t I$, with
+  $\bar t = (\langle G, Y_n \rangle / 2 - \langle L(G), A \rangle) / \sqrt{t}$,
+  and $\bar X = X (\bar C + \bar C^\top) / M$. In the Gram form,
+  $S = s X^\top H X$ with $H = Z_n(B)$, $B = K / t$ and
+  $s = 1 / (M \sqrt{t})$: $\bar H = s X G X^\top$, $\bar B = L(\bar H)$,
+  $\bar t = -(\langle \bar B, B \rangle + \langle \bar H, H \rangle / 2) / t$
+  and $\bar X = 2 s H X G + 2 (\bar B + t \bar t I) X / (M t)$. $G$ enters
+  through its symmetric part (the derivative with respect to a symmetric
+  $C$). Below the trace floor the derivative is taken as 0 (it is unbounded
+  there), so a constant map's gradient stays finite."""
+  m, d = x.shape[-2:]
+  g = times_power_of_two(0.5 * (g + _transpose(g)), exponent)
+
+  def inner(u, v):
+    return jnp.sum(u * v, axis=(-2, -1), keepdims=True)
+
+  if m < d:
+    k = (x @ _transpose(x)) / m
+    trace, above = _floored_trace(k)
+    b, scale = k / trace, 1 / (m * jnp.sqrt(trace))
+    w = x @ g
+    dh = w @ _transpose(x)
+    dh = 0.5 * scale * (dh + _transpose(dh))
+    h, db = _newton_schulz_derivative(b, dh, iterations, last="z")
+    t_dtrace = -(inner(db, b) + 0.5 * inner(dh, h))
+    eye = jnp.eye(m, dtype=x.dtype)
+    dx = 2 * scale * (h @ w) + ((2 / (m * trace)) * (db + t_dtrace * eye)) @ x
+  else:
+    c = _gram(x)
+    trace, above = _floored_trace(c)
+    a = c / trace
+    y, dy = _newton_schulz_derivative(a, g, iterations)
+    dtrace = 0.5 * inner(g, y) - inner(dy, a)
+    eye = jnp.eye(d, dtype=x.dtype)
+    dc = (dy + dtrace * eye) / jnp.sqrt(trace)
+    dx = x @ ((dc + _transpose(dc)) / m)
+  return jnp.where(above, dx, 0)
+
+
+def _image_sets(b: int, images: int | None, shards: int) -> int:
+  """The steps of a loop over ``b`` images, each a strided set of about
+  ``images`` images, a multiple of the ``shards`` the batch axis is split
+  into (``b`` is divisible by the steps). 1: the whole batch at once."""
+  if images is None:
+    return 1
+  size = shards * max(1, -(-images // shards))
+  while size < b and b % size:
+    size += shards
+  return max(1, b // size)
+
+
+def _batch_shards(x: jax.Array) -> int:
+  """Into how many shards ``x``'s leading axis is split explicitly."""
+  axes = partition_spec(x)[0]
+  if axes is None:
+    return 1
+  mesh = jax.typeof(x).sharding.mesh
+  return math.prod(mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)))
+
+
+def _over_images(fn, shape, *arrays: jax.Array, images: int | None) -> jax.Array:
+  """``fn(*arrays)`` (of ``shape``) over the leading axis, a strided set of
+  about ``images`` images at a time: images ``s, s + steps, ...`` at step
+  ``s``, so only one set's intermediates exist at a time and a leading axis
+  sharded in contiguous blocks keeps each set spread over its shards."""
+  b = shape[0]
+  steps = _image_sets(b, images, _batch_shards(arrays[0]))
+  if steps == 1:
+    return fn(*arrays)
+
+  def split(v):
+    return v.reshape((b // steps, steps) + v.shape[1:])
+
+  def body(s, out):
+    sets = (jax.lax.dynamic_index_in_dim(v, s, 1, keepdims=False) for v in split_arrays)
+    return jax.lax.dynamic_update_index_in_dim(out, fn(*sets), s, 1)
+
+  split_arrays = [split(v) for v in arrays]
+  out = jnp.zeros(shape, arrays[0].dtype, out_sharding=sharding_like(arrays[0], shape, (0,)))
+  return jax.lax.fori_loop(0, steps, body, split(out)).reshape(shape)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _sqrtm(x: jax.Array, exponent: jax.Array, iterations: int) -> jax.Array:
+  """`_sqrtm_images` of centred rows ``(B, M, d)`` (``exponent`` ``(B, 1,
+  1)``, no derivative), with a derivative that stores only the rows and
+  recomputes the covariance and the iteration (`_newton_schulz_derivative`).
+  Both run over the batch a few images at a time (`Policy.matrix_images`)."""
+  fn = functools.partial(_sqrtm_images, iterations=iterations)
+  shape = x.shape[:1] + 2 * x.shape[-1:]
+
+  def formulation(policy, x, exponent):
+    return _over_images(fn, shape, x, exponent, images=policy.matrix_images)
+
+  return backend.choose(formulation, x, exponent, reads=("matrix_images",))
+
+
+def _sqrtm_fwd(x, exponent, iterations):
+  return _sqrtm(x, exponent, iterations), (x, exponent)
+
+
+def _sqrtm_bwd(iterations, residuals, g):
+  fn = functools.partial(_sqrtm_images_vjp, iterations=iterations)
+
+  def formulation(policy, x, exponent, g):
+    return _over_images(fn, x.shape, x, exponent, g, images=policy.matrix_images)
+
+  return backend.choose(formulation, *residuals, g, reads=("matrix_images",)), None
+
+
+_sqrtm.defvjp(_sqrtm_fwd, _sqrtm_bwd)
+
+
+def _newton_schulz_sqrt(centred: jax.Array, exponent: jax.Array, iterations: int) -> jax.Array:
+  """iSQRT-COV's square root of the covariances of ``(*batch, M, d)`` centred
+  rows, times ``2^exponent`` (`_sqrtm`)."""
+  batch, (m, d) = centred.shape[:-2], centred.shape[-2:]
+  exponent = jnp.broadcast_to(exponent, batch + (1, 1)).reshape(-1, 1, 1)
+  return _sqrtm(centred.reshape(-1, m, d), exponent, iterations).reshape(batch + (d, d))
 
 
 def _floored_log(lam: jax.Array, floor: jax.Array, log_floor: jax.Array) -> jax.Array:
@@ -165,8 +371,13 @@ def covariance_pool(
       for ``iterations`` steps (the last computes only $Y$), then
       $\sqrt{\operatorname{tr}(C)}\, Y$, which approximates $C^{1/2}$
       (exactly as ``iterations`` grows, for every positive semi-definite
-      $C$). Matmuls only; the gradient is the derivative of the iteration
-      (autodiff through it).
+      $C$). Matmuls only; with fewer positions than features ($M < d$)
+      the same polynomial of $C$ is computed from the $M \times M$ Gram
+      matrix of the centred positions, $(M / d)^3$ of the cost. The
+      gradient is the exact derivative of these ``iterations`` steps (what
+      autodiff through them gives), a custom VJP that keeps only the
+      centred rows and recomputes the iteration in the backward pass, so
+      its memory does not grow with the steps; it is reverse-mode only.
 
   * ``"logm"``: $U \operatorname{diag}(\log \max(\lambda, \mathrm{eps})) U^\top$
     from $C = U \operatorname{diag}(\lambda) U^\top$ (``eigh``); its custom
@@ -219,15 +430,16 @@ def covariance_pool(
   # C = 4^e C' from the rows scaled into [-1, 1]: no overflow in the mean or
   # the products; each mode undoes the scale where its output needs it.
   scaled, exponent = power_of_two_scale(rows)
-  c = _covariance(scaled)
+  if normalize == "sqrtm":
+    c = _newton_schulz_sqrt(_centred(scaled), exponent, iterations)
+  else:
+    c = _covariance(scaled)
   if normalize is None:
     # Where C leaves the range, products of +-inf can sum to NaN (how depends
     # on the backend's dot): those entries are 4^e C', exactly +-inf. The
     # derivative is the plain formula's (4^e overflows in a cotangent).
     plain = _covariance(rows)
     c = jnp.where(jnp.isfinite(plain), plain, times_power_of_two(c, 2 * exponent))
-  elif normalize == "sqrtm":
-    c = times_power_of_two(_newton_schulz_sqrt(c, iterations), exponent)
   elif normalize == "logm":
     # log(max(4^e l', eps)) = log(max(l', eps 4^-e)) + 2 e log 2.
     shift = (2 * exponent[..., 0]).astype(c.dtype) * np.log(2.0).astype(c.dtype)

@@ -72,6 +72,11 @@ class Policy:
       operand once, where XLA:TPU materialises every tap of a slice chain
       through two arrays) or the slice chains and phase scatter (which
       XLA:GPU fuses with less temp).
+    matrix_images: how many images of a batch an iteration on their
+      ``d x d`` (or ``M x M``) matrices (iSQRT-COV's square root and its
+      derivative) works on at a time, in a loop over the batch; ``None``:
+      the whole batch at once. Fewer images bound the temp memory by the
+      images' matrices.
   """
 
   barrier: Literal["cond", "optimization_barrier"]
@@ -80,6 +85,7 @@ class Policy:
   conditionals: bool
   max_fused_pads: int | None = None
   variadic_reduce_window: bool = False
+  matrix_images: int | None = None
 
 
 _ACCELERATOR = Policy(
@@ -96,6 +102,7 @@ POLICIES: dict[str, Policy] = {
     separable_min_taps=16,
     conditionals=True,
     max_fused_pads=5,
+    matrix_images=1,
   ),
   "cuda": _ACCELERATOR,
   "rocm": _ACCELERATOR,
