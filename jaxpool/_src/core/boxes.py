@@ -91,13 +91,31 @@ def check_scale(spatial_scale) -> float:
   return check_positive_number("spatial_scale", spatial_scale)
 
 
+@jax.custom_batching.custom_vmap
+def _divide_full(a: jax.Array, divisor: jax.Array) -> jax.Array:
+  return a / jax.lax.optimization_barrier(divisor)
+
+
+@_divide_full.def_vmap
+def _divide_full_batched(axis_size, batched, a, divisor):
+  # An unbatched divisor would be broadcast along the batch after the
+  # barrier, and the division rewritten again: batch both operands.
+  a, divisor = (
+    v if is_batched else jnp.broadcast_to(v, (axis_size, *v.shape))
+    for v, is_batched in zip((a, divisor), batched)
+  )
+  return _divide_full(a, divisor), True
+
+
 def divide(a: jax.Array, b) -> jax.Array:
   """``a / b`` rounded as IEEE division, as torchvision's kernels divide.
 
   XLA rewrites a division by a broadcast value into a multiplication by its
   reciprocal, one ulp off, which moves a ``floor`` or ``ceil`` of an exact
   integer quotient (``ceil(7 * fl(31 / 7))`` is 32, ``ceil(31 * fl(1/7) *
-  7)`` may not be); the barrier keeps the divisor a full array.
+  7)`` may not be); the barrier keeps the divisor a full array, under
+  ``vmap`` too (as large as the batched ``a``). No reverse-mode derivative
+  (``custom_vmap``): the operators divide only sizes they stop gradients at.
   """
   divisor = jnp.broadcast_to(jnp.asarray(b, a.dtype), a.shape)
-  return a / jax.lax.optimization_barrier(divisor)
+  return _divide_full(a, divisor)
