@@ -6,7 +6,7 @@ static number of samples per bin (exact for concrete boxes, a bound under
 ``jit``) and runs one compiled kernel. Each bin is ``sum_taps w_t *
 x[cell_t]``: bilinear weights factor into a row part and a column part, so
 ``g x g`` samples are ``2g x 2g`` taps, summed by a rematerialised scan that
-gathers one ``(K, ph, pw, features)`` slab per step.
+gathers one ``(K, ph, pw, features)`` slab per step (``core.boxes.sum_taps``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import boxes as box_args
-from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import (
   check_bool,
   check_positive_number,
@@ -166,26 +165,8 @@ def _align_bins(
 
   widths = jnp.asarray(widths)
   widths = widths[:, None, None] if widths.ndim else widths
-  compute = dtypes.compute_dtype(flat.dtype)
-  # Tap (r, s) of bin (p, q): row tap r of p times column tap s of q, a
-  # (K, ph, pw) array of cells and one of weights per step; taps of weight 0
-  # add nothing (not even 0 * inf).
   rows = base[:, None, None] + rows * widths  # (K, ph, R) first cells of the rows
-  cells = rows[:, :, None, :, None] + cols[:, None, :, None, :]  # (K, ph, pw, R, S)
-  weights = (wy[:, :, None, :, None] * wx[:, None, :, None, :]).astype(compute)
-  taps = (
-    jnp.moveaxis(cells.reshape(cells.shape[:3] + (-1,)), -1, 0),
-    jnp.moveaxis(weights.reshape(weights.shape[:3] + (-1,)), -1, 0),
-  )
-
-  @jax.checkpoint  # the backward re-reads a tap rather than storing one per step
-  def add(total, tap):
-    cell, weight = tap
-    value = flat[cell].astype(compute)
-    return total + jnp.where(weight[..., None] != 0, weight[..., None] * value, 0), None
-
-  total = jnp.zeros(cells.shape[:3] + flat.shape[-1:], compute)
-  return jax.lax.scan(add, total, taps)[0].astype(out_dtype)
+  return box_args.sum_taps(flat, rows, wy, cols, wx, out_dtype)
 
 
 def _align_options(output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient):

@@ -2,8 +2,9 @@
 in input-image coordinates, scaled to the map by ``spatial_scale``.
 
 The checks shared by RoIPool and RoIAlign (eager where the boxes are concrete,
-NaN outputs for traced non-finite rows) and the IEEE division both use for bin
-sizes.
+NaN outputs for traced non-finite rows), the IEEE division both use for bin
+sizes, and `sum_taps`, RoIAlign's weighted sum of taps gathered from
+flattened maps.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
   "divide",
   "nan_where_invalid",
   "position_dtype",
+  "sum_taps",
 ]
 
 
@@ -119,3 +121,46 @@ def divide(a: jax.Array, b) -> jax.Array:
   """
   divisor = jnp.broadcast_to(jnp.asarray(b, a.dtype), a.shape)
   return _divide_full(a, divisor)
+
+
+def sum_taps(
+  flat: jax.Array,
+  rows: jax.Array,
+  row_weights: jax.Array,
+  cols: jax.Array,
+  col_weights: jax.Array,
+  out_dtype,
+) -> jax.Array:
+  """Every bin's ``sum_{r, s} row_weights[r] col_weights[s] flat[rows[r] +
+  cols[s]]``, ``(K, ph, pw, flat features)``.
+
+  The taps factor into a row part ``rows, row_weights (K, ph, R)`` (the
+  flat index of the row, box offset included) and a column part ``cols,
+  col_weights (K, pw, S)``. A ``lax.scan`` over the ``R * S`` taps forms
+  each tap's ``(K, ph, pw)`` cells, gathers one ``(K, ph, pw, features)``
+  slab and accumulates it, weighted, in the compute dtype; the step is
+  rematerialised, so the backward re-reads a tap instead of storing one per
+  step. A tap of weight 0 adds nothing, not even ``0 * inf``, and
+  its cell must still be a valid row.
+  """
+  boxes, ph, row_taps = rows.shape
+  pw, col_taps = cols.shape[1:]
+  compute = dtypes.compute_dtype(flat.dtype)
+  # Tap (r, s) of bin (p, q) is row tap r of p times column tap s of q. The
+  # step forms the tap's (K, ph, pw) cells from the factors, so only the
+  # weights are stored per tap (formed in the step as well, XLA:CPU keeps one
+  # more (K, ph, pw, features) slab in the backward).
+  weights = (row_weights[:, :, None, :, None] * col_weights[:, None, :, None, :]).astype(compute)
+  weights = jnp.moveaxis(weights.reshape(boxes, ph, pw, -1), -1, 0)
+
+  @jax.checkpoint  # the backward re-reads a tap rather than storing one per step
+  def add(total, tap):
+    tap, weight = tap
+    r, s = jnp.divmod(tap, col_taps)
+    cell = rows[:, :, r, None] + cols[:, None, :, s]  # (K, ph, pw)
+    value = flat[cell].astype(compute)
+    return total + jnp.where(weight[..., None] != 0, weight[..., None] * value, 0), None
+
+  total = jnp.zeros((boxes, ph, pw, flat.shape[-1]), compute)
+  taps = (jnp.arange(row_taps * col_taps, dtype=jnp.int32), weights)
+  return jax.lax.scan(add, total, taps)[0].astype(out_dtype)
