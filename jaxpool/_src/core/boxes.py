@@ -1,10 +1,12 @@
 """Boxes for region pooling: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)``
 in input-image coordinates, scaled to the map by ``spatial_scale``.
 
-The checks shared by RoIPool and RoIAlign (eager where the boxes are concrete,
-NaN outputs for traced non-finite rows), the IEEE division both use for bin
-sizes, and `sum_taps`, RoIAlign's weighted sum of taps gathered from
-flattened maps.
+The checks shared by the RoI operators (eager where the boxes are concrete,
+NaN outputs for traced non-finite rows), the IEEE division they use for bin
+sizes, the position-sensitive feature layout (R-FCN: bin ``(p, q)`` reads
+its own group of features), and `sum_taps`, the weighted sum of taps
+gathered from flattened maps that RoIAlign and the position-sensitive
+operators share.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_positive_number, concrete_values
 
 __all__ = [
+  "bins_first",
   "check_boxes",
   "check_map",
   "check_scale",
   "divide",
   "nan_where_invalid",
   "position_dtype",
+  "position_sensitive_features",
   "sum_taps",
 ]
 
@@ -123,6 +127,31 @@ def divide(a: jax.Array, b) -> jax.Array:
   return _divide_full(a, divisor)
 
 
+def position_sensitive_features(features: int, output_shape, op: str) -> int:
+  """The output features of a position-sensitive operator, ``features / (ph
+  * pw)``; a ``ValueError`` naming the numbers unless it divides."""
+  ph, pw = output_shape
+  if features % (ph * pw):
+    raise ValueError(
+      f"{op}: x has {features} features, not a multiple of ph * pw = {ph} * {pw} ="
+      f" {ph * pw} (output feature c of bin (p, q) reads input feature (c * ph + p) * pw"
+      " + q)."
+    )
+  return features // (ph * pw)
+
+
+def bins_first(x: jax.Array, output_shape) -> jax.Array:
+  """``(batch, H, W, features)`` maps as ``(batch * H * W * ph * pw,
+  features / (ph * pw))`` rows: row ``cell * ph * pw + p * pw + q`` holds
+  the features bin ``(p, q)`` reads, input feature ``(c * ph + p) * pw + q``
+  in column ``c`` (torchvision's channel mapping), so `sum_taps` gathers a
+  bin's features as one row."""
+  batch, height, width, features = x.shape
+  bins = output_shape[0] * output_shape[1]
+  grouped = x.reshape(batch, height, width, features // bins, bins)
+  return jnp.swapaxes(grouped, -1, -2).reshape(-1, features // bins)
+
+
 def sum_taps(
   flat: jax.Array,
   rows: jax.Array,
@@ -130,6 +159,8 @@ def sum_taps(
   cols: jax.Array,
   col_weights: jax.Array,
   out_dtype,
+  *,
+  position_sensitive: bool = False,
 ) -> jax.Array:
   """Every bin's ``sum_{r, s} row_weights[r] col_weights[s] flat[rows[r] +
   cols[s]]``, ``(K, ph, pw, flat features)``.
@@ -141,11 +172,14 @@ def sum_taps(
   slab and accumulates it, weighted, in the compute dtype; the step is
   rematerialised, so the backward re-reads a tap instead of storing one per
   step. A tap of weight 0 adds nothing, not even ``0 * inf``, and
-  its cell must still be a valid row.
+  its cell must still be a valid row. ``position_sensitive``: ``flat`` is
+  `bins_first`'s layout and bin ``(p, q)`` reads row ``cell * ph * pw + p *
+  pw + q``.
   """
   boxes, ph, row_taps = rows.shape
   pw, col_taps = cols.shape[1:]
   compute = dtypes.compute_dtype(flat.dtype)
+  own_bin = jnp.arange(ph * pw, dtype=rows.dtype).reshape(1, ph, pw)
   # Tap (r, s) of bin (p, q) is row tap r of p times column tap s of q. The
   # step forms the tap's (K, ph, pw) cells from the factors, so only the
   # weights are stored per tap (formed in the step as well, XLA:CPU keeps one
@@ -158,6 +192,8 @@ def sum_taps(
     tap, weight = tap
     r, s = jnp.divmod(tap, col_taps)
     cell = rows[:, :, r, None] + cols[:, None, :, s]  # (K, ph, pw)
+    if position_sensitive:
+      cell = cell * (ph * pw) + own_bin
     value = flat[cell].astype(compute)
     return total + jnp.where(weight[..., None] != 0, weight[..., None] * value, 0), None
 
