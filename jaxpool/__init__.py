@@ -41,7 +41,9 @@ from jaxpool._src.pyramid import spatial_pyramid_pool as spatial_pyramid_pool
 from jaxpool._src.pyramid import spp_block as spp_block
 from jaxpool._src.pyramid import sppf as sppf
 from jaxpool._src.region import multi_scale_roi_align as multi_scale_roi_align
+from jaxpool._src.region import ps_roi_align as ps_roi_align
 from jaxpool._src.region import roi_align as roi_align
+from jaxpool._src.roi_pool import ps_roi_pool as ps_roi_pool
 from jaxpool._src.roi_pool import roi_pool as roi_pool
 from jaxpool._src.stochastic import s3_pool as s3_pool
 from jaxpool._src.stochastic import stochastic_pool as stochastic_pool
@@ -82,6 +84,8 @@ __all__ = [
   "mixed_pool",
   "multi_scale_roi_align",
   "netvlad",
+  "ps_roi_align",
+  "ps_roi_pool",
   "roi_align",
   "roi_pool",
   "s3_pool",

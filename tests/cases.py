@@ -382,6 +382,10 @@ CASES = [
   Case("roi_align", **_regions(jaxpool.roi_align, (2, 3), sampling_ratio=2)),
   Case("roi_align_adaptive_aligned", **_regions(jaxpool.roi_align, 2, aligned=True)),
   Case("multi_scale_roi_align", **_regions(_two_levels, (2, 3), sampling_ratio=2)),
+  # Position-sensitive: the 3 features are one per bin of (1, 3) or (3, 1).
+  Case("ps_roi_align", **_regions(jaxpool.ps_roi_align, (1, 3), sampling_ratio=2)),
+  Case("ps_roi_align_adaptive", **_regions(jaxpool.ps_roi_align, (3, 1))),
+  Case("ps_roi_pool", **_regions(jaxpool.ps_roi_pool, (3, 1))),
   Case(
     "fractional_max_pool_paper",
     lambda x, k: jaxpool.fractional_max_pool(x, output_shape=(5, 6), regions="random", key=k),

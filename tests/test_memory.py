@@ -144,10 +144,11 @@ def test_training_step_pays_little_for_the_pool(pool, bound):
   assert extra < flax_extra
 
 
-def _roi_align_temp_bytes(sampling_ratio):
-  x = jax.ShapeDtypeStruct((2, 25, 34, 64), jnp.float32)
+def _region_temp_bytes(fn, features=64):
+  """XLA temp bytes of ``fn(x, boxes)``'s forward and backward (128 boxes on
+  ``(2, 25, 34, features)`` maps) and the bytes of the map and the output."""
+  x = jax.ShapeDtypeStruct((2, 25, 34, features), jnp.float32)
   boxes = jax.ShapeDtypeStruct((128, 5), jnp.float32)
-  fn = lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=1 / 16, sampling_ratio=sampling_ratio)
   y = jax.eval_shape(fn, x, boxes)
 
   def forward_backward(v, b, cotangent):
@@ -160,11 +161,18 @@ def _roi_align_temp_bytes(sampling_ratio):
   return analysis.temp_size_in_bytes, 4 * (x.size + y.size)
 
 
+def _roi_align_temp_bytes(sampling_ratio):
+  return _region_temp_bytes(
+    lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=1 / 16, sampling_ratio=sampling_ratio)
+  )
+
+
 @pytest.mark.parametrize("sampling_ratio", [2, 4])
 def test_roi_align_gradient_stores_no_feature_slab_per_tap(sampling_ratio):
   # The taps are summed in a rematerialised scan: beyond the maps, the
-  # output and the gradient, only each tap's cell and weight per bin
-  # (K x 7 x 7 int32 + float32) are kept, never a (K, 7, 7, features) slab.
+  # output and the gradient, only each tap's weight per bin (K x 7 x 7
+  # float32; the cells are formed in the step) is kept, never a (K, 7, 7,
+  # features) slab.
   temp, arrays = _roi_align_temp_bytes(sampling_ratio)
   taps = (2 * sampling_ratio) ** 2 * 128 * 49 * 8
   assert temp <= 1.5 * arrays + 2 * taps, (temp, arrays, taps)
@@ -177,3 +185,35 @@ def test_sqrtm_gradient_recomputes_the_iteration():
   iteration kept every ``Y_k, Z_k``: about 28x the input here)."""
   ratio = _temp_bytes_ratio(jaxpool.covariance_pool, (32, 14, 14, 256))
   assert ratio <= 4.0, ratio
+
+
+_S = 1 / 16
+
+
+@pytest.mark.parametrize(
+  "ps_op, plain_op",
+  [
+    (
+      lambda v, b: jaxpool.ps_roi_align(v, b, 7, spatial_scale=_S, sampling_ratio=2),
+      lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=_S, sampling_ratio=2, aligned=True),
+    ),
+    (
+      lambda v, b: jaxpool.ps_roi_align(v, b, 7, spatial_scale=_S),
+      lambda v, b: jaxpool.roi_align(v, b, 7, spatial_scale=_S, aligned=True),
+    ),
+    (
+      lambda v, b: jaxpool.ps_roi_pool(v, b, 7, spatial_scale=_S),
+      lambda v, b: jaxpool.roi_pool(v, b, 7, spatial_scale=_S),
+    ),
+  ],
+  ids=["ps_roi_align-s2", "ps_roi_align-adaptive", "ps_roi_pool"],
+)
+def test_position_sensitive_gradients_cost_no_more_than_their_plain_operators(ps_op, plain_op):
+  # Each bin reads its own group of 2 of the 98 features: beyond what the
+  # plain operator keeps on the same map, only the regrouped map and its
+  # transpose (two map copies). Pooling every feature and then picking each
+  # bin's group would pay the plain operator and its 49 times larger output.
+  ps_temp, _ = _region_temp_bytes(ps_op, features=98)
+  temp, _ = _region_temp_bytes(plain_op, features=98)
+  map_bytes = 4 * 2 * 25 * 34 * 98
+  assert ps_temp <= temp + 2 * map_bytes, (ps_temp, temp, map_bytes)

@@ -446,6 +446,17 @@ def test_bin_division_is_ieee_under_jit():
     )
 
 
+def test_bin_division_stays_ieee_under_vmap_of_the_boxes():
+  # Under vmap an unbatched divisor was broadcast along the batch after the
+  # barrier, and the division became a multiplication again: 7 cells in 3
+  # bins ended at ceil(3 * 7 * fl(1 / 3)) = 8.
+  x = _normal((1, 9, 11, 1))
+  boxes = np.array([[[0, 0, 0, 6, 6]], [[0, 1, 1, 7, 7]]], np.float32)
+  mapped = jax.jit(jax.vmap(lambda b: jaxpool.roi_pool(x, b, 3)))(boxes)
+  for k in range(2):
+    np.testing.assert_array_equal(mapped[k], roi_pool_reference(x, boxes[k], 3)[0])
+
+
 def _region_ops(x):
   return {
     "roi_pool": lambda b: jaxpool.roi_pool(x, b, 2),

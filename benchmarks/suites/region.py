@@ -1,6 +1,8 @@
 """RoIAlign and RoIPool: 512 boxes, 7x7 bins, sampling 2 on (2, 50, 68, 256)
 maps (a stride-16 FPN-less detector on an 800 x 1088 image), against torch's
-``grid_sample`` construction (torchvision's rules) and the naive JAX gather."""
+``grid_sample`` construction (torchvision's rules) and the naive JAX gather;
+position-sensitive RoIAlign and RoIPool on R-FCN's (2, 50, 68, 7 * 7 * 21)
+maps."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from harness import Row, Suite, torch
 import jaxpool
 
 SHAPE, COUNT, SCALE = (2, 50, 68, 256), 512, 1 / 16
+PS_SHAPE = (2, 50, 68, 7 * 7 * 21)  # position-sensitive maps: 21 features per bin
 
 
 def _boxes(rng):
@@ -116,6 +119,19 @@ def rows() -> list[Row]:
     Row(
       "roi_pool", lambda v, b: jaxpool.roi_pool(v, b, 7, spatial_scale=SCALE), SHAPE, args=_boxes
     ),
+    # R-FCN's heads: 7x7 bins of 21 features each (20 classes and background).
+    Row(
+      "ps_roi_align sampling 2",
+      lambda v, b: jaxpool.ps_roi_align(v, b, 7, spatial_scale=SCALE, sampling_ratio=2),
+      PS_SHAPE,
+      args=_boxes,
+    ),
+    Row(
+      "ps_roi_pool",
+      lambda v, b: jaxpool.ps_roi_pool(v, b, 7, spatial_scale=SCALE),
+      PS_SHAPE,
+      args=_boxes,
+    ),
   ]
 
 
@@ -126,5 +142,7 @@ SUITE = Suite(
   " image, some partly outside; a jit argument), 7x7 bins, spatial_scale 1/16."
   " torch: its ops (grid_sample, NCHW) with torchvision's rules; the baseline"
   " is the textbook JAX port (four gathers of whole feature vectors per"
-  " sample). Temp is over the maps' bytes.",
+  " sample). Temp is over the maps' bytes. The position-sensitive rows read"
+  f" {PS_SHAPE} maps (R-FCN's 7x7 bins of 21 features); torch has no such"
+  " operator without torchvision, and they have no baseline.",
 )

@@ -223,6 +223,8 @@ LAYERS: dict[str, LayerSpec] = {
   "RoIPool": _fn(roi_pool.roi_pool, inputs=("x", "boxes")),
   "RoIAlign": _fn(region.roi_align, inputs=("x", "boxes")),
   "MultiScaleRoIAlign": _fn(region.multi_scale_roi_align, inputs=("x", "boxes")),
+  "PSRoIAlign": _fn(region.ps_roi_align, inputs=("x", "boxes")),
+  "PSRoIPool": _fn(roi_pool.ps_roi_pool, inputs=("x", "boxes")),
 }
 
 

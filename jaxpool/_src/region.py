@@ -1,12 +1,13 @@
-"""RoIAlign (Mask R-CNN) and the FPN multi-scale RoIAlign, with torchvision's
-rules on channels-last maps (boxes: `core/boxes.py`; RoIPool: `roi_pool.py`).
+"""RoIAlign (Mask R-CNN), the FPN multi-scale RoIAlign and position-sensitive
+RoIAlign (R-FCN), with torchvision's rules on channels-last maps (boxes:
+`core/boxes.py`; RoIPool: `roi_pool.py`).
 
 Every box has its own, data-dependent bin sizes, so the operator fixes a
 static number of samples per bin (exact for concrete boxes, a bound under
 ``jit``) and runs one compiled kernel. Each bin is ``sum_taps w_t *
 x[cell_t]``: bilinear weights factor into a row part and a column part, so
 ``g x g`` samples are ``2g x 2g`` taps, summed by a rematerialised scan that
-gathers one ``(K, ph, pw, features)`` slab per step.
+gathers one ``(K, ph, pw, features)`` slab per step (``core.boxes.sum_taps``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpool._src.core import boxes as box_args
-from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import (
   check_bool,
   check_positive_number,
@@ -31,7 +31,7 @@ from jaxpool._src.core.geometry import normalize_output_size
 from jaxpool._src.core.options import register_option_check
 from jaxpool._src.core.sharding import replicated
 
-__all__ = ["multi_scale_roi_align", "roi_align"]
+__all__ = ["multi_scale_roi_align", "ps_roi_align", "roi_align"]
 
 
 # ---------------------------------------------------------------------------
@@ -115,11 +115,14 @@ def _align(
   max_sampling_ratio,
   bounds,
   out_dtype,
+  position_sensitive=False,
 ):
   """RoIAlign over the flattened maps ``flat (N, features)``: box ``k`` reads
   the ``heights[k] x widths[k]`` map starting at row ``base[k]``; ``corners``
   are already scaled to it. The sample slots are fixed here (exact for
-  concrete boxes), then one compiled kernel runs (also when called eagerly)."""
+  concrete boxes), then one compiled kernel runs (also when called eagerly).
+  ``position_sensitive``: ``flat`` is in ``core.boxes.bins_first``'s layout
+  (``base`` still counts cells) and each bin reads its own features."""
   ph, pw = output_shape
   size = _roi_size(corners, aligned)
   grid_h = _sample_grids(jax.lax.stop_gradient(size[:, 1]), ph, sampling_ratio)
@@ -143,6 +146,7 @@ def _align(
     aligned,
     slots,
     jnp.dtype(out_dtype),
+    position_sensitive,
   )
 
 
@@ -151,9 +155,20 @@ def _roi_size(corners, aligned: bool):
   return size if aligned else jnp.maximum(size, 1.0)  # torchvision: malformed RoIs become 1x1
 
 
-@functools.partial(jax.jit, static_argnums=(7, 8, 9, 10))
+@functools.partial(jax.jit, static_argnums=(7, 8, 9, 10, 11))
 def _align_bins(
-  flat, base, heights, widths, corners, grid_h, grid_w, output_shape, aligned, slots, out_dtype
+  flat,
+  base,
+  heights,
+  widths,
+  corners,
+  grid_h,
+  grid_w,
+  output_shape,
+  aligned,
+  slots,
+  out_dtype,
+  position_sensitive,
 ):
   ph, pw = output_shape
   dtype = corners.dtype
@@ -166,26 +181,10 @@ def _align_bins(
 
   widths = jnp.asarray(widths)
   widths = widths[:, None, None] if widths.ndim else widths
-  compute = dtypes.compute_dtype(flat.dtype)
-  # Tap (r, s) of bin (p, q): row tap r of p times column tap s of q, a
-  # (K, ph, pw) array of cells and one of weights per step; taps of weight 0
-  # add nothing (not even 0 * inf).
   rows = base[:, None, None] + rows * widths  # (K, ph, R) first cells of the rows
-  cells = rows[:, :, None, :, None] + cols[:, None, :, None, :]  # (K, ph, pw, R, S)
-  weights = (wy[:, :, None, :, None] * wx[:, None, :, None, :]).astype(compute)
-  taps = (
-    jnp.moveaxis(cells.reshape(cells.shape[:3] + (-1,)), -1, 0),
-    jnp.moveaxis(weights.reshape(weights.shape[:3] + (-1,)), -1, 0),
+  return box_args.sum_taps(
+    flat, rows, wy, cols, wx, out_dtype, position_sensitive=position_sensitive
   )
-
-  @jax.checkpoint  # the backward re-reads a tap rather than storing one per step
-  def add(total, tap):
-    cell, weight = tap
-    value = flat[cell].astype(compute)
-    return total + jnp.where(weight[..., None] != 0, weight[..., None] * value, 0), None
-
-  total = jnp.zeros(cells.shape[:3] + flat.shape[-1:], compute)
-  return jax.lax.scan(add, total, taps)[0].astype(out_dtype)
 
 
 def _align_options(output_shape, sampling_ratio, aligned, max_sampling_ratio, box_gradient):
@@ -304,6 +303,117 @@ def roi_align(
     max_sampling_ratio=max_sampling_ratio,
     bounds=bounds,
     out_dtype=x.dtype,
+  )
+  return box_args.nan_where_invalid(out, invalid)
+
+
+# ---------------------------------------------------------------------------
+# Position-sensitive RoIAlign (R-FCN, Light-Head R-CNN).
+
+
+def _ps_roi_align_options(
+  output_shape, spatial_scale, sampling_ratio, max_sampling_ratio, box_gradient, **_
+):
+  options = _align_options(output_shape, sampling_ratio, True, max_sampling_ratio, box_gradient)
+  return options, box_args.check_scale(spatial_scale)
+
+
+def ps_roi_align(
+  x: jax.typing.ArrayLike,
+  boxes: jax.typing.ArrayLike,
+  output_shape: int | Sequence[int],
+  *,
+  spatial_scale: float = 1.0,
+  sampling_ratio: int = -1,
+  max_sampling_ratio: int | None = None,
+  box_gradient: bool = False,
+) -> jax.Array:
+  r"""Position-sensitive RoIAlign (R-FCN): each bin averages its own group of features.
+
+  The features split into $\mathrm{ph} \cdot \mathrm{pw}$ groups; output
+  feature $c$ of bin $(p, q)$ reads only input feature
+  $(c \, \mathrm{ph} + p) \, \mathrm{pw} + q$ (torchvision's channel
+  mapping). For a box ``(b, x1, y1, x2, y2)``, the RoI always takes the
+  half-pixel offset: it starts at $x_1 s - 1/2$ and spans
+  $w = (x_2 - x_1) s$, with no minimum size; bin $(p, q)$ averages
+  $\mathrm{grid}_h \times \mathrm{grid}_w$ bilinear samples:
+
+  $$
+  y[p, q, c] = \frac{1}{\max(\mathrm{grid}_h \mathrm{grid}_w, 1)} \sum_{i, j}
+  \operatorname{bilinear}(x[b, :, :, (c \, \mathrm{ph} + p) \, \mathrm{pw} + q],\,
+  y_1 s - \tfrac12 + (p + (i + 0.5) / \mathrm{grid}_h) \, h / \mathrm{ph},\,
+  x_1 s - \tfrac12 + (q + (j + 0.5) / \mathrm{grid}_w) \, w / \mathrm{pw})
+  $$
+
+  with torchvision's ``bilinear`` (a sample outside $[-1, H] \times [-1, W]$
+  contributes 0, one within a pixel of the border reads the border).
+  ``sampling_ratio > 0`` fixes ``grid_h = grid_w = sampling_ratio``; ``<= 0``
+  is the adaptive $\mathrm{grid}_h = \lceil h / \mathrm{ph} \rceil$, per box,
+  under ``jit`` bounded by ``max_sampling_ratio`` exactly as in
+  [`roi_align`][jaxpool.roi_align]. This is
+  [`roi_align`][jaxpool.roi_align] with ``aligned=True``, bin by bin, on the
+  bin's features.
+
+  Unlike torchvision's kernel, which divides by $\mathrm{grid}_h
+  \mathrm{grid}_w$ unclamped, a box with no adaptive sample (zero or slightly
+  negative extent) gives 0, not NaN.
+
+  Args:
+    x: ``(batch, H, W, features)`` floating-point feature maps; ``features``
+      a multiple of ``ph * pw``.
+    boxes: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)`` in image
+      coordinates, checked and handled as in [`roi_align`][jaxpool.roi_align].
+    output_shape: ``(ph, pw)`` or an int for both.
+    spatial_scale: map size over image size (``1/16`` for a stride-16 map).
+    sampling_ratio: samples per bin axis; ``<= 0`` for adaptive.
+    max_sampling_ratio: static cap on the adaptive count, as in
+      [`roi_align`][jaxpool.roi_align].
+    box_gradient: differentiate with respect to the box corners as well, as
+      in [`roi_align`][jaxpool.roi_align] (torchvision stops it).
+
+  Returns:
+    ``(K, ph, pw, features / (ph * pw))``, ``x``'s dtype.
+
+  Examples:
+    >>> import jax.numpy as jnp, jaxpool
+    >>> x = jnp.broadcast_to(jnp.arange(4.0), (1, 4, 4, 4))  # feature i holds i
+    >>> boxes = jnp.array([[0, 0.0, 0.0, 4.0, 4.0]])
+    >>> jaxpool.ps_roi_align(x, boxes, 2)[0, ..., 0]  # bin (p, q) reads feature 2 p + q
+    Array([[0., 1.],
+           [2., 3.]], dtype=float32)
+    >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+    >>> jaxpool.ps_roi_align(x, boxes, 1, sampling_ratio=1)[0, 0, 0]  # one sample, at (1.5, 1.5)
+    Array([7.5], dtype=float32)
+  """
+  x = box_args.check_map(x, "ps_roi_align")
+  (output_shape, sampling_ratio, _, max_sampling_ratio, box_gradient), scale = (
+    _ps_roi_align_options(
+      output_shape, spatial_scale, sampling_ratio, max_sampling_ratio, box_gradient
+    )
+  )
+  batch, height, width, features = x.shape
+  out_features = box_args.position_sensitive_features(features, output_shape, "ps_roi_align")
+  index, corners, invalid = box_args.check_boxes(
+    boxes, batch, "ps_roi_align", box_args.position_dtype(x.dtype)
+  )
+  if not corners.shape[0]:
+    return jnp.zeros((0, *output_shape, out_features), x.dtype)
+  if not box_gradient:
+    corners = jax.lax.stop_gradient(corners)
+  bounds = (-(-height // output_shape[0]), -(-width // output_shape[1]))
+  out = _align(
+    box_args.bins_first(replicated(x), output_shape),
+    index * (height * width),
+    height,
+    width,
+    corners * scale,
+    output_shape,
+    sampling_ratio=sampling_ratio,
+    aligned=True,
+    max_sampling_ratio=max_sampling_ratio,
+    bounds=bounds,
+    out_dtype=x.dtype,
+    position_sensitive=True,
   )
   return box_args.nan_where_invalid(out, invalid)
 
@@ -499,3 +609,4 @@ def multi_scale_roi_align(
 
 register_option_check(roi_align, _roi_align_options)
 register_option_check(multi_scale_roi_align, _multi_scale_options)
+register_option_check(ps_roi_align, _ps_roi_align_options)

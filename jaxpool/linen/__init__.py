@@ -59,6 +59,8 @@ from jaxpool.linen._pyramid import SPPF as SPPF
 from jaxpool.linen._pyramid import SpatialPyramidPool as SpatialPyramidPool
 from jaxpool.linen._pyramid import SPPBlock as SPPBlock
 from jaxpool.linen._region import MultiScaleRoIAlign as MultiScaleRoIAlign
+from jaxpool.linen._region import PSRoIAlign as PSRoIAlign
+from jaxpool.linen._region import PSRoIPool as PSRoIPool
 from jaxpool.linen._region import RoIAlign as RoIAlign
 from jaxpool.linen._region import RoIPool as RoIPool
 from jaxpool.linen._registry import available_pools as available_pools
@@ -105,6 +107,8 @@ __all__ = [
   "MixedPool",
   "MultiScaleRoIAlign",
   "NetVLAD",
+  "PSRoIAlign",
+  "PSRoIPool",
   "PoolModule",
   "RandomFunctionModule",
   "RandomModule",

@@ -1,11 +1,12 @@
-"""Linen layers of region pooling: RoIPool, RoIAlign and multi-scale RoIAlign.
+"""Linen layers of region pooling: RoIPool, RoIAlign, multi-scale RoIAlign and
+the position-sensitive PSRoIAlign and PSRoIPool.
 Called as ``layer(x, boxes)``."""
 
 from __future__ import annotations
 
 from jaxpool.linen._base import FunctionModule
 
-__all__ = ["MultiScaleRoIAlign", "RoIAlign", "RoIPool"]
+__all__ = ["MultiScaleRoIAlign", "PSRoIAlign", "PSRoIPool", "RoIAlign", "RoIPool"]
 
 
 class RoIPool(FunctionModule, spec="RoIPool"):
@@ -55,4 +56,34 @@ class MultiScaleRoIAlign(FunctionModule, spec="MultiScaleRoIAlign"):
     >>> y = layer.apply({}, pyramid, boxes)
     >>> y.shape, y[:, 0, 0, 0]  # the small box reads level 0, the large one level 1
     ((2, 7, 7, 8), Array([1., 2.], dtype=float32))
+  """
+
+
+class PSRoIAlign(FunctionModule, spec="PSRoIAlign"):
+  """Position-sensitive RoIAlign over [`jaxpool.ps_roi_align`][jaxpool.ps_roi_align]:
+  ``layer(x, boxes)``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.broadcast_to(jnp.arange(4.0), (1, 4, 4, 4))  # feature i holds i
+    >>> boxes = jnp.array([[0, 0.0, 0.0, 4.0, 4.0]])  # (batch, x1, y1, x2, y2)
+    >>> jplinen.PSRoIAlign(2).apply({}, x, boxes)[0, ..., 0]  # bin (p, q) reads feature 2 p + q
+    Array([[0., 1.],
+           [2., 3.]], dtype=float32)
+  """
+
+
+class PSRoIPool(FunctionModule, spec="PSRoIPool"):
+  """Position-sensitive RoIPool over [`jaxpool.ps_roi_pool`][jaxpool.ps_roi_pool]:
+  ``layer(x, boxes)``.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import linen as jplinen
+    >>> x = jnp.broadcast_to(jnp.arange(4.0), (1, 5, 5, 4))  # feature i holds i
+    >>> boxes = jnp.array([[0, 0, 0, 4, 4]])  # (batch, x1, y1, x2, y2)
+    >>> jplinen.PSRoIPool(2).apply({}, x, boxes)[0, ..., 0]  # bin (p, q) reads feature 2 p + q
+    Array([[0., 1.],
+           [2., 3.]], dtype=float32)
   """

@@ -69,6 +69,8 @@ from jaxpool.nnx._pyramid import SPPF as SPPF
 from jaxpool.nnx._pyramid import SpatialPyramidPool as SpatialPyramidPool
 from jaxpool.nnx._pyramid import SPPBlock as SPPBlock
 from jaxpool.nnx._region import MultiScaleRoIAlign as MultiScaleRoIAlign
+from jaxpool.nnx._region import PSRoIAlign as PSRoIAlign
+from jaxpool.nnx._region import PSRoIPool as PSRoIPool
 from jaxpool.nnx._region import RoIAlign as RoIAlign
 from jaxpool.nnx._region import RoIPool as RoIPool
 from jaxpool.nnx._registry import available_pools as available_pools
@@ -118,6 +120,8 @@ __all__ = [
   "MixedPool",
   "MultiScaleRoIAlign",
   "NetVLAD",
+  "PSRoIAlign",
+  "PSRoIPool",
   "PoolLayer",
   "RandomLayer",
   "RoIAlign",

@@ -1,11 +1,12 @@
-"""NNX layers of region pooling: RoIPool, RoIAlign and multi-scale RoIAlign.
+"""NNX layers of region pooling: RoIPool, RoIAlign, multi-scale RoIAlign and
+the position-sensitive PSRoIAlign and PSRoIPool.
 Called as ``layer(x, boxes)``."""
 
 from __future__ import annotations
 
 from jaxpool.nnx._base import FunctionLayer
 
-__all__ = ["MultiScaleRoIAlign", "RoIAlign", "RoIPool"]
+__all__ = ["MultiScaleRoIAlign", "PSRoIAlign", "PSRoIPool", "RoIAlign", "RoIPool"]
 
 
 class RoIPool(FunctionLayer, spec="RoIPool"):
@@ -54,4 +55,34 @@ class MultiScaleRoIAlign(FunctionLayer, spec="MultiScaleRoIAlign"):
     >>> layer = jpnnx.MultiScaleRoIAlign(7, image_shape=(256, 256), sampling_ratio=2)
     >>> layer(levels, boxes).shape
     (2, 7, 7, 8)
+  """
+
+
+class PSRoIAlign(FunctionLayer, spec="PSRoIAlign"):
+  """Position-sensitive RoIAlign (R-FCN): ``PSRoIAlign(7, spatial_scale=1 /
+  16, sampling_ratio=2)(x, boxes)``, ``x`` with ``7 * 7 * c`` features.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.broadcast_to(jnp.arange(4.0), (1, 4, 4, 4))  # feature i holds i
+    >>> boxes = jnp.array([[0, 0.0, 0.0, 4.0, 4.0]])  # (batch, x1, y1, x2, y2)
+    >>> jpnnx.PSRoIAlign(2)(x, boxes)[0, ..., 0]  # bin (p, q) reads feature 2 p + q
+    Array([[0., 1.],
+           [2., 3.]], dtype=float32)
+  """
+
+
+class PSRoIPool(FunctionLayer, spec="PSRoIPool"):
+  """Position-sensitive RoIPool (R-FCN): ``PSRoIPool(7, spatial_scale=1 /
+  16)(x, boxes)``, ``x`` with ``7 * 7 * c`` features.
+
+  Examples:
+    >>> import jax.numpy as jnp
+    >>> from jaxpool import nnx as jpnnx
+    >>> x = jnp.broadcast_to(jnp.arange(4.0), (1, 5, 5, 4))  # feature i holds i
+    >>> boxes = jnp.array([[0, 0, 0, 4, 4]])  # (batch, x1, y1, x2, y2)
+    >>> jpnnx.PSRoIPool(2)(x, boxes)[0, ..., 0]  # bin (p, q) reads feature 2 p + q
+    Array([[0., 1.],
+           [2., 3.]], dtype=float32)
   """

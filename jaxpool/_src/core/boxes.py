@@ -1,9 +1,12 @@
 """Boxes for region pooling: ``(K, 5)`` rows ``(batch_index, x1, y1, x2, y2)``
 in input-image coordinates, scaled to the map by ``spatial_scale``.
 
-The checks shared by RoIPool and RoIAlign (eager where the boxes are concrete,
-NaN outputs for traced non-finite rows) and the IEEE division both use for bin
-sizes.
+The checks shared by the RoI operators (eager where the boxes are concrete,
+NaN outputs for traced non-finite rows), the IEEE division they use for bin
+sizes, the position-sensitive feature layout (R-FCN: bin ``(p, q)`` reads
+its own group of features), and `sum_taps`, the weighted sum of taps
+gathered from flattened maps that RoIAlign and the position-sensitive
+operators share.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from jaxpool._src.core import dtypes
 from jaxpool._src.core.checks import check_positive_number, concrete_values
 
 __all__ = [
+  "bins_first",
   "check_boxes",
   "check_map",
   "check_scale",
   "divide",
   "nan_where_invalid",
   "position_dtype",
+  "position_sensitive_features",
+  "sum_taps",
 ]
 
 
@@ -91,13 +97,106 @@ def check_scale(spatial_scale) -> float:
   return check_positive_number("spatial_scale", spatial_scale)
 
 
+@jax.custom_batching.custom_vmap
+def _divide_full(a: jax.Array, divisor: jax.Array) -> jax.Array:
+  return a / jax.lax.optimization_barrier(divisor)
+
+
+@_divide_full.def_vmap
+def _divide_full_batched(axis_size, batched, a, divisor):
+  # An unbatched divisor would be broadcast along the batch after the
+  # barrier, and the division rewritten again: batch both operands.
+  a, divisor = (
+    v if is_batched else jnp.broadcast_to(v, (axis_size, *v.shape))
+    for v, is_batched in zip((a, divisor), batched)
+  )
+  return _divide_full(a, divisor), True
+
+
 def divide(a: jax.Array, b) -> jax.Array:
   """``a / b`` rounded as IEEE division, as torchvision's kernels divide.
 
   XLA rewrites a division by a broadcast value into a multiplication by its
   reciprocal, one ulp off, which moves a ``floor`` or ``ceil`` of an exact
   integer quotient (``ceil(7 * fl(31 / 7))`` is 32, ``ceil(31 * fl(1/7) *
-  7)`` may not be); the barrier keeps the divisor a full array.
+  7)`` may not be); the barrier keeps the divisor a full array, under
+  ``vmap`` too (as large as the batched ``a``). No reverse-mode derivative
+  (``custom_vmap``): the operators divide only sizes they stop gradients at.
   """
   divisor = jnp.broadcast_to(jnp.asarray(b, a.dtype), a.shape)
-  return a / jax.lax.optimization_barrier(divisor)
+  return _divide_full(a, divisor)
+
+
+def position_sensitive_features(features: int, output_shape, op: str) -> int:
+  """The output features of a position-sensitive operator, ``features / (ph
+  * pw)``; a ``ValueError`` naming the numbers unless it divides."""
+  ph, pw = output_shape
+  if features % (ph * pw):
+    raise ValueError(
+      f"{op}: x has {features} features, not a multiple of ph * pw = {ph} * {pw} ="
+      f" {ph * pw} (output feature c of bin (p, q) reads input feature (c * ph + p) * pw"
+      " + q)."
+    )
+  return features // (ph * pw)
+
+
+def bins_first(x: jax.Array, output_shape) -> jax.Array:
+  """``(batch, H, W, features)`` maps as ``(batch * H * W * ph * pw,
+  features / (ph * pw))`` rows: row ``cell * ph * pw + p * pw + q`` holds
+  the features bin ``(p, q)`` reads, input feature ``(c * ph + p) * pw + q``
+  in column ``c`` (torchvision's channel mapping), so `sum_taps` gathers a
+  bin's features as one row."""
+  batch, height, width, features = x.shape
+  bins = output_shape[0] * output_shape[1]
+  grouped = x.reshape(batch, height, width, features // bins, bins)
+  return jnp.swapaxes(grouped, -1, -2).reshape(-1, features // bins)
+
+
+def sum_taps(
+  flat: jax.Array,
+  rows: jax.Array,
+  row_weights: jax.Array,
+  cols: jax.Array,
+  col_weights: jax.Array,
+  out_dtype,
+  *,
+  position_sensitive: bool = False,
+) -> jax.Array:
+  """Every bin's ``sum_{r, s} row_weights[r] col_weights[s] flat[rows[r] +
+  cols[s]]``, ``(K, ph, pw, flat features)``.
+
+  The taps factor into a row part ``rows, row_weights (K, ph, R)`` (the
+  flat index of the row, box offset included) and a column part ``cols,
+  col_weights (K, pw, S)``. A ``lax.scan`` over the ``R * S`` taps forms
+  each tap's ``(K, ph, pw)`` cells, gathers one ``(K, ph, pw, features)``
+  slab and accumulates it, weighted, in the compute dtype; the step is
+  rematerialised, so the backward re-reads a tap instead of storing one per
+  step. A tap of weight 0 adds nothing, not even ``0 * inf``, and
+  its cell must still be a valid row. ``position_sensitive``: ``flat`` is
+  `bins_first`'s layout and bin ``(p, q)`` reads row ``cell * ph * pw + p *
+  pw + q``.
+  """
+  boxes, ph, row_taps = rows.shape
+  pw, col_taps = cols.shape[1:]
+  compute = dtypes.compute_dtype(flat.dtype)
+  own_bin = jnp.arange(ph * pw, dtype=rows.dtype).reshape(1, ph, pw)
+  # Tap (r, s) of bin (p, q) is row tap r of p times column tap s of q. The
+  # step forms the tap's (K, ph, pw) cells from the factors, so only the
+  # weights are stored per tap (formed in the step as well, XLA:CPU keeps one
+  # more (K, ph, pw, features) slab in the backward).
+  weights = (row_weights[:, :, None, :, None] * col_weights[:, None, :, None, :]).astype(compute)
+  weights = jnp.moveaxis(weights.reshape(boxes, ph, pw, -1), -1, 0)
+
+  @jax.checkpoint  # the backward re-reads a tap rather than storing one per step
+  def add(total, tap):
+    tap, weight = tap
+    r, s = jnp.divmod(tap, col_taps)
+    cell = rows[:, :, r, None] + cols[:, None, :, s]  # (K, ph, pw)
+    if position_sensitive:
+      cell = cell * (ph * pw) + own_bin
+    value = flat[cell].astype(compute)
+    return total + jnp.where(weight[..., None] != 0, weight[..., None] * value, 0), None
+
+  total = jnp.zeros((boxes, ph, pw, flat.shape[-1]), compute)
+  taps = (jnp.arange(row_taps * col_taps, dtype=jnp.int32), weights)
+  return jax.lax.scan(add, total, taps)[0].astype(out_dtype)
