@@ -165,7 +165,7 @@ def gem_pool(
     >>> jaxpool.gem_pool(x, 1.0)  # the mean
     Array([[2.5]], dtype=float32)
     >>> jaxpool.gem_pool(x, 3.0)  # (mean of cubes) ** (1/3)
-    Array([[3.0366...]], dtype=float32)
+    Array([[2.924...]], dtype=float32)
   """
   x = dtypes.float_input(x, "gem_pool")
   eps = check_positive_number("eps", eps)
