@@ -131,6 +131,29 @@ def test_logm_custom_derivative_passes_check_grads(x64):
   )
 
 
+def _numpy_logm_and_pullback(x, g, eps):
+  """The floored matrix log of the covariance of ``(batch, M, 1, d)`` maps
+  and its vector-Jacobian product for the cotangent ``g``, float64 numpy
+  from the ``d x d`` covariance's ``eigh`` (Daleckii-Krein: the divided
+  differences of ``log max(l, eps)``, 0 where both eigenvalues are at the
+  floor, ``1 / l`` where they are equal)."""
+  rows = x.reshape(x.shape[0], -1, x.shape[-1])
+  centred = rows - rows.mean(axis=1, keepdims=True)
+  values, grads = [], []
+  for xc, gi in zip(centred, g):
+    lam, u = np.linalg.eigh(xc.T @ xc / len(xc))
+    f = np.log(np.maximum(lam, eps))
+    values.append((u * f) @ u.T)
+    a, b = lam[:, None], lam[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+      k = np.where(np.isclose(a, b, rtol=1e-9, atol=0), 1 / a, (f[:, None] - f[None, :]) / (a - b))
+    k = np.where((a <= eps) & (b <= eps), 0.0, k)
+    dc = u @ (k * (u.T @ (0.5 * (gi + gi.T)) @ u)) @ u.T
+    dx = 2 * xc @ dc / len(xc)
+    grads.append(dx - dx.mean(axis=0))
+  return np.stack(values), np.stack(grads).reshape(x.shape)
+
+
 def _sqrtm_maps(dtype):
   """Feature maps ``(batch, M, 1, d)`` for the derivative tests: general
   (more positions than features), rank-deficient (fewer positions than
@@ -182,6 +205,30 @@ def test_sqrtm_custom_derivative_passes_check_grads(x64):
   x = _normal((2, 4, 5, 3), seed=2)
   check_grads(
     lambda v: jaxpool.covariance_pool(v, iterations=3, output="triu"), (x,), order=1, modes=("rev",)
+  )
+
+
+@pytest.mark.parametrize("platform", ["cpu", "tpu"])  # an image at a time / the whole batch
+def test_logm_and_its_derivative_match_float64_numpy(platform, x64):
+  # Fewer positions than features take the M x M Gram form, the others the
+  # d x d covariance; constant maps sit entirely at the floor.
+  for x in _sqrtm_maps(jnp.float64):
+    g = _normal(x.shape[:1] + 2 * x.shape[-1:], seed=9)  # not symmetric
+    expected, expected_grad = _numpy_logm_and_pullback(np.asarray(x), g, 1e-5)
+    with forced_platform(platform):
+      y, pullback = jax.vjp(lambda v: jaxpool.covariance_pool(v, normalize="logm"), x)
+      grad = pullback(jnp.asarray(g))[0]
+    np.testing.assert_allclose(y, expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-7, atol=1e-9 * np.abs(grad).max())
+
+
+def test_logm_gram_form_passes_check_grads(x64):
+  fewer_positions = _normal((2, 2, 3, 9), seed=10)  # 6 positions, 9 features
+  check_grads(
+    lambda v: jaxpool.covariance_pool(v, normalize="logm", eps=1e-3),
+    (fewer_positions,),
+    order=1,
+    modes=("rev",),
   )
 
 

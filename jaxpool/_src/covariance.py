@@ -214,26 +214,36 @@ def _batch_shards(x: jax.Array) -> int:
   return math.prod(mesh.shape[a] for a in (axes if isinstance(axes, tuple) else (axes,)))
 
 
-def _over_images(fn, shape, *arrays: jax.Array, images: int | None) -> jax.Array:
-  """``fn(*arrays)`` (of ``shape``) over the leading axis, a strided set of
-  about ``images`` images at a time: images ``s, s + steps, ...`` at step
-  ``s``, so only one set's intermediates exist at a time and a leading axis
-  sharded in contiguous blocks keeps each set spread over its shards."""
-  b = shape[0]
+def _over_images(fn, shapes, *arrays: jax.Array, images: int | None):
+  """``fn(*arrays)`` over the leading axis, a strided set of about ``images``
+  images at a time: images ``s, s + steps, ...`` at step ``s``, so only one
+  set's intermediates exist at a time and a leading axis sharded in
+  contiguous blocks keeps each set spread over its shards. ``shapes`` is
+  the output's shape, or a tuple of the outputs' shapes when ``fn`` returns
+  a tuple (every output in ``arrays[0]``'s dtype)."""
+  b = arrays[0].shape[0]
   steps = _image_sets(b, images, _batch_shards(arrays[0]))
   if steps == 1:
     return fn(*arrays)
+  several = isinstance(shapes[0], tuple)
+  shapes = shapes if several else (shapes,)
 
   def split(v):
     return v.reshape((b // steps, steps) + v.shape[1:])
 
-  def body(s, out):
-    sets = (jax.lax.dynamic_index_in_dim(v, s, 1, keepdims=False) for v in split_arrays)
-    return jax.lax.dynamic_update_index_in_dim(out, fn(*sets), s, 1)
+  def body(s, outs):
+    values = fn(*(jax.lax.dynamic_index_in_dim(v, s, 1, keepdims=False) for v in split_arrays))
+    values = values if several else (values,)
+    return tuple(jax.lax.dynamic_update_index_in_dim(o, v, s, 1) for o, v in zip(outs, values))
 
   split_arrays = [split(v) for v in arrays]
-  out = jnp.zeros(shape, arrays[0].dtype, out_sharding=sharding_like(arrays[0], shape, (0,)))
-  return jax.lax.fori_loop(0, steps, body, split(out)).reshape(shape)
+  outs = tuple(
+    split(jnp.zeros(shape, arrays[0].dtype, out_sharding=sharding_like(arrays[0], shape, (0,))))
+    for shape in shapes
+  )
+  outs = jax.lax.fori_loop(0, steps, body, outs)
+  outs = tuple(out.reshape(shape) for out, shape in zip(outs, shapes))
+  return outs if several else outs[0]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -305,6 +315,27 @@ def _log_divided_differences(lam, floor, log_floor) -> jax.Array:
   return jnp.where(above_a & above_b, both, jnp.where(above_a | above_b, one, 0.0))
 
 
+def _floored_log_over(lam: jax.Array, floor: jax.Array, log_floor: jax.Array) -> jax.Array:
+  """``h(lam) = (f(lam) - f(0)) / lam`` for ``f`` the `_floored_log`: 0 at
+  and below the floor."""
+  above = lam > floor
+  safe = jnp.where(above, lam, 1)
+  return jnp.where(above, (jnp.log(safe) - log_floor) / safe, 0)
+
+
+def _gram_log_divided_differences(lam, floor, log_floor) -> jax.Array:
+  r"""The divided differences of `_floored_log_over`, $h[a, b] = f[a, b, 0]
+  = (f[a, b] - h(\min)) / \max$ (the second divided difference of $f$,
+  divided by the larger of $a, b$ so the error is not amplified); 0 where
+  both are at the floor."""
+  a, b = lam[..., :, None], lam[..., None, :]
+  low, high = jnp.minimum(a, b), jnp.maximum(a, b)
+  above = high > floor[..., None]
+  first = _log_divided_differences(lam, floor, log_floor)
+  low_h = _floored_log_over(low, floor[..., None], log_floor[..., None])
+  return jnp.where(above, (first - low_h) / jnp.where(above, high, 1), 0)
+
+
 @jax.custom_vjp
 def _logm_psd(c: jax.Array, floor: jax.Array, log_floor: jax.Array) -> jax.Array:
   """``U diag(log(max(lambda, floor))) U^T``; ``floor`` and ``log_floor`` are
@@ -315,20 +346,101 @@ def _logm_psd(c: jax.Array, floor: jax.Array, log_floor: jax.Array) -> jax.Array
 def _logm_fwd(c, floor, log_floor):
   lam, u = jnp.linalg.eigh(c)
   logs = _floored_log(lam, floor, log_floor)
-  out = (u * logs[..., None, :]) @ jnp.swapaxes(u, -1, -2)
+  out = (u * logs[..., None, :]) @ _transpose(u)
   return out, (lam, u, floor, log_floor)
 
 
 def _logm_bwd(residuals, g):
   """Daleckii-Krein: ``dC = U (K o (U^T sym(G) U)) U^T``."""
   lam, u, floor, log_floor = residuals
-  ut = jnp.swapaxes(u, -1, -2)
-  sym = 0.5 * (g + jnp.swapaxes(g, -1, -2))
+  ut = _transpose(u)
+  sym = 0.5 * (g + _transpose(g))
   inner = _log_divided_differences(lam, floor, log_floor) * (ut @ sym @ u)
   return u @ inner @ ut, None, None
 
 
 _logm_psd.defvjp(_logm_fwd, _logm_bwd)
+
+
+def _logm_gram_images(x: jax.Array, floor: jax.Array, log_floor: jax.Array, shift: jax.Array):
+  r"""$\log \max(C, \mathrm{floor})$ for $C = X^\top X / M$ from centred
+  rows $X$ ``(B, M, d)``, through the $M \times M$ Gram matrix
+  $K = X X^\top / M = V \operatorname{diag}(\lambda) V^\top$, plus
+  ``shift`` times $I$; returns it with $\lambda$, $V$ and $W = V^\top X$.
+
+  $C$ has $K$'s eigenvalues and is 0 on the rest, so with
+  $h(\lambda) = (f(\lambda) - f(0)) / \lambda$ ($f$ the floored log),
+  $f(C) = f(0) I + W^\top \operatorname{diag}(h(\lambda)) W / M$, exact for
+  every eigenvalue."""
+  m, d = x.shape[-2:]
+  lam, v = jnp.linalg.eigh((x @ _transpose(x)) / m)
+  w = _transpose(v) @ x
+  h = _floored_log_over(lam, floor, log_floor)
+  out = (_transpose(w) * (h / m)[..., None, :]) @ w
+  diagonal = (log_floor + shift)[..., None]
+  return out + diagonal * jnp.eye(d, dtype=x.dtype), lam, v, w
+
+
+def _logm_gram_images_vjp(lam, v, w, floor, log_floor, g):
+  r"""The derivative of `_logm_gram_images` for the cotangent $G$, from
+  $\lambda$, $V$ and $W$ alone ($X = V W$): with $P = W \bar S$ ($\bar S$
+  the symmetric part of $G$) and $Q = P W^\top / M$,
+  $\bar X = \frac{2}{M} V (\operatorname{diag}(h) P + (h[\lambda_i,
+  \lambda_j] \circ Q) W)$ (`_gram_log_divided_differences`)."""
+  m = w.shape[-2]
+  p = w @ (0.5 * (g + _transpose(g)))
+  q = (p @ _transpose(w)) / m
+  r = _gram_log_divided_differences(lam, floor, log_floor) * q
+  h = _floored_log_over(lam, floor, log_floor)
+  return (2 / m) * (v @ (h[..., :, None] * p + r @ w))
+
+
+def _gram_shapes(x: jax.Array) -> tuple[tuple[int, ...], ...]:
+  b, m, d = x.shape
+  return (b, d, d), (b, m), (b, m, m), (b, m, d)
+
+
+def _logm_gram_parts(x, floor, log_floor, shift):
+  def formulation(policy, *args):
+    return _over_images(_logm_gram_images, _gram_shapes(x), *args, images=policy.matrix_images)
+
+  return backend.choose(formulation, x, floor, log_floor, shift, reads=("matrix_images",))
+
+
+@jax.custom_vjp
+def _logm_gram(x: jax.Array, floor: jax.Array, log_floor: jax.Array, shift: jax.Array):
+  """`_logm_gram_images` of ``(B, M, d)`` rows (``floor``, ``log_floor``,
+  ``shift`` ``(B, 1)``, no derivative), a few images at a time
+  (`Policy.matrix_images`), with the derivative `_logm_gram_images_vjp`."""
+  return _logm_gram_parts(x, floor, log_floor, shift)[0]
+
+
+def _logm_gram_fwd(x, floor, log_floor, shift):
+  out, *residuals = _logm_gram_parts(x, floor, log_floor, shift)
+  return out, (*residuals, floor, log_floor)
+
+
+def _logm_gram_bwd(residuals, g):
+  def formulation(policy, *args):
+    shape = args[2].shape  # W's: X's
+    return _over_images(_logm_gram_images_vjp, shape, *args, images=policy.matrix_images)
+
+  return backend.choose(formulation, *residuals, g, reads=("matrix_images",)), None, None, None
+
+
+_logm_gram.defvjp(_logm_gram_fwd, _logm_gram_bwd)
+
+
+def _logm_rows(x: jax.Array, floor: jax.Array, log_floor: jax.Array, shift: jax.Array):
+  """The floored matrix log of the covariance of centred rows ``(*batch, M,
+  d)``, plus ``shift`` times ``I`` (``floor``, ``log_floor`` and ``shift``
+  ``(*batch, 1)``): through the smaller of the ``d x d`` covariance and the
+  ``M x M`` Gram matrix (``eigh`` costs the cube of the side)."""
+  batch, (m, d) = x.shape[:-2], x.shape[-2:]
+  if m >= d:
+    return _logm_psd(_gram(x), floor, log_floor) + shift[..., None] * jnp.eye(d, dtype=x.dtype)
+  flat = (v.reshape(-1, 1) for v in (floor, log_floor, shift))
+  return _logm_gram(x.reshape(-1, m, d), *flat).reshape(batch + (d, d))
 
 
 def triu_vector(m: jax.Array) -> jax.Array:
@@ -385,7 +497,15 @@ def covariance_pool(
     differences, finite for repeated eigenvalues (plain ``eigh`` autodiff
     divides by $\lambda_i - \lambda_j$ and gives NaN).
     Rank-deficient covariances (more features than positions) are the
-    normal case: their zero eigenvalues sit at the floor ``eps``.
+    normal case: their zero eigenvalues sit at the floor ``eps``. With
+    fewer positions than features ($M < d$) the ``eigh`` is that of the
+    $M \times M$ Gram matrix of the centred positions $X$,
+    $K = X X^\top / M = V \operatorname{diag}(\lambda) V^\top$, which has
+    $C$'s nonzero eigenvalues: with $W = V^\top X$,
+    $\log \max(C, \mathrm{eps}) = \log(\mathrm{eps})\, I
+    + W^\top \operatorname{diag}(h(\lambda))\, W / M$, where
+    $h(\lambda) = \log(\max(\lambda, \mathrm{eps}) / \mathrm{eps}) / \lambda$:
+    the same matrix, with $(M / d)^3$ of the ``eigh``'s cost.
 
   * ``None``: $C$ itself.
 
@@ -432,20 +552,18 @@ def covariance_pool(
   scaled, exponent = power_of_two_scale(rows)
   if normalize == "sqrtm":
     c = _newton_schulz_sqrt(_centred(scaled), exponent, iterations)
+  elif normalize == "logm":
+    # log(max(4^e l', eps)) = log(max(l', eps 4^-e)) + 2 e log 2.
+    dtype = scaled.dtype
+    shift = (2 * exponent[..., 0]).astype(dtype) * np.log(2.0).astype(dtype)
+    floor = jnp.ldexp(jnp.asarray(eps, dtype), -2 * exponent[..., 0])
+    c = _logm_rows(_centred(scaled), floor, np.log(eps).astype(dtype) - shift, shift)
   else:
-    c = _covariance(scaled)
-  if normalize is None:
     # Where C leaves the range, products of +-inf can sum to NaN (how depends
     # on the backend's dot): those entries are 4^e C', exactly +-inf. The
     # derivative is the plain formula's (4^e overflows in a cotangent).
     plain = _covariance(rows)
-    c = jnp.where(jnp.isfinite(plain), plain, times_power_of_two(c, 2 * exponent))
-  elif normalize == "logm":
-    # log(max(4^e l', eps)) = log(max(l', eps 4^-e)) + 2 e log 2.
-    shift = (2 * exponent[..., 0]).astype(c.dtype) * np.log(2.0).astype(c.dtype)
-    floor = jnp.ldexp(jnp.asarray(eps, c.dtype), -2 * exponent[..., 0])
-    c = _logm_psd(c, floor, np.log(eps).astype(c.dtype) - shift)
-    c = c + shift[..., None] * jnp.eye(c.shape[-1], dtype=c.dtype)
+    c = jnp.where(jnp.isfinite(plain), plain, times_power_of_two(_covariance(scaled), 2 * exponent))
   if output == "triu":
     c = triu_vector(c)
   return c.astype(x.dtype)

@@ -73,8 +73,8 @@ class Policy:
       through two arrays) or the slice chains and phase scatter (which
       XLA:GPU fuses with less temp).
     matrix_images: how many images of a batch an iteration on their
-      ``d x d`` (or ``M x M``) matrices (iSQRT-COV's square root and its
-      derivative) works on at a time, in a loop over the batch; ``None``:
+      ``d x d`` (or ``M x M``) matrices (iSQRT-COV's square root, the
+      matrix log's Gram form, and their derivatives) works on at a time, in a loop over the batch; ``None``:
       the whole batch at once. Fewer images bound the temp memory by the
       images' matrices.
   """
