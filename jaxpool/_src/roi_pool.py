@@ -113,6 +113,11 @@ def _sparse_table(x, levels_h: int, levels_w: int):
   return value, index
 
 
+def _divisor_at_least(n: int, least: int) -> int:
+  """The smallest divisor of ``n`` that is at least ``least`` (``n`` if none)."""
+  return next((c for c in range(min(least, n), n) if n % c == 0), n)
+
+
 def _block_level(n, taps: int, levels: int):
   """The smallest ``a < levels`` with ``ceil(n / 2**a) <= taps``: bins of at
   most ``taps`` cells are read cell by cell, larger ones by ``taps`` blocks
@@ -263,9 +268,19 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
     return scan(cells)
 
   def by_blocks():
-    values, winners = _sparse_table(source, levels_h, levels_w)
+    # The table holds levels_h * levels_w (value, index) pairs per cell: it
+    # is built for a slice of the features at a time, about 1 / (levels_h *
+    # levels_w) of them, so it stays near twice the map's size.
+    chunks = _divisor_at_least(features, levels_h * levels_w)
+    parts = jnp.moveaxis(source.reshape(batch, height, width, chunks, -1), 3, 0)
     at = lambda row, col: (level_h[:, :, None], level_w[:, None, :], k, row, col)
-    return scan(lambda row, col: (values[at(row, col)], winners[at(row, col)]))
+
+    def part_winners(part):
+      values, winners = _sparse_table(part, levels_h, levels_w)
+      return scan(lambda row, col: (values[at(row, col)], winners[at(row, col)]))
+
+    winners = jax.lax.map(part_winners, parts)  # (chunks, K, ph, pw, features / chunks)
+    return jnp.moveaxis(winners, 0, 3).reshape(winners.shape[1:4] + (features,))
 
   def by_policy(policy):
     if not policy.conditionals:
@@ -276,9 +291,15 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
     winner = by_cells()
   else:
     winner = choose(by_policy, reads=("conditionals",))
-  flat = x.reshape(batch * height * width, features)
   cell = index[:, None, None, None] * (height * width) + winner
-  y = jnp.take_along_axis(flat, cell.reshape(-1, features), axis=0).reshape(winner.shape)
+  if x.size < 2**31:
+    # One flat index per output: its transpose, the backward's scatter,
+    # reads that one array (a gather over (cell, feature) pairs would build
+    # two index columns per output for it).
+    y = x.reshape(-1)[cell * features + jnp.arange(features, dtype=cell.dtype)]
+  else:
+    flat = x.reshape(batch * height * width, features)
+    y = jnp.take_along_axis(flat, cell.reshape(-1, features), axis=0).reshape(winner.shape)
   empty = ((h_hi <= h_lo)[:, :, None] | (w_hi <= w_lo)[:, None, :])[..., None]
   return jnp.where(empty, jnp.zeros((), x.dtype), y)
 
