@@ -252,7 +252,7 @@ def test_roi_align_example_compares_the_region_operators(tmp_path):
 
 def test_gallery_pools_one_image_by_every_window_operator(tmp_path, capsys):
   panels = gallery.main(["--out", str(tmp_path)])
-  assert len(panels) == 26 and "(26 panels)" in capsys.readouterr().out
+  assert len(panels) == 30 and "(30 panels)" in capsys.readouterr().out
   assert (tmp_path / "gallery.png").stat().st_size > 100_000
 
 
