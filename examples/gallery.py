@@ -68,8 +68,16 @@ def operators(key: jax.Array) -> dict:
     "min_pool": lambda x: jaxpool.min_pool(x, WINDOW),
     "avg_pool": lambda x: jaxpool.avg_pool(x, WINDOW),
     "lp_pool p=4, / 16^(1/4)": lambda x: jaxpool.lp_pool(x, WINDOW, p=4.0) / 16**0.25,
+    "gem_pool p=3": lambda x: jaxpool.gem_pool(x, 3.0, WINDOW),
+    "lse_pool r=10": lambda x: jaxpool.lse_pool(x, 10.0, WINDOW),
     "median_pool": lambda x: jaxpool.median_pool(x, WINDOW),
     "avg_max_pool": lambda x: jaxpool.avg_max_pool(x, WINDOW),
+    # Anti-aliased: the binomial filter one tap wider than the window (the
+    # registry's rule), timm's padding.
+    "blur_pool 5x5/4": lambda x: jaxpool.blur_pool(x, (K + 1, K + 1), K),
+    "max_blur_pool 4x4/1, blur 5x5/4": lambda x: jaxpool.max_blur_pool(
+      x, WINDOW, K, blur_shape=K + 1
+    ),
     "soft_pool": lambda x: jaxpool.soft_pool(10.0 * x, WINDOW) / 10.0,
     "lip_pool logits=10x": lambda x: jaxpool.lip_pool(x, 10.0 * x, WINDOW),
     "dpp_pool": lambda x: jaxpool.dpp_pool(x, ones, ones, WINDOW),

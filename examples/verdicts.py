@@ -155,3 +155,46 @@ def judge_roi(r: dict) -> tuple[str, str]:
   spread = align["clean"]["std"] + pool["clean"]["std"]
   verdict = SUPPORTED if diff > spread else NOT_SUPPORTED if diff < -spread else INCONCLUSIVE
   return verdict, measured
+
+
+def _difference(ours: dict, base: dict) -> tuple[float, float]:
+  """Difference of the means and its spread, the sum of the stds over seeds."""
+  return ours["mean"] - base["mean"], ours["std"] + base["std"]
+
+
+def _stat(s: dict) -> str:
+  return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} %"
+
+
+def judge_shift(r: dict) -> tuple[str, str]:
+  """Zhang 2019: MaxBlurPool more shift-consistent than max pooling, its
+  accuracy not worse; judged on the networks trained on centred digits."""
+  centred = r["centred"]
+  mx, blur = centred["max"], centred["maxblur"]
+
+  consistency, c_spread = _difference(blur["consistency"]["overall"], mx["consistency"]["overall"])
+  accuracy, a_spread = _difference(blur["accuracy"], mx["accuracy"])
+  per_distance = ", ".join(
+    f"d={d} {100 * mx['consistency'][d]['mean']:.1f} vs {100 * blur['consistency'][d]['mean']:.1f}"
+    for d in mx["consistency"]
+    if d != "overall"
+  )
+  measured = (
+    "prediction unchanged by a circular shift of 1-4 px (against the unshifted digit),"
+    " mean ± std over seeds, CNN trained on centred digits: max"
+    f" {_stat(mx['consistency']['overall'])}, maxblur {_stat(blur['consistency']['overall'])}"
+    f" (max vs maxblur per distance: {per_distance}); test accuracy max"
+    f" {_stat(mx['accuracy'])}, maxblur {_stat(blur['accuracy'])}"
+  )
+  if "augmented" in r:
+    aug = r["augmented"]
+    measured += (
+      f"; trained on random shifts: consistency max {_stat(aug['max']['consistency']['overall'])},"
+      f" maxblur {_stat(aug['maxblur']['consistency']['overall'])}, accuracy max"
+      f" {_stat(aug['max']['accuracy'])}, maxblur {_stat(aug['maxblur']['accuracy'])}"
+    )
+  if consistency < -c_spread or accuracy < -a_spread:
+    return NOT_SUPPORTED, measured
+  if consistency > c_spread:
+    return SUPPORTED, measured
+  return INCONCLUSIVE, measured

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import jax
+import numpy as np
 import pytest
 
 from examples import (
@@ -21,6 +22,7 @@ from examples import (
   liftpool_reconstruction,
   reproduce,
   roi_align_digits,
+  shift_consistency,
   train,
   verdicts,
 )
@@ -250,7 +252,7 @@ def test_roi_align_example_compares_the_region_operators(tmp_path):
 
 def test_gallery_pools_one_image_by_every_window_operator(tmp_path, capsys):
   panels = gallery.main(["--out", str(tmp_path)])
-  assert len(panels) == 26 and "(26 panels)" in capsys.readouterr().out
+  assert len(panels) == 30 and "(30 panels)" in capsys.readouterr().out
   assert (tmp_path / "gallery.png").stat().st_size > 100_000
 
 
@@ -264,6 +266,44 @@ def test_reproduce_writes_verdicts_and_the_claims_page(tmp_path):
   assert "smoke test" in page
   assert "[SoftPool preserves detail](#softpool-preserves-detail)" in page
   assert "![SoftPool preserves detail](claims/softpool/detail.png)" in page
+
+
+def test_reproduce_runs_the_shift_consistency_claim(tmp_path):
+  out = tmp_path / "claims"
+  reproduce.main(["--quick", "--only", "shift", "--out", str(out)])
+  claims = json.loads((out / "claims.json").read_text())["claims"]
+  assert [c["name"] for c in claims] == ["Anti-aliasing improves shift consistency"]
+  assert claims[0]["verdict"] in {"supported", "not supported", "inconclusive"}
+  results = json.loads((out / "shift" / "results.json").read_text())["results"]
+  assert set(results) == {"centred", "augmented"}
+  for by_pool in results.values():
+    assert set(by_pool) == {"max", "maxblur"}
+    for r in by_pool.values():
+      assert set(r["consistency"]) == {"1", "2", "3", "4", "overall"}
+      for s in [r["accuracy"], *r["consistency"].values(), *r["shifted_accuracy"].values()]:
+        assert 0.0 <= s["mean"] <= 1.0 and len(s["per_seed"]) == 2
+  assert (out / "shift" / "consistency.png").stat().st_size > 10_000
+  assert "| centred | maxblur |" in (out / "shift" / "results.md").read_text()
+  page = (tmp_path / "claims.md").read_text()
+  assert "![Anti-aliasing improves shift consistency](claims/shift/consistency.png)" in page
+
+
+def test_shift_consistency_shifts_never_wrap_the_digit():
+  digits = np.ones((3, 8, 8, 1), np.float32)
+  canvas = shift_consistency.canvases(digits)
+  assert canvas.shape == (3, 16, 16, 1) and canvas.sum() == digits.sum()
+  assert [len(shift_consistency.shifts_at(d)) for d in (1, 2, 3, 4)] == [8, 16, 24, 32]
+  for dy, dx in shift_consistency.shifts_at(4):
+    moved = np.roll(canvas, (dy, dx), axis=(1, 2))
+    rows, cols = np.nonzero(moved[0, ..., 0])
+    assert np.ptp(rows) == np.ptp(cols) == 7  # one 8x8 block: not split by a wrap
+  rng = np.random.default_rng(0)
+  shifted = shift_consistency.random_shifts(canvas, np.random.default_rng(0))
+  dy, dx = rng.integers(-4, 5, (2, 3, 1, 1))
+  for i in range(3):
+    np.testing.assert_array_equal(
+      shifted[i], np.roll(canvas[i], (int(dy[i, 0, 0]), int(dx[i, 0, 0])), axis=(0, 1))
+    )
 
 
 def test_reproduce_verdicts_follow_the_measurements():
@@ -322,4 +362,21 @@ def test_reproduce_verdicts_follow_the_measurements():
     },
   }
   assert verdicts.judge_lift_reconstruction(lift)[0] == "supported"
+
+  def shift(consistency, accuracy, std=0.01):
+    def run(c, a):
+      stat = lambda m: {"mean": m, "std": std, "per_seed": [m] * 3}  # noqa: E731
+      return {
+        "accuracy": stat(a),
+        "consistency": {d: stat(c) for d in ("1", "2", "3", "4", "overall")},
+      }
+
+    return {"centred": {p: run(consistency[p], accuracy[p]) for p in ("max", "maxblur")}}
+
+  same = {"max": 0.95, "maxblur": 0.95}
+  assert verdicts.judge_shift(shift({"max": 0.6, "maxblur": 0.8}, same))[0] == "supported"
+  assert verdicts.judge_shift(shift({"max": 0.6, "maxblur": 0.61}, same))[0] == "inconclusive"
+  assert verdicts.judge_shift(shift({"max": 0.8, "maxblur": 0.6}, same))[0] == "not supported"
+  drop = {"max": 0.95, "maxblur": 0.90}
+  assert verdicts.judge_shift(shift({"max": 0.6, "maxblur": 0.8}, drop))[0] == "not supported"
   assert verdicts.judge_lift_robustness(lift)[0] == "not supported"
