@@ -74,7 +74,7 @@ def operators(key: jax.Array) -> dict:
     "avg_max_pool": lambda x: jaxpool.avg_max_pool(x, WINDOW),
     # Anti-aliased: the binomial filter one tap wider than the window (the
     # registry's rule), timm's padding.
-    "blur_pool 5x5/4": lambda x: jaxpool.blur_pool(x, (K + 1, K + 1), K),
+    "blur_pool 5x5/4": lambda x: jaxpool.blur_pool(x, (K + 1, K + 1), K, K // 2),
     "max_blur_pool 4x4/1, blur 5x5/4": lambda x: jaxpool.max_blur_pool(
       x, WINDOW, K, blur_shape=K + 1
     ),

@@ -185,6 +185,13 @@ def test_blur_layers_and_registry_names():
     assert jpnnx.make_pool(name, (2, 2))(x).shape == (2, 4, 4, 3)
     assert jplinen.make_pool(name, (2, 2)).apply({}, x).shape == (2, 4, 4, 3)
   np.testing.assert_array_equal(jpnnx.make_pool("blur", (2, 2))(x), jaxpool.blur_pool(x, (3, 3), 2))
+  # Any window with its own stride: max pooling's size on multiples of it.
+  for window in ((3, 3), (4, 4), (3, 4)):
+    for size in (12, 24):
+      y = jnp.zeros((1, size, size, 1))
+      expected = jaxpool.max_pool(y, window).shape
+      assert jpnnx.make_pool("blur", window)(y).shape == expected, (window, size)
+      assert jpnnx.make_pool("maxblur", window)(y).shape == expected, (window, size)
 
 
 @pytest.mark.parametrize(

@@ -78,11 +78,15 @@ def _fractional_window(owner, window_shape, strides, padding, options):
 def _blur_window(owner, window_shape, strides, padding, options):
   """BlurPool's layer from a pooling window: down-sampling by ``strides``
   (default the window) with a binomial filter one tap wider than the window
-  (``(2, 2)``: the 3-tap ``[1, 2, 1] / 4``, timm's default) and timm's
-  padding, so the output has the pooling's size for even inputs."""
+  and ``k // 2`` cells of padding on both sides of an axis with window
+  ``k``. For ``(2, 2)`` that is timm's default (the 3-tap
+  ``[1, 2, 1] / 4``, padding 1); with the stride equal to the window, the
+  output has the pooling's size whenever the input's size is a multiple of
+  the stride."""
   check_unpadded(owner, padding)
   strides = window_shape if strides is None else strides
-  return (tuple(k + 1 for k in window_shape), strides), dict(options)
+  filter_shape = tuple(k + 1 for k in window_shape)
+  return (filter_shape, strides, tuple((k // 2, k // 2) for k in window_shape)), dict(options)
 
 
 def _max_blur_window(owner, window_shape, strides, padding, options):
