@@ -7,6 +7,8 @@ several images, the channel mapping made visible; torchvision's quirks
 (NaN for a bin without samples, the forward's bins ending at ``H - 1``);
 jit bounds, check_grads, vmap, the mesh, errors and layers."""
 
+import fractions
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -379,6 +381,11 @@ def test_layers_equal_the_functions():
     ),
   ]
   for name, args, kwargs, expected in calls:
-    np.testing.assert_array_equal(getattr(jpnnx, name)(*args, **kwargs)(x, BOXES), expected)
+    nnx_layer = getattr(jpnnx, name)(*args, **kwargs)
+    np.testing.assert_array_equal(nnx_layer(x, BOXES), expected)
     linen_layer = getattr(jplinen, name)(*args, **kwargs)
     np.testing.assert_array_equal(linen_layer.apply({}, x, BOXES), expected)
+    # Each of the 6 bins reads its own slice of the features: 12 in, 2 out.
+    for layer in (nnx_layer, linen_layer):
+      assert layer.feature_multiplier == fractions.Fraction(1, 6)
+      assert x.shape[-1] * layer.feature_multiplier == expected.shape[-1]

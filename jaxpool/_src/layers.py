@@ -20,6 +20,7 @@ tables from it.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ from jaxpool._src import (
   weighted,
 )
 from jaxpool._src.core.checks import check_unpadded
+from jaxpool._src.core.geometry import normalize_output_size
 
 __all__ = ["LAYERS", "LayerSpec", "spec_of", "window_arguments"]
 
@@ -52,6 +54,13 @@ __all__ = ["LAYERS", "LayerSpec", "spec_of", "window_arguments"]
 def _one(options: Mapping[str, Any]) -> int:
   del options
   return 1
+
+
+def _per_bin_features(options: Mapping[str, Any]) -> fractions.Fraction:
+  """Position-sensitive RoI pooling: each of the ``ph * pw`` bins reads its
+  own slice of the features, so ``C`` in gives ``C / (ph * pw)`` out."""
+  ph, pw = normalize_output_size("output_shape", options["output_shape"], 2)
+  return fractions.Fraction(1, ph * pw)
 
 
 def _unpadded_window(owner, window_shape, strides, padding, options):
@@ -111,7 +120,8 @@ class LayerSpec:
     inputs: the arrays the call takes, in order (never options).
     pools: registry names -> the default options ``make_pool`` adds.
     feature_multiplier: ``options -> output features per input feature``,
-      from the layer's options by name.
+      from the layer's options by name (a ``fractions.Fraction`` where the
+      layer divides the features: position-sensitive RoI pooling).
     apis: the APIs that have the layer (DynOPool's size is state a Linen
       module cannot change between steps).
     window_arguments: ``(owner, window_shape, strides, padding, options) ->
@@ -123,7 +133,7 @@ class LayerSpec:
   kind: Literal["function", "random", "learned"] = "function"
   inputs: tuple[str, ...] = ("x",)
   pools: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-  feature_multiplier: Callable[[Mapping[str, Any]], int] = _one
+  feature_multiplier: Callable[[Mapping[str, Any]], int | fractions.Fraction] = _one
   apis: tuple[str, ...] = ("nnx", "linen")
   window_arguments: Callable[..., tuple[tuple, dict]] | None = None
 
@@ -227,8 +237,12 @@ LAYERS: dict[str, LayerSpec] = {
   "RoIPool": _fn(roi_pool.roi_pool, inputs=("x", "boxes")),
   "RoIAlign": _fn(region.roi_align, inputs=("x", "boxes")),
   "MultiScaleRoIAlign": _fn(region.multi_scale_roi_align, inputs=("x", "boxes")),
-  "PSRoIAlign": _fn(region.ps_roi_align, inputs=("x", "boxes")),
-  "PSRoIPool": _fn(roi_pool.ps_roi_pool, inputs=("x", "boxes")),
+  "PSRoIAlign": _fn(
+    region.ps_roi_align, inputs=("x", "boxes"), feature_multiplier=_per_bin_features
+  ),
+  "PSRoIPool": _fn(
+    roi_pool.ps_roi_pool, inputs=("x", "boxes"), feature_multiplier=_per_bin_features
+  ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -68,8 +69,9 @@ class PoolModule(nn.Module):
     super().__post_init__()
 
   @property
-  def feature_multiplier(self) -> int:
-    """Output features per input feature (2 for concatenating layers)."""
+  def feature_multiplier(self) -> int | fractions.Fraction:
+    """Output features per input feature (2 for concatenating layers,
+    ``Fraction(1, ph * pw)`` for position-sensitive RoI pooling)."""
     spec = type(self).spec
     return 1 if spec is None else spec.feature_multiplier(self.construction_options())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,43 @@ from jaxpool.linen._base import PoolModule
 __all__ = ["GeM", "LSEPool"]
 
 
-class GeM(PoolModule, spec="GeM"):
+class _LearnedMean(PoolModule):
+  """A generalised mean with a learned strength, the field (and parameter)
+  named ``strength_name``: one value, or one per feature. The function's
+  other options are the window fields, ``spatial_ndim`` and
+  ``extra_options``."""
+
+  strength_name: ClassVar[str] = ""
+  extra_options: ClassVar[tuple[str, ...]] = ()
+
+  window_shape: Any = None
+  strides: Any = None
+  padding: Any = "VALID"
+  _: dataclasses.KW_ONLY
+  per_feature: bool = False
+  spatial_ndim: int | None = None
+
+  def __post_init__(self):
+    owner = type(self).__name__
+    checks.per_feature_shape(owner, self.per_feature, 1)
+    strength = getattr(self, self.strength_name)
+    means.check_layer_options(owner, type(self).function, strength, self._options())
+    super().__post_init__()
+
+  def _options(self) -> dict:
+    names = ("window_shape", "strides", "padding", "spatial_ndim") + self.extra_options
+    return {name: getattr(self, name) for name in names}
+
+  @nn.compact
+  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
+    x = jnp.asarray(x)
+    shape = checks.per_feature_shape(type(self).__name__, self.per_feature, x.shape[-1])
+    initial = getattr(self, self.strength_name)
+    strength = self.param(self.strength_name, lambda key: jnp.full(shape, initial, jnp.float32))
+    return type(self).function(x, strength, **self._options())
+
+
+class GeM(_LearnedMean, spec="GeM"):
   """Generalised-mean pooling with a learned power ``p`` (see
   [`jaxpool.nnx.GeM`][jaxpool.nnx.GeM]); ``features`` comes from the input.
 
@@ -30,38 +66,15 @@ class GeM(PoolModule, spec="GeM"):
     ({'params': {'p': (16,)}}, (2, 16))
   """
 
-  window_shape: Any = None
-  strides: Any = None
-  padding: Any = "VALID"
+  strength_name = "p"
+  extra_options = ("eps",)
+
   _: dataclasses.KW_ONLY
   p: float = 3.0
-  per_feature: bool = False
   eps: float = 1e-6
-  spatial_ndim: int | None = None
-
-  def __post_init__(self):
-    checks.per_feature_shape("GeM", self.per_feature, 1)
-    means.check_layer_options("GeM", means.gem_pool, self.p, self._options())
-    super().__post_init__()
-
-  def _options(self) -> dict:
-    return dict(
-      window_shape=self.window_shape,
-      strides=self.strides,
-      padding=self.padding,
-      eps=self.eps,
-      spatial_ndim=self.spatial_ndim,
-    )
-
-  @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    x = jnp.asarray(x)
-    shape = checks.per_feature_shape("GeM", self.per_feature, x.shape[-1])
-    p = self.param("p", lambda key: jnp.full(shape, self.p, jnp.float32))
-    return means.gem_pool(x, p, **self._options())
 
 
-class LSEPool(PoolModule, spec="LSEPool"):
+class LSEPool(_LearnedMean, spec="LSEPool"):
   """Log-sum-exp pooling with a learned sharpness ``r`` (see
   [`jaxpool.nnx.LSEPool`][jaxpool.nnx.LSEPool]); ``features`` comes from the input.
 
@@ -75,30 +88,7 @@ class LSEPool(PoolModule, spec="LSEPool"):
     ({'params': {'r': ()}}, (2, 16))
   """
 
-  window_shape: Any = None
-  strides: Any = None
-  padding: Any = "VALID"
+  strength_name = "r"
+
   _: dataclasses.KW_ONLY
   r: float = 10.0
-  per_feature: bool = False
-  spatial_ndim: int | None = None
-
-  def __post_init__(self):
-    checks.per_feature_shape("LSEPool", self.per_feature, 1)
-    means.check_layer_options("LSEPool", means.lse_pool, self.r, self._options())
-    super().__post_init__()
-
-  def _options(self) -> dict:
-    return dict(
-      window_shape=self.window_shape,
-      strides=self.strides,
-      padding=self.padding,
-      spatial_ndim=self.spatial_ndim,
-    )
-
-  @nn.compact
-  def __call__(self, x: jax.typing.ArrayLike) -> jax.Array:
-    x = jnp.asarray(x)
-    shape = checks.per_feature_shape("LSEPool", self.per_feature, x.shape[-1])
-    r = self.param("r", lambda key: jnp.full(shape, self.r, jnp.float32))
-    return means.lse_pool(x, r, **self._options())
