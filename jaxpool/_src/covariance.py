@@ -443,6 +443,19 @@ def _logm_rows(x: jax.Array, floor: jax.Array, log_floor: jax.Array, shift: jax.
   return _logm_gram(x.reshape(-1, m, d), *flat).reshape(batch + (d, d))
 
 
+@jax.custom_jvp
+def _value_with_tangent_of(primal: jax.Array, value: jax.Array) -> jax.Array:
+  """``value``, differentiated as ``primal`` (no derivative reaches
+  ``value``'s own inputs, so autodiff keeps nothing for them)."""
+  del primal
+  return value
+
+
+@_value_with_tangent_of.defjvp
+def _value_with_tangent_of_jvp(primals, tangents):
+  return primals[1], tangents[0]
+
+
 def triu_vector(m: jax.Array) -> jax.Array:
   """The upper triangle of ``(..., d, d)`` in ``np.triu_indices(d)`` order,
   ``(..., d (d + 1) / 2)``, off-diagonal entries unscaled (as iSQRT-COV's
@@ -561,9 +574,10 @@ def covariance_pool(
   else:
     # Where C leaves the range, products of +-inf can sum to NaN (how depends
     # on the backend's dot): those entries are 4^e C', exactly +-inf. The
-    # derivative is the plain formula's (4^e overflows in a cotangent).
+    # derivative is the plain formula's alone (4^e overflows in a cotangent).
     plain = _covariance(rows)
-    c = jnp.where(jnp.isfinite(plain), plain, times_power_of_two(_covariance(scaled), 2 * exponent))
+    rescaled = times_power_of_two(_covariance(scaled), 2 * exponent)
+    c = _value_with_tangent_of(plain, jnp.where(jnp.isfinite(plain), plain, rescaled))
   if output == "triu":
     c = triu_vector(c)
   return c.astype(x.dtype)
