@@ -12,6 +12,9 @@ from jaxpool._src.adaptive import global_avg_pool as global_avg_pool
 from jaxpool._src.adaptive import global_max_pool as global_max_pool
 from jaxpool._src.antialias import blur_pool as blur_pool
 from jaxpool._src.antialias import max_blur_pool as max_blur_pool
+from jaxpool._src.attention import attention_pool2d as attention_pool2d
+from jaxpool._src.attention import map_head as map_head
+from jaxpool._src.attention import sim_pool as sim_pool
 from jaxpool._src.bilinear import bilinear_pool as bilinear_pool
 from jaxpool._src.bilinear import compact_bilinear_pool as compact_bilinear_pool
 from jaxpool._src.classic import avg_max_pool as avg_max_pool
@@ -55,6 +58,7 @@ __version__ = "0.1.0"
 __all__ = [
   "adaptive_avg_pool",
   "adaptive_max_pool",
+  "attention_pool2d",
   "avg_max_pool",
   "avg_pool",
   "bilinear_pool",
@@ -75,6 +79,7 @@ __all__ = [
   "lip_pool",
   "lp_pool",
   "lse_pool",
+  "map_head",
   "max_blur_pool",
   "max_pool",
   "max_pool_with_indices",
@@ -89,6 +94,7 @@ __all__ = [
   "roi_align",
   "roi_pool",
   "s3_pool",
+  "sim_pool",
   "soft_pool",
   "spatial_pyramid_pool",
   "spp_block",

@@ -11,6 +11,7 @@ gradients), ``test_locality.py``, ``test_sharding.py`` and
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import jax
@@ -120,6 +121,59 @@ def _netvlad(x):
   return jaxpool.netvlad(
     x, centers, assign_weights=2 * centers.T, assign_bias=jnp.linspace(-0.5, 0.5, 4, dtype=x.dtype)
   )
+
+
+def _weights(seed, *shapes):
+  """float32 normal arrays of ``shapes`` (0.5 standard deviation), whatever
+  ``x``'s dtype: the half-precision rows compare against the same weights."""
+  keys = jax.random.split(jax.random.key(seed), len(shapes))
+  return [0.5 * jax.random.normal(k, shape, jnp.float32) for k, shape in zip(keys, shapes)]
+
+
+def _heads(dim):
+  """Heads dividing the features: 3 of the table's 3, 2 of the sharding test's 4."""
+  return math.gcd(dim, 6)
+
+
+def _map_head(x):
+  dim, heads, hidden = x.shape[-1], _heads(x.shape[-1]), 5
+  qkv, bias = (dim, heads, dim // heads), (heads, dim // heads)
+  w = _weights(11, (1, 1, dim), qkv, qkv, qkv, bias, bias, bias, bias + (dim,), (dim,))
+  m = _weights(12, (dim,), (dim,), (dim, hidden), (hidden,), (hidden, dim), (dim,))
+  dense = lambda kernel, b: {"kernel": kernel, "bias": b}
+  params = {
+    "probe": w[0],
+    "MultiHeadDotProductAttention_0": {
+      "query": dense(w[1], w[4]),
+      "key": dense(w[2], w[5]),
+      "value": dense(w[3], w[6]),
+      "out": dense(w[7], w[8]),
+    },
+    "LayerNorm_0": {"scale": 1 + m[0], "bias": m[1]},
+    "MlpBlock_0": {"Dense_0": dense(m[2], m[3]), "Dense_1": dense(m[4], m[5])},
+  }
+  return jaxpool.map_head(x, params)
+
+
+def _attention_pool2d(x, feature_shape=None):
+  dim = x.shape[-1]
+  grid = feature_shape or x.shape[1:-1]
+  w = _weights(13, (math.prod(grid) + 1, dim), *[(dim, dim), (dim,)] * 3, (dim, 5), (5,))
+  params = {"positional_embedding": w[0], "c_proj": {"kernel": w[7], "bias": w[8]}}
+  for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
+    params[name] = {"kernel": w[1 + 2 * i], "bias": w[2 + 2 * i]}
+  return jaxpool.attention_pool2d(x, params, num_heads=_heads(dim), feature_shape=feature_shape)
+
+
+def _sim_pool(x, **options):
+  dim = x.shape[-1]
+  w = _weights(14, (dim,), (dim,), (dim, dim), (dim, dim), (dim,))
+  params = {
+    "norm": {"scale": 1 + w[0], "bias": w[1]},
+    "q": {"kernel": w[2], "bias": w[4]},
+    "k": {"kernel": w[3]},
+  }
+  return jaxpool.sim_pool(x, params, num_heads=_heads(dim), **options)
 
 
 def _gate(x):
@@ -353,6 +407,16 @@ CASES = [
     ),
   ),
   Case("netvlad", **_global(_netvlad)),
+  # Attention heads: the weights' scaling keeps 1e30 finite (logits beyond
+  # the float range give the softmax's limit; LayerNorm rows are rescaled).
+  Case("map_head", **_global(_map_head)),
+  Case("attention_pool2d", **_global(_attention_pool2d)),
+  Case(
+    "attention_pool2d_resampled",
+    **_global(lambda x: _attention_pool2d(x, feature_shape=(5, 6)), sharding=False),
+  ),
+  Case("sim_pool", **_global(_sim_pool)),
+  Case("sim_pool_gamma", **_global(lambda x: _sim_pool(x, gamma=2.0))),
   Case(
     "spatial_pyramid_pool",
     **_global(

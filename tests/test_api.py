@@ -44,6 +44,7 @@ ARRAYS = (
   "centers",
   "p",
   "r",
+  "params",  # the attention heads' parameter trees
 )
 INPUTS = ("x", "bands")
 SPECS = [
@@ -278,6 +279,11 @@ BAD = {
   "image_shape": (0, 32),
   "canonical_scale": -1.0,
   "canonical_level": "four",
+  "num_heads": 0,
+  "mlp_dim": 0,
+  "feature_shape": (0, 2),
+  "gamma": -1.0,
+  "qkv_bias": "yes",
 }
 REQUIRED = {
   "window_shape": (2, 2),
@@ -287,6 +293,8 @@ REQUIRED = {
   "output_dim": 8,
   "clusters": 2,
   "image_shape": (32, 32),
+  "num_heads": 2,
+  "feature_shape": (2, 2),
 }
 PAIRED = [
   name for name, spec in LAYER_SPECS.items() if "linen" in spec.apis and name != "LiftUpPool"

@@ -150,24 +150,28 @@ def test_train_example_global_pooling_heads(tmp_path):
   assert result["results"]["max"]["test_accuracy_mean"] > 0.3  # one epoch learns
 
 
-@pytest.mark.parametrize("head", ["gem", "lse"])
-def test_train_example_learned_mean_heads_and_blur_poolings(tmp_path, head):
-  # The new heads train their strength; blur/maxblur run as every pooling.
+@pytest.mark.parametrize(
+  "head,pools,epochs",
+  [("gem", ("max", "blur"), 1), ("lse", ("maxblur",), 1), ("map", ("max",), 2)],
+)
+def test_train_example_learned_heads_and_blur_poolings(tmp_path, head, pools, epochs):
+  # The learned heads train (GeM's and LSE's strength, MAP's attention: from
+  # 0.18 after one epoch to 0.41 after two, as the average head's 0.23 and
+  # 0.32); blur/maxblur run as every pooling.
   out = tmp_path / head
-  pools = ("max", "blur") if head == "gem" else ("maxblur",)
   _train(
     *(a for p in pools for a in ("--pool", p)),
     "--head",
     head,
     "--epochs",
-    1,
+    epochs,
     "--devices",
     1,
     "--out",
     out,
   )
   result = json.loads((out / "results.json").read_text())["results"]
-  assert result[pools[0]]["test_accuracy_mean"] > 0.3  # one epoch learns
+  assert result[pools[0]]["test_accuracy_mean"] > 0.3  # chance is 0.1
   assert set(result) == set(pools)
 
 

@@ -71,8 +71,9 @@ def parse_args(argv):
     default="flatten",
     help="what the classifier reads: the flattened map (default), or a"
     " global pooling: average, GeM (a learned power per feature), LSE"
-    " (log-sum-exp, learned sharpness), covariance (iSQRT-COV), bilinear,"
-    " compact bilinear, NetVLAD",
+    " (log-sum-exp, learned sharpness), MAP (big_vision's attention"
+    " pooling, 4 heads), covariance (iSQRT-COV), bilinear, compact bilinear,"
+    " NetVLAD",
   )
   parser.add_argument(
     "--devices",

@@ -10,7 +10,17 @@ from flax import nnx
 import jaxpool
 from jaxpool import nnx as jpnnx
 
-HEADS = ("flatten", "average", "gem", "lse", "covariance", "bilinear", "compact", "netvlad")
+HEADS = (
+  "flatten",
+  "average",
+  "gem",
+  "lse",
+  "map",
+  "covariance",
+  "bilinear",
+  "compact",
+  "netvlad",
+)
 
 
 def make_head(head: str, features: int, rngs: nnx.Rngs):
@@ -21,6 +31,9 @@ def make_head(head: str, features: int, rngs: nnx.Rngs):
     return jpnnx.GeM(p=3.0, per_feature=True, features=features), features
   if head == "lse":  # timm's LsePlus2d, learned sharpness
     return jpnnx.LSEPool(r=10.0), features
+  if head == "map":  # big_vision's MAP: a learned probe attends over the positions
+    # 4 heads divide the trunk's 64 features times any pooling's multiplier.
+    return jpnnx.MAPHead(features=features, num_heads=4, rngs=rngs), features
   if head == "covariance":  # iSQRT-COV with its 1x1 reduction, upper triangle
     dim = 32
     return jpnnx.CovariancePool(

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from jaxpool._src import (
   adaptive,
   antialias,
+  attention,
   bilinear,
   classic,
   covariance,
@@ -217,6 +218,10 @@ LAYERS: dict[str, LayerSpec] = {
   "BilinearPool": _fn(bilinear.bilinear_pool, kind="learned"),
   "CompactBilinearPool": _fn(bilinear.compact_bilinear_pool, kind="learned"),
   "NetVLAD": _fn(netvlad.netvlad, kind="learned", feature_multiplier=lambda o: o["clusters"]),
+  # Attention heads (one query attends over the positions).
+  "MAPHead": _fn(attention.map_head, kind="learned"),
+  "AttentionPool2d": _fn(attention.attention_pool2d, kind="learned"),
+  "SimPool": _fn(attention.sim_pool, kind="learned"),
   # Pyramids.
   "SpatialPyramidPool": _fn(pyramid.spatial_pyramid_pool),
   # Alone, the input and its poolings concatenated; between ultralytics'

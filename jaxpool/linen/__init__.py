@@ -29,6 +29,9 @@ from jaxpool.linen._adaptive import GlobalAvgPool as GlobalAvgPool
 from jaxpool.linen._adaptive import GlobalMaxPool as GlobalMaxPool
 from jaxpool.linen._antialias import BlurPool as BlurPool
 from jaxpool.linen._antialias import MaxBlurPool as MaxBlurPool
+from jaxpool.linen._attention import AttentionPool2d as AttentionPool2d
+from jaxpool.linen._attention import MAPHead as MAPHead
+from jaxpool.linen._attention import SimPool as SimPool
 from jaxpool.linen._base import FunctionModule as FunctionModule
 from jaxpool.linen._base import PoolModule as PoolModule
 from jaxpool.linen._base import RandomFunctionModule as RandomFunctionModule
@@ -78,6 +81,7 @@ from jaxpool.linen._weighted import SoftPool as SoftPool
 __all__ = [
   "AdaptiveAvgPool",
   "AdaptiveMaxPool",
+  "AttentionPool2d",
   "AvgMaxPool",
   "AvgPool",
   "BilinearPool",
@@ -98,6 +102,7 @@ __all__ = [
   "LiftUpPool",
   "LipPool",
   "LpPool",
+  "MAPHead",
   "MaxBlurPool",
   "MaxPool",
   "MaxPoolWithIndices",
@@ -115,6 +120,7 @@ __all__ = [
   "RoIAlign",
   "RoIPool",
   "S3Pool",
+  "SimPool",
   "SPPBlock",
   "SPPF",
   "SoftPool",

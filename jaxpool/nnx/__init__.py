@@ -37,6 +37,9 @@ from jaxpool.nnx._adaptive import GlobalAvgPool as GlobalAvgPool
 from jaxpool.nnx._adaptive import GlobalMaxPool as GlobalMaxPool
 from jaxpool.nnx._antialias import BlurPool as BlurPool
 from jaxpool.nnx._antialias import MaxBlurPool as MaxBlurPool
+from jaxpool.nnx._attention import AttentionPool2d as AttentionPool2d
+from jaxpool.nnx._attention import MAPHead as MAPHead
+from jaxpool.nnx._attention import SimPool as SimPool
 from jaxpool.nnx._base import FunctionLayer as FunctionLayer
 from jaxpool.nnx._base import LearnedLayer as LearnedLayer
 from jaxpool.nnx._base import PoolLayer as PoolLayer
@@ -88,6 +91,7 @@ from jaxpool.nnx._weighted import SoftPool as SoftPool
 __all__ = [
   "AdaptiveAvgPool",
   "AdaptiveMaxPool",
+  "AttentionPool2d",
   "AvgMaxPool",
   "AvgPool",
   "BilinearPool",
@@ -111,6 +115,7 @@ __all__ = [
   "LiftUpPool",
   "LipPool",
   "LpPool",
+  "MAPHead",
   "MaxBlurPool",
   "MaxPool",
   "MaxPoolWithIndices",
@@ -127,6 +132,7 @@ __all__ = [
   "RoIAlign",
   "RoIPool",
   "S3Pool",
+  "SimPool",
   "SPPBlock",
   "SPPF",
   "Sketch",

@@ -357,14 +357,22 @@ def require_rngs(owner: str, rngs) -> nnx.Rngs:
   return rngs
 
 
-def parameters(params: dict[str, jax.Array]) -> nnx.Dict:
-  """A flat dict of arrays as ``nnx.Param`` attributes."""
-  return nnx.Dict({name: nnx.Param(value) for name, value in params.items()})
+def parameters(params: dict) -> nnx.Dict:
+  """A dict of arrays (nested dicts too) as ``nnx.Param`` attributes."""
+  return nnx.Dict(
+    {
+      name: parameters(value) if isinstance(value, dict) else nnx.Param(value)
+      for name, value in params.items()
+    }
+  )
 
 
-def values(params: nnx.Dict) -> dict[str, jax.Array]:
-  """The arrays of `parameters`, for the pure functions."""
-  return {name: param[...] for name, param in params.items()}
+def values(params: nnx.Dict) -> dict:
+  """The arrays of `parameters` (nested as given), for the pure functions."""
+  return {
+    name: values(param) if isinstance(param, nnx.Dict) else param[...]
+    for name, param in params.items()
+  }
 
 
 def auxiliary_loss(model: nnx.Module) -> jax.Array:
