@@ -10,7 +10,9 @@ The argument rule, for every public function and layer constructor:
   output size is given instead (``dyno_pool``: ``output_shape, delta``, the
   cells and the offsets of their queries);
 * everything else keyword-only; random draws take ``key`` (never ``rng``);
-  ``features`` is keyword-only in every layer.
+  ``features`` is keyword-only in every layer with a window or an output
+  shape, and the one positional argument of an NNX head that has neither
+  (``MAPHead(features, *, num_heads)``, as Flax's ``nnx.Linear``).
 """
 
 import inspect
@@ -107,7 +109,8 @@ def _check_argument_rule(owner, signature, arrays_allowed):
     arrays.append(positional.pop(0))
   if arrays_allowed:
     assert arrays and arrays[0] in INPUTS, f"{owner}: the input comes first, as x"
-  assert tuple(positional) in SPECS, (
+  head = positional == ["features"]  # an NNX head without a window
+  assert head or tuple(positional) in SPECS, (
     f"{owner}: after the arrays only the window triple (or output_shape) is"
     f" positional; got {positional}"
   )
@@ -116,7 +119,7 @@ def _check_argument_rule(owner, signature, arrays_allowed):
       assert p.kind is p.KEYWORD_ONLY and p.default is None, (
         f"{owner}: key is keyword-only, None for inference"
       )
-    if p.name == "features":
+    if p.name == "features" and not head:
       assert p.kind is p.KEYWORD_ONLY, f"{owner}: features is keyword-only"
 
 

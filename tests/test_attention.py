@@ -128,7 +128,7 @@ def test_map_head_loads_a_big_vision_tree_unchanged():
   ours = mine.init(jax.random.key(0), x)
   assert jax.tree.map(jnp.shape, ours) == jax.tree.map(jnp.shape, variables)
   np.testing.assert_allclose(mine.apply(variables, x), expected, rtol=2e-5, atol=2e-5)
-  head = jpnnx.MAPHead(features=8, num_heads=2, mlp_dim=12, rngs=nnx.Rngs(0))
+  head = jpnnx.MAPHead(8, num_heads=2, mlp_dim=12, rngs=nnx.Rngs(0))  # the pinned call
   nnx.update(head, variables["params"])
   np.testing.assert_allclose(head(x), expected, rtol=2e-5, atol=2e-5)
   # The same on a map: its positions are the tokens.

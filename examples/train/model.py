@@ -33,7 +33,7 @@ def make_head(head: str, features: int, rngs: nnx.Rngs):
     return jpnnx.LSEPool(r=10.0), features
   if head == "map":  # big_vision's MAP: a learned probe attends over the positions
     # 4 heads divide the trunk's 64 features times any pooling's multiplier.
-    return jpnnx.MAPHead(features=features, num_heads=4, rngs=rngs), features
+    return jpnnx.MAPHead(features, num_heads=4, rngs=rngs), features
   if head == "covariance":  # iSQRT-COV with its 1x1 reduction, upper triangle
     dim = 32
     return jpnnx.CovariancePool(

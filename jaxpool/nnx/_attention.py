@@ -59,7 +59,7 @@ class MAPHead(_AttentionHead, spec="MAPHead"):
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx
-    >>> head = jpnnx.MAPHead(features=8, num_heads=2, rngs=nnx.Rngs(0))
+    >>> head = jpnnx.MAPHead(8, num_heads=2, rngs=nnx.Rngs(0))
     >>> head(jnp.ones((3, 5, 5, 8))).shape, head(jnp.ones((3, 25, 8))).shape
     ((3, 8), (3, 8))
     >>> head.MultiHeadDotProductAttention_0["out"]["kernel"].shape
@@ -68,8 +68,8 @@ class MAPHead(_AttentionHead, spec="MAPHead"):
 
   def __init__(
     self,
-    *,
     features: int,
+    *,
     num_heads: int,
     mlp_dim: int | None = None,
     spatial_ndim: int | None = None,
@@ -126,8 +126,8 @@ class AttentionPool2d(_AttentionHead, spec="AttentionPool2d"):
 
   def __init__(
     self,
-    *,
     features: int,
+    *,
     num_heads: int,
     feature_shape: Sequence[int],
     output_dim: int | None = None,
@@ -187,7 +187,7 @@ class SimPool(_AttentionHead, spec="SimPool"):
     >>> import jax.numpy as jnp
     >>> from flax import nnx
     >>> from jaxpool import nnx as jpnnx
-    >>> head = jpnnx.SimPool(features=8, num_heads=2, gamma=2.0, rngs=nnx.Rngs(0))
+    >>> head = jpnnx.SimPool(8, num_heads=2, gamma=2.0, rngs=nnx.Rngs(0))
     >>> head(jnp.ones((3, 5, 5, 8))).shape
     (3, 8)
     >>> sorted(head.parameter_tree())
@@ -196,8 +196,8 @@ class SimPool(_AttentionHead, spec="SimPool"):
 
   def __init__(
     self,
-    *,
     features: int,
+    *,
     num_heads: int = 1,
     gamma: float | None = None,
     eps: float = 1e-5,
