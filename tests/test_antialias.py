@@ -104,6 +104,27 @@ def test_blur_pool_in_1d_and_3d(nd, spatial, mode):
   )
 
 
+@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap"])
+def test_blur_pool_gradient_folds_at_short_axes_and_uneven_ends(mode):
+  # The backward folds the extension's gradient onto the thin slabs it copies
+  # from: here the two ends of the 3-cell axis meet in one slab, the stride-3
+  # axis reaches its high extension only in part, and 14 cells at stride 2
+  # never reach it at all.
+  x = np.random.default_rng(6).standard_normal((2, 3, 11, 14, 2)).astype(np.float32)
+  filters, strides, pads = (3, 4, 3), (2, 3, 2), [(2, 1), (1, 2), (1, 1)]
+  fn = lambda v: jaxpool.blur_pool(v, filters, strides, pads, pad_mode=mode)
+  check_against_torch(fn, lambda t: torch_blur(t, filters, strides, pads, mode), x)
+  # Forward mode, and a batch of cotangents under vmap, give the same map.
+  y, pullback = jax.vjp(fn, jnp.asarray(x))
+  cotangents = np.random.default_rng(7).standard_normal((3, *y.shape)).astype(np.float32)
+  batched = jax.vmap(lambda c: pullback(c)[0])(cotangents)
+  for c, g in zip(cotangents, batched):
+    np.testing.assert_allclose(g, pullback(c)[0], rtol=1e-5, atol=1e-6)
+  tangent = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
+  _, dy = jax.jvp(fn, (jnp.asarray(x),), (jnp.asarray(tangent),))
+  np.testing.assert_allclose(dy, fn(tangent), rtol=1e-5, atol=1e-6)  # blur_pool is linear
+
+
 def test_the_issue_calls_match_timm_antialiased_cnns_and_kornia():
   # blur_pool(x, (3, 3), 2) == timm BlurPool2d(filt_size=3, stride=2);
   # (4, 4) with ((1, 2), (1, 2)) == antialiased-cnns BlurPool(filt_size=4);
