@@ -37,6 +37,7 @@ SUITES = (
   ("lifting", "LiftPool", "results-lifting.md"),
   ("dynamic", "DynOPool", "results-dynamic.md"),
   ("second_order", "Covariance, bilinear, NetVLAD", "results-second-order.md"),
+  ("heads", "GeM, LSE, attention heads", "results-heads.md"),
   ("region", "RoIAlign, RoIPool", "results-region.md"),
 )
 # The suites' tables grew their columns over time; these are the names each

@@ -17,6 +17,7 @@ NAMES = (
   "lifting",
   "dynamic",
   "second_order",
+  "heads",
   "pyramid",
   "region",
 )
