@@ -241,28 +241,41 @@ def torch_callables(row: Row, x, args, cot, device) -> dict:
 def time_rows(rows: Sequence[Row], repeats: int) -> dict:
   """Times every row (jaxpool, baseline, torch) in one set of interleaved
   rounds. Returns ``{row name: {"f", "b", "temp", "base_b", "base_temp",
-  "torch_b"}}`` in seconds (absent entries are ``None``)."""
+  "torch_b"}}`` in seconds (absent entries are ``None``); a row whose
+  program the compiler rejects is ``{"failed": True}`` (reported on stderr),
+  so the others are still timed."""
   if torch is not None:
     torch.set_num_threads(os.cpu_count() or 1)
   device = torch_device()
-  fns, temps = {}, {}
+  fns, temps, failed = {}, {}, set()
   for row in rows:
     x, args, cot = inputs(row)
     jx, jcot = jnp.asarray(x, row.dtype), jnp.asarray(cot, row.dtype)
     jargs = jax.tree.map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, args)
-    fns[row.name, "f"], fns[row.name, "b"], temps[row.name] = jax_callables(
-      row.fn, jx, jcot, jargs, row.grad_args
-    )
-    if row.baseline is not None:
-      _, fns[row.name, "base"], temps[row.name, "base"] = jax_callables(
-        row.baseline, jx, jcot, jargs, row.grad_args
+    try:
+      fns[row.name, "f"], fns[row.name, "b"], temps[row.name] = jax_callables(
+        row.fn, jx, jcot, jargs, row.grad_args
       )
+    except Exception as error:  # noqa: BLE001 (a compiler's rejection: the row says so)
+      print(f"{row.name}: compile failed: {_first_line(error)}", file=sys.stderr, flush=True)
+      failed.add(row.name)
+      continue
+    if row.baseline is not None:
+      try:
+        _, fns[row.name, "base"], temps[row.name, "base"] = jax_callables(
+          row.baseline, jx, jcot, jargs, row.grad_args
+        )
+      except Exception as error:  # noqa: BLE001 (as above: that column stays empty)
+        print(f"{row.name} baseline: compile failed: {_first_line(error)}", file=sys.stderr)
     if row.torch is not None and device is not None:
       for layout, fn in torch_callables(row, x, args, cot, device).items():
         fns[row.name, "torch", layout] = fn
   t = interleaved_medians(fns, repeats)
   results = {}
   for row in rows:
+    if row.name in failed:
+      results[row.name] = {"failed": True}
+      continue
     torch_times = [v for key, v in t.items() if key[0] == row.name and key[1] == "torch"]
     results[row.name] = {
       "f": t[row.name, "f"],
@@ -307,6 +320,11 @@ def _facts(compiled) -> dict:
   }
 
 
+def _first_line(error: Exception) -> str:
+  text = str(error).strip()
+  return text.splitlines()[0] if text else type(error).__name__
+
+
 def _compiled_facts(target: str, name: str, traced) -> dict:
   """`_facts` of ``traced()`` lowered and compiled; a compiler error (XLA's
   GPU compiler rejects some programs) is reported on stderr and recorded
@@ -314,8 +332,7 @@ def _compiled_facts(target: str, name: str, traced) -> dict:
   try:
     return _facts(traced().lower().compile())
   except Exception as error:  # noqa: BLE001 (any compiler error)
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    print(f"{target}: {name}: compile failed: {first}", file=sys.stderr, flush=True)
+    print(f"{target}: {name}: compile failed: {_first_line(error)}", file=sys.stderr, flush=True)
     return {"cond": "compile failed", "temp": None, "fusions": "", "bytes": None, "seconds": None}
 
 

@@ -84,6 +84,9 @@ def render_times(suite: Suite, rows: Sequence[Row], results: dict, repeats: int)
   lines = []
   for row in rows:
     r = results[row.name]
+    if r.get("failed"):
+      lines.append([row.name, "compile failed"] + [""] * 9)
+      continue
     named = row.baseline_name if r["base_b"] is not None else ""
     lines.append(
       [

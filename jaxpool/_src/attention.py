@@ -162,13 +162,31 @@ def _exponent(v: jax.Array, axes: tuple[int, ...]) -> jax.Array:
   return exponent.astype(jnp.int32)
 
 
-def _attend(query: jax.Array, keys: jax.Array, values: jax.Array) -> jax.Array:
-  """Softmax attention of one query per head over ``M`` tokens.
+def _fold_query(query: jax.Array, kernel: jax.Array) -> tuple[jax.Array, jax.Array]:
+  r"""One query per head moved through the key projection: ``query``
+  ``(..., H, d)`` and ``kernel`` ``(D, H, d)`` give ``q'`` ``(..., H, D)``
+  with $q_h \cdot (t W^k_h + b^k_h) = 2^e\, q'_h \cdot t + q_h \cdot b^k_h$
+  for every token $t$, and ``e`` ``(..., H, 1)``. The query is divided by a
+  power of two at or above its largest magnitude first (``e``), so ``q'``
+  cannot overflow where the logits would not. The key bias adds the same
+  $q_h \cdot b^k_h$ to every token's logit, which the softmax cancels: it
+  is dropped (its derivative is 0)."""
+  exponent = _exponent(query, (-1,))
+  unit = times_power_of_two(query, -exponent)
+  return jnp.einsum("...hk,dhk->...hd", unit, kernel), exponent
 
-  ``query`` ``(..., H, d)``, ``keys`` ``(..., M, H, d)``, ``values``
-  ``(..., M, H, e)`` -> ``(..., H, e)``, with the logits $q \\cdot k_m /
-  \\sqrt{d}$. Queries and keys are divided by powers of two at or above
-  their largest magnitudes (per head), the products taken, the largest
+
+def _attention_weights(
+  query: jax.Array, exponent: jax.Array, tokens: jax.Array, depth: int
+) -> jax.Array:
+  r"""Softmax weights ``(..., H, M)`` of one folded query per head over
+  ``M`` tokens: ``query`` ``(..., H, D)`` and ``exponent`` ``(..., H, 1)``
+  from `_fold_query`, ``tokens`` ``(..., M, D)``, logits $2^e q'_h \cdot t_m
+  / \sqrt{d}$ with ``depth`` $= d$.
+
+  No token is projected: scores cost $M D$ per head instead of the key
+  projection's $M D^2$. The query and the tokens are divided by powers of
+  two at or above their largest magnitudes, the products taken, the largest
   subtracted, and only then multiplied back: a logit gap beyond the float
   range gives weight 0, not ``inf - inf``. The largest token's weight is
   set to 1 (its gap is 0 by definition; XLA may recompute the products with
@@ -177,19 +195,29 @@ def _attend(query: jax.Array, keys: jax.Array, values: jax.Array) -> jax.Array:
   the largest product itself (read at its position, so its derivative goes
   there), so values and derivatives are the softmax's."""
   q_exponent = _exponent(query, (-1,))  # (..., H, 1)
-  k_exponent = _exponent(keys, (-3, -1))  # (..., 1, H, 1)
-  q = times_power_of_two(query, -q_exponent)
-  k = times_power_of_two(keys, -k_exponent)
-  similarity = jnp.einsum("...hd,...mhd->...hm", q, k)  # |.| <= d
+  t_exponent = _exponent(tokens, (-2, -1))  # (..., 1, 1)
+  # Both scales on the (small) query: the tokens are read as they are.
+  q = times_power_of_two(query, -(q_exponent + t_exponent))
+  similarity = jnp.einsum("...hd,...md->...hm", q, tokens)  # |.| <= D
   best = jnp.argmax(jax.lax.stop_gradient(similarity), axis=-1, keepdims=True)
   gap = similarity - jnp.take_along_axis(similarity, best, axis=-1)
-  gap = gap * (1.0 / math.sqrt(query.shape[-1]))
-  logits = times_power_of_two(gap, q_exponent + k_exponent[..., 0, :, :])
+  gap = gap * (1.0 / math.sqrt(depth))
+  logits = times_power_of_two(gap, q_exponent + t_exponent + exponent)
   logits = jnp.where(logits > 0, 0.0, jnp.maximum(logits, _LOWEST_LOGIT))
   hot = jnp.arange(similarity.shape[-1]) == best
   weights = jnp.where(hot, 1.0, jnp.exp(logits))
-  weights = weights / jnp.sum(weights, axis=-1, keepdims=True)
-  return jnp.einsum("...hm,...mhe->...he", weights, values)
+  return weights / jnp.sum(weights, axis=-1, keepdims=True)
+
+
+def _pool_projected(
+  weights: jax.Array, tokens: jax.Array, kernel: jax.Array, bias: jax.Array
+) -> jax.Array:
+  r"""$\sum_m a_{hm} (t_m W^v_h + b^v_h) = (\sum_m a_{hm} t_m) W^v_h + b^v_h$
+  (the weights sum to 1): ``weights`` ``(..., H, M)``, ``tokens`` ``(..., M,
+  D)``, ``kernel`` ``(D, H, d)``, ``bias`` ``(H, d)`` -> ``(..., H, d)``. The
+  tokens are averaged before the projection, once per head."""
+  pooled = jnp.einsum("...hm,...md->...hd", weights, tokens)
+  return jnp.einsum("...hd,dhk->...hk", pooled, kernel) + bias
 
 
 def _layer_norm(v: jax.Array, scale: jax.Array, bias: jax.Array, eps: float) -> jax.Array:
@@ -308,9 +336,15 @@ def map_head(
   mlp_bias = read(("MlpBlock_0", "Dense_1", "bias"), (dim,), "D")
 
   query = jnp.einsum("d,dhk->hk", probe[0, 0], qkv["query"]) + bias["query"]
-  keys = jnp.einsum("...md,dhk->...mhk", rows, qkv["key"]) + bias["key"]
-  values = jnp.einsum("...md,dhk->...mhk", rows, qkv["value"]) + bias["value"]
-  pooled = _attend(query, keys, values)  # (..., heads, head_dim)
+  folded, exponent = _fold_query(query, qkv["key"])
+  # One query per image, as in the other heads: a probe shared by the batch
+  # makes the scores' derivative one flat (B M, H) x (H, D) dot, which XLA's
+  # GPU compiler (jaxlib 0.10) rejects ("Couldn't find output tile sizes").
+  batch = rows.shape[:-2]
+  folded = jnp.broadcast_to(folded, batch + folded.shape)
+  exponent = jnp.broadcast_to(exponent, batch + exponent.shape)
+  weights = _attention_weights(folded, exponent, rows, depth)
+  pooled = _pool_projected(weights, rows, qkv["value"], bias["value"])  # (..., heads, head_dim)
   y = jnp.einsum("...hk,hkd->...d", pooled, out_kernel) + out_bias
   z = _layer_norm(y, norm_scale, norm_bias, _MAP_EPS)
   z = jax.nn.gelu(z @ hidden_kernel + hidden_bias, approximate=True)
@@ -488,13 +522,14 @@ def attention_pool2d(
 
   tokens = jnp.concatenate([jnp.mean(rows, axis=-2, keepdims=True), rows], axis=-2) + table
   batch = tokens.shape[:-2]
+  heads = (num_heads, depth)
   query = tokens[..., 0, :] @ kernels["q_proj"] + biases["q_proj"]
-  keys = tokens @ kernels["k_proj"] + biases["k_proj"]
-  values = tokens @ kernels["v_proj"] + biases["v_proj"]
-  pooled = _attend(
-    query.reshape(batch + (num_heads, depth)),
-    keys.reshape(keys.shape[:-1] + (num_heads, depth)),
-    values.reshape(values.shape[:-1] + (num_heads, depth)),
+  folded, exponent = _fold_query(
+    query.reshape(batch + heads), kernels["k_proj"].reshape((dim,) + heads)
+  )
+  weights = _attention_weights(folded, exponent, tokens, depth)
+  pooled = _pool_projected(
+    weights, tokens, kernels["v_proj"].reshape((dim,) + heads), biases["v_proj"].reshape(heads)
   )
   return (pooled.reshape(batch + (width,)) @ out_kernel + out_bias).astype(x.dtype)
 
@@ -590,26 +625,25 @@ def sim_pool(
   query_bias = read(("q", "bias"), (dim,), "D", optional=True)
   key_bias = read(("k", "bias"), (dim,), "D", optional=True)
 
+  del key_bias  # the same shift of every token's logit: the softmax cancels it
   normed = _layer_norm(rows, norm_scale, norm_bias, eps)
   query = jnp.mean(rows, axis=-2) @ query_kernel
-  keys = normed @ key_kernel
   if query_bias is not None:
     query = query + query_bias
-  if key_bias is not None:
-    keys = keys + key_bias
   batch = rows.shape[:-2]
-  query = query.reshape(batch + (num_heads, depth))
-  keys = keys.reshape(keys.shape[:-1] + (num_heads, depth))
-  values = normed.reshape(keys.shape)
+  heads = (num_heads, depth)
+  folded, exponent = _fold_query(query.reshape(batch + heads), key_kernel.reshape((dim,) + heads))
+  weights = _attention_weights(folded, exponent, normed, depth)
+  values = normed.reshape(normed.shape[:-1] + heads)
   if gamma is None:
-    pooled = _attend(query, keys, values)
+    pooled = jnp.einsum("...hm,...mhe->...he", weights, values)
   else:
     # The minimum read at its (first) position: its derivative goes there,
     # with no equality test against a recomputed operand (jnp.min's rule).
     lowest = jnp.argmin(jax.lax.stop_gradient(values), axis=-3, keepdims=True)
     minimum = jnp.take_along_axis(values, lowest, axis=-3)
     shifted = values - minimum + _SIMPOOL_SHIFT
-    pooled = _attend(query, keys, shifted**gamma) ** (1.0 / gamma)
+    pooled = jnp.einsum("...hm,...mhe->...he", weights, shifted**gamma) ** (1.0 / gamma)
   return pooled.reshape(batch + (dim,)).astype(x.dtype)
 
 
