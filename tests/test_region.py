@@ -446,6 +446,28 @@ def test_bin_division_is_ieee_under_jit():
     )
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bin_division_is_ieee_from_a_quotient_two_ulp_off(dtype, x64):
+  # XLA:GPU divides float32 to within 2 ulp (5 / 3 gave 1.6666667461 on an
+  # H200): the rounding starts from any quotient that close.
+  from jaxpool._src.core.boxes import correctly_rounded  # noqa: PLC0415
+
+  rng = np.random.default_rng(0)
+  a = np.concatenate(
+    [np.arange(-50, 4097), rng.standard_normal(2000) * 1e3, rng.random(2000) * 1e7]
+  ).astype(dtype)
+  for n in (1, 3, 7, 14, 255, 4000):
+    exact = a / np.asarray(n, dtype)
+    for ulps in (-2, -1, 1, 2):
+      off = exact
+      for _ in range(abs(ulps)):
+        off = np.nextafter(off, np.asarray(np.inf if ulps > 0 else -np.inf, dtype))
+      got = jax.jit(lambda v, q, n=n: correctly_rounded(v, n, q))(a, off)
+      np.testing.assert_array_equal(got, exact, err_msg=f"n={n}, {ulps} ulp")
+  special = np.array([np.inf, -np.inf, np.nan, 0.0], dtype)
+  np.testing.assert_array_equal(correctly_rounded(special, 7, special / 7), special / 7)
+
+
 def test_bin_division_stays_ieee_under_vmap_of_the_boxes():
   # Under vmap an unbatched divisor was broadcast along the batch after the
   # barrier, and the division became a multiplication again: 7 cells in 3

@@ -42,7 +42,7 @@ def torch_roi_align(x, boxes, output_shape, scale, sampling, aligned):
     size = size.clamp(min=1.0)
 
   def axis(i, bins, length):
-    t = (torch.arange(bins * sampling, dtype=x.dtype) + 0.5) / sampling
+    t = (torch.arange(bins * sampling, dtype=x.dtype, device=x.device) + 0.5) / sampling
     pos = start[:, i, None] + t[None] * (size[:, i, None] / bins)
     valid = (pos >= -1) & (pos <= length)
     norm = pos.clamp(0, length - 1) * (2.0 / max(length - 1, 1)) - 1

@@ -97,34 +97,63 @@ def check_scale(spatial_scale) -> float:
   return check_positive_number("spatial_scale", spatial_scale)
 
 
-@jax.custom_batching.custom_vmap
-def _divide_full(a: jax.Array, divisor: jax.Array) -> jax.Array:
-  return a / jax.lax.optimization_barrier(divisor)
+def _split(c: jax.Array, low_bits: int) -> tuple[jax.Array, jax.Array]:
+  """``c = hi + lo`` exactly, ``lo`` the low ``low_bits`` of the
+  significand (bit masking: no product a compiler could contract)."""
+  unsigned = {4: jnp.uint32, 8: jnp.uint64}[c.dtype.itemsize]
+  bits = jax.lax.bitcast_convert_type(c, unsigned)
+  hi = jax.lax.bitcast_convert_type(bits & ~unsigned((1 << low_bits) - 1), c.dtype)
+  return hi, c - hi
 
 
-@_divide_full.def_vmap
-def _divide_full_batched(axis_size, batched, a, divisor):
-  # An unbatched divisor would be broadcast along the batch after the
-  # barrier, and the division rewritten again: batch both operands.
-  a, divisor = (
-    v if is_batched else jnp.broadcast_to(v, (axis_size, *v.shape))
-    for v, is_batched in zip((a, divisor), batched)
-  )
-  return _divide_full(a, divisor), True
+def divide(a: jax.Array, n: int) -> jax.Array:
+  """``a / n`` for a positive int ``n``, rounded as IEEE division (to
+  nearest, ties to even), as torchvision's kernels divide.
 
-
-def divide(a: jax.Array, b) -> jax.Array:
-  """``a / b`` rounded as IEEE division, as torchvision's kernels divide.
-
-  XLA rewrites a division by a broadcast value into a multiplication by its
-  reciprocal, one ulp off, which moves a ``floor`` or ``ceil`` of an exact
-  integer quotient (``ceil(7 * fl(31 / 7))`` is 32, ``ceil(31 * fl(1/7) *
-  7)`` may not be); the barrier keeps the divisor a full array, under
-  ``vmap`` too (as large as the batched ``a``). No reverse-mode derivative
-  (``custom_vmap``): the operators divide only sizes they stop gradients at.
+  The hardware's quotient is not trusted: XLA:CPU rewrites a division by a
+  broadcast value into a multiplication by its reciprocal, and XLA:GPU
+  divides float32 to within 2 ulp, either of which moves a ``floor`` or
+  ``ceil`` of an exact integer quotient by a whole cell (``ceil(7 *
+  fl(31 / 7))`` is 32, ``ceil(31 * fl(1/7) * 7)`` may not be). Each of the
+  five floats nearest that quotient is tried: its residual $a - c n$ is
+  exact (``c`` split in two halves of its significand, each product exact
+  for ``n`` below $2^{12}$ in float32, $2^{26}$ in float64; every partial
+  difference a multiple of ``c``'s ulp that fits), and the candidate of the
+  smallest residual wins, the even one on a tie. Larger ``n`` and other
+  dtypes are divided plainly. Non-finite quotients pass through; 0 stays 0. A constant
+  for the derivative: the operators divide only sizes they stop gradients
+  at.
   """
-  divisor = jnp.broadcast_to(jnp.asarray(b, a.dtype), a.shape)
-  return _divide_full(a, divisor)
+  a = jax.lax.stop_gradient(jnp.asarray(a))
+  return correctly_rounded(a, n, a / n)
+
+
+def correctly_rounded(a: jax.Array, n: int, quotient: jax.Array) -> jax.Array:
+  """`divide`'s rounding of ``a / n`` from a ``quotient`` within 2 ulp."""
+  digits = jnp.finfo(a.dtype).nmant + 1
+  low_bits = (digits + 1) // 2
+  if a.dtype.itemsize not in (4, 8) or n >= 2 ** (digits - low_bits) - 4:
+    return quotient
+  unsigned = {4: jnp.uint32, 8: jnp.uint64}[a.dtype.itemsize]
+  up, down = jnp.full_like(quotient, jnp.inf), jnp.full_like(quotient, -jnp.inf)
+  below, above = jnp.nextafter(quotient, down), jnp.nextafter(quotient, up)
+  # The quotient first: a tie moves only from an odd candidate to an even
+  # one (a tie is a quotient halfway between two floats, or, where the
+  # backend flushes subnormals, any of these near 0).
+  best, best_error, best_even = quotient, None, None
+  for c in (quotient, below, above, jnp.nextafter(below, down), jnp.nextafter(above, up)):
+    hi, lo = _split(c, low_bits)
+    error = jnp.abs((a - hi * n) - lo * n)
+    even = (jax.lax.bitcast_convert_type(c, unsigned) & 1) == 0
+    if best_error is None:
+      best_error, best_even = error, even
+      continue
+    better = (error < best_error) | ((error == best_error) & even & ~best_even)
+    best = jnp.where(better, c, best)
+    best_error = jnp.where(better, error, best_error)
+    best_even = jnp.where(better, even, best_even)
+  best = jnp.where(a == 0, a, best)  # exactly, whether or not the backend flushes subnormals
+  return jnp.where(jnp.isfinite(quotient), best, quotient)
 
 
 def position_sensitive_features(features: int, output_shape, op: str) -> int:
