@@ -5,8 +5,9 @@ tokens).
 The learned arrays are one nested dict per head, under the names of the
 reference code (big_vision's Linen tree, CLIP's attributes, timm's), so
 their checkpoints load without renaming. Shared here: the attention of one
-query per head, computed on power-of-two rescaled queries and keys so that
-logits that leave the float range still give the softmax's limit, and a
+query per head, its key projection folded into the query (no token is
+projected), computed on power-of-two rescaled queries so that logits that
+leave the float range still give the softmax's limit, and a
 LayerNorm on rescaled rows (no overflow of the variance). The layers'
 initialisation is in ``attention_layer.py``.
 """
