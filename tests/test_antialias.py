@@ -115,13 +115,15 @@ def test_blur_pool_gradient_folds_at_short_axes_and_uneven_ends(mode):
   fn = lambda v: jaxpool.blur_pool(v, filters, strides, pads, pad_mode=mode)
   check_against_torch(fn, lambda t: torch_blur(t, filters, strides, pads, mode), x)
   # Forward mode, and a batch of cotangents under vmap, give the same map.
+  # (Jitted: eager, the pullback dispatches op by op.)
   y, pullback = jax.vjp(fn, jnp.asarray(x))
+  back = jax.jit(lambda c: pullback(c)[0])
   cotangents = np.random.default_rng(7).standard_normal((3, *y.shape)).astype(np.float32)
-  batched = jax.vmap(lambda c: pullback(c)[0])(cotangents)
+  batched = jax.jit(jax.vmap(back))(cotangents)
   for c, g in zip(cotangents, batched):
-    np.testing.assert_allclose(g, pullback(c)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(g, back(c), rtol=1e-5, atol=1e-6)
   tangent = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
-  _, dy = jax.jvp(fn, (jnp.asarray(x),), (jnp.asarray(tangent),))
+  dy = jax.jit(lambda v, t: jax.jvp(fn, (v,), (t,))[1])(jnp.asarray(x), jnp.asarray(tangent))
   np.testing.assert_allclose(dy, fn(tangent), rtol=1e-5, atol=1e-6)  # blur_pool is linear
 
 

@@ -171,26 +171,36 @@ def _sqrtm_maps(dtype):
   return [jnp.asarray(m, dtype) for m in maps]
 
 
+def _value_and_pullback(fn, x, g):
+  """``fn(x)`` and its pullback of ``g``, in one jitted program."""
+
+  def both(v, c):
+    y, pullback = jax.vjp(fn, v)
+    return y, pullback(c)[0]
+
+  return jax.jit(both)(x, g)
+
+
 @pytest.mark.parametrize("platform", ["cpu", "tpu"])  # an image at a time / the whole batch
 @pytest.mark.parametrize("iterations", [1, 2, 5])
 def test_sqrtm_derivative_is_autodiff_of_the_iteration_float64(iterations, platform, x64):
   for x in _sqrtm_maps(jnp.float64):
     g = jnp.asarray(_normal(x.shape[:1] + 2 * x.shape[-1:], seed=7))  # not symmetric
-    expected, pullback = jax.vjp(lambda v: _autodiff_sqrtm(v, iterations), x)
+    # Jitted: eager, the unrolled iterations dispatch op by op (seconds each).
+    expected, reference = _value_and_pullback(lambda v: _autodiff_sqrtm(v, iterations), x, g)
     with forced_platform(platform):
-      y, custom_pullback = jax.vjp(lambda v: jaxpool.covariance_pool(v, iterations=iterations), x)
-      grad = custom_pullback(g)[0]
+      y, grad = _value_and_pullback(
+        lambda v: jaxpool.covariance_pool(v, iterations=iterations), x, g
+      )
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-14)
-    reference = pullback(g)[0]
     np.testing.assert_allclose(grad, reference, rtol=1e-10, atol=1e-12 * np.abs(reference).max())
 
 
 def test_sqrtm_derivative_is_autodiff_of_the_iteration_float32():
   for x in _sqrtm_maps(jnp.float32):
     g = jnp.asarray(_normal(x.shape[:1] + 2 * x.shape[-1:], seed=7), jnp.float32)
-    expected, pullback = jax.vjp(_autodiff_sqrtm, x)
-    y, custom_pullback = jax.vjp(jaxpool.covariance_pool, x)
-    grad, reference = custom_pullback(g)[0], pullback(g)[0]
+    expected, reference = _value_and_pullback(_autodiff_sqrtm, x, g)
+    y, grad = _value_and_pullback(jaxpool.covariance_pool, x, g)
     assert np.isfinite(grad).all()
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(grad, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
