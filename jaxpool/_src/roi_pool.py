@@ -237,11 +237,6 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
   level_w = _block_level(w_hi - w_lo, taps_w, levels_w)  # (K, pw)
   rows = _tap_starts(h_lo, h_hi, level_h, taps_h)  # (taps_h, K, ph)
   cols = _tap_starts(w_lo, w_hi, level_w, taps_w)  # (taps_w, K, pw)
-  # Every (row tap, column tap) pair of every bin, one pair per step.
-  steps = (
-    jnp.repeat(rows, taps_w, axis=0)[:, :, :, None],
-    jnp.tile(cols, (taps_h, 1, 1))[:, :, None, :],
-  )
   k = index[:, None, None]
   source = jax.lax.stop_gradient(x)
 
@@ -252,10 +247,16 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
   def scan(read):
     # Two light passes (the maximum, then the lowest index holding it) cost
     # less than one pass carrying (value, index) pairs.
-    def fold(op, init):
-      return jax.lax.scan(lambda acc, step: (op(acc, *read(*step)), None), init, steps)[0]
+    # Step t reads row tap t // taps_w and column tap t % taps_w of every
+    # bin (indexed, not stacked: (taps_h * taps_w, K, ph) index arrays pad
+    # to 128 lanes on TPU).
+    def at(t):
+      return read(rows[t // taps_w][:, :, None], cols[t % taps_w][:, None, :])
 
-    best = fold(lambda acc, value, _: jnp.maximum(acc, value), read(steps[0][0], steps[1][0])[0])
+    def fold(op, init):
+      return jax.lax.fori_loop(0, taps_h * taps_w, lambda t, acc: op(acc, *at(t)), init)
+
+    best = fold(lambda acc, value, _: jnp.maximum(acc, value), at(0)[0])
     nan = jnp.isnan(best) if dtypes.is_float(best.dtype) else None
 
     def lowest(acc, value, index):
