@@ -110,6 +110,24 @@ def test_roi_pool_keeps_integer_maps_and_big_bins_under_jit():
   )
 
 
+def test_roi_pool_traced_boxes_match_torchvisions_rules():
+  # Boxes passed to jit: the bins' sizes are known only at run time. On CPU
+  # the scan takes as many steps as the largest bin has cells (smaller bins
+  # re-read their last cell), under the static bound; ties go to the lowest
+  # row-major index.
+  rng = np.random.default_rng(5)
+  x = _ties((2, 12, 14, 8), seed=5)
+  centre, half = rng.uniform(0, 28, (60, 2)), rng.uniform(0, 9, (60, 2))
+  boxes = np.concatenate([rng.integers(0, 2, (60, 1)), centre - half, centre + half], 1)
+  boxes = boxes.astype(np.float32)
+  cot = _normal((60, 5, 4, 8), seed=6)
+  fn = jax.jit(lambda v, b: jaxpool.roi_pool(v, b, (5, 4), spatial_scale=0.5))
+  y, grad = _vjp(lambda v: fn(v, boxes), x, cot)
+  np.testing.assert_array_equal(y, roi_pool_reference(x, boxes, (5, 4), 0.5)[0])
+  ref_grad = roi_pool_grad_reference(x.shape, boxes, (5, 4), cot, 0.5, x=x)
+  np.testing.assert_allclose(grad, ref_grad, rtol=1e-6, atol=1e-6)
+
+
 def test_roi_pool_propagates_nan_in_its_bin_only():
   x = _normal((1, 8, 8, 1))
   x[0, 1, 1, 0] = np.nan

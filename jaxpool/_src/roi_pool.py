@@ -244,17 +244,18 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
     value = source[k, row, col]  # (K, ph, pw, features)
     return value, jnp.broadcast_to((row * width + col)[..., None], value.shape)
 
-  def scan(read):
+  def scan(read, counts=(taps_h, taps_w)):
     # Two light passes (the maximum, then the lowest index holding it) cost
-    # less than one pass carrying (value, index) pairs.
-    # Step t reads row tap t // taps_w and column tap t % taps_w of every
-    # bin (indexed, not stacked: (taps_h * taps_w, K, ph) index arrays pad
-    # to 128 lanes on TPU).
+    # less than one pass carrying (value, index) pairs. Step t reads row tap
+    # t // count_w and column tap t % count_w of every bin (indexed, not
+    # stacked: (steps, K, ph) index arrays pad to 128 lanes on TPU).
+    count_h, count_w = counts
+
     def at(t):
-      return read(rows[t // taps_w][:, :, None], cols[t % taps_w][:, None, :])
+      return read(rows[t // count_w][:, :, None], cols[t % count_w][:, None, :])
 
     def fold(op, init):
-      return jax.lax.fori_loop(0, taps_h * taps_w, lambda t, acc: op(acc, *at(t)), init)
+      return jax.lax.fori_loop(0, count_h * count_w, lambda t, acc: op(acc, *at(t)), init)
 
     best = fold(lambda acc, value, _: jnp.maximum(acc, value), at(0)[0])
     nan = jnp.isnan(best) if dtypes.is_float(best.dtype) else None
@@ -267,6 +268,12 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
 
   def by_cells():
     return scan(cells)
+
+  def by_largest_cells():
+    # With conditionals (a loop of run-time length costs no host round trip
+    # on CPU): as many steps as the largest bin has cells, not the bound.
+    largest = lambda lo, hi: jnp.maximum(jnp.max(hi - lo, initial=1), 1)
+    return scan(cells, (largest(h_lo, h_hi), largest(w_lo, w_hi)))
 
   def by_blocks():
     # The table holds levels_h * levels_w (value, index) pairs per cell: it
@@ -286,7 +293,7 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
   def by_policy(policy):
     if not policy.conditionals:
       return by_blocks()
-    return jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), by_blocks, by_cells)
+    return jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), by_blocks, by_largest_cells)
 
   if levels_h == levels_w == 1:
     winner = by_cells()
