@@ -2,6 +2,7 @@
 gradients and indices; numerics of LP pooling; integer dtypes."""
 
 import itertools
+import warnings
 
 import chex
 import jax
@@ -171,6 +172,21 @@ def test_nan_in_a_max_window_gives_nan():
 def test_max_pool_second_order(x64):
   x = jax.random.permutation(jax.random.key(2), 72).reshape(2, 6, 6, 1).astype(jnp.float64) / 5.0
   check_grads(lambda v: jaxpool.max_pool(v, (3, 3), 2, 1, dilation=1), (x,), order=2)
+
+
+def test_max_pool_second_derivative_keeps_float64_on_gpu(x64):
+  # JAX's second derivative of reduce_window's max packs a value and a
+  # tangent into one 64-bit word on GPU ("Using reduced precision for
+  # gradient of reduce-window min/max operator"): an H200 was 2.9% off in
+  # test_max_pool_second_order. float64 takes the taps, which it lowers exactly.
+  f = lambda v: jaxpool.max_pool(v, (3, 3), 2, 1)
+  hvp = lambda v: jax.jvp(jax.grad(lambda u: jnp.sum(jnp.sin(f(u)))), (v,), (v,))[1]
+  for dtype in (jnp.float64, jnp.float32):
+    with warnings.catch_warnings():
+      warnings.filterwarnings("error", message=".*reduced precision.*")
+      jax.jit(hvp).trace(jax.ShapeDtypeStruct((2, 6, 6, 1), dtype)).lower(
+        lowering_platforms=("cuda",)
+      )
 
 
 def _median_reference(x, k, s, p, even):

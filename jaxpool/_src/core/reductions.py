@@ -396,13 +396,18 @@ def extremum_pool(x: jax.Array, geom: WindowGeometry, kind: Kind) -> jax.Array:
   extremum, so the derivative is torch's. The ``"reduce_window"``
   formulation's derivative (``select_and_scatter``, selecting with ``>=``)
   routes to the first extremum too; JAX does not differentiate it with
-  dilation, so dilated windows of floats always take the taps.
+  dilation, so dilated windows of floats always take the taps. Nor does it
+  differentiate it twice exactly in 64 bits on GPU (its second derivative
+  packs a value and a tangent into one 64-bit word there, halving
+  float64's bits), so float64 always takes the taps too.
   """
-  pool = _reduce_extremum if not dtypes.is_float(x.dtype) else _extremum_pool
-  dilated = any(d > 1 for d in geom.dilation) and dtypes.is_float(x.dtype)
+  floats = dtypes.is_float(x.dtype)
+  pool = _reduce_extremum if not floats else _extremum_pool
+  dilated = any(d > 1 for d in geom.dilation) and floats
+  wide = floats and jnp.dtype(x.dtype).itemsize > 4
   by_reduce_window = (
     None
-    if dilated
+    if dilated or wide
     else (
       lambda v: _reduce_window(
         v, geom, never_wins(v.dtype, kind), lax.max if kind == "max" else lax.min
