@@ -244,7 +244,7 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
     value = source[k, row, col]  # (K, ph, pw, features)
     return value, jnp.broadcast_to((row * width + col)[..., None], value.shape)
 
-  def scan(read, counts=(taps_h, taps_w)):
+  def scan(read, counts=(taps_h, taps_w), unroll=1):
     # Two light passes (the maximum, then the lowest index holding it) cost
     # less than one pass carrying (value, index) pairs. Step t reads row tap
     # t // count_w and column tap t % count_w of every bin (indexed, not
@@ -255,7 +255,8 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
       return read(rows[t // count_w][:, :, None], cols[t % count_w][:, None, :])
 
     def fold(op, init):
-      return jax.lax.fori_loop(0, count_h * count_w, lambda t, acc: op(acc, *at(t)), init)
+      body = lambda t, acc: op(acc, *at(t))
+      return jax.lax.fori_loop(0, count_h * count_w, body, init, unroll=unroll)
 
     best = fold(lambda acc, value, _: jnp.maximum(acc, value), at(0)[0])
     nan = jnp.isnan(best) if dtypes.is_float(best.dtype) else None
@@ -275,7 +276,7 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
     largest = lambda lo, hi: jnp.maximum(jnp.max(hi - lo, initial=1), 1)
     return scan(cells, (largest(h_lo, h_hi), largest(w_lo, w_hi)))
 
-  def by_blocks():
+  def by_blocks(unrolled: bool):
     # The table holds levels_h * levels_w (value, index) pairs per cell: it
     # is built for a slice of the features at a time, about 1 / (levels_h *
     # levels_w) of them, so it stays near twice the map's size.
@@ -285,20 +286,26 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
 
     def part_winners(part):
       values, winners = _sparse_table(part, levels_h, levels_w)
-      return scan(lambda row, col: (values[at(row, col)], winners[at(row, col)]))
+      # A row of taps per iteration where the policy says loop steps cost
+      # launches (GPU): one fused pass each.
+      return scan(
+        lambda row, col: (values[at(row, col)], winners[at(row, col)]),
+        unroll=taps_w if unrolled else 1,
+      )
 
     winners = jax.lax.map(part_winners, parts)  # (chunks, K, ph, pw, features / chunks)
     return jnp.moveaxis(winners, 0, 3).reshape(winners.shape[1:4] + (features,))
 
   def by_policy(policy):
+    blocks = functools.partial(by_blocks, policy.unrolled_loops)
     if not policy.conditionals:
-      return by_blocks()
-    return jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), by_blocks, by_largest_cells)
+      return blocks()
+    return jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), blocks, by_largest_cells)
 
   if levels_h == levels_w == 1:
     winner = by_cells()
   else:
-    winner = choose(by_policy, reads=("conditionals",))
+    winner = choose(by_policy, reads=("conditionals", "unrolled_loops"))
   cell = index[:, None, None, None] * (height * width) + winner
   if x.size < 2**31:
     # One flat index per output: its transpose, the backward's scatter,

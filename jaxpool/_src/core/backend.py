@@ -77,6 +77,10 @@ class Policy:
       matrix log's Gram form, and their derivatives) works on at a time, in a loop over the batch; ``None``:
       the whole batch at once. Fewer images bound the temp memory by the
       images' matrices.
+    unrolled_loops: whether a loop of many light steps (RoIPool's scan of
+      its sparse table) runs a row of steps per iteration, one fused pass
+      (GPU: each iteration costs kernel launches), or one step (XLA:TPU
+      materialises every unrolled step's gather).
   """
 
   barrier: Literal["cond", "optimization_barrier"]
@@ -86,6 +90,7 @@ class Policy:
   max_fused_pads: int | None = None
   variadic_reduce_window: bool = False
   matrix_images: int | None = None
+  unrolled_loops: bool = False
 
 
 _ACCELERATOR = Policy(
@@ -104,8 +109,8 @@ POLICIES: dict[str, Policy] = {
     max_fused_pads=5,
     matrix_images=1,
   ),
-  "cuda": _ACCELERATOR,
-  "rocm": _ACCELERATOR,
+  "cuda": dataclasses.replace(_ACCELERATOR, unrolled_loops=True),
+  "rocm": dataclasses.replace(_ACCELERATOR, unrolled_loops=True),
   "tpu": dataclasses.replace(_ACCELERATOR, variadic_reduce_window=True),
 }
 """One row per platform; ``"tpu"`` also stands for any other platform."""
