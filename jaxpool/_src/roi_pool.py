@@ -91,10 +91,12 @@ def _shift(pair, step: int, axis: int, fill):
   return ahead(value, fill), ahead(index, np.iinfo(np.int32).max)
 
 
-def _sparse_table(x, levels_h: int, levels_w: int):
+def _sparse_table(x, levels_h: int, levels_w: int, side_by_side: bool):
   """``(value, index)`` of the first maximum of every ``2**i x 2**j`` block,
-  stacked ``(levels_h, levels_w, batch, H, W, features)``; ``index`` is the
-  cell's row-major position ``h * W + w`` in its map."""
+  stacked ``(levels_h, levels_w, batch, H, W, features)``, or with
+  ``side_by_side`` ``(levels_h, levels_w, batch, H, W * features)``: a row's
+  cells side by side, one dense minor axis. ``index`` is the cell's
+  row-major position ``h * W + w`` in its map."""
   batch, height, width, features = x.shape
   flat = jnp.arange(height * width, dtype=jnp.int32).reshape(1, height, width, 1)
   base = (x, jnp.broadcast_to(flat, x.shape))
@@ -108,8 +110,9 @@ def _sparse_table(x, levels_h: int, levels_w: int):
     for j in range(1, levels_w):
       cols.append(_combine(cols[-1], _shift(cols[-1], 2 ** (j - 1), 2, fill)))
     table.append(cols)
-  value = jnp.stack([jnp.stack([c[0] for c in r]) for r in table])
-  index = jnp.stack([jnp.stack([c[1] for c in r]) for r in table])
+  shape = (batch, height, width * features) if side_by_side else x.shape
+  value = jnp.stack([jnp.stack([c[0].reshape(shape) for c in r]) for r in table])
+  index = jnp.stack([jnp.stack([c[1].reshape(shape) for c in r]) for r in table])
   return value, index
 
 
@@ -276,28 +279,39 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
     largest = lambda lo, hi: jnp.maximum(jnp.max(hi - lo, initial=1), 1)
     return scan(cells, (largest(h_lo, h_hi), largest(w_lo, w_hi)))
 
-  def by_blocks(unrolled: bool):
+  def by_blocks(policy):
     # The table holds levels_h * levels_w (value, index) pairs per cell: it
     # is built for a slice of the features at a time, about 1 / (levels_h *
     # levels_w) of them, so it stays near twice the map's size.
     chunks = _divisor_at_least(features, levels_h * levels_w)
     parts = jnp.moveaxis(source.reshape(batch, height, width, chunks, -1), 3, 0)
     at = lambda row, col: (level_h[:, :, None], level_w[:, None, :], k, row, col)
+    side_by_side = policy.lane_dense_tables
 
     def part_winners(part):
-      values, winners = _sparse_table(part, levels_h, levels_w)
+      table = _sparse_table(part, levels_h, levels_w, side_by_side)
+      if not side_by_side:
+        read = lambda row, col: tuple(t[at(row, col)] for t in table)
+      else:
+        # A cell's features start at col * size of its table row.
+        size = part.shape[-1]
+        dims = jax.lax.GatherDimensionNumbers(
+          offset_dims=(3,), collapsed_slice_dims=(0, 1, 2, 3), start_index_map=(0, 1, 2, 3, 4)
+        )
+
+        def read(row, col):
+          starts = jnp.stack(jnp.broadcast_arrays(*at(row, col * size)), axis=-1)
+          return tuple(jax.lax.gather(t, starts, dims, (1, 1, 1, 1, size)) for t in table)
+
       # A row of taps per iteration where the policy says loop steps cost
       # launches (GPU): one fused pass each.
-      return scan(
-        lambda row, col: (values[at(row, col)], winners[at(row, col)]),
-        unroll=taps_w if unrolled else 1,
-      )
+      return scan(read, unroll=taps_w if policy.unrolled_loops else 1)
 
     winners = jax.lax.map(part_winners, parts)  # (chunks, K, ph, pw, features / chunks)
     return jnp.moveaxis(winners, 0, 3).reshape(winners.shape[1:4] + (features,))
 
   def by_policy(policy):
-    blocks = functools.partial(by_blocks, policy.unrolled_loops)
+    blocks = functools.partial(by_blocks, policy)
     if not policy.conditionals:
       return blocks()
     return jax.lax.cond(jnp.any(level_h > 0) | jnp.any(level_w > 0), blocks, by_largest_cells)
@@ -305,7 +319,7 @@ def _roi_pool_bins(x, index, h_lo, h_hi, w_lo, w_hi, taps_h, levels_h, taps_w, l
   if levels_h == levels_w == 1:
     winner = by_cells()
   else:
-    winner = choose(by_policy, reads=("conditionals", "unrolled_loops"))
+    winner = choose(by_policy, reads=("conditionals", "unrolled_loops", "lane_dense_tables"))
   cell = index[:, None, None, None] * (height * width) + winner
   if x.size < 2**31:
     # One flat index per output: its transpose, the backward's scatter,

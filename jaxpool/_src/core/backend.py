@@ -81,6 +81,11 @@ class Policy:
       its sparse table) runs a row of steps per iteration, one fused pass
       (GPU: each iteration costs kernel launches), or one step (XLA:TPU
       materialises every unrolled step's gather).
+    lane_dense_tables: whether a table of a few features per cell
+      (RoIPool's sparse table, built for a slice of the features at a time)
+      holds a row's cells side by side, one dense minor axis (XLA:TPU pads a
+      minor axis of 16 features to 128 lanes, 8x the table), or a minor axis
+      of the features (read faster elsewhere: a third faster on CPU).
   """
 
   barrier: Literal["cond", "optimization_barrier"]
@@ -91,6 +96,7 @@ class Policy:
   variadic_reduce_window: bool = False
   matrix_images: int | None = None
   unrolled_loops: bool = False
+  lane_dense_tables: bool = False
 
 
 _ACCELERATOR = Policy(
@@ -111,7 +117,7 @@ POLICIES: dict[str, Policy] = {
   ),
   "cuda": dataclasses.replace(_ACCELERATOR, unrolled_loops=True),
   "rocm": dataclasses.replace(_ACCELERATOR, unrolled_loops=True),
-  "tpu": dataclasses.replace(_ACCELERATOR, variadic_reduce_window=True),
+  "tpu": dataclasses.replace(_ACCELERATOR, variadic_reduce_window=True, lane_dense_tables=True),
 }
 """One row per platform; ``"tpu"`` also stands for any other platform."""
 
