@@ -212,9 +212,9 @@ def sum_taps(
   # Tap (r, s) of bin (p, q) is row tap r of p times column tap s of q. The
   # step forms the tap's (K, ph, pw) cells from the factors, so only the
   # weights are stored per tap (formed in the step as well, XLA:CPU keeps one
-  # more (K, ph, pw, features) slab in the backward).
-  # A tap's weights are stored as one flat row: (taps, K, ph, pw) would pad
-  # its minor (ph, pw) axes to (8, 128) on TPU, 18x for 7 x 7 bins.
+  # more (K, ph, pw, features) slab in the backward), as one flat row each:
+  # (taps, K, ph, pw) would pad its minor (ph, pw) axes to (8, 128) on TPU,
+  # 18x for 7 x 7 bins.
   weights = (row_weights[:, :, None, :, None] * col_weights[:, None, :, None, :]).astype(compute)
   weights = jnp.moveaxis(weights.reshape(boxes * ph * pw, -1), -1, 0)
 
